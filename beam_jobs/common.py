@@ -1,0 +1,100 @@
+"""What every wit Beam job shares: the default runner, counters as a Tally, stats.json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.utils import shared
+
+from wit_pipeline import fsio
+from wit_pipeline.stats import check_stages, counter_name, stages_from_counters, stats_document
+
+NAMESPACE = "wit"
+T = TypeVar("T")
+
+
+def make_pipeline(pipeline_args: list[str]) -> beam.Pipeline:
+    """A Pipeline on FnApiRunner unless --runner says otherwise.
+
+    Beam's default DirectRunner first tries to download a Prism binary; pinning FnApiRunner
+    keeps local runs offline. `--direct_num_workers=N --direct_running_mode=multi_processing`
+    still work and catch pickling mistakes that Dataflow would hit.
+    """
+    options = PipelineOptions(pipeline_args)
+    # Workers unpickle DoFns that reference module-level names; keep the main session small.
+    options.view_as(SetupOptions).save_main_session = False
+    runner = options.view_as(StandardOptions).runner
+    if runner is None:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return beam.Pipeline(runner=FnApiRunner(), options=options)
+    return beam.Pipeline(options=options)
+
+
+class BeamTally:
+    """A `wit_pipeline.stats.Tally` backed by Beam counters; create it inside a DoFn."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, Any] = {}
+
+    def inc(self, stage: str, field: str, n: int = 1) -> None:
+        name = counter_name(stage, field)
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
+        counter.inc(n)
+
+    def kept(self, stage: str, n: int = 1) -> None:
+        self.inc(stage, "out", n)
+
+    def dropped(self, stage: str, reason: str, n: int = 1) -> None:
+        self.inc(stage, f"dropped.{reason}", n)
+
+
+def counters_of(result: Any) -> dict[str, int]:
+    """The wit counters of a finished pipeline (committed where the runner has them)."""
+    found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    counters: dict[str, int] = {}
+    for c in found:
+        value = c.committed if c.committed is not None else c.attempted
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
+    return counters
+
+
+def write_stats(
+    result: Any,
+    output: str,
+    order: Iterable[str],
+    chained: Iterable[tuple[str, str]] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build stats.json from the job's counters, check that nothing was lost, write it."""
+    stages = stages_from_counters(counters_of(result), order)
+    doc = stats_document(stages, **extra)
+    try:
+        check_stages(stages, chained)
+    except ValueError as exc:  # still write what we have: it is the evidence
+        doc["error"] = str(exc)
+        fsio.write_json(fsio.join(output, "stats.json"), doc)
+        raise
+    fsio.write_json(fsio.join(output, "stats.json"), doc)
+    logging.info("wrote %s", fsio.join(output, "stats.json"))
+    return doc
+
+
+class _Holder:
+    """Weak-referenceable box: Shared keeps objects only while someone holds them."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def shared_load(handle: shared.Shared, tag: str, load: Callable[[], T]) -> T:
+    """Build a heavy object (automaton, fastText model) once per worker process."""
+    return handle.acquire(lambda: _Holder(load()), tag=tag).value

@@ -1,0 +1,4 @@
+"""Shim for Beam's --setup_file on Dataflow: the metadata lives in pyproject.toml."""
+from setuptools import setup
+
+setup()

@@ -1,0 +1,70 @@
+"""Paths are URLs: local paths, file://, gs://, s3:// through fsspec.
+
+Outputs are written under a temporary name beside the target and renamed, so a reader
+never sees half a file and a re-run after a crash overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import IO, Any
+
+import fsspec
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs, path
+
+
+def join(base: str, *parts: str) -> str:
+    base = base.rstrip("/")
+    return "/".join([base, *[p.strip("/") for p in parts]])
+
+
+def makedirs(url: str) -> None:
+    fs, path = filesystem(url)
+    fs.makedirs(path, exist_ok=True)
+
+
+def expand(pattern: str) -> list[str]:
+    """Sorted file URLs matching a glob (or the path itself when it has no wildcard)."""
+    fs, path = filesystem(pattern)
+    paths = sorted(fs.glob(path)) if any(c in path for c in "*?[") else ([path] if fs.exists(path) else [])
+    return [fs.unstrip_protocol(p) if "://" in pattern else p for p in paths]
+
+
+@contextlib.contextmanager
+def atomic_open(url: str, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open `url` for writing under a temporary name; rename into place on success only."""
+    if "w" not in mode:
+        raise ValueError("atomic_open is for writing")
+    fs, path = filesystem(url)
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:12]}"
+    try:
+        with fs.open(tmp, mode) as f:
+            yield f
+        fs.mv(tmp, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(tmp)
+        raise
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    with atomic_open(url, "wb") as f:
+        f.write(data)
+
+
+def write_json(url: str, doc: Any) -> None:
+    write_bytes(url, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
+
+
+def read_json(url: str) -> Any:
+    with fsspec.open(url, "rb") as f:
+        return json.loads(f.read())

@@ -1,0 +1,40 @@
+"""The sample key, and every random draw derived from it.
+
+One key names a sample in every stage, seeds every choice about it and decides its shard.
+Draws are hashes, not RNG state, so they are identical on every runner, worker count and
+rerun (a Beam bundle may be retried on another worker; a hash does not care).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+KEY_HEX_CHARS = 16  # 64-bit key
+
+
+def sample_key(url: str, text: str) -> str:
+    """64-bit hex key of an (image URL, text) pair; the NUL separator keeps ("ab","c") != ("a","bc")."""
+    digest = hashlib.blake2b(f"{url}\0{text}".encode("utf-8"), digest_size=8).digest()
+    return digest.hex()
+
+
+def _hash64(*parts: object) -> int:
+    payload = "\0".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
+
+
+def salted_hash(key: str, salt: object, seed: int) -> int:
+    """A 64-bit integer that orders samples reproducibly per (salt, seed), e.g. salt = query id."""
+    return _hash64(key, salt, seed)
+
+
+def uniform(key: str, salt: object, seed: int) -> float:
+    """A draw in [0, 1) from (key, salt, seed): the coin for every random choice about a sample."""
+    return (salted_hash(key, salt, seed) >> 11) / float(1 << 53)
+
+
+def shard_of(key: str, num_shards: int, seed: int = 0) -> int:
+    """The shard a key belongs to: shuffles samples across shards without global state."""
+    if num_shards <= 0:
+        raise ValueError(f"num_shards must be positive, got {num_shards}")
+    return salted_hash(key, "shard", seed) % num_shards
