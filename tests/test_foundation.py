@@ -1,0 +1,99 @@
+"""Keys, text normalisation, stats accounting, schemas, parquet IO and the CLI table."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pyarrow as pa
+import pytest
+
+from wit_pipeline import cli, keys, parquet_io, schema, stats, textnorm
+
+
+def test_sample_key_is_stable_and_separates_fields():
+    assert keys.sample_key("http://a/x.jpg", "a red circle") == keys.sample_key("http://a/x.jpg", "a red circle")
+    assert len(keys.sample_key("u", "t")) == keys.KEY_HEX_CHARS
+    assert keys.sample_key("ab", "c") != keys.sample_key("a", "bc")
+    # Pinned value: changing the key function silently would reshuffle every dataset.
+    assert keys.sample_key("http://example.com/a.jpg", "a red circle") == "c9bfaceed43c30b9"
+
+
+def test_uniform_draws_are_deterministic_and_spread():
+    draws = [keys.uniform(f"{i:016x}", 3, 0) for i in range(20000)]
+    assert draws == [keys.uniform(f"{i:016x}", 3, 0) for i in range(20000)]
+    assert all(0.0 <= d < 1.0 for d in draws)
+    assert abs(sum(draws) / len(draws) - 0.5) < 0.01
+    assert keys.uniform("00", 3, 0) != keys.uniform("00", 3, 1)
+
+
+def test_shard_of_rejects_bad_count_and_covers_all_shards():
+    with pytest.raises(ValueError):
+        keys.shard_of("ab", 0)
+    assert {keys.shard_of(f"{i:x}", 4) for i in range(200)} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "expected_cs"),
+    [
+        ("A Red-Circle, with_stripes!", "a red circle with stripes", "A Red Circle with stripes"),
+        ("Don't 'quote' me", "don't quote me", "Don't quote me"),
+        ("IMG_2031.JPG", "img 2031 jpg", "IMG 2031 JPG"),
+        ("Ｆｕｌｌ width", "full width", "Full width"),
+        ("  \n\t ", "", ""),
+    ],
+)
+def test_normalize(text, expected, expected_cs):
+    assert textnorm.normalize(text) == expected
+    assert textnorm.normalize(text, case_sensitive=True) == expected_cs
+    assert textnorm.padded(text) == f" {expected} "
+
+
+def test_stats_from_counters_and_checks():
+    tally = stats.DictTally()
+    tally.inc("extract", "in", 10)
+    tally.kept("extract", 7)
+    tally.dropped("extract", "no_text", 3)
+    tally.inc("filter", "in", 7)
+    tally.kept("filter", 5)
+    tally.dropped("filter", "junk", 2)
+    stages = stats.stages_from_counters(tally.counts, ["extract", "filter"])
+    assert stages == [
+        {"name": "extract", "in": 10, "out": 7, "dropped": {"no_text": 3}},
+        {"name": "filter", "in": 7, "out": 5, "dropped": {"junk": 2}},
+    ]
+    stats.check_stages(stages, [("extract", "filter")])
+    tally.inc("filter", "in", 1)  # one record that was never accounted for
+    broken = stats.stages_from_counters(tally.counts, ["extract", "filter"])
+    with pytest.raises(ValueError, match="unaccounted"):
+        stats.check_stages(broken)
+
+
+def test_schema_validate_names_every_problem():
+    table = pa.table({"url": ["u"], "caption": [1]})
+    with pytest.raises(schema.SchemaError) as err:
+        schema.validate(table, schema.SELECTED, "selected")
+    assert "missing column 'key'" in str(err.value)
+    assert "column 'caption' is int64, expected string" in str(err.value)
+
+
+def test_parquet_rows_are_sorted_and_bytes_are_reproducible(tmp_path):
+    rows = [
+        {"query_id": q, "query": f"q{q}", "count": q * 10, "selected": q}
+        for q in (5, 1, 3)
+    ]
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    parquet_io.write_rows(str(a), rows, schema.QUERY_COUNTS, "query_id")
+    parquet_io.write_rows(str(b), list(reversed(rows)), schema.QUERY_COUNTS, "query_id")
+    assert a.read_bytes() == b.read_bytes()
+    table = parquet_io.read_table(str(tmp_path / "*.parquet"), schema.QUERY_COUNTS)
+    assert table.column("query_id").to_pylist() == [1, 3, 5, 1, 3, 5]
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_cli_lists_stages_and_every_stage_module_exists(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (module, _) in cli.STAGES.items():
+        assert name in out
+        assert importlib.util.find_spec(module) is not None, module
+    assert cli.main(["no-such-stage"]) == 2

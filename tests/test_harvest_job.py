@@ -1,0 +1,150 @@
+"""The harvest Beam job: a TestPipeline test of balancing, and end-to-end runs on the generated crawl."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from beam_jobs import harvest
+from wit_pipeline import keys, parquet_io, schema, stats
+from wit_pipeline.balance import cap_rank, select_cap
+
+
+def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
+    rng = random.Random(seed)
+    weights = [1.0 / (q + 1) for q in range(n_queries)]
+    records = []
+    for i in range(n):
+        qids = sorted(set(rng.choices(range(n_queries), weights=weights, k=rng.choice((1, 1, 2)))))
+        records.append({"key": keys.sample_key(f"http://x/{i}.jpg", "t"), "query_ids": qids})
+    return records
+
+
+def test_cap_balance_keeps_at_most_t_per_query_in_a_pipeline():
+    records = _skewed_records(3000, 40)
+    t = 25
+
+    expected = select_cap([(r["key"], r["query_ids"]) for r in records], t, 0)
+
+    def check(selected):
+        chosen = [r["key"] for r in selected]
+        assert len(chosen) == len(set(chosen))  # no record twice
+        assert set(chosen) == expected
+        per_query = collections.Counter(q for r in selected for q in r["query_ids"])
+        assert max(per_query.values()) <= t
+        assert 0 < per_query[0] <= t  # the most frequent query (~700 pairs) was capped
+
+    with TestPipeline(runner=FnApiRunner()) as p:
+        selected = p | beam.Create(records) | harvest.Balance("cap", t, seed=0)
+        assert_that(selected, check)
+
+
+def _run_harvest(crawl, out: Path, *extra: str, input_glob: str | None = None) -> dict:
+    argv = [
+        "--input", input_glob or crawl.wat_glob,
+        "--output", str(out),
+        "--balance", "cap", "--t", "3", "--num-shards", "2",
+        *extra,
+    ]
+    assert harvest.run(argv) == 0
+    return json.loads((out / "stats.json").read_text())
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*.parquet"))
+    }
+
+
+@pytest.fixture(scope="module")
+def wat_run(crawl, tmp_path_factory):
+    out = tmp_path_factory.mktemp("harvest_wat")
+    return out, _run_harvest(crawl, out)
+
+
+def test_harvest_accounts_for_every_record(wat_run):
+    out, doc = wat_run
+    stages = doc["stages"]
+    assert [s["name"] for s in stages] == list(harvest.STAGES)
+    stats.check_stages(stages, harvest.CHAINED)
+    by = {s["name"]: s for s in stages}
+    assert by["read"]["in"] > 0 and by["extract"]["in"] > by["extract"]["out"] > 0
+    assert by["filter"]["dropped"].get("wrong_language", 0) > 0
+    assert by["filter"]["dropped"].get("junk", 0) > 0
+    assert by["dedup"]["dropped"].get("duplicate", 0) > 0
+    assert by["balance"]["dropped"].get("over_cap", 0) > 0
+
+
+def test_harvest_outputs_are_consistent(wat_run):
+    out, doc = wat_run
+    by = {s["name"]: s for s in doc["stages"]}
+    candidates = parquet_io.read_table(str(out / "candidates" / "*.parquet"), schema.CANDIDATES)
+    selected = parquet_io.read_table(str(out / "selected" / "*.parquet"), schema.SELECTED)
+    counts = parquet_io.read_table(str(out / "query_counts.parquet"), schema.QUERY_COUNTS)
+    assert candidates.num_rows == by["match"]["out"]
+    assert selected.num_rows == by["balance"]["out"]
+    cand_keys = candidates.column("key").to_pylist()
+    assert len(set(cand_keys)) == len(cand_keys)
+    assert set(selected.column("key").to_pylist()) <= set(cand_keys)
+    for row in candidates.to_pylist():
+        assert row["key"] == keys.sample_key(row["url"], row["text"])
+        assert row["query_ids"] and row["url"].startswith("http")
+        assert row["language"] == "en"
+    per_query = collections.Counter(q for ids in candidates.column("query_ids").to_pylist() for q in ids)
+    assert dict(zip(counts.column("query_id").to_pylist(), counts.column("count").to_pylist())) == dict(per_query)
+    sel_per_query = collections.Counter(q for ids in selected.column("query_ids").to_pylist() for q in ids)
+    assert dict(zip(counts.column("query_id").to_pylist(), counts.column("selected").to_pylist())) == {
+        q: sel_per_query.get(q, 0) for q in per_query
+    }
+    # img2dataset reads the selection as it is: url and caption columns.
+    assert pq.read_schema(next((out / "selected").glob("*.parquet"))).names[:2] == ["url", "caption"]
+
+
+def test_warc_and_wat_give_the_same_candidates(crawl, wat_run, tmp_path):
+    out_wat, _ = wat_run
+    out_warc = tmp_path / "warc"
+    _run_harvest(crawl, out_warc, input_glob=crawl.warc_glob)
+
+    def pairs(folder):
+        table = parquet_io.read_table(str(folder / "candidates" / "*.parquet"), schema.CANDIDATES)
+        return set(zip(table.column("url").to_pylist(), table.column("text").to_pylist()))
+
+    assert pairs(out_warc) == pairs(out_wat)
+
+
+def test_reruns_and_multiprocess_runs_are_byte_identical(crawl, wat_run, tmp_path):
+    out, _ = wat_run
+    again = tmp_path / "multi"
+    _run_harvest(crawl, again, "--direct_num_workers=2", "--direct_running_mode=multi_processing")
+    assert _digest(again) == _digest(out)
+
+
+def test_real_common_crawl_warc_parses(real_warc, tmp_path):
+    out = tmp_path / "cc"
+    argv = ["--input", str(real_warc), "--output", str(out), "--num-shards", "1"]
+    assert harvest.run(argv) == 0
+    doc = json.loads((out / "stats.json").read_text())
+    by = {s["name"]: s for s in doc["stages"]}
+    assert by["extract"]["in"] == 13  # <img> tags on the page
+    stats.check_stages(doc["stages"], harvest.CHAINED)
+
+
+def test_unreadable_input_goes_to_dead_letter(tmp_path):
+    bad = tmp_path / "bad.warc.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00not really gzip")
+    out = tmp_path / "out"
+    assert harvest.run(["--input", str(bad), "--output", str(out), "--num-shards", "1"]) == 0
+    dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER)
+    assert dead.num_rows >= 1
+    assert str(bad) in dead.column("source").to_pylist()[0]

@@ -1,0 +1,42 @@
+"""Parquet files written the same way by every job: sorted rows, one schema, atomic rename.
+
+Sorting by a stable column and fixing the row-group layout makes a file's bytes a function
+of its rows only, whatever order a runner delivered them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wit_pipeline import fsio
+from wit_pipeline.schema import validate
+
+ROW_GROUP_SIZE = 64 * 1024
+
+
+def write_rows(url: str, rows: Iterable[Mapping[str, Any]], schema: pa.Schema, sort_by: str) -> int:
+    """Write rows sorted by `sort_by` to `url` atomically; returns the row count."""
+    ordered = sorted(rows, key=lambda r: r[sort_by])
+    table = pa.Table.from_pylist(ordered, schema=schema)
+    with fsio.atomic_open(url, "wb") as f:
+        pq.write_table(table, f, row_group_size=ROW_GROUP_SIZE, compression="zstd")
+    return table.num_rows
+
+
+def read_table(urls: str | list[str], schema: pa.Schema, what: str = "parquet") -> pa.Table:
+    """Read one or more parquet files (a glob is fine) and validate them against `schema`."""
+    paths = fsio.expand(urls) if isinstance(urls, str) else list(urls)
+    if not paths:
+        raise FileNotFoundError(f"{what}: no files match {urls!r}")
+    tables = []
+    for path in paths:
+        with fsspec.open(path, "rb") as f:
+            table = pq.read_table(f)
+        validate(table, schema, f"{what} {path}")
+        tables.append(table.select(schema.names).cast(schema))
+    return pa.concat_tables(tables)

@@ -1,0 +1,310 @@
+"""Reading raw (img2dataset) tar shards and writing the final, byte-reproducible WebDataset shards.
+
+Tars are streamed member by member through fsspec and never extracted to disk: a member is
+only ever bytes in memory, so a hostile name (`../x`, `/etc/x`, a symlink) cannot land a file
+anywhere; such members are skipped and counted. Final shards are deterministic (sorted by
+key, fixed metadata), so the same samples give the same sha256 on any runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
+
+import fsspec
+
+from wit_pipeline import fsio
+from wit_pipeline.schema import SAMPLE_JSON_KEYS
+from wit_pipeline.stats import Tally
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+READ_STAGE = "read"
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def shard_name(i: int) -> str:
+    return f"wit-{i:06d}.tar"
+
+
+def _safe_member_name(member: tarfile.TarInfo) -> str | None:
+    """The member's basename if it is a plain file at the tar's top level, else None."""
+    name = member.name
+    if not member.isreg() or not name or name.startswith("/") or "\\" in name:
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if len(parts) != 1 or parts[0] == "..":
+        return None
+    return parts[0]
+
+
+def iter_tar_samples(url: str, tally: Tally | None = None, stage: str = READ_STAGE) -> Iterator[dict[str, Any]]:
+    """Stream a webdataset tar as samples: {"__key__", "__url__", ext: bytes, ...}.
+
+    Members are grouped by basename up to the first dot, as webdataset does (consecutive
+    members of one key form one sample). Unsafe members (path components, `..`, absolute
+    names, links, devices, directories) are skipped; each counts as `in` and
+    `dropped.bad_member` of `stage` on `tally`.
+    """
+    with fsspec.open(url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        current: dict[str, Any] | None = None
+        for member in tar:
+            base = _safe_member_name(member)
+            if base is None or "." not in base.lstrip("."):
+                if tally is not None:
+                    tally.inc(stage, "in")
+                    tally.inc(stage, "dropped.bad_member")
+                continue
+            key, ext = base.split(".", 1)
+            f = tar.extractfile(member)
+            data = f.read() if f is not None else b""
+            if current is None or current["__key__"] != key or ext in current:
+                if current is not None:
+                    yield current
+                current = {"__key__": key, "__url__": url}
+            current[ext.lower()] = data
+        if current is not None:
+            yield current
+
+
+def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
+    for ext in IMAGE_EXTS:
+        if ext in sample:
+            return ("jpg" if ext == "jpeg" else ext), sample[ext]
+    return None
+
+
+def _hex_or_none(s: Any) -> str | None:
+    return s if isinstance(s, str) else None
+
+
+def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+    """An img2dataset sample -> (record, None) or (None, drop reason).
+
+    Our sample key is recomputed as `keys.sample_key(url, caption)` when `key_of` is given
+    (img2dataset overwrites the json's `key` with its own running number); otherwise the
+    json's `key` is used.
+    """
+    image = image_of(sample)
+    if image is None:
+        return None, "missing_image"
+    if "json" not in sample:
+        return None, "missing_json"
+    try:
+        meta = json.loads(sample["json"])
+        if not isinstance(meta, dict):
+            raise ValueError("json is not an object")
+    except (ValueError, UnicodeDecodeError):
+        return None, "bad_json"
+    url = meta.get("url")
+    text = meta.get("caption")
+    if text is None and "txt" in sample:
+        text = sample["txt"].decode("utf-8", "replace")
+    if not isinstance(url, str) or not url or not isinstance(text, str):
+        return None, "missing_url_or_text"
+    key = key_of(url, text) if key_of is not None else meta.get("key")
+    if not isinstance(key, str) or not key:
+        return None, "missing_key"
+    qids = meta.get("query_ids") or []
+    try:
+        query_ids = sorted({int(q) for q in qids})
+        lang_score = float(meta.get("lang_score") or 0.0)
+    except (TypeError, ValueError):
+        return None, "bad_json"
+    ext, data = image
+    return {
+        "key": key,
+        "url": url,
+        "page_url": str(meta.get("page_url") or ""),
+        "text": text,
+        "language": str(meta.get("language") or ""),
+        "lang_score": lang_score,
+        "query_ids": query_ids,
+        "ext": ext,
+        "image": data,
+    }, None
+
+
+def sample_json(record: Mapping[str, Any], queries: list[str] | None = None) -> dict[str, Any]:
+    """The final `{key}.json` (keys: schema.SAMPLE_JSON_KEYS, plus query_ids)."""
+    qids = list(record.get("query_ids") or [])
+    names = [queries[q] for q in qids if queries is not None and 0 <= q < len(queries)]
+    doc = {
+        "key": record["key"],
+        "url": record["url"],
+        "page_url": record["page_url"],
+        "text": record["text"],
+        "queries": names,
+        "query_ids": qids,
+        "phash": record["phash"],
+        "width": int(record["width"]),
+        "height": int(record["height"]),
+        "language": record["language"],
+        "lang_score": float(record["lang_score"]),
+    }
+    missing = set(SAMPLE_JSON_KEYS) - doc.keys()
+    assert not missing, missing
+    return doc
+
+
+class _HashingWriter:
+    """A write-only file wrapper that counts bytes and hashes them on the way through."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.sha = hashlib.sha256()
+        self.nbytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.nbytes += len(data)
+        return self._f.write(data)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _members(sample: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """A final sample {"key", "image", "ext", "text", "json": dict} as tar members."""
+    key = sample["key"]
+    doc = json.dumps(sample["json"], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return [
+        (f"{key}.{sample.get('ext', 'jpg')}", sample["image"]),
+        (f"{key}.json", doc.encode("utf-8")),
+        (f"{key}.txt", sample["text"].encode("utf-8")),
+    ]
+
+
+def write_shard(url: str, samples: Iterable[Mapping[str, Any]]) -> tuple[int, int, str]:
+    """Write samples sorted by key as a deterministic tar (temp name + rename).
+
+    Each sample is {"key", "image" (bytes), "ext", "text", "json" (dict)}. Returns
+    (count, bytes, sha256 hex).
+    """
+    ordered = sorted(samples, key=lambda s: s["key"])
+    keys = [s["key"] for s in ordered]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate sample keys in shard {url}")
+    with fsio.atomic_open(url, "wb") as f:
+        out = _HashingWriter(f)
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
+            for sample in ordered:
+                for name, data in _members(sample):
+                    _add(tar, name, data)
+    return len(ordered), out.nbytes, out.sha.hexdigest()
+
+
+class ShardWriter:
+    """Collect samples for one shard and write them on close (they are sorted first)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._samples: list[Mapping[str, Any]] = []
+        self.result: tuple[int, int, str] | None = None
+
+    def write(self, sample: Mapping[str, Any]) -> None:
+        self._samples.append(sample)
+
+    def close(self) -> tuple[int, int, str]:
+        if self.result is None:
+            self.result = write_shard(self.url, self._samples)
+            self._samples = []
+        return self.result
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+
+
+def write_manifest(
+    output: str,
+    shards: Iterable[Mapping[str, Any]],
+    counts: Mapping[str, Any],
+    config: Mapping[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """Write `manifest.json`: every shard (name, samples, bytes, sha256), totals, config, seed."""
+    entries = sorted(
+        ({"name": s["name"], "samples": int(s["samples"]), "bytes": int(s["bytes"]), "sha256": s["sha256"]} for s in shards),
+        key=lambda s: s["name"],
+    )
+    doc = {
+        "format": "wit-webdataset",
+        "version": MANIFEST_VERSION,
+        "shards": entries,
+        "totals": {
+            "shards": len(entries),
+            "samples": sum(s["samples"] for s in entries),
+            "bytes": sum(s["bytes"] for s in entries),
+        },
+        "counts": dict(counts),
+        "config": dict(config),
+        "seed": seed,
+    }
+    fsio.write_json(fsio.join(output, MANIFEST), doc)
+    return doc
+
+
+def read_manifest(output: str) -> dict[str, Any]:
+    """Read and sanity-check `manifest.json` of an output folder (or the file itself)."""
+    url = output if output.endswith(".json") else fsio.join(output, MANIFEST)
+    doc = fsio.read_json(url)
+    if not isinstance(doc, dict) or "shards" not in doc or "totals" not in doc:
+        raise ValueError(f"{url}: not a wit manifest")
+    if sum(s["samples"] for s in doc["shards"]) != doc["totals"]["samples"]:
+        raise ValueError(f"{url}: shard sample counts do not add up to totals.samples")
+    return doc
+
+
+def shard_urls(output: str) -> list[str]:
+    """The shard URLs a manifest lists, in order."""
+    return [fsio.join(output, s["name"]) for s in read_manifest(output)["shards"]]
+
+
+def load_query_strings(url: str) -> list[str]:
+    """Query strings of an allowlist TSV by query id (0-based data row; a header row is skipped)."""
+    with fsspec.open(url, "rt", encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    if rows and rows[0][0] == "query":
+        rows = rows[1:]
+    return [r[0] for r in rows]
+
+
+def sha256_of(url: str) -> str:
+    h = hashlib.sha256()
+    with fsspec.open(url, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+__all__ = [
+    "IMAGE_EXTS",
+    "MANIFEST",
+    "ShardWriter",
+    "image_of",
+    "iter_tar_samples",
+    "load_query_strings",
+    "raw_record",
+    "read_manifest",
+    "sample_json",
+    "shard_name",
+    "shard_urls",
+    "sha256_of",
+    "write_manifest",
+    "write_shard",
+]

@@ -1,0 +1,97 @@
+"""Alt/title text cleaning and the rules that drop text which cannot describe an image.
+
+`clean_text` makes the text comparable (entities unescaped, whitespace collapsed);
+`drop_reason` says why a cleaned text is unusable: `too_short`, `too_long` or `junk`.
+Junk is a small set of rules (see `junk_rule`), each aimed at a kind of alt text that web
+authors and CMSs emit without describing the picture:
+
+- `generic`: every token is a generic word or a number ("image", "logo 2", "click here",
+  "thumbnail", "photo 3 of 10"); the word set is `GENERIC_WORDS`.
+- `filename`: a file name or camera default name ("IMG_2031.JPG", "dsc0001.jpg", "DSC_0042").
+- `url`: the text is a URL or a bare domain/path ("https://x.org/a.png", "www.example.com").
+- `non_letters`: under half of the non-space characters are letters ("12345", "--- ---",
+  "12/05/2021"), which covers a lone number.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Iterator
+
+from wit_pipeline.stats import Tally
+from wit_pipeline.textnorm import tokens
+
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+JUNK = "junk"
+
+GENERIC_WORDS = frozenset(
+    """
+    image images img imgs picture pictures pic pics photo photos photograph foto logo logos
+    icon icons thumbnail thumbnails thumb thumbs banner banners placeholder spacer avatar
+    graphic button untitled loading default blank none null undefined alt text click here
+    no of the a an and for this our site page view see read more full size large small
+    """.split()
+)
+
+_WHITESPACE = re.compile(r"\s+")
+_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
+_FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
+_CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
+_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*$", re.IGNORECASE)
+_BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
+
+
+def clean_text(text: str) -> str:
+    """HTML entities unescaped, invisible characters removed, whitespace collapsed, stripped."""
+    text = html.unescape(text)
+    text = _INVISIBLE.sub("", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def junk_rule(text: str) -> str | None:
+    """The name of the first junk rule the (cleaned) text meets, or None."""
+    if _URL.match(text) or _BARE_DOMAIN.match(text):
+        return "url"
+    if _FILENAME.match(text) or _CAMERA_NAME.match(text):
+        return "filename"
+    chars = text.replace(" ", "")
+    letters = sum(c.isalpha() for c in chars)
+    if letters * 2 < len(chars):
+        return "non_letters"
+    toks = tokens(text)
+    if all(t in GENERIC_WORDS or t.isdigit() for t in toks):
+        return "generic"
+    return None
+
+
+def drop_reason(text: str, min_chars: int = 5, max_chars: int = 1000) -> str | None:
+    """Why a cleaned text is unusable (`too_short`, `too_long`, `junk`), or None to keep it."""
+    n = len(text)
+    if n < min_chars:
+        return TOO_SHORT
+    if n > max_chars:
+        return TOO_LONG
+    if junk_rule(text) is not None:
+        return JUNK
+    return None
+
+
+def filter_pairs(
+    pairs: Iterable[dict],
+    tally: Tally,
+    stage: str = "text_filter",
+    min_chars: int = 5,
+    max_chars: int = 1000,
+) -> Iterator[dict]:
+    """Pairs whose `text` passes `drop_reason`, counting in/out/dropped.<reason> under `stage`."""
+    for pair in pairs:
+        tally.inc(stage, "in")
+        reason = drop_reason(pair["text"], min_chars, max_chars)
+        if reason is None:
+            tally.inc(stage, "out")
+            yield pair
+        else:
+            tally.inc(stage, f"dropped.{reason}")

@@ -1,0 +1,182 @@
+"""Refuse image URLs that would make a crawler fetch something other than the public web.
+
+A selected pair's URL comes from a stranger's HTML. Fetched blindly from a Dataflow worker
+it can reach the cloud metadata server, the VPC, or services on the worker itself (SSRF).
+`check_url` refuses, before anything is fetched: non-http(s) schemes; hosts named
+`localhost` (and `*.localhost`) or a cloud metadata name; and hosts any of whose resolved
+addresses is loopback, private, shared (CGNAT), link-local, multicast, reserved,
+unspecified or a metadata address. IP literals are parsed the way the C resolver parses
+them (`2130706433`, `0177.0.0.1`, `0x7f.1` are all 127.0.0.1) and IPv4-mapped / NAT64 IPv6
+addresses are judged by the IPv4 address inside.
+
+`allow_private=True` additionally permits loopback, `localhost` and private/shared ranges;
+it exists for the demo and the tests (a loopback server) and must not be used on a crawl.
+Link-local, metadata, multicast, reserved and unspecified addresses stay refused.
+
+Residual risk, and what we do about it: img2dataset resolves the host again when it
+fetches, so a hostile DNS server can answer with a public address here and a private one
+there (DNS rebinding), and urllib follows HTTP redirects to any host. This check removes
+every URL that is unsafe on its face and every host that resolves unsafely now; it cannot
+pin the address used for the fetch. The damage left is a blind GET: img2dataset sends no
+metadata headers (GCE's metadata server requires `Metadata-Flavor: Google`), and a
+response is kept only if it decodes as an image. On a real crawl, run workers without a
+route to private ranges (firewall egress rules on the workers' network, IMDSv2 on AWS).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+Resolver = Callable[..., list[tuple[Any, ...]]]
+
+ALLOWED_SCHEMES = ("http", "https")
+
+# Names and addresses of instance metadata services (AWS, GCP, Azure, Alibaba, Oracle).
+METADATA_HOSTS = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data", "instance-data.ec2.internal"}
+)
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200", "168.63.129.16", "192.0.0.192")
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+# Reasons check_url returns. The first group is lifted by allow_private.
+PRIVATE_REASONS = frozenset({"localhost", "loopback", "private"})
+REASONS = (
+    "bad_scheme",
+    "bad_url",
+    "unresolvable",
+    "localhost",
+    "loopback",
+    "private",
+    "link_local",
+    "multicast",
+    "reserved",
+    "unspecified",
+    "cloud_metadata",
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip_literal(host: str) -> IPAddress | None:
+    """The address a host string denotes by itself (no DNS), or None for a hostname."""
+    host = host.split("%", 1)[0]  # IPv6 zone id
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and any(c.isdigit() for c in host):
+        try:  # inet_aton accepts what getaddrinfo and browsers accept: 2130706433, 0177.1, 0x7f.0.0.1
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def classify_address(ip: IPAddress) -> str | None:
+    """Why an address must not be fetched from, or None if it is a public unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        if inner is not None:
+            return classify_address(inner)
+    if ip in METADATA_ADDRESSES:
+        return "cloud_metadata"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link_local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED):
+        return "private"
+    if ip.is_reserved or not ip.is_global:
+        return "reserved"
+    return None
+
+
+def _host_reason(host: str, port: int, resolve: Resolver) -> str | None:
+    if host == "localhost" or host.endswith(".localhost"):
+        return "localhost"
+    if host in METADATA_HOSTS:
+        return "cloud_metadata"
+    literal = parse_ip_literal(host)
+    if literal is not None:
+        return classify_address(literal)
+    try:
+        infos = resolve(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return "unresolvable"
+    addresses = set()
+    for info in infos:
+        try:
+            addresses.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+        except (ValueError, IndexError, TypeError):
+            return "unresolvable"
+    if not addresses:
+        return "unresolvable"
+    # Every address must be safe: the fetcher may pick any of them.
+    reasons = sorted({r for r in map(classify_address, addresses) if r is not None})
+    if not reasons:
+        return None
+    # Report the most severe; PRIVATE_REASONS rank last so allow_private cannot hide the others.
+    severe = [r for r in reasons if r not in PRIVATE_REASONS]
+    return (severe or reasons)[0]
+
+
+def check_url(
+    url: str,
+    allow_private: bool = False,
+    resolve: Resolver = socket.getaddrinfo,
+    cache: MutableMapping[tuple[str, int], str | None] | None = None,
+) -> str | None:
+    """A refusal reason (one of REASONS) for `url`, or None when it is safe to fetch.
+
+    `cache` maps (host, port) to the host's verdict; pass one dict per run so each host is
+    resolved once (verdicts do not depend on allow_private, which is applied after).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".").lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+    except (ValueError, AttributeError):
+        return "bad_url"
+    if scheme not in ALLOWED_SCHEMES:
+        return "bad_scheme"
+    if not host:
+        return "bad_url"
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return "bad_url"
+    key = (host, port)
+    if cache is not None and key in cache:
+        reason = cache[key]
+    else:
+        reason = _host_reason(host, port, resolve)
+        if cache is not None:
+            cache[key] = reason
+    if reason in PRIVATE_REASONS and allow_private:
+        return None
+    return reason
+
+
+class UrlChecker:
+    """check_url with one DNS cache for a run: `UrlChecker(allow_private)(url) -> reason | None`."""
+
+    def __init__(self, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo) -> None:
+        self.allow_private = allow_private
+        self.resolve = resolve
+        self.cache: dict[tuple[str, int], str | None] = {}
+
+    def __call__(self, url: str) -> str | None:
+        return check_url(url, self.allow_private, self.resolve, self.cache)
