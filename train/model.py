@@ -112,7 +112,24 @@ class CLIP(nn.Module):
         self.visual = VisionTransformer(cfg)
         self.text = TextTransformer(cfg, eot_id)
         self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
-        self.apply(_init_weights)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """CLIP's scheme: 1/sqrt(width) for attention, residual projections shrunk by depth."""
+        nn.init.normal_(self.text.token_embedding.weight, std=0.02)
+        for tower, width, layers in (
+            (self.visual, self.cfg.vision_width, self.cfg.vision_layers),
+            (self.text, self.cfg.text_width, self.cfg.text_layers),
+        ):
+            proj_std = width**-0.5 * (2 * layers) ** -0.5
+            for block in tower.blocks:
+                nn.init.normal_(block.attn.qkv.weight, std=width**-0.5)
+                nn.init.normal_(block.attn.proj.weight, std=proj_std)
+                nn.init.normal_(block.mlp[0].weight, std=(2 * width) ** -0.5)
+                nn.init.normal_(block.mlp[2].weight, std=proj_std)
+                for lin in (block.attn.qkv, block.attn.proj, block.mlp[0], block.mlp[2]):
+                    nn.init.zeros_(lin.bias)
+            nn.init.normal_(tower.proj.weight, std=width**-0.5)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings [B, embed_dim]."""
@@ -125,12 +142,3 @@ class CLIP(nn.Module):
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(image_features, text_features, logit_scale); logit_scale = exp(param) clamped at 100."""
         return self.encode_image(images), self.encode_text(tokens), self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.Embedding):
-        nn.init.normal_(m.weight, std=0.02)

@@ -35,12 +35,13 @@ from wit_pipeline import textnorm
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
 # contain it, so no match crosses from one caption into the next.
 _SEP = "\x00"
-# textnorm's rules, with the separator kept (and treated as a token edge).
-_NON_TOKEN = re.compile(r"[^\w'\x00]+|_+", re.UNICODE)
-_EDGE_APOSTROPHE = re.compile(r"(?:(?<=[\s\x00])|^)'+|'+(?=[\s\x00]|$)")
-_SPACES = re.compile(r"\s+")
-_AROUND_SEP = re.compile(r" ?\x00 ?")
-
+# ASCII bytes that are not token characters (textnorm: not a letter, digit or apostrophe)
+# become spaces; the separator and every byte of a multi-byte UTF-8 sequence pass through.
+_ASCII_TABLE = bytes(
+    c if c >= 0x80 or c == 0 or chr(c) == "'" or (chr(c).isalnum()) else 0x20 for c in range(256)
+)
+# What the table let through that is not a token character: non-ASCII non-word characters.
+_NON_ASCII_NON_TOKEN = re.compile(r"[^\x00-\x7f\w]+")
 
 class QueryMatcher:
     """An Aho-Corasick automaton over the padded, normalised allowlist."""
@@ -84,6 +85,12 @@ class QueryMatcher:
     def __len__(self) -> int:
         return self.size
 
+    def __reduce__(self):
+        raise TypeError(
+            "QueryMatcher is not picklable (a 500k automaton is ~100 MiB): build it per worker "
+            "process with QueryMatcher.from_file(url) inside DoFn.setup (beam Shared)"
+        )
+
     def _expand(self, ids: list[int]) -> list[int]:
         if not self._extra or not any(i in self._extra for i in ids):
             return ids
@@ -100,23 +107,25 @@ class QueryMatcher:
         return self._expand(sorted({v for _, v in self._automaton.iter(haystack)}))
 
     def _normalize_batch(self, texts: Sequence[str]) -> str:
-        """The padded normal forms of `texts` joined by the separator, in a few whole-batch passes.
+        """The padded normal forms of `texts` joined by the separator, in whole-batch passes.
 
-        Equal to _SEP.join(textnorm.padded(t) for t in texts): NFKC and lower() never act
-        across a NUL (it composes with nothing and is not cased), and the regexes treat it as
-        a token edge. Captions that contain a NUL themselves are cleaned first.
+        Equal to _SEP.join(textnorm.padded(t) for t in texts) (tests check it): NFKC only
+        for non-ASCII texts, then lower() and the token-character rule over the batch (neither
+        acts across a space), then edge apostrophes per token.
         """
-        joined = _SEP.join(texts)
-        if joined.count(_SEP) != len(texts) - 1:
-            joined = _SEP.join(t.replace(_SEP, " ") for t in texts)
-        text = unicodedata.normalize("NFKC", joined)
+        if any(_SEP in t for t in texts):
+            texts = [t.replace(_SEP, " ") for t in texts]
+        joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
         if not self.case_sensitive:
-            text = text.lower()
-        text = _NON_TOKEN.sub(" ", text)
-        text = _EDGE_APOSTROPHE.sub("", text)
-        text = _SPACES.sub(" ", text)
-        text = _AROUND_SEP.sub(" \x00 ", text)
-        return f" {text.strip(' ')} "
+            joined = joined.lower()
+        ascii_only = joined.isascii()
+        text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
+        if not ascii_only:
+            text = _NON_ASCII_NON_TOKEN.sub(" ", text)
+        words = text.split()
+        if "'" in text:
+            words = [w for t in words if (w := t.strip("'"))]
+        return " " + " ".join(words) + " "
 
     def match_many(self, texts: Sequence[str]) -> list[list[int]]:
         """match() for every text, in one automaton pass over the whole batch."""

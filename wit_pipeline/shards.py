@@ -23,7 +23,9 @@ from wit_pipeline.stats import Tally
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_STAGE = "read"
+SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.download.KEY_COLUMN; img2dataset owns "key"
 MANIFEST = "manifest.json"
+MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
 
 
@@ -42,13 +44,16 @@ def _safe_member_name(member: tarfile.TarInfo) -> str | None:
     return parts[0]
 
 
-def iter_tar_samples(url: str, tally: Tally | None = None, stage: str = READ_STAGE) -> Iterator[dict[str, Any]]:
+def iter_tar_samples(
+    url: str, tally: Tally | None = None, stage: str = READ_STAGE, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> Iterator[dict[str, Any]]:
     """Stream a webdataset tar as samples: {"__key__", "__url__", ext: bytes, ...}.
 
     Members are grouped by basename up to the first dot, as webdataset does (consecutive
     members of one key form one sample). Unsafe members (path components, `..`, absolute
     names, links, devices, directories) are skipped; each counts as `in` and
-    `dropped.bad_member` of `stage` on `tally`.
+    `dropped.bad_member` of `stage` on `tally`; so are members over `max_member_bytes`
+    (`dropped.oversized_member`), which are never read into memory.
     """
     with fsspec.open(url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
         current: dict[str, Any] | None = None
@@ -58,6 +63,11 @@ def iter_tar_samples(url: str, tally: Tally | None = None, stage: str = READ_STA
                 if tally is not None:
                     tally.inc(stage, "in")
                     tally.inc(stage, "dropped.bad_member")
+                continue
+            if member.size > max_member_bytes:
+                if tally is not None:
+                    tally.inc(stage, "in")
+                    tally.inc(stage, "dropped.oversized_member")
                 continue
             key, ext = base.split(".", 1)
             f = tar.extractfile(member)
@@ -78,16 +88,12 @@ def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
     return None
 
 
-def _hex_or_none(s: Any) -> str | None:
-    return s if isinstance(s, str) else None
-
-
 def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str, Any] | None, str | None]:
     """An img2dataset sample -> (record, None) or (None, drop reason).
 
-    Our sample key is recomputed as `keys.sample_key(url, caption)` when `key_of` is given
-    (img2dataset overwrites the json's `key` with its own running number); otherwise the
-    json's `key` is used.
+    img2dataset owns the json's `key` (its running number), so our key travels as
+    `sample_key` (wit_pipeline.download.KEY_COLUMN); without it, the key is recomputed as
+    `key_of(url, caption)` (keys.sample_key), or else the json's `key` is taken as is.
     """
     image = image_of(sample)
     if image is None:
@@ -106,7 +112,9 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
         text = sample["txt"].decode("utf-8", "replace")
     if not isinstance(url, str) or not url or not isinstance(text, str):
         return None, "missing_url_or_text"
-    key = key_of(url, text) if key_of is not None else meta.get("key")
+    key = meta.get(SAMPLE_KEY_FIELD)
+    if not isinstance(key, str) or not key:
+        key = key_of(url, text) if key_of is not None else meta.get("key")
     if not isinstance(key, str) or not key:
         return None, "missing_key"
     qids = meta.get("query_ids") or []
@@ -275,15 +283,6 @@ def shard_urls(output: str) -> list[str]:
     return [fsio.join(output, s["name"]) for s in read_manifest(output)["shards"]]
 
 
-def load_query_strings(url: str) -> list[str]:
-    """Query strings of an allowlist TSV by query id (0-based data row; a header row is skipped)."""
-    with fsspec.open(url, "rt", encoding="utf-8") as f:
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    if rows and rows[0][0] == "query":
-        rows = rows[1:]
-    return [r[0] for r in rows]
-
-
 def sha256_of(url: str) -> str:
     h = hashlib.sha256()
     with fsspec.open(url, "rb") as f:
@@ -298,7 +297,6 @@ __all__ = [
     "ShardWriter",
     "image_of",
     "iter_tar_samples",
-    "load_query_strings",
     "raw_record",
     "read_manifest",
     "sample_json",

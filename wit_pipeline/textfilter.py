@@ -11,6 +11,8 @@ authors and CMSs emit without describing the picture:
 - `url`: the text is a URL or a bare domain/path ("https://x.org/a.png", "www.example.com").
 - `non_letters`: under half of the non-space characters are letters ("12345", "--- ---",
   "12/05/2021"), which covers a lone number.
+
+`filter_pairs` applies `drop_reason` to a stream of pairs and counts each one in a Tally.
 """
 
 from __future__ import annotations

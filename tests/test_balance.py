@@ -1,0 +1,126 @@
+"""Balancing: exact small cases, then statistics on a skewed (Zipf) set of 100k pairs."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, defaultdict
+
+import pytest
+
+from wit_pipeline.balance import (cap_rank, count_queries, keep_prob, keep_probability, select_cap,
+                                  select_prob)
+from wit_pipeline.keys import salted_hash, sample_key, uniform
+
+
+def test_keep_probability():
+    assert keep_probability(10, 20) == 1.0
+    assert keep_probability(20, 20) == 1.0
+    assert keep_probability(40, 20) == 0.5
+    assert keep_probability(3, 0) == 0.0
+    with pytest.raises(ValueError, match="count must be positive"):
+        keep_probability(0, 20)
+    with pytest.raises(ValueError, match="t must be >= 0"):
+        keep_probability(5, -1)
+
+
+def test_keep_prob_is_the_metaclip_coin():
+    keys = [sample_key(f"http://example.com/{i}.jpg", f"pic {i}") for i in range(400)]
+    for key in keys:
+        assert keep_prob(key, [7], {7: 100}, t=25, seed=3) == (uniform(key, 7, 3) < 0.25)
+        assert keep_prob(key, [7], {7: 25}, t=25, seed=3)  # at or under the cap: always
+        # ANY matched query keeping the pair keeps it.
+        either = uniform(key, 1, 3) < 0.1 or uniform(key, 2, 3) < 0.5
+        assert keep_prob(key, [1, 2], {1: 100, 2: 20}, t=10, seed=3) == either
+        # counts as a sequence indexed by id work the same as a mapping
+        assert keep_prob(key, [1, 2], [0, 100, 20], t=10, seed=3) == either
+        assert not keep_prob(key, [], {}, t=10, seed=3)
+        assert not keep_prob(key, [1], {1: 5}, t=0, seed=3)
+    assert sum(keep_prob(k, [7], {7: 100}, 25, 3) for k in keys) == sum(uniform(k, 7, 3) < 0.25 for k in keys)
+
+
+def test_cap_small_exact():
+    keys = [f"{i:016x}" for i in range(6)]
+    pairs = [(k, [0]) for k in keys[:5]] + [(keys[5], [1])]
+    ranked = sorted(keys[:5], key=lambda k: cap_rank(k, 0, 9))
+    assert cap_rank(keys[0], 0, 9) == salted_hash(keys[0], 0, 9)
+    assert select_cap(pairs, t=2, seed=9) == set(ranked[:2]) | {keys[5]}
+    assert select_cap(pairs, t=0, seed=9) == set()
+    assert select_cap(pairs, t=10, seed=9) == set(keys)
+    # A pair kept by query 1 survives even when query 0 ranks it out.
+    loser = ranked[-1]
+    assert loser in select_cap(pairs + [(loser, [0, 1])], t=2, seed=9)
+    assert count_queries(pairs) == {0: 5, 1: 1}
+
+
+def zipf_pairs(n: int = 100_000, n_queries: int = 1000, seed: int = 0) -> list[tuple[str, list[int]]]:
+    rng = random.Random(seed)
+    cum, total = [], 0.0
+    for rank in range(n_queries):
+        total += 1 / (rank + 1) ** 1.1
+        cum.append(total)
+    population = range(n_queries)
+    pairs = []
+    for i in range(n):
+        r = rng.random()
+        k = 1 if r < 0.7 else 2 if r < 0.9 else 3
+        ids = sorted(set(rng.choices(population, cum_weights=cum, k=k)))
+        pairs.append((sample_key(f"http://img.example/{i}.jpg", f"caption {i}"), ids))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return zipf_pairs()
+
+
+T = 200
+
+
+def test_prob_statistics(pairs):
+    counts = count_queries(pairs)
+    assert max(counts.values()) > 50 * T and sum(c <= T for c in counts.values()) > 500  # skewed both ways
+    kept = select_prob(pairs, T, seed=1)
+    singles: dict[int, list[str]] = defaultdict(list)
+    for key, ids in pairs:
+        if len(ids) == 1:
+            singles[ids[0]].append(key)
+    total_dev, total_var = 0.0, 0.0
+    for q, keys in singles.items():
+        p = min(1.0, T / counts[q])
+        got = sum(k in kept for k in keys)
+        mean, var = len(keys) * p, len(keys) * p * (1 - p)
+        assert abs(got - mean) <= 5 * math.sqrt(var) + 1e-9, (q, counts[q], len(keys), got, mean)
+        total_dev += got - mean
+        total_var += var
+        if counts[q] <= T:
+            assert got == len(keys)  # under the cap nothing is dropped
+    assert abs(total_dev) <= 4 * math.sqrt(total_var)
+    # Multi-query pairs survive when any query keeps them: the kept set is exactly that.
+    assert kept == {key for key, ids in pairs if any(uniform(key, q, 1) < min(1.0, T / counts[q]) for q in ids)}
+    assert select_prob(pairs, T, seed=1) == kept
+    assert select_prob(pairs, T, seed=2) != kept
+    assert select_prob(pairs, T, seed=1, counts=counts) == kept
+
+
+def test_cap_statistics(pairs):
+    counts = count_queries(pairs)
+    kept = select_cap(pairs, T, seed=1)
+    # An independent reference: sort each query's pairs by (rank, key), take the first T.
+    by_query: dict[int, list[str]] = defaultdict(list)
+    for key, ids in pairs:
+        for q in ids:
+            by_query[q].append(key)
+    chosen: dict[int, set[str]] = {}
+    for q, keys in by_query.items():
+        chosen[q] = set(sorted(keys, key=lambda k: (cap_rank(k, q, 1), k))[:T])
+        assert len(chosen[q]) == min(counts[q], T)
+    assert kept == set().union(*chosen.values())
+    singles_kept = Counter(ids[0] for key, ids in pairs if len(ids) == 1 and key in kept)
+    assert max(singles_kept.values()) <= T
+    for q, c in counts.items():
+        if c <= T:
+            assert all(k in kept for k in by_query[q])
+    assert select_cap(pairs, T, seed=1) == kept
+    other = select_cap(pairs, T, seed=2)
+    assert other != kept and len(other & kept) < 0.9 * len(kept)

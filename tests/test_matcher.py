@@ -1,0 +1,121 @@
+"""Whole-token allowlist matching: exact cases, both code paths agree, case-sensitive rules."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from queries.allowlist import write_allowlist
+from wit_pipeline import textnorm
+from wit_pipeline.matcher import QueryMatcher
+
+QUERIES = ["cat", "new york", "York", "new york city", "a b", "b c", "don't", "fish", "rock'n'roll",
+           "Apple", "3d", "naïve", "co op", "New-York"]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> QueryMatcher:
+    return QueryMatcher.from_queries(QUERIES)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a cat", [0]),
+        ("cats and concatenate", []),  # whole tokens only
+        ("CAT!", [0]),
+        ("cat cat cat", [0]),  # one id however often it occurs
+        ("I love New York City.", [1, 2, 3, 13]),  # nested and overlapping, "New-York" shares the form
+        ("york", [2]),
+        ("newyork", []),
+        ("a b c", [4, 5]),  # overlapping matches all count
+        ("DON'T panic", [6]),
+        ("'cat'", [0]),  # apostrophes at token edges are dropped
+        ("dont", []),
+        ("\ufb01sh", [7]),  # NFKC: the fi ligature is "fi"
+        ("rock'n'roll", [8]),
+        ("rock n roll", []),
+        ("apple pie", [9]),
+        ("a 3D print", [10]),
+        ("NAI\u0308VE", [11]),  # combining diaeresis composes under NFKC
+        ("co-op", [12]),
+        ("new_york", [1, 2, 13]),  # underscores separate tokens
+        ("", []),
+        ("?!", []),
+        ("cat\x00fish", [0, 7]),
+    ],
+)
+def test_match_exact(matcher, text, expected):
+    assert matcher.match(text) == expected
+    assert matcher.match_many([text]) == [expected]
+
+
+def test_size_and_duplicate_forms(matcher):
+    assert matcher.size == len(QUERIES) == len(matcher)
+    # "new york" (1) and "New-York" (13) normalise alike: every such id matches wherever the form occurs.
+    assert matcher.match("NEW YORK") == [1, 2, 13]
+
+
+def test_case_sensitive_keeps_case_but_still_whole_tokens():
+    m = QueryMatcher.from_queries(["Apple", "apple", "cat", "New York"], case_sensitive=True)
+    assert m.match("Apple pie") == [0]
+    assert m.match("apple pie") == [1]
+    assert m.match("APPLE") == []
+    assert m.match("Cat") == []
+    assert m.match("concatenate") == []  # MetaCLIP's raw substring match would say "cat" here
+    assert m.match("New-York, baby") == [3]
+    assert m.match("new york") == []
+    assert m.match_many(["Apple pie", "apple pie", "APPLE", "New-York, baby"]) == [[0], [1], [], [3]]
+
+
+def test_match_many_equals_match_on_random_text(matcher):
+    rng = random.Random(7)
+    vocab = ["cat", "Cat", "new", "York", "city", "a", "b", "c", "don't", "'", "-", "_", " ", "\t", "\n",
+             "\x00", "fish", "\ufb01sh", "Σ", "ß", "ﾊﾟ", "\u2028", "\xa0", "naïve", "3D", "co", "op", "…", "’"]
+    texts = ["".join(rng.choice(vocab) + rng.choice(["", " ", ",", "."]) for _ in range(rng.randint(0, 12)))
+             for _ in range(3000)]
+    expected = [matcher.match(t) for t in texts]
+    assert matcher.match_many(texts) == expected
+    assert sum(map(len, expected)) > 3000  # the test text does match
+    for start in range(0, 3000, 977):  # any batch split gives the same answer
+        assert matcher.match_many(texts[start:start + 977]) == expected[start:start + 977]
+
+
+def test_batch_normalisation_equals_textnorm():
+    rng = random.Random(3)
+    alphabet = list("abcXYZ '_-.\t\n\x00\x1f\x85\xa0\u2019\u02bc") + [
+        "Σ", "σ", "ς", "é", "e\u0301", "\ufb01", "①", "½", "ǅ", "İ", "ß", "ﾊﾟ", "\u2028", "\u200b", "Ω",
+        "a\u0345", "'''", "_'_", "٣", "漢", "😀", "\u0300", "\ufeff", "Ⅻ", "\u00ad"]
+    for case_sensitive in (False, True):
+        m = QueryMatcher.from_queries(["a"], case_sensitive=case_sensitive)
+        for _ in range(2000):
+            texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 5))]
+            segments = m._normalize_batch(texts).split("\x00")
+            assert len(segments) == len(texts)
+            for seg, text in zip(segments, texts):
+                assert seg[:1] == " " and seg[-1:] == " "
+                assert seg.strip(" ") == textnorm.normalize(text.replace("\x00", " "), case_sensitive), repr(text)
+
+
+def test_from_file_uses_row_indexes(tmp_path):
+    url = str(tmp_path / "allow.tsv")
+    write_allowlist(url, [("red", "unigram", 10), ("red circle", "bigram", 40.5), ("circle", "wordnet", None)])
+    m = QueryMatcher.from_file(url)
+    assert m.size == 3
+    assert m.match_many(["A red circle.", "red", "Circles", ""]) == [[0, 1, 2], [0], [], []]
+
+
+def test_edge_cases():
+    with pytest.raises(ValueError, match=r"query 1 \('--'\) is empty after normalisation"):
+        QueryMatcher.from_queries(["ok", "--"])
+    empty = QueryMatcher.from_queries([])
+    assert empty.size == 0 and empty.match("anything") == [] and empty.match_many(["a", "b"]) == [[], []]
+    assert QueryMatcher.from_queries(["x"]).match_many([]) == []
+
+
+def test_refuses_to_be_pickled(matcher):
+    # A 500k automaton pickles to ~100 MiB: build it per worker (from_file in Shared) instead.
+    with pytest.raises(TypeError, match="from_file"):
+        pickle.dumps(matcher)

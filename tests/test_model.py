@@ -1,0 +1,253 @@
+"""Unit tests for the CLIP trainer's parts: model, tokenizer, loss, checkpoints, schedule."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from train.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from train.configs import CONFIGS, ModelConfig
+from train.loss import clip_loss
+from train.model import CLIP, INIT_LOGIT_SCALE
+from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
+from train.train import lr_at, param_groups
+from wit_pipeline.synthetic.concepts import all_concepts, caption_for
+
+TINY = CONFIGS["tiny"].replace(vocab_size=300, context_length=12)
+
+
+@pytest.fixture(scope="module")
+def captions() -> list[str]:
+    rng = random.Random(0)
+    return [caption_for(c, rng) for c in all_concepts() * 2]
+
+
+def _tokens(tok: Tokenizer, texts: list[str], n: int = 12) -> torch.Tensor:
+    return tok.encode(texts, n)
+
+
+# --- configs ---------------------------------------------------------------------------------
+
+
+def test_vit_b32_is_the_papers() -> None:
+    c = CONFIGS["ViT-B/32"]
+    assert (c.image_size, c.patch_size, c.vision_width, c.vision_layers, c.vision_heads) == (224, 32, 768, 12, 12)
+    assert (c.context_length, c.text_width, c.text_layers, c.text_heads, c.embed_dim) == (77, 512, 12, 8, 512)
+    assert ModelConfig.from_dict(c.to_dict()) == c
+
+
+# --- tokenizer -------------------------------------------------------------------------------
+
+
+def test_byte_tokenizer_framing_padding_truncation() -> None:
+    tok = byte_tokenizer()
+    assert tok.vocab_size == 259 and (tok.sot_id, tok.eot_id) == (1, 2)
+    ids = tok.encode(["Ab", "x" * 50], 6)
+    assert ids.dtype == torch.long and ids.shape == (2, 6)
+    a, b = ids.tolist()
+    assert a[0] == 1 and a[3] == 2 and a[4:] == [0, 0]  # SOT, 'a', 'b', EOT, padding
+    assert a[1:3] == tok.encode(["aB"], 6)[0, 1:3].tolist()  # lower-cased
+    assert b[0] == 1 and b[-1] == 2 and 0 not in b  # truncated, EOT kept
+    assert tok.decode(a) == "ab"
+
+
+def test_whitespace_normalised_and_specials_are_text() -> None:
+    tok = byte_tokenizer()
+    assert torch.equal(tok.encode(["  a \t red\n circle "], 20), tok.encode(["a red circle"], 20))
+    ids = tok.encode(["<end_of_text>"], 20)[0].tolist()
+    assert ids.count(tok.eot_id) == 1 and len([i for i in ids if i]) == len("<end_of_text>") + 2
+
+
+def test_bpe_deterministic_roundtrip_and_compresses(captions: list[str]) -> None:
+    t1, t2 = train_bpe(captions, 400), train_bpe(captions, 400)
+    assert t1.sha256 == t2.sha256 and t1.to_json() == t2.to_json()
+    assert t1.vocab_size <= 400
+    t3 = Tokenizer.from_json(t1.to_json())
+    assert t3.sha256 == t1.sha256
+    text = ["a striped red circle"]
+    assert torch.equal(t3.encode(text, 16), t1.encode(text, 16))
+    n_bpe = int((t1.encode(text, 32) != 0).sum())
+    n_bytes = int((byte_tokenizer().encode(text, 32) != 0).sum())
+    assert n_bpe < n_bytes // 2
+    assert t1.decode(t1.encode(text, 16)[0]) == text[0]
+
+
+def test_bpe_rejects_tiny_vocab(captions: list[str]) -> None:
+    with pytest.raises(ValueError):
+        train_bpe(captions, 100)
+
+
+# --- model -----------------------------------------------------------------------------------
+
+
+def test_model_shapes_normalised_and_temperature() -> None:
+    torch.manual_seed(0)
+    tok = byte_tokenizer()
+    model = CLIP(TINY, eot_id=tok.eot_id)
+    images = torch.randn(3, 3, TINY.image_size, TINY.image_size)
+    tokens = tok.encode(["a", "bb", "ccc"], TINY.context_length)
+    img, txt, scale = model(images, tokens)
+    assert img.shape == txt.shape == (3, TINY.embed_dim)
+    assert torch.allclose(img.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(txt.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert math.isclose(model.logit_scale.item(), INIT_LOGIT_SCALE) and math.isclose(scale.item(), 1 / 0.07, rel_tol=1e-5)
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1000.0))
+    assert model(images, tokens)[2].item() == pytest.approx(100.0)
+    with pytest.raises(ValueError):
+        model.encode_image(torch.randn(1, 3, TINY.image_size + 8, TINY.image_size + 8))
+
+
+def test_text_features_at_eot_are_causal() -> None:
+    """What follows the end-of-text token (padding, anything) cannot change the features."""
+    torch.manual_seed(0)
+    tok = byte_tokenizer()
+    model = CLIP(TINY, eot_id=tok.eot_id).eval()
+    tokens = tok.encode(["red", "a blue square"], TINY.context_length)
+    changed = tokens.clone()
+    changed[0, 5:] = 77  # after "red"'s EOT at position 4
+    a, b = model.encode_text(tokens), model.encode_text(changed)
+    assert torch.allclose(a, b, atol=1e-6)
+    changed[0, 2] = 99  # inside the caption: must change
+    assert not torch.allclose(a[0], model.encode_text(changed)[0], atol=1e-4)
+
+
+# --- loss ------------------------------------------------------------------------------------
+
+
+def test_clip_loss_matches_definition() -> None:
+    torch.manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    txt = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    scale = torch.tensor(10.0)
+    logits = scale * img @ txt.T
+    expected = 0.0
+    for i in range(5):
+        expected += -torch.log_softmax(logits[i], 0)[i] - torch.log_softmax(logits[:, i], 0)[i]
+    assert clip_loss(img, txt, scale).item() == pytest.approx(expected.item() / 10, rel=1e-6)
+    # Aligned pairs with a high scale give a near-zero loss; shuffled ones a large one.
+    assert clip_loss(img, img, torch.tensor(100.0)).item() < 1e-3
+    assert clip_loss(img, img.flip(0), torch.tensor(100.0)).item() > 10
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def _save(path, model, opt, step=3):
+    return save_checkpoint(
+        path, model=model, optimizer=opt, scheduler=None, step=step, rng=rng_state(),
+        data_state={"start_step": step}, config={"model": model.cfg.to_dict()},
+        tokenizer_json=byte_tokenizer().to_json(), extra={"note": "x"},
+    )
+
+
+def test_checkpoint_roundtrip_atomic_and_latest(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = CLIP(TINY, eot_id=2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(2, 3, 32, 32), byte_tokenizer().encode(["a", "b"], 12))[0].sum().backward()
+    opt.step()
+    for step in (3, 12, 7):
+        _save(tmp_path / checkpoint_name(step), model, opt, step)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint_name(s) for s in (3, 7, 12)]  # no temp files
+    assert latest_checkpoint(tmp_path) == tmp_path / checkpoint_name(12)
+    assert latest_checkpoint(tmp_path / "missing") is None
+    doc = load_checkpoint(tmp_path / checkpoint_name(12))
+    assert doc["step"] == 12 and doc["data_state"] == {"start_step": 12} and doc["extra"] == {"note": "x"}
+    other = CLIP(TINY, eot_id=2)
+    other.load_state_dict(doc["model"])
+    for (n, a), b in zip(model.state_dict().items(), other.state_dict().values()):
+        assert torch.equal(a, b), n
+    opt2 = torch.optim.AdamW(other.parameters(), lr=1e-3)
+    opt2.load_state_dict(doc["optimizer"])
+    state = opt2.state_dict()["state"]
+    assert len(state) > 10 and all(int(v["step"]) == 1 for v in state.values())
+    loaded, tok = load_model(tmp_path / checkpoint_name(12))
+    assert tok.sha256 == byte_tokenizer().sha256 and not loaded.training
+
+
+def test_rng_state_roundtrip() -> None:
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    state = rng_state()
+    a = (random.random(), float(np.random.rand()), torch.rand(1).item())
+    set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), torch.rand(1).item()) == a
+
+
+class _Evil:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path(MARKER).write_text('pwned')".replace("MARKER", repr(str(_Evil.marker))),))
+
+
+def test_checkpoint_load_refuses_pickled_code(tmp_path) -> None:
+    _Evil.marker = tmp_path / "pwned"
+    path = tmp_path / checkpoint_name(1)
+    with open(path, "wb") as f:  # a legacy pickle checkpoint carrying code
+        torch.save({"format": "wit-clip-checkpoint/1", "model": _Evil()}, f)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+    assert not _Evil.marker.exists()
+
+
+def test_checkpoint_rejects_foreign_files(tmp_path) -> None:
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a wit CLIP checkpoint"):
+        load_checkpoint(tmp_path / "x.pt")
+
+
+# --- optimisation details --------------------------------------------------------------------
+
+
+def test_schedule_warmup_then_cosine() -> None:
+    kw = dict(lr=1.0, min_lr=0.1, warmup=10, steps=110)
+    assert lr_at(0, **kw) == pytest.approx(0.1)
+    assert lr_at(9, **kw) == pytest.approx(1.0)
+    assert lr_at(10, **kw) == pytest.approx(1.0)
+    assert lr_at(60, **kw) == pytest.approx(0.55)
+    assert lr_at(110, **kw) == pytest.approx(0.1)
+    values = [lr_at(s, **kw) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_no_weight_decay_on_gains_biases_and_scale() -> None:
+    model = CLIP(TINY, eot_id=2)
+    decay, no_decay = param_groups(model, 0.2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    nd = {names[id(p)] for p in no_decay["params"]}
+    d = {names[id(p)] for p in decay["params"]}
+    assert "logit_scale" in nd and "visual.class_embedding" in nd
+    assert all(n.endswith(".bias") or ".ln" in n or n in ("logit_scale", "visual.class_embedding") for n in nd)
+    assert "text.token_embedding.weight" in d and "visual.patch.weight" in d
+    assert decay["weight_decay"] == 0.2 and no_decay["weight_decay"] == 0.0
+    assert len(d) + len(nd) == len(names)
+
+
+def test_loss_falls_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    tok = byte_tokenizer()
+    model = CLIP(TINY.replace(vocab_size=tok.vocab_size), eot_id=tok.eot_id)
+    opt = torch.optim.AdamW(param_groups(model, 0.0), lr=1e-3)
+    images = torch.randn(16, 3, 32, 32)
+    tokens = tok.encode([f"caption {i}" for i in range(16)], 12)
+    losses = []
+    for _ in range(30):
+        loss = clip_loss(*model(images, tokens))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(math.log(16), rel=0.1)
+    assert losses[-1] < 0.5 * losses[0]

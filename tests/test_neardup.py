@@ -1,0 +1,248 @@
+"""Near-duplicate search: MIH equals brute force, survives hot buckets, and the dedup rule."""
+
+from __future__ import annotations
+
+import random
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from wit_pipeline.neardup import (
+    EvalIndex,
+    as_hashes,
+    band_keys,
+    bands,
+    brute_force_pairs,
+    default_rank,
+    first_shared_band,
+    near_duplicates,
+    near_pairs,
+    pairs_within,
+)
+from wit_pipeline.phash import hamming, phash64_bytes
+from wit_pipeline.synthetic.concepts import all_concepts
+from wit_pipeline.synthetic.images import encode, render
+
+
+def _flip(h: int, k: int, rng: random.Random) -> int:
+    for b in rng.sample(range(64), k):
+        h ^= 1 << b
+    return h
+
+
+def _planted(n: int, d: int, per_k: int, seed: int) -> tuple[np.ndarray, int]:
+    """n random hashes plus, for each k in 0..d+1, per_k copies of distinct bases with exactly
+    k bits flipped; returns (hashes, number of pairs within d)."""
+    rng = random.Random(seed)
+    base = [rng.getrandbits(64) for _ in range(n)]
+    bases = rng.sample(range(n), (d + 2) * per_k)
+    extra = []
+    for k in range(d + 2):
+        for b in bases[k * per_k : (k + 1) * per_k]:
+            extra.append(_flip(base[b], k, rng))
+    hashes = base + extra
+    order = list(range(len(hashes)))
+    rng.shuffle(order)
+    return np.array([hashes[i] for i in order], dtype=np.uint64), (d + 1) * per_k
+
+
+def test_bands_cover_64_bits_once():
+    for d in range(64):
+        bs = bands(d)
+        assert len(bs) == d + 1
+        covered = 0
+        for shift, width in bs:
+            m = ((1 << width) - 1) << shift
+            assert covered & m == 0
+            covered |= m
+        assert covered == (1 << 64) - 1
+        assert max(w for _, w in bs) - min(w for _, w in bs) <= 1
+    assert bands(4) == [(51, 13), (38, 13), (25, 13), (12, 13), (0, 12)]
+    with pytest.raises(ValueError):
+        bands(64)
+    with pytest.raises(ValueError):
+        bands(-1)
+
+
+def test_band_keys_and_first_shared_band():
+    rng = random.Random(3)
+    for d in (0, 1, 4, 9):
+        for _ in range(200):
+            a = rng.getrandbits(64)
+            keys = band_keys(a, d)
+            assert [i for i, _ in keys] == list(range(d + 1))
+            assert sum(v << s for (_, v), (s, _) in zip(keys, bands(d))) == a
+            b = _flip(a, rng.randint(0, d), rng)
+            first = first_shared_band(a, b, d)
+            assert first is not None  # pigeonhole
+            assert keys[first] == band_keys(b, d)[first]
+            assert all(keys[i] != band_keys(b, d)[i] for i in range(first))
+    assert first_shared_band(0, (1 << 64) - 1, 4) is None
+    assert first_shared_band(0, 1, 4) == 0
+
+
+@pytest.mark.parametrize("d", [0, 1, 4, 8])
+def test_pairs_equal_brute_force_with_planted_duplicates(d):
+    hashes, expected = _planted(4000, d, per_k=25, seed=d)
+    got = pairs_within(hashes, d)
+    assert len(got) == expected  # flips 0..d are found, exactly d+1 are not
+    assert np.array_equal(got, brute_force_pairs(hashes, d))
+    assert got.dtype == np.int64 and got.shape[1] == 2
+    assert np.all(got[:, 0] < got[:, 1])
+    assert all(hamming(int(hashes[i]), int(hashes[j])) <= d for i, j in got)
+
+
+def test_pairs_with_many_copies_and_large_distance():
+    rng = random.Random(11)
+    base = [rng.getrandbits(64) for _ in range(300)]
+    hashes = base + [base[0]] * 5 + [_flip(base[0], 3, rng) for _ in range(4)] + [_flip(base[1], 20, rng)]
+    h = np.array(hashes, dtype=np.uint64)
+    for d in (3, 20, 40):
+        assert np.array_equal(pairs_within(h, d), brute_force_pairs(h, d))
+    # copies of base[0]: 6 copies -> 15 pairs, + 6 x 4 near copies, + the 4 near copies among
+    # themselves when within 3 of each other.
+    got = pairs_within(h, 3)
+    near = [x for x in hashes if hamming(x, base[0]) <= 3 and x != base[0]]
+    assert len(near) == 4
+
+
+def test_real_image_hashes_equal_brute_force():
+    hashes, group = [], []
+    for i, concept in enumerate(all_concepts()[::6]):
+        img = render(concept, (256, 192), seed=i)
+        variants = [
+            encode(img, "PNG"),
+            encode(img, "JPEG", quality=70),
+            encode(img.resize((200, 150)), "JPEG", quality=85),
+            encode(img.crop((5, 4, 251, 188)).resize((256, 192)), "JPEG", quality=90),
+        ]
+        for data in variants:
+            h, w, hh, reason = phash64_bytes(data)
+            assert reason is None
+            hashes.append(h)
+            group.append(i)
+    h = np.array(hashes, dtype=np.uint64)
+    group = np.array(group)
+    for d in (2, 4, 8):
+        got = pairs_within(h, d)
+        assert np.array_equal(got, brute_force_pairs(h, d))
+    got = pairs_within(h, 4)
+    same = group[got[:, 0]] == group[got[:, 1]]
+    # Most variant pairs are found; synthetic concepts share a layout, so a few collide.
+    assert same.sum() >= 0.8 * 6 * (group.max() + 1), (same.sum(), (~same).sum())
+    assert (~same).sum() <= 0.15 * same.sum(), (same.sum(), (~same).sum())
+
+
+def test_hot_buckets_stay_fast_and_small():
+    rng = np.random.default_rng(5)
+    identical = np.full(10_000, 0x0123456789ABCDEF, dtype=np.uint64)
+    one_band = (np.uint64(0x1FFF) << np.uint64(51)) | rng.integers(0, 1 << 51, size=10_000, dtype=np.uint64)
+    noise = rng.integers(0, 1 << 63, size=10_000, dtype=np.uint64)
+    hashes = np.concatenate([identical, one_band, noise])
+    tracemalloc.start()
+    try:
+        compact = near_pairs(hashes, 4)
+        keys = [f"k{i:05d}" for i in range(len(hashes))]
+        dropped = near_duplicates(keys, hashes, 4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A pair list of the identical block alone would be 5e7 pairs, 800 MB.
+    assert peak < 64 * 2**20, peak
+    assert len(compact.unique) == 20_001
+    assert np.bincount(compact.inverse).max() == 10_000
+    assert len(compact.pairs) == len(brute_force_pairs(one_band, 4)) == 0
+    assert len(dropped) == 9_999
+    assert set(dropped.values()) == {"k00000"}
+
+
+def test_dense_cluster_equals_brute_force():
+    """3000 distinct hashes differing only in their low 12 bits: many true pairs."""
+    rng = np.random.default_rng(8)
+    low = rng.choice(1 << 12, size=3000, replace=False).astype(np.uint64)
+    hashes = np.uint64(0xFFFF_0000_0000_0000) | low
+    assert np.array_equal(pairs_within(hashes, 4), brute_force_pairs(hashes, 4))
+
+
+def _rule_by_definition(keys, hashes, d, rank):
+    order = {k: (rank[i] if rank is not None else (), k) for i, k in enumerate(keys)}
+    out = {}
+    for i, k in enumerate(keys):
+        near = [j for j in range(len(keys)) if j != i and hamming(int(hashes[i]), int(hashes[j])) <= d]
+        better = [j for j in near if order[keys[j]] < order[k]]
+        if better:
+            out[k] = min((keys[j] for j in better), key=lambda x: order[x])
+    return out
+
+
+def test_near_duplicates_follows_the_rule_and_ignores_input_order():
+    hashes, _ = _planted(300, 4, per_k=20, seed=42)
+    hashes = np.concatenate([hashes, hashes[:10], hashes[:3]])  # exact copies too
+    n = len(hashes)
+    keys = [f"{i * 7919 % 100003:08d}" for i in range(n)]
+    rng = random.Random(1)
+    widths = [rng.choice([100, 200, 300]) for _ in range(n)]
+    heights = [rng.choice([100, 200]) for _ in range(n)]
+    for rank in (None, default_rank(keys, widths, heights)):
+        got = near_duplicates(keys, hashes, 4, rank)
+        assert got == _rule_by_definition(keys, hashes, 4, rank)
+        assert len(got) == 20 * 5 + 13
+        kept = [i for i, k in enumerate(keys) if k not in got]
+        assert len(brute_force_pairs(hashes[kept], 4)) == 0  # no two kept samples are near
+        perm = list(range(n))
+        rng.shuffle(perm)
+        again = near_duplicates(
+            [keys[i] for i in perm], hashes[perm], 4, None if rank is None else [rank[i] for i in perm]
+        )
+        assert again == got
+
+
+def test_chains_drop_both_and_largest_image_wins():
+    a = 0
+    b = 0b111  # 3 from a
+    c = 0b111111  # 3 from b, 6 from a
+    keys = ["a", "b", "c"]
+    assert near_duplicates(keys, np.array([a, b, c], dtype=np.uint64), 3) == {"b": "a", "c": "b"}
+    # Rank by size: c is the largest, b is near it and dropped; a is not near c and is kept.
+    rank = default_rank(keys, [10, 10, 100], [10, 10, 100])
+    assert near_duplicates(keys, np.array([a, b, c], dtype=np.uint64), 3, rank) == {"b": "c"}
+    with pytest.raises(ValueError):
+        near_duplicates(["x", "x"], np.array([1, 2], dtype=np.uint64), 3)
+    with pytest.raises(ValueError):
+        near_duplicates(["x"], np.array([1, 2], dtype=np.uint64), 3)
+
+
+def test_eval_index_matches_brute_force():
+    rng = random.Random(9)
+    evals = [rng.getrandbits(64) for _ in range(2000)]
+    evals += [evals[0] ^ 0b11]  # a near pair inside the eval set
+    index = EvalIndex(evals, 4)
+    queries = [rng.getrandbits(64) for _ in range(300)]
+    queries += [_flip(rng.choice(evals), k, rng) for k in range(6) for _ in range(30)]
+    ev = np.array(evals, dtype=np.uint64)
+    expected_hits = 0
+    for q in queries:
+        dist = np.bitwise_count(ev ^ np.uint64(q))
+        best = min(((int(d), int(e)) for d, e in zip(dist, ev) if d <= 4), default=None)
+        assert index.nearest(q) == (None if best is None else best[1])
+        assert index.contains_near(q) == (best is not None)
+        expected_hits += best is not None
+    assert expected_hits == 5 * 30
+    many = index.contains_near_many(np.array(queries, dtype=np.uint64))
+    assert many.tolist() == [index.contains_near(q) for q in queries]
+    assert len(index) == 2001
+    assert EvalIndex([], 4).nearest(123) is None
+
+
+def test_as_hashes_and_determinism():
+    big = (1 << 64) - 5
+    assert as_hashes([big, 1]).tolist() == [big, 1]
+    signed = np.array([big], dtype=np.uint64).view(np.int64)
+    assert as_hashes(signed).tolist() == [big]
+    with pytest.raises(ValueError):
+        as_hashes(np.array([-1], dtype=np.int32))
+    hashes, _ = _planted(2000, 4, per_k=10, seed=7)
+    first = pairs_within(hashes, 4)
+    assert np.array_equal(first, pairs_within(hashes.copy(), 4))
+    assert np.array_equal(first, pairs_within(hashes.view(np.int64), 4))

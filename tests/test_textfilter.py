@@ -1,0 +1,88 @@
+"""Alt-text cleaning and the drop rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from wit_pipeline.stats import DictTally
+from wit_pipeline.textfilter import clean_text, drop_reason, filter_pairs, junk_rule
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("  A  red\n\tcat  ", "A red cat"),
+        ("Fish &amp; chips &lt;3", "Fish & chips <3"),
+        ("caf&eacute;&nbsp;au&#160;lait", "café au lait"),
+        ("zero\u200bwidth\u00adsoft", "zerowidthsoft"),
+        ("", ""),
+        (" \n ", ""),
+    ],
+)
+def test_clean_text(raw: str, clean: str) -> None:
+    assert clean_text(raw) == clean
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("cat", "too_short"),
+        ("logo", "too_short"),
+        ("a" * 1001, "too_long"),
+        ("image", "junk"),
+        ("Photo", "junk"),
+        ("click here", "junk"),
+        ("Click Here!", "junk"),
+        ("thumbnail", "junk"),
+        ("banner", "junk"),
+        ("site logo", "junk"),
+        ("image 3 of 10", "junk"),
+        ("IMG_2031.JPG", "junk"),
+        ("dsc0001.jpg", "junk"),
+        ("DSC_0042", "junk"),
+        ("my holiday.png", "junk"),
+        ("https://example.com/cat.jpg", "junk"),
+        ("www.example.com", "junk"),
+        ("example.com/images/cat", "junk"),
+        ("12345", "junk"),
+        ("2021-05-12", "junk"),
+        ("----- ***", "junk"),
+        ("a red cat on a sofa", None),
+        ("Escudo d'armas", None),
+        ("Powered by MediaWiki", None),
+        ("Logo of the Red Cross", None),  # a generic word among real ones is fine
+        ("一只红色的猫", None),
+        ("Boeing 747 at dusk", None),
+        ("a" * 1000, None),
+    ],
+)
+def test_drop_reason(text: str, reason: str | None) -> None:
+    assert drop_reason(text) == reason
+
+
+def test_length_limits_are_parameters() -> None:
+    assert drop_reason("a red cat", min_chars=10) == "too_short"
+    assert drop_reason("a red cat", max_chars=8) == "too_long"
+    assert drop_reason("a red cat", min_chars=9, max_chars=9) is None
+
+
+def test_junk_rule_names() -> None:
+    assert junk_rule("image") == "generic"
+    assert junk_rule("IMG_2031.JPG") == "filename"
+    assert junk_rule("http://x.org/a.png") == "url"
+    assert junk_rule("12345") == "non_letters"
+    assert junk_rule("a red cat") is None
+
+
+def test_filter_pairs_counts_every_pair() -> None:
+    texts = ["a red cat on a sofa", "logo", "image", "x" * 2000, "Blue square, striped", "12345"]
+    tally = DictTally()
+    kept = list(filter_pairs(({"text": t} for t in texts), tally, stage="filter"))
+    assert [p["text"] for p in kept] == ["a red cat on a sofa", "Blue square, striped"]
+    assert tally.as_dict() == {
+        "filter:in": 6,
+        "filter:out": 2,
+        "filter:dropped.too_short": 1,
+        "filter:dropped.junk": 2,
+        "filter:dropped.too_long": 1,
+    }

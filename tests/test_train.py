@@ -1,0 +1,207 @@
+"""Acceptance tests of `wit train`: it learns, DDP equals one process, resume equals no stop."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import webdataset as wds
+
+from train import evaluate as ev
+from train.checkpoint import latest_checkpoint, load_checkpoint, load_model
+from train.configs import CONFIGS
+from train.loss import clip_loss
+from train.model import CLIP
+from train.train import run
+from wit_pipeline import keys
+from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, all_concepts, caption_for
+from wit_pipeline.synthetic.images import encode, render
+
+IMAGE_PX = (48, 48)
+
+
+def write_shards(directory: Path, prefix: str, seeds: range, shards: int) -> str:
+    """Every concept rendered once per seed, captioned, spread round-robin over `shards` tars."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"{prefix}|captions")
+    samples = []
+    for seed in seeds:
+        for concept in all_concepts():
+            text = caption_for(concept, rng)
+            url = f"http://img.test/{prefix}/{seed}/{concept.name.replace(' ', '-')}.jpg"
+            key = keys.sample_key(url, text)
+            meta = {"key": key, "url": url, "text": text, "queries": [concept.colour, concept.shape]}
+            samples.append({"__key__": key, "jpg": encode(render(concept, IMAGE_PX, seed)), "txt": text, "json": json.dumps(meta)})
+    random.Random(prefix).shuffle(samples)
+    for i in range(shards):
+        with wds.TarWriter(str(directory / f"{prefix}-{i:06d}.tar")) as sink:
+            for s in samples[i::shards]:
+                sink.write(s)
+    return str(directory / f"{prefix}-{{{0:06d}..{shards - 1:06d}}}.tar")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("shards")
+    (d / "colours.txt").write_text("\n".join(COLOURS) + "\n")
+    (d / "colour_templates.txt").write_text("\n".join(f"a photo of a {{}} {s}." for s in SHAPES) + "\n")
+    return {
+        "train": write_shards(d, "train", range(8), 4),  # 8 x 192 = 1536 pairs
+        "eval": write_shards(d, "eval", range(1000, 1001), 1),  # 192 held-out images, unseen seeds
+        "classes": str(d / "colours.txt"),
+        "templates": str(d / "colour_templates.txt"),
+    }
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def losses(rows: list[dict]) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.mark.slow
+def test_tiny_learns_zero_shot_above_chance(data, tmp_path) -> None:
+    """A few hundred CPU steps: held-out colour and shape zero-shot accuracy >= 3x chance."""
+    out = tmp_path / "run"
+    torch.set_num_threads(2)
+    run([
+        "--shards", data["train"], "--config", "tiny", "--batch-size", "64", "--steps", "300", "--lr", "2e-3",
+        "--warmup", "30", "--wd", "0.1", "--tokenizer", "bpe", "--bpe-vocab", "512", "--out", str(out),
+        "--eval-shards", data["eval"], "--zero-shot-classes", data["classes"],
+        "--zero-shot-templates", data["templates"], "--no-progress", "--log-every", "10",
+    ])
+    rows = read_log(out)
+    loss = losses(rows)
+    assert sorted(loss) == list(range(10, 301, 10))
+    assert loss[300] < 0.6 * loss[10]
+    final = [r for r in rows if "zero_shot/top1" in r]
+    assert len(final) == 1
+    metrics = final[0]
+    assert metrics["zero_shot/n"] == 192 and metrics["zero_shot/chance"] == pytest.approx(1 / 8)
+    assert metrics["zero_shot/top1"] >= 3 / 8, metrics
+    assert metrics["retrieval/n"] == 192
+    assert metrics["retrieval/image_to_text_R@10"] > 10 / 192
+
+    # Shapes from the saved checkpoint (what `wit eval` loads): 6 classes, chance 1/6.
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and ckpt.name == "step-00000300.pt"
+    model, tokenizer = load_model(ckpt)
+    assert tokenizer.sha256 == load_checkpoint(ckpt)["extra"]["tokenizer_sha256"]
+    templates = [f"a photo of a {c} {{}}." for c in COLOURS]
+    shapes = ev.zero_shot(model, tokenizer, data["eval"], list(SHAPES), templates, ev.caption_label_fn(SHAPES), 32, 64)
+    assert shapes["n"] == 192
+    assert shapes["top1"] >= 3 / 6, shapes
+    stats = [r["loader"] for r in rows if "loader" in r][-1]
+    assert stats["batched"] == 300 * 64 and stats["skipped"] == {}
+
+
+def _small_run(out: Path, shards: str, *extra: str) -> None:
+    run(["--shards", shards, "--config", "tiny", "--batch-size", "8", "--steps", "6", "--warmup", "2",
+         "--tokenizer", "bytes", "--out", str(out), "--no-progress", "--save-every", "3", "--keep", "0", *extra])
+
+
+def test_resume_gives_the_same_next_steps(data, tmp_path) -> None:
+    full, split = tmp_path / "full", tmp_path / "split"
+    _small_run(full, data["train"])
+    _small_run(split, data["train"], "--stop-at", "3")
+    assert latest_checkpoint(split).name == "step-00000003.pt"
+    assert load_checkpoint(latest_checkpoint(split))["data_state"]["start_step"] == 3
+    _small_run(split, data["train"], "--resume")
+    a, b = losses(read_log(full)), losses(read_log(split))
+    assert sorted(a) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):
+        assert b[step] == a[step], (step, a, b)
+    wa = load_checkpoint(full / "step-00000006.pt")["model"]
+    wb = load_checkpoint(split / "step-00000006.pt")["model"]
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path) -> None:
+    with pytest.raises(SystemExit):
+        run(["--shards", data["train"], "--out", str(tmp_path), "--steps", "0"])
+    _small_run(tmp_path / "r", data["train"], "--resume", "--stop-at", "1")
+    assert sorted(losses(read_log(tmp_path / "r"))) == [1]
+
+
+# --- DDP -------------------------------------------------------------------------------------
+
+CFG = CONFIGS["tiny"].replace(vocab_size=64, context_length=8)
+
+
+def _global_batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    images = torch.randn(n, 3, CFG.image_size, CFG.image_size, generator=g)
+    tokens = torch.randint(3, CFG.vocab_size, (n, CFG.context_length), generator=g)
+    tokens[:, 0], tokens[:, -1] = 1, 2
+    return images, tokens
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(CLIP(CFG, eot_id=2))
+    images, tokens = _global_batch()
+    n = images.shape[0] // world
+    mine = slice(rank * n, (rank + 1) * n)
+    loss = clip_loss(*model(images[mine], tokens[mine]))
+    loss.backward()
+    mean = loss.detach().clone()
+    dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+    if rank == 0:
+        grads = {k: p.grad for k, p in model.module.named_parameters()}
+        torch.save({"loss": mean, "grads": grads}, out)
+    dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_equals_one_process(tmp_path) -> None:
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = CLIP(CFG, eot_id=2)
+    images, tokens = _global_batch()
+    loss = clip_loss(*model(images, tokens))
+    loss.backward()
+    got = torch.load(out, weights_only=True)
+    assert got["loss"].item() == pytest.approx(loss.item(), abs=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(got["grads"][name], p.grad, atol=1e-5, rtol=1e-4), name
+    # Without the all-gather each rank sees only its own negatives: a different (smaller) loss.
+    half = clip_loss(*model(images[:4], tokens[:4]), gather=False)
+    assert not math.isclose(half.item(), loss.item(), abs_tol=1e-3)
+
+
+def _cli_worker(rank: int, world: int, port: int, argv: list[str]) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    run(argv)
+
+
+def test_wit_train_under_two_gloo_processes(data, tmp_path) -> None:
+    """The torchrun path of `wit train` (env://, gloo on CPU, DDP, rank-0 logging and checkpoints)."""
+    out = tmp_path / "ddp-run"
+    argv = ["--shards", data["train"], "--config", "tiny", "--batch-size", "8", "--steps", "2", "--tokenizer", "bytes",
+            "--out", str(out), "--no-progress"]
+    mp.spawn(_cli_worker, args=(2, _free_port(), argv), nprocs=2, join=True)
+    rows = read_log(out)
+    assert sorted(losses(rows)) == [1, 2]
+    assert all(r["samples_per_s"] > 0 for r in rows if "loss" in r)
+    assert latest_checkpoint(out).name == "step-00000002.pt"
+    assert load_checkpoint(latest_checkpoint(out))["data_state"]["world_size"] == 2

@@ -1,0 +1,323 @@
+"""The trainer's WebDataset loader: shards -> shuffled, preprocessed, tokenised fixed-size batches.
+
+Pipeline per DataLoader worker (like open_clip's `get_wds_dataset`, written out flat):
+
+    shard URLs --(resampled: seeded draws with replacement | else: seeded shuffle, split by
+    rank then worker)--> tar samples --(seeded shuffle buffer of raw bytes)--> decode (PIL,
+    pixel cap; undecodable samples skipped and counted) --> crop + normalise --> batches of
+    `batch_size` (a partial last batch is dropped) --> tokens.
+
+Epochs and determinism. With `epoch_samples`, an epoch is exactly
+`steps_per_epoch = epoch_samples // (batch_size * world_size)` steps on every rank; worker
+`w` of `W` yields the batches of steps w, w+W, w+2W, ... (torch's DataLoader takes batches
+from workers round-robin), so the interleaving is fixed. Every random choice is derived
+from (seed, epoch, rank, worker) -- or, for a sample's crop, from (seed, epoch, sample key) --
+never from process state. Resume: `start_step=k` puts the loader in epoch k // steps_per_epoch
+and each worker fast-forwards past the samples of its batches before k (they are decoded, to
+know which ones are undecodable, but not cropped or tokenised), so the batch at step k of a
+resumed run equals the batch at step k of an uninterrupted one. That is exact whenever every
+worker fills its share of the epoch, which the resampled mode always does; in one-pass mode
+a worker whose shards run dry ends the epoch early (counted as `short_epochs`).
+`Loader.step` is the data position to store in a checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from train import preprocess
+from wit_pipeline import fsio, keys
+from wit_pipeline.shards import MANIFEST, image_of, iter_tar_samples
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT_LENGTH = 77
+SHUFFLE_BUFFER = 2000  # raw (still encoded) samples per worker
+SHUFFLE_INITIAL = 500
+
+
+def expand_shards(shards: str | Iterable[str]) -> list[str]:
+    """Shard URLs from a brace pattern (`wit-{000000..000009}.tar`), `::`-joined list, glob or list."""
+    if isinstance(shards, str):
+        urls: list[str] = []
+        for part in wds.shardlists.expand_urls(shards):
+            urls.extend(fsio.expand(part) if any(c in part for c in "*?[") else [part])
+    else:
+        urls = [str(u) for u in shards]
+    if not urls:
+        raise ValueError(f"no shards match {shards!r}")
+    return urls
+
+
+def manifest_samples(urls: list[str]) -> int | None:
+    """Total samples of `urls` per the `manifest.json` beside them (None if absent or incomplete)."""
+    manifests: dict[str, dict[str, int]] = {}
+    total = 0
+    for url in urls:
+        parent, _, name = url.rpartition("/")
+        parent = parent or "."
+        if parent not in manifests:
+            try:
+                doc = fsio.read_json(fsio.join(parent, MANIFEST))
+                manifests[parent] = {s["name"]: int(s["samples"]) for s in doc["shards"]}
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+        if name not in manifests[parent]:
+            return None
+        total += manifests[parent][name]
+    return total
+
+
+def _caption(sample: dict[str, Any]) -> str | None:
+    raw = sample.get("txt")
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    return text or None
+
+
+def _read(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any]]:
+    """Raw samples of each shard; a shard that fails to open or parse is counted and left."""
+    for url in urls:
+        try:
+            yield from iter_tar_samples(url)
+        except Exception as e:  # a missing or truncated shard must not end the run
+            counts["shard_errors"] += 1
+            log.warning("skipping the rest of shard %s: %s: %s", url, type(e).__name__, e)
+
+
+def _decoded(samples: Iterable[dict[str, Any]], image_size: int, counts: Counter) -> Iterator[tuple[str, Any, str, dict]]:
+    """(key, RGB image, caption, sample) for usable samples; each unusable one is counted by reason."""
+    for s in samples:
+        counts["read"] += 1
+        img = image_of(s)
+        caption = _caption(s)
+        if img is None:
+            counts["skipped.no_image"] += 1
+            continue
+        if caption is None:
+            counts["skipped.no_text"] += 1
+            continue
+        try:
+            image = preprocess.decode(img[1], image_size)
+        except preprocess.BadImage as e:
+            counts[f"skipped.{e.reason}"] += 1
+            continue
+        yield s["__key__"], image, caption, s
+
+
+class _Stream(IterableDataset):
+    """One rank's stream of batches for one epoch; the Loader sets `epoch` and `offset` per epoch."""
+
+    def __init__(self, urls: list[str], *, tokenizer: Any, context_length: int, image_size: int, batch_size: int,
+                 train: bool, resampled: bool, seed: int, steps_per_epoch: int | None, rank: int, world_size: int) -> None:
+        self.urls, self.tokenizer, self.context_length = urls, tokenizer, context_length
+        self.image_size, self.batch_size, self.train, self.resampled = image_size, batch_size, train, resampled
+        self.seed, self.steps_per_epoch, self.rank, self.world_size = seed, steps_per_epoch, rank, world_size
+        self.epoch = 0
+        self.offset = 0  # steps of this epoch already taken (resume)
+
+    def _shard_urls(self, worker: int, workers: int) -> Iterator[str]:
+        tag = f"{self.seed}|{self.epoch}|{self.rank}|{worker}"
+        if self.resampled:
+            rng = random.Random(f"resample|{tag}")
+            while True:
+                yield rng.choice(self.urls)
+        urls = list(self.urls)
+        if self.train:  # same order on every rank, so the rank split stays disjoint
+            random.Random(f"shards|{self.seed}|{self.epoch}").shuffle(urls)
+        yield from urls[self.rank :: self.world_size][worker::workers]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        workers = info.num_workers if info else 1
+        # DataLoader always starts its round-robin at worker 0, so after resuming at `offset`
+        # worker i plays the part of worker (i + offset) % W of an uninterrupted run.
+        worker = ((info.id if info else 0) + self.offset) % workers
+        counts: Counter = Counter()
+        spe = self.steps_per_epoch
+        ff = len(range(worker, self.offset, workers))  # this worker's batches before `offset`
+        todo = None if spe is None else len(range(worker, spe, workers)) - ff
+        samples: Iterator[dict[str, Any]] = _read(self._shard_urls(worker, workers), counts)
+        if self.train:
+            rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}")
+            samples = wds.filters.shuffle(SHUFFLE_BUFFER, SHUFFLE_INITIAL, rng=rng)(samples)
+        skip = ff * self.batch_size
+        pixels, captions = [], []
+        made = 0
+        decoded = _decoded(samples, self.image_size, counts) if todo != 0 else iter(())
+        for key, image, caption, _ in decoded:
+            if skip:
+                skip -= 1
+                counts["fast_forwarded"] += 1
+                continue
+            if self.train:
+                crop_rng = random.Random(keys.salted_hash(key, f"crop|{self.epoch}", self.seed))
+                pixels.append(preprocess.train_pixels(image, self.image_size, crop_rng))
+            else:
+                pixels.append(preprocess.eval_pixels(image, self.image_size))
+            captions.append(caption)
+            if len(pixels) == self.batch_size:
+                counts["batched"] += len(pixels)
+                batch = {
+                    "images": preprocess.to_batch(pixels),
+                    "tokens": self.tokenizer.encode(captions, self.context_length),
+                    "stats": dict(counts),
+                }
+                counts.clear()
+                pixels, captions = [], []
+                made += 1
+                yield batch
+                if made == todo:
+                    break
+        counts["unbatched"] += len(pixels)
+        if todo is not None and made < todo:
+            counts["short_epochs"] += 1
+        yield {"stats": dict(counts)}  # no images: the Loader only adds these counts
+
+
+class Loader:
+    """Iterate for one epoch of `(images [B,3,S,S] float32, tokens [B,L] int64)`; iterate again for the next."""
+
+    def __init__(self, stream: _Stream, workers: int, start_step: int) -> None:
+        self._stream, self.workers, self.step = stream, workers, start_step
+        self._counts: Counter = Counter()
+        self._passes = 0
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        return self._stream.steps_per_epoch
+
+    @property
+    def epoch(self) -> int:
+        spe = self.steps_per_epoch
+        return self.step // spe if spe else self._passes
+
+    def __len__(self) -> int:
+        if self.steps_per_epoch is None:
+            raise TypeError("epoch length unknown: pass epoch_samples or keep a manifest.json beside the shards")
+        return self.steps_per_epoch
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        spe = self.steps_per_epoch
+        epoch = self.epoch
+        self._stream.epoch = epoch
+        self._stream.offset = self.step - epoch * spe if spe else (self.step if self._stream.resampled else 0)
+        loader = DataLoader(self._stream, batch_size=None, num_workers=self.workers,
+                            persistent_workers=False, prefetch_factor=2 if self.workers else None)
+        for item in loader:
+            self._counts.update(item["stats"])
+            if "images" in item:
+                self.step += 1
+                yield item["images"], item["tokens"]
+        self._passes += 1
+        if spe:
+            self.step = (epoch + 1) * spe  # a short epoch still ends at its boundary
+
+    def stats(self) -> dict[str, Any]:
+        """Samples read by the decoder, batched, fast-forwarded, unbatched, and skipped by reason."""
+        c = self._counts
+        skipped = {k.split(".", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("skipped.")}
+        out = {k: c.get(k, 0) for k in ("read", "batched", "fast_forwarded", "unbatched", "shard_errors", "short_epochs")}
+        return {**out, "skipped": skipped, "step": self.step, "epoch": self.epoch}
+
+
+def make_loader(
+    shards: str | list[str],
+    *,
+    tokenizer: Any,
+    image_size: int,
+    batch_size: int,
+    train: bool,
+    workers: int = 0,
+    resampled: bool = False,
+    seed: int = 0,
+    epoch_samples: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+    context_length: int | None = None,
+) -> Loader:
+    """A Loader over `shards` for rank `rank` of `world_size` (see the module docstring).
+
+    `epoch_samples` defaults to the manifest's count of the shards in one-pass training;
+    `context_length` to `tokenizer.context_length` if it has one, else 77 (pass the model's).
+    """
+    if batch_size < 1 or image_size < 1 or workers < 0:
+        raise ValueError("batch_size and image_size must be positive, workers >= 0")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world_size {world_size}")
+    urls = expand_shards(shards)
+    if not resampled:
+        mine = len(urls[rank::world_size])
+        if mine == 0:
+            raise ValueError(f"{len(urls)} shards cannot be split over {world_size} ranks; use resampled=True")
+        if workers > mine:
+            log.warning("rank %d has %d shards: using %d workers instead of %d", rank, mine, mine, workers)
+            workers = mine
+    if epoch_samples is None and train and not resampled:
+        epoch_samples = manifest_samples(urls)
+    spe = None if epoch_samples is None else epoch_samples // (batch_size * world_size)
+    if spe == 0:
+        raise ValueError(f"epoch_samples={epoch_samples} is less than one global batch ({batch_size} x {world_size})")
+    if start_step and spe is None and not resampled:
+        raise ValueError("resuming mid-data needs a known epoch length: pass epoch_samples or keep manifest.json")
+    if context_length is None:
+        context_length = getattr(tokenizer, "context_length", None) or DEFAULT_CONTEXT_LENGTH
+    if workers:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # HF tokenizers + fork would warn
+    stream = _Stream(urls, tokenizer=tokenizer, context_length=context_length, image_size=image_size,
+                     batch_size=batch_size, train=train, resampled=resampled, seed=seed,
+                     steps_per_epoch=spe, rank=rank, world_size=world_size)
+    return Loader(stream, workers, start_step)
+
+
+def iter_eval(shards: str | list[str], image_size: int, batch_size: int,
+              counts: Counter | None = None) -> Iterator[tuple[torch.Tensor, list[str], list[dict[str, Any]]]]:
+    """Every usable sample once, in shard order, centre-cropped: (images, captions, sample jsons).
+
+    The last batch may be partial; unusable samples are counted into `counts` like the Loader's.
+    """
+    import json
+
+    counts = Counter() if counts is None else counts
+    pixels, captions, metas = [], [], []
+    for _, image, caption, s in _decoded(_read(expand_shards(shards), counts), image_size, counts):
+        try:
+            meta = json.loads(s["json"]) if "json" in s else {}
+        except ValueError:
+            meta = {}
+        pixels.append(preprocess.eval_pixels(image, image_size))
+        captions.append(caption)
+        metas.append(meta if isinstance(meta, dict) else {})
+        if len(pixels) == batch_size:
+            counts["batched"] += len(pixels)
+            yield preprocess.to_batch(pixels), captions, metas
+            pixels, captions, metas = [], [], []
+    if pixels:
+        counts["batched"] += len(pixels)
+        yield preprocess.to_batch(pixels), captions, metas
+
+
+def iter_captions(shards: str | list[str], limit: int) -> Iterator[str]:
+    """Up to `limit` captions in shard order, without decoding images (BPE training)."""
+    n = 0
+    for s in _read(expand_shards(shards), Counter()):
+        if n >= limit:
+            return
+        caption = _caption(s)
+        if caption is not None:
+            n += 1
+            yield caption

@@ -1,0 +1,217 @@
+"""Zero-shot classification and image-text retrieval on held-out shards (`wit eval`).
+
+Zero-shot follows the CLIP paper: a class's text embedding is the mean of its L2-normalised
+prompt embeddings (one per template), renormalised; an image is assigned the class of
+highest cosine similarity. A shard sample's label comes from its json (`label_fn`); the
+default finds the one class name that occurs as whole words in the caption, and samples
+with no class or several are counted, not guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import fsspec
+import torch
+import torch.nn.functional as F
+
+from train.data import DEFAULT_CONTEXT_LENGTH, iter_eval
+from wit_pipeline import fsio, textnorm
+
+# A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
+DEFAULT_TEMPLATES: list[str] = [
+    "a photo of a {}.",
+    "a picture of a {}.",
+    "an image of a {}.",
+    "a close-up photo of a {}.",
+    "a good photo of a {}.",
+    "a rendering of a {}.",
+]
+RECALL_AT = (1, 5, 10)
+
+
+def load_classnames(path_or_allowlist: str) -> list[str]:
+    """Class names from a text file (one per line, '#' comments) or the queries of an allowlist TSV."""
+    with fsspec.open(path_or_allowlist, "rt", encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    if path_or_allowlist.endswith(".tsv") or any("\t" in line for line in lines):
+        rows = [line.split("\t")[0].strip() for line in lines if line.strip()]
+        names = rows[1:] if rows and rows[0] == "query" else rows
+    else:
+        names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    dupes = sorted(n for n, c in Counter(names).items() if c > 1)
+    if dupes:
+        raise ValueError(f"{path_or_allowlist}: duplicate class names {dupes[:5]}")
+    if not names:
+        raise ValueError(f"{path_or_allowlist}: no class names")
+    return names
+
+
+def caption_label_fn(classnames: Sequence[str]) -> Callable[[dict], int | None]:
+    """Label = the one class whose normalised name occurs as whole words in the sample's `text`."""
+    padded = [textnorm.padded(c) for c in classnames]
+
+    def label(sample_json: dict) -> int | None:
+        text = textnorm.padded(str(sample_json.get("text", "")))
+        hits = [i for i, p in enumerate(padded) if p in text]
+        return hits[0] if len(hits) == 1 else None
+
+    return label
+
+
+def query_label_fn(classnames: Sequence[str]) -> Callable[[dict], int | None]:
+    """Label = the one class among the sample's matched allowlist `queries`."""
+    index = {textnorm.normalize(c): i for i, c in enumerate(classnames)}
+
+    def label(sample_json: dict) -> int | None:
+        hits = {index[q] for q in (textnorm.normalize(str(q)) for q in sample_json.get("queries") or []) if q in index}
+        return hits.pop() if len(hits) == 1 else None
+
+    return label
+
+
+def _context_length(model: torch.nn.Module) -> int:
+    inner = getattr(model, "module", model)
+    cfg = getattr(inner, "cfg", None)
+    return int(getattr(cfg, "context_length", 0) or getattr(getattr(inner, "text", None), "context_length", 0) or DEFAULT_CONTEXT_LENGTH)
+
+
+@torch.inference_mode()
+def class_embeddings(model: torch.nn.Module, tokenizer: Any, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """[C, D]: per class, the renormalised mean of its normalised template embeddings."""
+    ctx = _context_length(model)
+    out = []
+    for name in classnames:
+        emb = F.normalize(model.encode_text(tokenizer.encode([t.format(name) for t in templates], ctx)), dim=-1)
+        out.append(F.normalize(emb.mean(dim=0), dim=-1))
+    return torch.stack(out)
+
+
+@torch.inference_mode()
+def zero_shot(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    shards: str | list[str],
+    classnames: list[str],
+    templates: list[str],
+    label_fn: Callable[[dict], int | None] | None,
+    image_size: int,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Top-1/top-5 accuracy and per-class counts over the labelled samples of `shards`."""
+    if not classnames or not templates:
+        raise ValueError("zero_shot needs class names and templates")
+    label_fn = label_fn or caption_label_fn(classnames)
+    classes = class_embeddings(model, tokenizer, classnames, templates)
+    k = min(5, len(classnames))
+    counts: Counter = Counter()
+    n = correct1 = correctk = 0
+    per_class = {c: {"n": 0, "correct": 0} for c in classnames}
+    for images, _, metas in iter_eval(shards, image_size, batch_size, counts):
+        labels = [label_fn(m) for m in metas]
+        keep = [i for i, y in enumerate(labels) if y is not None]
+        counts["unlabelled"] += len(labels) - len(keep)
+        if not keep:
+            continue
+        y = torch.tensor([labels[i] for i in keep])
+        logits = F.normalize(model.encode_image(images[keep]), dim=-1) @ classes.T
+        topk = logits.topk(k, dim=-1).indices
+        hit1 = topk[:, 0] == y
+        n += len(keep)
+        correct1 += int(hit1.sum())
+        correctk += int((topk == y[:, None]).any(dim=-1).sum())
+        for label, ok in zip(y.tolist(), hit1.tolist()):
+            per_class[classnames[label]]["n"] += 1
+            per_class[classnames[label]]["correct"] += int(ok)
+    skipped = {k_.split(".", 1)[1]: v for k_, v in sorted(counts.items()) if k_.startswith("skipped.")}
+    return {
+        "top1": correct1 / n if n else 0.0,
+        "top5": correctk / n if n else 0.0,  # top-min(5, classes)
+        "n": n,
+        "classes": len(classnames),
+        "chance": 1.0 / len(classnames),
+        "unlabelled": counts["unlabelled"],
+        "skipped": skipped,
+        "per_class": per_class,
+    }
+
+
+def recall_at_k(image_emb: torch.Tensor, text_emb: torch.Tensor, ks: Sequence[int] = RECALL_AT, chunk: int = 1024) -> dict[str, float]:
+    """Recall@k both ways for paired rows; a tie with the true partner counts for it (a duplicate is a hit).
+
+    Computed in row chunks so N x N similarities never sit in memory at once.
+    """
+    n = image_emb.shape[0]
+    if n == 0 or text_emb.shape[0] != n:
+        raise ValueError(f"need equal, non-zero numbers of image and text embeddings, got {n} and {text_emb.shape[0]}")
+    out: dict[str, float] = {}
+    for name, a, b in (("image_to_text", image_emb, text_emb), ("text_to_image", text_emb, image_emb)):
+        ranks = []
+        for start in range(0, n, chunk):
+            sims = a[start : start + chunk] @ b.T
+            true = sims[torch.arange(sims.shape[0]), torch.arange(start, start + sims.shape[0])]
+            ranks.append((sims > true[:, None]).sum(dim=1))
+        rank = torch.cat(ranks)
+        for k in ks:
+            out[f"{name}_R@{k}"] = float((rank < k).float().mean())
+    return out
+
+
+@torch.inference_mode()
+def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], image_size: int, batch_size: int = 64) -> dict[str, Any]:
+    """Image->text and text->image recall@1/5/10 over every usable (image, caption) of `shards`."""
+    ctx = _context_length(model)
+    images_emb, texts_emb = [], []
+    counts: Counter = Counter()
+    for images, captions, _ in iter_eval(shards, image_size, batch_size, counts):
+        images_emb.append(F.normalize(model.encode_image(images), dim=-1))
+        texts_emb.append(F.normalize(model.encode_text(tokenizer.encode(captions, ctx)), dim=-1))
+    if not images_emb:
+        raise ValueError(f"no usable samples in {shards!r}")
+    metrics: dict[str, Any] = recall_at_k(torch.cat(images_emb), torch.cat(texts_emb))
+    metrics["n"] = sum(e.shape[0] for e in images_emb)
+    metrics["skipped"] = {k.split(".", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("skipped.")}
+    return metrics
+
+
+def run(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="a step-*.pt written by `wit train`")
+    p.add_argument("--shards", required=True, help="held-out shards, e.g. 'out/wit-{000000..000003}.tar'")
+    p.add_argument("--classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
+    p.add_argument("--templates", default=None, help="prompt templates, one per line, '{}' = class (default: CLIP-style)")
+    p.add_argument("--label-from", choices=("text", "queries"), default="text",
+                   help="label a sample by the class named in its caption, or among its matched queries")
+    p.add_argument("--no-retrieval", action="store_true")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--out", default=None, help="write metrics JSON here (printed either way)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from train.checkpoint import load_model
+
+    model, tokenizer = load_model(args.checkpoint)
+    image_size = model.cfg.image_size
+    metrics: dict[str, Any] = {"checkpoint": args.checkpoint, "shards": args.shards}
+    if args.classes:
+        classes = load_classnames(args.classes)
+        templates = DEFAULT_TEMPLATES
+        if args.templates:
+            templates = [t for t in (line.strip() for line in open(args.templates, encoding="utf-8")) if t]
+            if not all("{}" in t for t in templates):
+                p.error("every template needs a '{}' for the class name")
+        label_fn = caption_label_fn(classes) if args.label_from == "text" else query_label_fn(classes)
+        metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size, args.batch_size)
+    if not args.no_retrieval:
+        metrics["retrieval"] = retrieval(model, tokenizer, args.shards, image_size, args.batch_size)
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        fsio.write_json(args.out, metrics)
+    print(text)
+    return 0

@@ -1,0 +1,366 @@
+"""`wit train`: train CLIP on WebDataset shards. One flat loop, nanoGPT style.
+
+    wit train --shards 'out/wit-{000000..000003}.tar' --config tiny --batch-size 64 \
+        --steps 300 --out runs/x
+    torchrun --nproc_per_node 8 -m train.train --shards ... --config ViT-B/32 ...
+
+`--batch-size` is per process and per micro-step; the global batch of one optimizer step is
+batch_size * accum * world_size. Negatives span one micro-batch across all ranks (features are
+all-gathered), so --accum saves memory but does not add negatives.
+Resuming (`--resume`) restores weights, optimizer, RNG states and the step; the loader is
+rebuilt at the same position (seeded, resampled stream), so the next batch is the one an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from train.checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from train.configs import CONFIGS, ModelConfig, get_config
+from train.loss import clip_loss
+from train.model import CLIP, MAX_LOGIT_SCALE
+from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma-separated list")
+    p.add_argument("--out", required=True, help="run directory: checkpoints, log.jsonl, tokenizer.json")
+    p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size")
+    p.add_argument("--context-length", type=int, default=None, help="override the config's text context length")
+    p.add_argument("--batch-size", type=int, default=64, help="per process, per micro-step")
+    p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
+    p.add_argument("--steps", type=int, required=True, help="optimizer steps in the whole run")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--min-lr", type=float, default=0.0, help="cosine floor")
+    p.add_argument("--warmup", type=int, default=None, help="linear warmup steps (default: 10%% of --steps)")
+    p.add_argument("--wd", type=float, default=0.2, help="AdamW weight decay (not on gains, biases, logit_scale)")
+    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--beta2", type=float, default=0.98)
+    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="data loader worker processes per rank")
+    p.add_argument("--tokenizer", default="bpe", help="'bpe' (trained on the shards' captions), 'bytes', or a tokenizer JSON path")
+    p.add_argument("--bpe-vocab", type=int, default=1024)
+    p.add_argument("--bpe-captions", type=int, default=20000, help="captions to train the BPE on")
+    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--keep", type=int, default=2, help="step checkpoints to keep (0: all)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--stop-at", type=int, default=None, help="save and stop after this step (pre-emption drills)")
+    p.add_argument("--log-every", type=int, default=1)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--eval-shards", default=None, help="held-out shards for zero-shot and retrieval")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
+    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--zero-shot-classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
+    p.add_argument("--zero-shot-templates", default=None, help="prompt templates, one per line, '{}' = class")
+    p.add_argument("--label-from", choices=("text", "queries"), default="text",
+                   help="zero-shot label: the class named in the caption, or among the sample's matched queries")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.warmup is None:
+        args.warmup = max(1, args.steps // 10)
+    for name in ("steps", "batch_size", "accum"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def lr_at(step: int, *, lr: float, min_lr: float, warmup: int, steps: int) -> float:
+    """Linear warmup to `lr`, then cosine decay to `min_lr` at `steps` (step counts from 0)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """open_clip's split: no decay on gains, biases, class token and logit_scale (ndim < 2)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_distributed(device_arg: str) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); joins the process group when torchrun set WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
+    device = torch.device(f"cuda:{local}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return rank, world, device
+
+
+def load_tokenizer(spec: str, shards: str, vocab: int, limit: int) -> Tokenizer:
+    if spec == "bytes":
+        return byte_tokenizer()
+    if spec == "bpe":
+        from train.data import iter_captions
+
+        return train_bpe(iter_captions(shards, limit), vocab)
+    return Tokenizer.from_json(Path(spec).read_text(encoding="utf-8"))
+
+
+def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_size: int) -> dict[str, Any]:
+    """Zero-shot (when classes are given) and retrieval metrics on --eval-shards, flattened for the log."""
+    from train import evaluate as ev
+
+    metrics: dict[str, Any] = {}
+    was_training = model.training
+    model.eval()
+    if args.zero_shot_classes:
+        classes = ev.load_classnames(args.zero_shot_classes)
+        templates = ev.DEFAULT_TEMPLATES
+        if args.zero_shot_templates:
+            templates = [t.strip() for t in Path(args.zero_shot_templates).read_text(encoding="utf-8").splitlines() if t.strip()]
+        label_fn = ev.caption_label_fn(classes) if args.label_from == "text" else ev.query_label_fn(classes)
+        zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size, args.eval_batch_size)
+        metrics.update({f"zero_shot/{k}": zs[k] for k in ("top1", "top5", "n", "chance")})
+    rt = ev.retrieval(model, tokenizer, args.eval_shards, image_size, args.eval_batch_size)
+    metrics.update({f"retrieval/{k}": v for k, v in rt.items() if isinstance(v, (int, float))})
+    model.train(was_training)
+    return metrics
+
+
+class Logger:
+    """JSONL per step (rank 0), mirrored to TensorBoard when it is installed."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.enabled = enabled
+        self.file = open(out / "log.jsonl", "a", encoding="utf-8") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tb"))
+            except Exception:  # tensorboard not installed: JSONL is the record
+                self.tb = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps(row, sort_keys=True) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the loop; returns {'step', 'loss', 'metrics', 'checkpoint'} (rank 0's view)."""
+    from train.data import make_loader
+
+    rank, world, device = setup_distributed(args.device)
+    master = rank == 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(args.seed)
+
+    resume_doc = None
+    if args.resume and (ckpt := latest_checkpoint(out)) is not None:
+        resume_doc = load_checkpoint(ckpt)
+    if resume_doc is not None:
+        tokenizer = Tokenizer.from_json(resume_doc["tokenizer_json"])
+        cfg = ModelConfig.from_dict(resume_doc["config"]["model"])
+    else:
+        tokenizer = load_tokenizer(args.tokenizer, args.shards, args.bpe_vocab, args.bpe_captions)
+        cfg = get_config(args.config).replace(vocab_size=tokenizer.vocab_size)
+        if args.context_length:
+            cfg = cfg.replace(context_length=args.context_length)
+    if master:
+        (out / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+
+    model = CLIP(cfg, eot_id=tokenizer.eot_id).to(device)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, args.wd), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps
+    )
+    step = 0
+    if resume_doc is not None:
+        model.load_state_dict(resume_doc["model"])
+        optimizer.load_state_dict(resume_doc["optimizer"])
+        step = int(resume_doc["step"])
+        set_rng_state(resume_doc["rng"])
+        del resume_doc
+    raw_model = model
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        model = torch.compile(model)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    )
+
+    loader = make_loader(
+        args.shards,
+        tokenizer=tokenizer,
+        image_size=cfg.image_size,
+        batch_size=args.batch_size,
+        train=True,
+        workers=args.workers,
+        resampled=True,
+        seed=args.seed,
+        rank=rank,
+        world_size=world,
+        start_step=step * args.accum,  # batches this rank has already consumed
+        context_length=cfg.context_length,
+    )
+    batches = iter(loader)
+    logger = Logger(out, master)
+    config_doc = {"model": cfg.to_dict(), "config_name": args.config, "train": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (str, int, float, bool))}}
+    schedule = dict(lr=args.lr, min_lr=args.min_lr, warmup=args.warmup, steps=args.steps)
+    last_stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
+    progress = None
+    if master and not args.no_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=args.steps, initial=step, desc="train", unit="step")
+
+    def checkpoint(at: int) -> Path:
+        path = out / checkpoint_name(at)
+        if master:
+            save_checkpoint(
+                path, model=raw_model, optimizer=optimizer, scheduler=None, step=at, rng=rng_state(),
+                data_state={"start_step": at * args.accum, "seed": args.seed, "world_size": world},
+                config=config_doc, tokenizer_json=tokenizer.to_json(),
+                extra={"tokenizer_sha256": tokenizer.sha256, "loader": _loader_stats(loader)},
+            )
+            if args.keep:
+                olds = sorted(out.glob("step-*.pt"))[: -args.keep]
+                for old in olds:
+                    old.unlink(missing_ok=True)
+        if world > 1:
+            dist.barrier()
+        return path
+
+    metrics: dict[str, Any] = {}
+    loss_value = float("nan")
+    last_ckpt: Path | None = None
+    model.train()
+    while step < last_stop:
+        t0 = time.perf_counter()
+        lr = lr_at(step, **schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=device)
+        for micro in range(args.accum):
+            images, tokens = next(batches)
+            images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
+            sync = world == 1 or micro == args.accum - 1
+            with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
+                image_features, text_features, logit_scale = model(images, tokens)
+                loss = clip_loss(image_features, text_features, logit_scale) / args.accum
+            loss.backward()
+            loss_sum += loss.detach()
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip) if args.grad_clip > 0 else None
+        )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():  # the paper's clip: the scale never exceeds 100
+            raw_model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
+        step += 1
+
+        if world > 1:
+            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
+        loss_value = loss_sum.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss is {loss_value} at step {step}")
+        dt = time.perf_counter() - t0
+        if step % args.log_every == 0 or step == last_stop:
+            scale = raw_model.logit_scale.exp().item()
+            row = {
+                "step": step, "loss": loss_value, "lr": lr, "logit_scale": scale, "temperature": 1.0 / scale,
+                "samples_per_s": args.batch_size * args.accum * world / dt,
+            }
+            if grad_norm is not None:
+                row["grad_norm"] = float(grad_norm)
+            logger.log(row)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+        if args.save_every and step % args.save_every == 0 and step < last_stop:
+            last_ckpt = checkpoint(step)
+        if args.eval_shards and args.eval_every and step % args.eval_every == 0 and step < args.steps:
+            if master:
+                metrics = evaluate(raw_model, tokenizer, args, cfg.image_size)
+                logger.log({"step": step, **metrics})
+            if world > 1:
+                dist.barrier()
+
+    if step > 0 and (last_ckpt is None or last_ckpt.name != checkpoint_name(step)):
+        last_ckpt = checkpoint(step)
+    if progress is not None:
+        progress.close()
+    if step >= args.steps and args.eval_shards:
+        if master:
+            metrics = evaluate(raw_model, tokenizer, args, cfg.image_size)
+            logger.log({"step": step, **metrics})
+        if world > 1:
+            dist.barrier()
+    if master:
+        logger.log({"step": step, "final": step >= args.steps, "loader": _loader_stats(loader)})
+    logger.close()
+    return {"step": step, "loss": loss_value, "metrics": metrics, "checkpoint": str(last_ckpt) if last_ckpt else None}
+
+
+def _loader_stats(loader: Any) -> dict[str, Any]:
+    stats = getattr(loader, "stats", None)
+    return dict(stats()) if callable(stats) else {}
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = train(args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

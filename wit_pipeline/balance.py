@@ -1,0 +1,81 @@
+"""Balancing: cap how many pairs each query contributes (CLIP: "up to 20,000 pairs per query").
+
+Two modes, both decided by hashes of the sample key, so any runner and any rerun agrees:
+
+* prob (MetaCLIP): a query matched by `count` pairs keeps each with probability
+  min(1, t / count), the coin being `keys.uniform(key, query_id, seed)`; a pair survives if
+  ANY of its queries keeps it. One pass once the per-query counts are known; each query's
+  expected kept count is min(count, t) (more through pairs that other queries keep).
+* cap (exact): per query, the t pairs with the lowest `cap_rank` are kept (the Beam job uses
+  `beam.combiners.Top.PerKey`); a pair survives if ANY of its queries keeps it.
+
+The pure references here (`select_prob`, `select_cap`) serve tests and small local runs.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from wit_pipeline.keys import salted_hash, uniform
+
+
+def keep_probability(count: int, t: int) -> float:
+    """min(1, t / count): the chance a query matched by `count` pairs keeps one of them."""
+    if t < 0:
+        raise ValueError(f"t must be >= 0, got {t}")
+    if count <= 0:
+        raise ValueError(f"count must be positive for a matched query, got {count}")
+    return min(1.0, t / count)
+
+
+def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Sequence[int],
+              t: int, seed: int) -> bool:
+    """True when any matched query keeps the pair (MetaCLIP balancing)."""
+    for q in query_ids:
+        count = counts[q]
+        if count <= t or uniform(key, q, seed) < keep_probability(count, t):
+            return True
+    return False
+
+
+def cap_rank(key: str, query_id: int, seed: int) -> int:
+    """The order in which a query keeps its pairs under `--balance cap`: lowest first.
+
+    The key breaks the (astronomically rare) hash ties in the Beam job, whose Top.PerKey
+    compares (rank, key) tuples.
+    """
+    return salted_hash(key, query_id, seed)
+
+
+def count_queries(pairs: Iterable[tuple[str, Sequence[int]]]) -> dict[int, int]:
+    """Pairs matched per query id (what the harvest job writes as query counts)."""
+    counts: dict[int, int] = defaultdict(int)
+    for _, ids in pairs:
+        for q in ids:
+            counts[q] += 1
+    return dict(counts)
+
+
+def select_prob(pairs: Iterable[tuple[str, Sequence[int]]], t: int, seed: int,
+                counts: Mapping[int, int] | Sequence[int] | None = None) -> set[str]:
+    """Keys kept by `prob` balancing; counts default to those of `pairs` themselves."""
+    pairs = list(pairs)
+    if counts is None:
+        counts = count_queries(pairs)
+    return {key for key, ids in pairs if keep_prob(key, ids, counts, t, seed)}
+
+
+def select_cap(pairs: Iterable[tuple[str, Sequence[int]]], t: int, seed: int) -> set[str]:
+    """Keys kept by `cap` balancing: per query the t pairs of lowest (cap_rank, key)."""
+    if t < 0:
+        raise ValueError(f"t must be >= 0, got {t}")
+    by_query: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for key, ids in pairs:
+        for q in set(ids):
+            by_query[q].append((cap_rank(key, q, seed), key))
+    kept: set[str] = set()
+    for ranked in by_query.values():
+        kept.update(key for _, key in heapq.nsmallest(t, ranked))
+    return kept

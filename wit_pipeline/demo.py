@@ -1,0 +1,88 @@
+"""`wit demo`: every stage, end to end, on a generated crawl served from 127.0.0.1.
+
+The same stage entrypoints a user runs by hand (`wit harvest`, `wit download`, ...), called
+in order with the options a first run needs; each stage's command line is printed so it can
+be re-run on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+from wit_pipeline.cli import STAGES
+
+
+def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
+    print(f"\n=== wit {name} {shlex.join(argv)}", flush=True)
+    start = time.perf_counter()
+    code = importlib.import_module(STAGES[name][0]).run(argv)
+    timings[name] = time.perf_counter() - start
+    if code:
+        raise SystemExit(f"wit {name} failed with exit code {code}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wit demo", description=__doc__)
+    p.add_argument("--out", default="wit-demo", help="folder for everything the demo writes (replaced)")
+    p.add_argument("--pages", type=int, default=300, help="pages in the generated crawl (10 images each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--t", type=int, default=400, help="per-query cap for balancing (the paper's is 20000)")
+    p.add_argument("--steps", type=int, default=300, help="training steps (0 skips training)")
+    p.add_argument("--batch-size", type=int, default=64)
+    return p
+
+
+def run(argv: list[str] | None = None) -> int:
+    from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
+    from wit_pipeline.synthetic.server import serve
+
+    args = build_parser().parse_args(argv)
+    out = Path(args.out).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    web, harvest, raw, shards, run_dir = (out / n for n in ("web", "harvest", "raw", "shards", "train"))
+    timings: dict[str, float] = {}
+    total = time.perf_counter()
+
+    web.mkdir(parents=True)
+    with serve(web) as base_url:
+        start = time.perf_counter()
+        truth = generate_crawl(web, base_url, seed=args.seed, pages=args.pages)
+        eval_set = render_eval_set(out / "eval-images")
+        eval_shards = write_concept_shards(out / "eval-shards", n_samples=384, seed=args.seed + 1000, shard_size=128)
+        timings["gen-crawl"] = time.perf_counter() - start
+        print(f"generated {len(truth['links'])} image links on {args.pages} pages at {base_url}; "
+              f"{len(eval_set['items'])} held-out eval images", flush=True)
+
+        _stage("harvest", ["--input", str(web / "crawl" / "wat" / "*.wat.gz"), "--output", str(harvest),
+                           "--balance", "cap", "--t", str(args.t), "--seed", str(args.seed), "--num-shards", "2"],
+               timings)
+        # The demo's images live on 127.0.0.1: downloading them needs the explicit opt-in.
+        _stage("download", ["--input", str(harvest / "selected" / "*.parquet"), "--output", str(raw),
+                            "--allow-private-hosts", "--image-size", "128", "--processes", "1", "--threads", "8"],
+               timings)
+    _stage("curate", ["--input", str(raw), "--output", str(shards), "--eval-images", str(out / "eval-images" / "images"),
+                      "--samples-per-shard", "512", "--seed", str(args.seed)], timings)
+    _stage("inspect", [str(shards), "--check", "--contact-sheet", str(out / "contact-sheet.png"),
+                       "--histogram", str(out / "queries.png")], timings)
+    if args.steps > 0:
+        _stage("train", ["--shards", str(shards), "--config", "tiny", "--steps", str(args.steps),
+                         "--batch-size", str(args.batch_size), "--out", str(run_dir), "--seed", str(args.seed)],
+               timings)
+        _stage("eval", ["--checkpoint", str(run_dir / "last.pt"), "--shards", *map(str, eval_shards),
+                        "--classes", "shapes", "--out", str(run_dir / "metrics.json")], timings)
+
+    print("\n=== demo finished in %.0f s" % (time.perf_counter() - total))
+    for name, seconds in timings.items():
+        print(f"  {name:<10} {seconds:7.1f} s")
+    stats = [shards / "stats.json", harvest / "stats.json", raw / "stats.json"]
+    print("outputs:", *(f"  {p}" for p in [harvest, raw, shards, out / "contact-sheet.png", *stats]), sep="\n")
+    if (run_dir / "metrics.json").exists():
+        print("metrics:", json.dumps(json.loads((run_dir / "metrics.json").read_text()), indent=2))
+    return 0

@@ -1,0 +1,351 @@
+"""Selected pairs -> raw webdataset shards, with img2dataset doing the fetching.
+
+img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
+`NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
+`NNNNN_stats.json`, and with `incremental_mode="extend"` numbers new shards after the
+highest existing one. What this module adds around it:
+
+- URL safety: every URL goes through `urlsafety.check_url` first; refusals never reach
+  img2dataset and are counted (`unsafe_host.<reason>`, `bad_url.<reason>`).
+- Our sample key: img2dataset reserves the column name `key` (its own running number,
+  also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
+  sample's json and parquet row.
+- Resumable reruns. The rule: a shard is complete iff its `_stats.json` exists and parses
+  (img2dataset writes it last). At the start of a run, tar/parquet files of incomplete
+  shards and img2dataset's `_tmp` are deleted. Keys with `status == "success"` in complete
+  shards are done; every other selected pair (never tried, failed, opted out, or lost
+  with an incomplete shard) is fed to img2dataset again, into new shards after the
+  highest complete one. A key is therefore saved in at most one tar.
+- Accounting: stats.json (stage `download`) counts every selected row exactly once by its
+  latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
+  the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
+  with a normalised reason, `failed_to_resize.*`, `opted_out`), else `not_attempted`
+  (img2dataset gave up on its shard; rerun to retry). Repeated keys are `duplicate_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wit_pipeline import fsio, schema
+from wit_pipeline.stats import DictTally, check_stages, stages_from_counters, stats_document
+from wit_pipeline.urlsafety import Resolver, UrlChecker
+
+log = logging.getLogger(__name__)
+
+STAGE = "download"
+KEY_COLUMN = "sample_key"  # our keys.sample_key; img2dataset owns "key"
+EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_EXTRA_COLUMNS)
+# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
+STATS_FILE = "stats.json"
+TODO_DIR = "_todo"
+DEAD_LETTER_FILE = "_dead_letter/download.parquet"
+# PIL's own decompression-bomb threshold: refuse images with more pixels than this.
+DEFAULT_MAX_IMAGE_AREA = 89_478_485
+
+_SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
+_SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+
+
+def download_reason(error_message: str | None) -> str:
+    """A short, countable reason for one of img2dataset's download error messages."""
+    msg = (error_message or "").lower()
+    if m := re.search(r"http error (\d{3})", msg):
+        return f"http_{m.group(1)}"
+    for needle, reason in (
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("connection refused", "connection_refused"),
+        ("connection reset", "connection_reset"),
+        ("remote end closed", "connection_closed"),
+        ("name or service not known", "dns"),
+        ("name resolution", "dns"),
+        ("nodename nor servname", "dns"),
+        ("getaddrinfo", "dns"),
+        ("certificate", "ssl"),
+        ("ssl", "ssl"),
+        ("unknown url type", "bad_url"),
+        ("no host given", "bad_url"),
+        ("redirect", "redirect"),
+        ("incompleteread", "incomplete_read"),
+        ("hash mismatch", "hash_mismatch"),
+    ):
+        if needle in msg:
+            return reason
+    return "other"
+
+
+def resize_reason(error_message: str | None) -> str:
+    """A short reason for one of img2dataset's resizer refusals."""
+    msg = (error_message or "").lower()
+    for needle, reason in (
+        ("decoding error", "undecodable"),
+        ("too small", "too_small"),
+        ("area too large", "too_many_pixels"),
+        ("aspect ratio", "aspect_ratio"),
+    ):
+        if needle in msg:
+            return reason
+    return "other"
+
+
+def outcome_reason(status: str | None, error_message: str | None) -> str | None:
+    """None for a saved sample, else the stats drop reason of one parquet row."""
+    if status == "success":
+        return None
+    if status == "failed_to_download":
+        if error_message == OPT_OUT_MESSAGE:
+            return "opted_out"
+        return f"failed_to_download.{download_reason(error_message)}"
+    if status == "failed_to_resize":
+        return f"failed_to_resize.{resize_reason(error_message)}"
+    return f"unknown_status.{status}"
+
+
+def _ls(output: str) -> list[str]:
+    fs, path = fsio.filesystem(output)
+    if not fs.exists(path):
+        return []
+    return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+
+
+def complete_shards(output: str) -> list[str]:
+    """Names ('00003') of shards whose `_stats.json` exists and parses, in shard order."""
+    done = []
+    for name in _ls(output):
+        m = _SHARD_STATS.match(name)
+        if not m:
+            continue
+        try:
+            fsio.read_json(fsio.join(output, name))
+        except (ValueError, OSError):
+            continue
+        done.append(m.group(1))
+    return sorted(done, key=int)
+
+
+def clean_incomplete(output: str) -> list[str]:
+    """Delete what a killed or failed run left behind; returns the names deleted."""
+    fs, _ = fsio.filesystem(output)
+    done = set(complete_shards(output))
+    removed = []
+    for name in _ls(output):
+        m = _SHARD_FILE.match(name) or _SHARD_STATS.match(name)
+        if (m and m.group(1) not in done) or name in ("_tmp", TODO_DIR, STATS_FILE, DEAD_LETTER_FILE.split("/")[0]):
+            fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
+            removed.append(name)
+    return removed
+
+
+def shard_outcomes(output: str) -> dict[str, str | None]:
+    """sample_key -> latest drop reason (None = saved), over complete shards in order."""
+    outcomes: dict[str, str | None] = {}
+    for shard in complete_shards(output):
+        with fsio.filesystem(output)[0].open(fsio.filesystem(fsio.join(output, f"{shard}.parquet"))[1], "rb") as f:
+            table = pq.read_table(f, columns=[KEY_COLUMN, "status", "error_message"])
+        for key, status, error in zip(*(table.column(c).to_pylist() for c in (KEY_COLUMN, "status", "error_message"))):
+            if outcomes.get(key, "") is None:
+                continue  # once saved, always saved
+            outcomes[key] = outcome_reason(status, error)
+    return outcomes
+
+
+def read_selected(path: str) -> pa.Table:
+    fs, p = fsio.filesystem(path)
+    with fs.open(p, "rb") as f:
+        table = pq.read_table(f)
+    schema.validate(table, schema.SELECTED, f"selected pairs {path}")
+    return table.select(list(schema.SELECTED.names))
+
+
+def _inputs(selected: str | list[str]) -> list[str]:
+    patterns = [selected] if isinstance(selected, str) else list(selected)
+    paths = [p for pattern in patterns for p in fsio.expand(pattern)]
+    if not paths:
+        raise FileNotFoundError(f"no selected-pairs parquet files match {selected!r}")
+    return paths
+
+
+def download(
+    selected: str | list[str],
+    output: str,
+    *,
+    image_size: int = 256,
+    resize_mode: str = "keep_ratio",
+    min_image_size: int = 64,
+    max_aspect_ratio: float = 3.0,
+    max_image_area: float = DEFAULT_MAX_IMAGE_AREA,
+    retries: int = 1,
+    processes: int = 1,
+    threads: int = 32,
+    allow_private_hosts: bool = False,
+    timeout: int = 10,
+    number_sample_per_shard: int = 10_000,
+    encode_quality: int = 95,
+    resolve: Resolver = socket.getaddrinfo,
+) -> dict[str, Any]:
+    """Download the selected pairs into `output`, resuming a previous run there; returns
+    (and writes as `output/stats.json`) the stats document. See the module docstring."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    paths = _inputs(selected)
+    fsio.makedirs(output)
+    clean_incomplete(output)
+    before = shard_outcomes(output)
+
+    tally = DictTally()
+    checker = UrlChecker(allow_private_hosts, resolve)
+    seen: set[str] = set()
+    refused: dict[str, str] = {}
+    dead: list[dict[str, str]] = []
+    todo: list[pa.Table] = []
+    for path in paths:
+        table = read_selected(path)
+        keys = table.column("key").to_pylist()
+        urls = table.column("url").to_pylist()
+        wanted = []
+        for key, url in zip(keys, urls):
+            tally.inc(STAGE, "in")
+            if key in seen:
+                tally.dropped(STAGE, "duplicate_key")
+                wanted.append(False)
+                continue
+            seen.add(key)
+            if before.get(key, "") is None:
+                wanted.append(False)  # saved by an earlier run
+                continue
+            reason = checker(url)
+            if reason is not None:
+                refused[key] = "bad_url." + reason if reason.startswith("bad_") else "unsafe_host." + reason
+                dead.append({"stage": STAGE, "source": f"{key} {url}", "error": refused[key]})
+                wanted.append(False)
+                continue
+            wanted.append(True)
+        part = table.filter(pa.array(wanted, pa.bool_())) if table.num_rows else table
+        if part.num_rows:
+            todo.append(part.rename_columns([KEY_COLUMN if c == "key" else c for c in part.column_names]))
+
+    n_todo = sum(t.num_rows for t in todo)
+    if n_todo:
+        todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
+        fsio.makedirs(fsio.join(output, TODO_DIR))
+        with fsio.atomic_open(todo_file, "wb") as f:
+            pq.write_table(pa.concat_tables(todo), f)
+        log.info("download: %d of %d pairs to fetch into %s", n_todo, len(seen), output)
+        _run_img2dataset(
+            todo_file,
+            output,
+            image_size=image_size,
+            resize_mode=resize_mode,
+            min_image_size=min_image_size,
+            max_aspect_ratio=max_aspect_ratio,
+            max_image_area=max_image_area,
+            retries=retries,
+            processes=processes,
+            threads=threads,
+            timeout=timeout,
+            number_sample_per_shard=number_sample_per_shard,
+            encode_quality=encode_quality,
+        )
+    clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
+
+    after = shard_outcomes(output)
+    for key in seen:
+        if after.get(key, "") is None:
+            tally.kept(STAGE)
+        elif key in refused:
+            tally.dropped(STAGE, refused[key])
+        elif key in after:
+            tally.dropped(STAGE, after[key])  # type: ignore[arg-type]
+        else:
+            tally.dropped(STAGE, "not_attempted")
+    if dead:
+        dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
+        with fsio.atomic_open(fsio.join(output, DEAD_LETTER_FILE), "wb") as f:
+            pq.write_table(dead_table, f)
+    stages = stages_from_counters(tally.as_dict(), [STAGE])
+    check_stages(stages)
+    doc = stats_document(stages, inputs=paths, shards=complete_shards(output))
+    fsio.write_json(fsio.join(output, STATS_FILE), doc)
+    return doc
+
+
+def _run_img2dataset(
+    url_list: str,
+    output: str,
+    *,
+    image_size: int,
+    resize_mode: str,
+    min_image_size: int,
+    max_aspect_ratio: float,
+    max_image_area: float,
+    retries: int,
+    processes: int,
+    threads: int,
+    timeout: int,
+    number_sample_per_shard: int,
+    encode_quality: int,
+) -> None:
+    from img2dataset import download as img2dataset_download
+
+    img2dataset_download(
+        url_list=url_list,
+        output_folder=output,
+        image_size=image_size,
+        resize_mode=resize_mode,
+        resize_only_if_bigger=True,
+        min_image_size=min_image_size,
+        max_aspect_ratio=max_aspect_ratio,
+        max_image_area=max_image_area,
+        processes_count=processes,
+        thread_count=threads,
+        timeout=timeout,
+        retries=retries,
+        number_sample_per_shard=number_sample_per_shard,
+        encode_format="jpg",
+        encode_quality=encode_quality,
+        output_format="webdataset",
+        input_format="parquet",
+        url_col="url",
+        caption_col="caption",
+        save_additional_columns=list(EXTRA_COLUMNS),
+        disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
+        incremental_mode="extend",
+        enable_wandb=False,
+        max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
+    )
+
+
+def saved_keys(output: str) -> list[str]:
+    """Sorted sample keys saved in `output`'s complete shards (and its subfolders' for the
+    Beam engine's layout)."""
+    keys = [k for k, reason in shard_outcomes(output).items() if reason is None]
+    for name in _ls(output):
+        sub = fsio.join(output, name)
+        if not name.startswith("_") and fsio.filesystem(sub)[0].isdir(fsio.filesystem(sub)[1]):
+            keys += saved_keys(sub)
+    return sorted(keys)
+
+
+def tar_keys(output: str) -> Iterable[str]:
+    """Every sample key stored in `output`'s tars (recursively), read from the samples' json."""
+    import tarfile
+
+    fs, path = fsio.filesystem(output)
+    for tar_path in sorted(fs.glob(path.rstrip("/") + "/**/*.tar")):
+        with fs.open(tar_path, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith(".json"):
+                    data = tar.extractfile(member)
+                    if data is not None:
+                        yield json.loads(data.read())[KEY_COLUMN]

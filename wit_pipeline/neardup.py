@@ -1,0 +1,466 @@
+"""Near-duplicate search over 64-bit perceptual hashes with multi-index hashing (MIH).
+
+Pigeonhole: split the 64 bits into d+1 bands; two hashes within Hamming distance d differ
+in at most d bits, so at least one band holds none of them and agrees exactly. Grouping by
+band value and verifying the distance inside groups finds every pair. `bands`,
+`band_keys` and `first_shared_band` are that scheme for a distributed job (group by
+(band index, band value), emit a pair only from the first band it agrees on, so it is
+emitted once).
+
+`near_pairs` is the local, vectorised search. It is built to stay near-linear where plain
+MIH does not:
+* identical hashes are collapsed first (`np.unique`); all copies of one hash are pairs of
+  each other and are reported as a group, never as a quadratic list;
+* the pigeonhole argument nests: after agreeing on band b, a pair's <= d differing bits lie
+  in the other bits, which split into d+1 sub-bands again. Level L uses (d+1)^L masks of
+  ~L*64/(d+1) bits; L is chosen from the number of hashes so that buckets stay small
+  (10^4 hashes, d=4: 5 masks of 13 bits; 10^6: 25 masks of ~23 bits);
+* a bucket still larger than `_HOT` (thousands of logos sharing a band) is searched again
+  on its own, with masks built only over the bits that vary inside it (bits constant in
+  the bucket cannot tell its members apart). If that does not shrink it, it is compared
+  block by block (memory bounded by `_BLOCK`^2, time quadratic only in that bucket).
+Candidate pairs are verified with a vectorised popcount (`np.bitwise_count`) and
+de-duplicated across masks with one `np.unique`.
+
+The dedup rule, `near_duplicates`: a sample is dropped iff another sample within d ranks
+before it (default rank: largest image first, ties by key). It is decided per pair, so a
+distributed job gets the same answer. In a chain A~B~C with A!~C and A first, both B and C
+are dropped (C is near B, which ranks before it) even though C has no kept neighbour;
+dropping is never undone by another drop, which keeps the rule local. Consequence: no two
+kept samples are within d, and the kept set does not depend on the order of the input.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BITS = 64
+_HOT = 2048  # buckets above this are searched again on their own varying bits
+_SMALL = 96  # at or below this, compare all pairs directly
+_BLOCK = 2048  # tile side for blocked all-pairs comparison
+_CHUNK = 1 << 22  # max candidate pairs materialised at once
+_MAX_DEPTH = 6
+
+
+def _check_distance(max_distance: int) -> int:
+    if isinstance(max_distance, bool) or not isinstance(max_distance, (int, np.integer)):
+        raise TypeError(f"max_distance must be an int, got {type(max_distance).__name__}")
+    if not 0 <= max_distance < BITS:
+        raise ValueError(f"max_distance must be in [0, {BITS - 1}], got {max_distance}")
+    return int(max_distance)
+
+
+@functools.lru_cache(maxsize=64)
+def _bands(max_distance: int) -> tuple[tuple[int, int], ...]:
+    parts = max_distance + 1
+    base, extra = divmod(BITS, parts)
+    out, top = [], BITS
+    for b in range(parts):
+        width = base + (1 if b < extra else 0)
+        top -= width
+        out.append((top, width))
+    return tuple(out)
+
+
+def bands(max_distance: int) -> list[tuple[int, int]]:
+    """d+1 (shift, width) bands covering the 64 bits, band 0 the most significant;
+    widths differ by at most one."""
+    return list(_bands(_check_distance(max_distance)))
+
+
+def band_keys(h: int, max_distance: int) -> list[tuple[int, int]]:
+    """[(band index, band value)] of a hash: the grouping keys of the distributed search."""
+    return [(b, (int(h) >> s) & ((1 << w) - 1)) for b, (s, w) in enumerate(_bands(_check_distance(max_distance)))]
+
+
+def first_shared_band(a: int, b: int, max_distance: int) -> int | None:
+    """Index of the first band on which a and b agree, None if none (then they are > d apart).
+
+    A distributed job emits a candidate pair only from this band, so each pair once; the
+    distance still has to be checked (agreeing on a band does not make them near)."""
+    x = int(a) ^ int(b)
+    for i, (s, w) in enumerate(_bands(_check_distance(max_distance))):
+        if (x >> s) & ((1 << w) - 1) == 0:
+            return i
+    return None
+
+
+def as_hashes(hashes: Iterable[int] | np.ndarray) -> np.ndarray:
+    """A 1-D uint64 array; int64 input (parquet/arrow columns) is reinterpreted bit for bit."""
+    if isinstance(hashes, np.ndarray):
+        arr = hashes
+    else:
+        arr = np.fromiter((int(h) for h in hashes), dtype=np.uint64)
+    if arr.ndim != 1:
+        raise ValueError(f"hashes must be 1-D, got shape {arr.shape}")
+    if arr.dtype == np.uint64:
+        return arr
+    if arr.dtype == np.int64:
+        return arr.view(np.uint64)
+    if arr.dtype.kind in "iu":
+        if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+            raise ValueError("negative hashes are only accepted as int64 (two's complement)")
+        return arr.astype(np.uint64)
+    if arr.dtype == object:
+        return np.fromiter((int(h) for h in arr), dtype=np.uint64, count=arr.size)
+    raise TypeError(f"hashes must be integers, got dtype {arr.dtype}")
+
+
+# ---------------------------------------------------------------- mask families
+
+
+def _split(bits: Sequence[int], parts: int) -> list[list[int]]:
+    base, extra = divmod(len(bits), parts)
+    out, i = [], 0
+    for p in range(parts):
+        k = base + (1 if p < extra else 0)
+        out.append(list(bits[i : i + k]))
+        i += k
+    return out
+
+
+def _mask(bits: Iterable[int]) -> int:
+    m = 0
+    for b in bits:
+        m |= 1 << b
+    return m
+
+
+def _family(bits: Sequence[int], d: int, level: int) -> list[int]:
+    """Masks such that any two hashes differing in <= d of `bits` agree on one whole mask."""
+    out = []
+    for chunk in _split(bits, d + 1):
+        rest = [b for b in bits if b not in chunk]
+        if level <= 1 or len(rest) <= d:
+            out.append(_mask(chunk))
+        else:
+            out.extend(_mask(chunk) | m for m in _family(rest, d, level - 1))
+    return out
+
+
+def _choose_level(n: int, d: int, nbits: int) -> int:
+    """The nesting level minimising masks * (n + expected candidates per mask)."""
+    best, best_cost = 1, float("inf")
+    for level in range(1, 5):
+        width, rest = 0, nbits
+        for _ in range(level):
+            if rest <= d:
+                break
+            w = rest // (d + 1)
+            width, rest = width + w, rest - w
+        cost = (d + 1) ** level * (n + n * n / 2.0 ** (width + 1))
+        if cost < best_cost * 0.999:
+            best, best_cost = level, cost
+    return best
+
+
+# ---------------------------------------------------------------- pair generation
+
+
+def _pairs_in_groups(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (p, q), p < q, of positions inside each [start, start + size) run, vectorised."""
+    total = int(sizes.sum())
+    first = np.repeat(starts, sizes)
+    pos = first + (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+    cnt = first + np.repeat(sizes, sizes) - pos - 1
+    i_pos = np.repeat(pos, cnt)
+    off = np.arange(i_pos.size, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return i_pos, i_pos + 1 + off
+
+
+def _batches(sizes: np.ndarray) -> Iterable[slice]:
+    """Slices of consecutive groups with at most ~_CHUNK pairs each."""
+    work = sizes * (sizes - 1) // 2
+    cum = np.cumsum(work)
+    start, n = 0, len(sizes)
+    while start < n:
+        base = cum[start - 1] if start else 0
+        stop = int(np.searchsorted(cum, base + _CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        yield slice(start, stop)
+        start = stop
+
+
+def _sorted_unique(a: np.ndarray) -> np.ndarray:
+    # np.unique picks a hash table for some inputs in numpy 2.x, ~10x slower than sorting here.
+    a = np.sort(a)
+    return a[np.concatenate(([True], a[1:] != a[:-1]))] if len(a) else a
+
+
+def _emit(u: np.ndarray, i: np.ndarray, j: np.ndarray, d: int, nu: int, out: list[np.ndarray]) -> None:
+    keep = np.bitwise_count(u[i] ^ u[j]) <= d
+    a, b = i[keep], j[keep]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    out.append(lo * nu + hi)
+
+
+def _all_pairs(u: np.ndarray, idx: np.ndarray, d: int, out: list[np.ndarray]) -> None:
+    """Blocked comparison of every pair in idx: bounded memory, quadratic time."""
+    nu = len(u)
+    for a0 in range(0, len(idx), _BLOCK):
+        ia = idx[a0 : a0 + _BLOCK]
+        for b0 in range(a0, len(idx), _BLOCK):
+            ib = idx[b0 : b0 + _BLOCK]
+            dist = np.bitwise_count(u[ia][:, None] ^ u[ib][None, :])
+            p, q = np.nonzero(dist <= d)
+            if a0 == b0:
+                upper = p < q
+                p, q = p[upper], q[upper]
+            lo, hi = np.minimum(ia[p], ib[q]), np.maximum(ia[p], ib[q])
+            out.append(lo * nu + hi)
+
+
+def _search(u: np.ndarray, idx: np.ndarray, d: int, depth: int, out: list[np.ndarray]) -> None:
+    """Append (encoded) every pair of idx within d; u is unique so distance >= 1."""
+    s = len(idx)
+    if s < 2:
+        return
+    if s <= _SMALL:
+        _all_pairs(u, idx, d, out)
+        return
+    sub = u[idx]
+    varying = int(np.bitwise_or.reduce(sub ^ sub[0]))
+    bits = [b for b in range(BITS - 1, -1, -1) if varying >> b & 1]
+    if len(bits) <= d:  # every pair differs in <= d bits: all are near (the output is that big)
+        _all_pairs(u, idx, d, out)
+        return
+    nu = len(u)
+    for mask in _family(bits, d, _choose_level(s, d, len(bits))):
+        keys = sub & np.uint64(mask)
+        order = np.argsort(keys, kind="stable")
+        sk = keys[order]
+        edge = np.flatnonzero(sk[1:] != sk[:-1]) + 1
+        starts = np.concatenate(([0], edge)).astype(np.int64)
+        sizes = np.diff(np.concatenate((starts, [s]))).astype(np.int64)
+        hot = sizes > _HOT
+        regular = (sizes >= 2) & ~hot
+        r_starts, r_sizes = starts[regular], sizes[regular]
+        for sl in _batches(r_sizes):
+            p, q = _pairs_in_groups(r_starts[sl], r_sizes[sl])
+            _emit(u, idx[order[p]], idx[order[q]], d, nu, out)
+        for st, sz in zip(starts[hot].tolist(), sizes[hot].tolist()):
+            group = idx[order[st : st + sz]]
+            if depth < _MAX_DEPTH and sz <= 0.75 * s:
+                _search(u, group, d, depth + 1, out)
+            else:
+                _all_pairs(u, group, d, out)
+
+
+@dataclass(frozen=True)
+class NearPairs:
+    """Near pairs in compact form: identical hashes are one group, not a quadratic list.
+
+    unique: sorted distinct hashes (uint64); inverse[i]: index in `unique` of input i;
+    pairs: (k, 2) int64 rows (a, b), a < b, sorted, of distinct unique hashes within d."""
+
+    unique: np.ndarray
+    inverse: np.ndarray
+    pairs: np.ndarray
+
+    def expand(self) -> np.ndarray:
+        """All input index pairs i < j within d, sorted (quadratic in copies of one hash)."""
+        n = len(self.inverse)
+        members = np.argsort(self.inverse, kind="stable").astype(np.int64)
+        counts = np.bincount(self.inverse, minlength=len(self.unique)).astype(np.int64)
+        first = np.cumsum(counts) - counts
+        chunks = []
+        multi = counts >= 2
+        if multi.any():
+            p, q = _pairs_in_groups(first[multi], counts[multi])
+            chunks.append((members[p], members[q]))
+        if len(self.pairs):
+            a, b = self.pairs[:, 0], self.pairs[:, 1]
+            ca, cb = counts[a], counts[b]
+            per = ca * cb
+            rows = np.repeat(np.arange(len(a)), per)
+            k = np.arange(int(per.sum()), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+            ia = members[first[a][rows] + k // cb[rows]]
+            ib = members[first[b][rows] + k % cb[rows]]
+            chunks.append((ia, ib))
+        if not chunks:
+            return np.empty((0, 2), dtype=np.int64)
+        i = np.concatenate([c[0] for c in chunks])
+        j = np.concatenate([c[1] for c in chunks])
+        code = np.sort(np.minimum(i, j) * n + np.maximum(i, j))
+        return np.stack((code // n, code % n), axis=1)
+
+
+def near_pairs(hashes: np.ndarray | Iterable[int], max_distance: int) -> NearPairs:
+    """Every pair within max_distance, compactly (see NearPairs)."""
+    d = _check_distance(max_distance)
+    h = as_hashes(hashes)
+    order = np.argsort(h, kind="stable")
+    sh = h[order]
+    new = np.concatenate(([True], sh[1:] != sh[:-1])) if len(sh) else np.empty(0, dtype=bool)
+    unique = sh[new]
+    inverse = np.empty(len(h), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    out: list[np.ndarray] = []
+    if d > 0:
+        _search(unique, np.arange(len(unique), dtype=np.int64), d, 0, out)
+    code = _sorted_unique(np.concatenate(out)) if out else np.empty(0, dtype=np.int64)
+    nu = max(len(unique), 1)
+    pairs = np.stack((code // nu, code % nu), axis=1).astype(np.int64)
+    return NearPairs(unique=unique, inverse=inverse, pairs=pairs)
+
+
+def pairs_within(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """(k, 2) int64 index pairs i < j with hamming(hashes[i], hashes[j]) <= d, sorted.
+
+    The output is quadratic in the number of copies of one hash by nature; use near_pairs
+    (or near_duplicates) where thousands of identical hashes are expected."""
+    return near_pairs(hashes, max_distance).expand()
+
+
+def brute_force_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """Reference for pairs_within: every pair compared, in tiles (quadratic time)."""
+    d = _check_distance(max_distance)
+    h = as_hashes(hashes)
+    n = len(h)
+    out: list[np.ndarray] = []
+    _all_pairs(h, np.arange(n, dtype=np.int64), d, out)
+    code = np.sort(np.concatenate(out)) if out else np.empty(0, dtype=np.int64)
+    return np.stack((code // max(n, 1), code % max(n, 1)), axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------- dedup rule
+
+
+def default_rank(keys: Sequence[str], widths: Sequence[int], heights: Sequence[int]) -> list[tuple[int, str]]:
+    """The default rank: the largest image first, ties by key."""
+    return [(-(int(w) * int(h)), k) for k, w, h in zip(keys, widths, heights, strict=True)]
+
+
+def near_duplicates(
+    keys: Sequence[str],
+    hashes: np.ndarray,
+    max_distance: int,
+    rank: Sequence | None = None,
+) -> dict[str, str]:
+    """{dropped key: best-ranked key within d of it}, for every dropped sample.
+
+    A sample is dropped iff another sample within d ranks before it; rank[i] are sortable
+    values (e.g. `default_rank(...)`), compared with the key as tie-break; None ranks by key
+    alone. The value is the best-ranked neighbour, the reason for the drop; in a chain it
+    may itself be dropped (see the module docstring). Keys must be unique.
+    """
+    keys = list(keys)
+    n = len(keys)
+    h = as_hashes(hashes)
+    if len(h) != n:
+        raise ValueError(f"{n} keys but {len(h)} hashes")
+    if len(set(keys)) != n:
+        raise ValueError("keys must be unique")
+    if rank is not None and len(rank) != n:
+        raise ValueError(f"{n} keys but {len(rank)} ranks")
+    if n == 0:
+        return {}
+    np_ = near_pairs(h, max_distance)
+    by_pos = np.array(
+        sorted(range(n), key=(lambda i: keys[i]) if rank is None else (lambda i: (rank[i], keys[i]))),
+        dtype=np.int64,
+    )
+    pos = np.empty(n, dtype=np.int64)
+    pos[by_pos] = np.arange(n, dtype=np.int64)
+    inv = np_.inverse
+    nu = len(np_.unique)
+    big = np.int64(n)
+    # Best and second-best position inside each group of identical hashes.
+    srt = np.lexsort((pos, inv))
+    counts = np.bincount(inv, minlength=nu)
+    first = np.cumsum(counts) - counts
+    best1 = pos[srt[first]]
+    best2 = np.full(nu, big, dtype=np.int64)
+    multi = counts >= 2
+    best2[multi] = pos[srt[first[multi] + 1]]
+    # Best position among each group's near (distinct) neighbours.
+    nb = np.full(nu, big, dtype=np.int64)
+    if len(np_.pairs):
+        a, b = np_.pairs[:, 0], np_.pairs[:, 1]
+        np.minimum.at(nb, a, best1[b])
+        np.minimum.at(nb, b, best1[a])
+    own = np.where(pos == best1[inv], best2[inv], best1[inv])
+    cand = np.minimum(own, nb[inv])
+    dropped = np.flatnonzero(cand < pos)
+    return {keys[i]: keys[by_pos[cand[i]]] for i in sorted(dropped.tolist(), key=lambda i: keys[i])}
+
+
+# ---------------------------------------------------------------- decontamination
+
+
+class EvalIndex:
+    """MIH tables of evaluation-image hashes: is a training hash within d of any of them?
+
+    One sorted array of band values per band (no Python dicts), so it is compact and
+    pickles cheaply as a Beam side input or a Shared object."""
+
+    def __init__(self, hashes: Iterable[int] | np.ndarray, max_distance: int):
+        self.max_distance = _check_distance(max_distance)
+        self.hashes = _sorted_unique(as_hashes(hashes))
+        self._bands = _bands(self.max_distance)
+        self._keys: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        for s, w in self._bands:
+            k = (self.hashes >> np.uint64(s)) & np.uint64((1 << w) - 1)
+            order = np.argsort(k, kind="stable")
+            self._keys.append(k[order])
+            self._vals.append(self.hashes[order])
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def nearest(self, h: int) -> int | None:
+        """The closest evaluation hash within d (smallest value on ties), or None."""
+        h = int(h)
+        hu = np.uint64(h)
+        best: tuple[int, int] | None = None
+        for (s, w), keys, vals in zip(self._bands, self._keys, self._vals):
+            k = np.uint64((h >> s) & ((1 << w) - 1))
+            lo, hi = np.searchsorted(keys, k, "left"), np.searchsorted(keys, k, "right")
+            if lo == hi:
+                continue
+            cand = vals[lo:hi]
+            dist = np.bitwise_count(cand ^ hu)
+            i = int(np.lexsort((cand, dist))[0])
+            found = (int(dist[i]), int(cand[i]))
+            if found[0] <= self.max_distance and (best is None or found < best):
+                best = found
+        return None if best is None else best[1]
+
+    def contains_near(self, h: int) -> bool:
+        """True iff some evaluation hash is within d of h."""
+        return self.nearest(h) is not None
+
+    def contains_near_many(self, hashes: np.ndarray | Iterable[int]) -> np.ndarray:
+        """Vectorised contains_near over many hashes (bool array)."""
+        q = as_hashes(hashes)
+        hit = np.zeros(len(q), dtype=bool)
+        for (s, w), keys, vals in zip(self._bands, self._keys, self._vals):
+            k = (q >> np.uint64(s)) & np.uint64((1 << w) - 1)
+            lo = np.searchsorted(keys, k, "left")
+            cnt = np.searchsorted(keys, k, "right") - lo
+            todo = np.flatnonzero((cnt > 0) & ~hit)
+            if not len(todo):
+                continue
+            for sl in _batches_by_count(cnt[todo]):
+                t = todo[sl]
+                c = cnt[t]
+                rows = np.repeat(t, c)
+                off = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+                near = np.bitwise_count(vals[lo[rows] + off] ^ q[rows]) <= self.max_distance
+                hit[rows[near]] = True
+        return hit
+
+
+def _batches_by_count(counts: np.ndarray) -> Iterable[slice]:
+    cum = np.cumsum(counts)
+    start, n = 0, len(counts)
+    while start < n:
+        base = cum[start - 1] if start else 0
+        stop = max(int(np.searchsorted(cum, base + _CHUNK, side="right")), start + 1)
+        yield slice(start, stop)
+        start = stop
