@@ -96,10 +96,10 @@ class FilterPairs(beam.DoFn):
         self.lid = shared_load(self._lid_handle, f"lid:{self._lid_model}", lambda: LanguageIdentifier(self._lid_model))
 
     def process(self, pair: dict) -> Iterator[tuple[str, dict]]:
-        from wit_pipeline.textfilter import clean_text, drop_reason
+        from wit_pipeline.textfilter import drop_reason
 
         self.tally.inc("filter", "in")
-        text = clean_text(pair["text"])
+        text = pair["text"]  # already clean_text()-ed by extraction
         reason = drop_reason(text, self._min_chars, self._max_chars)
         if reason is None:
             language, score = self.lid.predict(text)

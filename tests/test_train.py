@@ -73,8 +73,7 @@ def losses(rows: list[dict]) -> dict[int, float]:
 def test_tiny_learns_zero_shot_above_chance(data, tmp_path) -> None:
     """A few hundred CPU steps: held-out colour and shape zero-shot accuracy >= 3x chance."""
     out = tmp_path / "run"
-    torch.set_num_threads(2)
-    run([
+    run(["--threads", "1",
         "--shards", data["train"], "--config", "tiny", "--batch-size", "64", "--steps", "300", "--lr", "2e-3",
         "--warmup", "30", "--wd", "0.1", "--tokenizer", "bpe", "--bpe-vocab", "512", "--out", str(out),
         "--eval-shards", data["eval"], "--zero-shot-classes", data["classes"],
@@ -106,7 +105,7 @@ def test_tiny_learns_zero_shot_above_chance(data, tmp_path) -> None:
 
 
 def _small_run(out: Path, shards: str, *extra: str) -> None:
-    run(["--shards", shards, "--config", "tiny", "--batch-size", "8", "--steps", "6", "--warmup", "2",
+    run(["--threads", "1", "--shards", shards, "--config", "tiny", "--batch-size", "8", "--steps", "6", "--warmup", "2",
          "--tokenizer", "bytes", "--out", str(out), "--no-progress", "--save-every", "3", "--keep", "0", *extra])
 
 
@@ -150,6 +149,7 @@ def _global_batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = torch.nn.parallel.DistributedDataParallel(CLIP(CFG, eot_id=2))
     images, tokens = _global_batch()
@@ -174,6 +174,7 @@ def _free_port() -> int:
 def test_two_process_ddp_equals_one_process(tmp_path) -> None:
     out = tmp_path / "ddp.pt"
     mp.spawn(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = CLIP(CFG, eot_id=2)
     images, tokens = _global_batch()
@@ -190,7 +191,6 @@ def test_two_process_ddp_equals_one_process(tmp_path) -> None:
 
 def _cli_worker(rank: int, world: int, port: int, argv: list[str]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
     run(argv)
 
 
@@ -198,7 +198,7 @@ def test_wit_train_under_two_gloo_processes(data, tmp_path) -> None:
     """The torchrun path of `wit train` (env://, gloo on CPU, DDP, rank-0 logging and checkpoints)."""
     out = tmp_path / "ddp-run"
     argv = ["--shards", data["train"], "--config", "tiny", "--batch-size", "8", "--steps", "2", "--tokenizer", "bytes",
-            "--out", str(out), "--no-progress"]
+            "--out", str(out), "--no-progress", "--threads", "1"]
     mp.spawn(_cli_worker, args=(2, _free_port(), argv), nprocs=2, join=True)
     rows = read_log(out)
     assert sorted(losses(rows)) == [1, 2]

@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=1)
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--eval-shards", default=None, help="held-out shards for zero-shot and retrieval")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
     p.add_argument("--eval-batch-size", type=int, default=256)
@@ -192,6 +193,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run the loop; returns {'step', 'loss', 'metrics', 'checkpoint'} (rank 0's view)."""
     from train.data import make_loader
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rank, world, device = setup_distributed(args.device)
     master = rank == 0
     out = Path(args.out)
