@@ -123,8 +123,16 @@ def loader_ours(shards: str, image_size: int, batch: int, workers: int, samples:
 def loader_openclip(shards: str, image_size: int, batch: int, workers: int, samples: int, context_length: int) -> float:
     from argparse import Namespace
 
+    import functools
+
     import open_clip
-    from open_clip_train.data import get_wds_dataset
+    import open_clip_train.data as oc_data
+    from webdataset.tariterators import tar_file_expander
+
+    # webdataset 0.2.111 (the version img2dataset pins) ends each shard with an `{}` marker that
+    # open_clip's group_by_keys_nothrow predates; turn the marker off so its pipeline runs as written.
+    oc_data.tar_file_expander = functools.partial(tar_file_expander, eof_value=None)
+    get_wds_dataset = oc_data.get_wds_dataset
 
     preprocess = open_clip.image_transform(image_size, is_train=True)  # RandomResizedCrop(scale=(0.9, 1.0)), bicubic
     tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=context_length)

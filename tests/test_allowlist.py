@@ -71,3 +71,15 @@ def test_write_rejects_fields_that_would_shift_columns(tmp_path):
     with pytest.raises(ValueError, match="not a number"):
         write_allowlist(str(tmp_path / "a.tsv"), [("red", "unigram", "many")])
     assert not list(tmp_path.iterdir())
+
+
+def test_bundled_demo_allowlist_is_strictly_valid():
+    from queries import DEMO_ALLOWLIST
+    from wit_pipeline.matcher import QueryMatcher
+
+    allow = load_allowlist(DEMO_ALLOWLIST)  # no duplicates, no empty queries, numeric stats
+    assert len(allow) > 100
+    assert set(allow.sources) <= {"unigram", "bigram", "title", "wordnet"}
+    matcher = QueryMatcher.from_file(DEMO_ALLOWLIST)
+    assert matcher.size == len(allow)
+    assert allow.queries.index("red") in matcher.match("A RED thing")

@@ -36,6 +36,8 @@ def test_keep_prob_is_the_metaclip_coin():
         assert keep_prob(key, [1, 2], [0, 100, 20], t=10, seed=3) == either
         assert not keep_prob(key, [], {}, t=10, seed=3)
         assert not keep_prob(key, [1], {1: 5}, t=0, seed=3)
+    with pytest.raises(ValueError, match="count is 0"):
+        keep_prob(keys[0], [4], {4: 0}, t=10, seed=3)
     assert sum(keep_prob(k, [7], {7: 100}, 25, 3) for k in keys) == sum(uniform(k, 7, 3) < 0.25 for k in keys)
 
 

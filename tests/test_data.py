@@ -177,6 +177,14 @@ def test_resume_gives_the_uninterrupted_batches(pattern, start):
     assert resumed_loader.stats()["fast_forwarded"] == (start % 6) * 8
 
 
+def test_resume_in_the_trainers_endless_resampled_mode(pattern):
+    kw = dict(workers=2, resampled=True, seed=4)  # no epoch_samples: one endless epoch
+    full = take(loader(pattern, **kw), 9)
+    for start in (4, 5):
+        resumed = take(loader(pattern, start_step=start, **kw), 9 - start)
+        assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(full[start:], resumed))
+
+
 def test_resume_one_pass_mode(pattern):
     full = take(loader(pattern), 12)
     resumed = list(loader(pattern, start_step=5))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pickle
 import random
 
+import ahocorasick
 import pytest
 
 from queries.allowlist import write_allowlist
 from wit_pipeline import textnorm
-from wit_pipeline.matcher import QueryMatcher
+from wit_pipeline.matcher import QueryMatcher, normalize_batch
 
 QUERIES = ["cat", "new york", "York", "new york city", "a b", "b c", "don't", "fish", "rock'n'roll",
            "Apple", "3d", "naïve", "co op", "New-York"]
@@ -70,13 +71,25 @@ def test_case_sensitive_keeps_case_but_still_whole_tokens():
     assert m.match_many(["Apple pie", "apple pie", "APPLE", "New-York, baby"]) == [[0], [1], [], [3]]
 
 
+def aho_corasick_reference(queries, case_sensitive=False):
+    """The textbook way: a space-padded automaton, all overlapping matches (pyahocorasick)."""
+    automaton = ahocorasick.Automaton()
+    for qid, q in enumerate(queries):
+        form = textnorm.padded(q, case_sensitive)
+        automaton.add_word(form, automaton.get(form, ()) + (qid,))
+    automaton.make_automaton()
+    return lambda text: sorted({i for _, ids in automaton.iter(textnorm.padded(text, case_sensitive)) for i in ids})
+
+
 def test_match_many_equals_match_on_random_text(matcher):
     rng = random.Random(7)
     vocab = ["cat", "Cat", "new", "York", "city", "a", "b", "c", "don't", "'", "-", "_", " ", "\t", "\n",
              "\x00", "fish", "\ufb01sh", "Σ", "ß", "ﾊﾟ", "\u2028", "\xa0", "naïve", "3D", "co", "op", "…", "’"]
     texts = ["".join(rng.choice(vocab) + rng.choice(["", " ", ",", "."]) for _ in range(rng.randint(0, 12)))
              for _ in range(3000)]
-    expected = [matcher.match(t) for t in texts]
+    reference = aho_corasick_reference(QUERIES)
+    expected = [reference(t) for t in texts]
+    assert [matcher.match(t) for t in texts] == expected
     assert matcher.match_many(texts) == expected
     assert sum(map(len, expected)) > 3000  # the test text does match
     for start in range(0, 3000, 977):  # any batch split gives the same answer
@@ -89,10 +102,9 @@ def test_batch_normalisation_equals_textnorm():
         "Σ", "σ", "ς", "é", "e\u0301", "\ufb01", "①", "½", "ǅ", "İ", "ß", "ﾊﾟ", "\u2028", "\u200b", "Ω",
         "a\u0345", "'''", "_'_", "٣", "漢", "😀", "\u0300", "\ufeff", "Ⅻ", "\u00ad"]
     for case_sensitive in (False, True):
-        m = QueryMatcher.from_queries(["a"], case_sensitive=case_sensitive)
         for _ in range(2000):
             texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 5))]
-            segments = m._normalize_batch(texts).split("\x00")
+            segments = normalize_batch(texts, case_sensitive).split("\x00")
             assert len(segments) == len(texts)
             for seg, text in zip(segments, texts):
                 assert seg[:1] == " " and seg[-1:] == " "
@@ -113,9 +125,26 @@ def test_edge_cases():
     empty = QueryMatcher.from_queries([])
     assert empty.size == 0 and empty.match("anything") == [] and empty.match_many(["a", "b"]) == [[], []]
     assert QueryMatcher.from_queries(["x"]).match_many([]) == []
+    unigrams = QueryMatcher.from_queries(["cat", "dog"])
+    assert unigrams.match_many(["Dog & cat", "x", "", "hotdog"]) == [[0, 1], [], [], []]
 
 
 def test_refuses_to_be_pickled(matcher):
     # A 500k automaton pickles to ~100 MiB: build it per worker (from_file in Shared) instead.
     with pytest.raises(TypeError, match="from_file"):
         pickle.dumps(matcher)
+
+
+def test_long_entries_and_shared_prefixes_agree_with_aho_corasick():
+    rng = random.Random(11)
+    vocab = ["the", "lord", "of", "rings", "new", "york", "city", "a", "b", "fellowship", "ring"]
+    queries = sorted({" ".join(rng.choice(vocab) for _ in range(rng.randint(1, 6))) for _ in range(300)})
+    queries += ["The Lord of the Rings", "the lord", "of the rings", "a a a a a a a a"]
+    matcher = QueryMatcher.from_queries(queries)
+    reference = aho_corasick_reference(queries)
+    texts = [" ".join(rng.choice(vocab + ["x", "The", "RINGS,"]) for _ in range(rng.randint(0, 25)))
+             for _ in range(1500)] + ["the lord of the rings", "a " * 20, ""]
+    expected = [reference(t) for t in texts]
+    assert sum(len(e) > 3 for e in expected) > 300
+    assert matcher.match_many(texts) == expected
+    assert [matcher.match(t) for t in texts[:200]] == expected[:200]

@@ -29,6 +29,15 @@ from wit_pipeline.synthetic.concepts import all_concepts, caption_for
 TINY = CONFIGS["tiny"].replace(vocab_size=300, context_length=12)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models on a shared 2-core box: one thread is many times faster than two fighting."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def captions() -> list[str]:
     rng = random.Random(0)

@@ -11,8 +11,8 @@ Epochs and determinism. With `epoch_samples`, an epoch is exactly
 `steps_per_epoch = epoch_samples // (batch_size * world_size)` steps on every rank; worker
 `w` of `W` yields the batches of steps w, w+W, w+2W, ... (torch's DataLoader takes batches
 from workers round-robin), so the interleaving is fixed. Every random choice is derived
-from (seed, epoch, rank, worker) -- or, for a sample's crop, from (seed, epoch, sample key) --
-never from process state. Resume: `start_step=k` puts the loader in epoch k // steps_per_epoch
+from (seed, epoch, rank, worker) -- for a sample's crop, also from its key and position in
+the worker's stream -- never from process state. Resume: `start_step=k` puts the loader in epoch k // steps_per_epoch
 and each worker fast-forwards past the samples of its batches before k (they are decoded, to
 know which ones are undecodable, but not cropped or tokenised), so the batch at step k of a
 resumed run equals the batch at step k of an uninterrupted one. That is exact whenever every
@@ -158,13 +158,15 @@ class _Stream(IterableDataset):
         pixels, captions = [], []
         made = 0
         decoded = _decoded(samples, self.image_size, counts) if todo != 0 else iter(())
-        for key, image, caption, _ in decoded:
+        for position, (key, image, caption, _) in enumerate(decoded):
             if skip:
                 skip -= 1
                 counts["fast_forwarded"] += 1
                 continue
             if self.train:
-                crop_rng = random.Random(keys.salted_hash(key, f"crop|{self.epoch}", self.seed))
+                # Position in this worker's stream too: a resampled sample seen twice gets two crops.
+                salt = f"crop|{self.epoch}|{self.rank}|{worker}|{position}"
+                crop_rng = random.Random(keys.salted_hash(key, salt, self.seed))
                 pixels.append(preprocess.train_pixels(image, self.image_size, crop_rng))
             else:
                 pixels.append(preprocess.eval_pixels(image, self.image_size))

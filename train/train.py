@@ -1,6 +1,6 @@
 """`wit train`: train CLIP on WebDataset shards. One flat loop, nanoGPT style.
 
-    wit train --shards 'out/wit-{000000..000003}.tar' --config tiny --batch-size 64 \
+    wit train --shards 'out/wit-{000000..000003}.tar' --config tiny --batch-size 64 \\
         --steps 300 --out runs/x
     torchrun --nproc_per_node 8 -m train.train --shards ... --config ViT-B/32 ...
 
@@ -205,6 +205,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.resume and (ckpt := latest_checkpoint(out)) is not None:
         resume_doc = load_checkpoint(ckpt)
     if resume_doc is not None:
+        saved = resume_doc["config"].get("config_name")
+        if saved != args.config:
+            raise ValueError(f"--resume: {ckpt} is a {saved!r} model, not --config {args.config!r}")
         tokenizer = Tokenizer.from_json(resume_doc["tokenizer_json"])
         cfg = ModelConfig.from_dict(resume_doc["config"]["model"])
     else:

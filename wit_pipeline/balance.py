@@ -35,7 +35,9 @@ def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Se
     """True when any matched query keeps the pair (MetaCLIP balancing)."""
     for q in query_ids:
         count = counts[q]
-        if count <= t or uniform(key, q, seed) < keep_probability(count, t):
+        if count <= 0:
+            raise ValueError(f"query {q} matched pair {key} but its count is {count}")
+        if count <= t or uniform(key, q, seed) < t / count:
             return True
     return False
 

@@ -25,12 +25,14 @@ highest existing one. What this module adds around it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import signal
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -98,6 +100,15 @@ def resize_reason(error_message: str | None) -> str:
         if needle in msg:
             return reason
     return "other"
+
+
+def refusal_reason(check_url_reason: str) -> str:
+    """The stats drop reason of a URL that urlsafety.check_url refused."""
+    if check_url_reason == "bad_scheme":
+        return "bad_url.scheme"
+    if check_url_reason == "bad_url":
+        return "bad_url.unparsable"
+    return f"unsafe_host.{check_url_reason}"
 
 
 def outcome_reason(status: str | None, error_message: str | None) -> str | None:
@@ -226,7 +237,7 @@ def download(
                 continue
             reason = checker(url)
             if reason is not None:
-                refused[key] = "bad_url." + reason if reason.startswith("bad_") else "unsafe_host." + reason
+                refused[key] = refusal_reason(reason)
                 dead.append({"stage": STAGE, "source": f"{key} {url}", "error": refused[key]})
                 wanted.append(False)
                 continue
@@ -296,34 +307,56 @@ def _run_img2dataset(
     number_sample_per_shard: int,
     encode_quality: int,
 ) -> None:
-    from img2dataset import download as img2dataset_download
+    import importlib
+    import threading
+    import types
 
-    img2dataset_download(
-        url_list=url_list,
-        output_folder=output,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        resize_only_if_bigger=True,
-        min_image_size=min_image_size,
-        max_aspect_ratio=max_aspect_ratio,
-        max_image_area=max_image_area,
-        processes_count=processes,
-        thread_count=threads,
-        timeout=timeout,
-        retries=retries,
-        number_sample_per_shard=number_sample_per_shard,
-        encode_format="jpg",
-        encode_quality=encode_quality,
-        output_format="webdataset",
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=list(EXTRA_COLUMNS),
-        disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
-        incremental_mode="extend",
-        enable_wandb=False,
-        max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
-    )
+    # the module, not the `main` function img2dataset/__init__.py re-exports under that name
+    img2dataset_main = importlib.import_module("img2dataset.main")
+
+    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if threading.current_thread() is not threading.main_thread():
+        # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
+        # Beam SDK harnesses (Dataflow, multi_processing) run bundles on worker threads.
+        shim = types.SimpleNamespace(signal=lambda *_: None, SIGINT=signal.SIGINT)
+        guard = _patched(img2dataset_main, "signal", shim)
+    with guard:
+        img2dataset_main.download(
+            url_list=url_list,
+            output_folder=output,
+            image_size=image_size,
+            resize_mode=resize_mode,
+            resize_only_if_bigger=True,
+            min_image_size=min_image_size,
+            max_aspect_ratio=max_aspect_ratio,
+            max_image_area=max_image_area,
+            processes_count=processes,
+            thread_count=threads,
+            timeout=timeout,
+            retries=retries,
+            number_sample_per_shard=number_sample_per_shard,
+            encode_format="jpg",
+            encode_quality=encode_quality,
+            output_format="webdataset",
+            input_format="parquet",
+            url_col="url",
+            caption_col="caption",
+            save_additional_columns=list(EXTRA_COLUMNS),
+            disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
+            incremental_mode="extend",
+            enable_wandb=False,
+            max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
+        )
+
+
+@contextlib.contextmanager
+def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
 
 
 def saved_keys(output: str) -> list[str]:

@@ -96,9 +96,11 @@ def classify_address(ip: IPAddress) -> str | None:
         return "link_local"
     if ip.is_multicast:
         return "multicast"
+    if ip.is_reserved:  # before is_private: Python counts 240.0.0.0/4 as both
+        return "reserved"
     if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED):
         return "private"
-    if ip.is_reserved or not ip.is_global:
+    if not ip.is_global:  # documentation, benchmarking and other special-purpose ranges
         return "reserved"
     return None
 
