@@ -16,6 +16,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "demo": ("wit_pipeline.demo", "run every stage end to end on a generated crawl served from loopback"),
     "gen-crawl": ("wit_pipeline.synthetic.generate", "generate a seeded small web: WARC + WAT files, images, allowlist"),
     "serve": ("wit_pipeline.synthetic.server", "serve a generated crawl's images over loopback HTTP"),
+    "build-queries": ("beam_jobs.build_queries", "Beam: Wikipedia dump + pageviews + WordNet -> query allowlist TSV"),
     "harvest": ("beam_jobs.harvest", "Beam: crawl WAT/WARC -> candidates, query counts, balanced selected pairs"),
     "download": ("beam_jobs.download", "img2dataset over the selected pairs -> raw webdataset shards"),
     "curate": ("beam_jobs.curate", "Beam: pHash, near-dup removal, decontamination, final WebDataset shards"),

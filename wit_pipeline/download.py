@@ -25,14 +25,12 @@ highest existing one. What this module adds around it:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import re
 import signal
 import socket
-from collections.abc import Iterable, Iterator
+import threading
 from typing import Any
 
 import pyarrow as pa
@@ -308,55 +306,50 @@ def _run_img2dataset(
     encode_quality: int,
 ) -> None:
     import importlib
-    import threading
-    import types
 
     # the module, not the `main` function img2dataset/__init__.py re-exports under that name
     img2dataset_main = importlib.import_module("img2dataset.main")
-
-    guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if threading.current_thread() is not threading.main_thread():
-        # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
-        # Beam SDK harnesses (Dataflow, multi_processing) run bundles on worker threads.
-        shim = types.SimpleNamespace(signal=lambda *_: None, SIGINT=signal.SIGINT)
-        guard = _patched(img2dataset_main, "signal", shim)
-    with guard:
-        img2dataset_main.download(
-            url_list=url_list,
-            output_folder=output,
-            image_size=image_size,
-            resize_mode=resize_mode,
-            resize_only_if_bigger=True,
-            min_image_size=min_image_size,
-            max_aspect_ratio=max_aspect_ratio,
-            max_image_area=max_image_area,
-            processes_count=processes,
-            thread_count=threads,
-            timeout=timeout,
-            retries=retries,
-            number_sample_per_shard=number_sample_per_shard,
-            encode_format="jpg",
-            encode_quality=encode_quality,
-            output_format="webdataset",
-            input_format="parquet",
-            url_col="url",
-            caption_col="caption",
-            save_additional_columns=list(EXTRA_COLUMNS),
-            disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
-            incremental_mode="extend",
-            enable_wandb=False,
-            max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
-        )
+    # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
+    # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
+    img2dataset_main.signal = _SignalOnMainThread
+    img2dataset_main.download(
+        url_list=url_list,
+        output_folder=output,
+        image_size=image_size,
+        resize_mode=resize_mode,
+        resize_only_if_bigger=True,
+        min_image_size=min_image_size,
+        max_aspect_ratio=max_aspect_ratio,
+        max_image_area=max_image_area,
+        processes_count=processes,
+        thread_count=threads,
+        timeout=timeout,
+        retries=retries,
+        number_sample_per_shard=number_sample_per_shard,
+        encode_format="jpg",
+        encode_quality=encode_quality,
+        output_format="webdataset",
+        input_format="parquet",
+        url_col="url",
+        caption_col="caption",
+        save_additional_columns=list(EXTRA_COLUMNS),
+        disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
+        incremental_mode="extend",
+        enable_wandb=False,
+        max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
+    )
 
 
-@contextlib.contextmanager
-def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
+class _SignalOnMainThread:
+    """Stands in for the `signal` module inside img2dataset.main: a no-op off the main thread."""
+
+    SIGINT = signal.SIGINT
+
+    @staticmethod
+    def signal(signum: int, handler: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            return signal.signal(signum, handler)
+        return None
 
 
 def saved_keys(output: str) -> list[str]:
@@ -368,17 +361,3 @@ def saved_keys(output: str) -> list[str]:
         if not name.startswith("_") and fsio.filesystem(sub)[0].isdir(fsio.filesystem(sub)[1]):
             keys += saved_keys(sub)
     return sorted(keys)
-
-
-def tar_keys(output: str) -> Iterable[str]:
-    """Every sample key stored in `output`'s tars (recursively), read from the samples' json."""
-    import tarfile
-
-    fs, path = fsio.filesystem(output)
-    for tar_path in sorted(fs.glob(path.rstrip("/") + "/**/*.tar")):
-        with fs.open(tar_path, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
-            for member in tar:
-                if member.isfile() and member.name.endswith(".json"):
-                    data = tar.extractfile(member)
-                    if data is not None:
-                        yield json.loads(data.read())[KEY_COLUMN]

@@ -344,6 +344,15 @@ def check_manifest(target: Target, scan: ShardScan | None) -> list[str]:
         problems.append(f"manifest.json: totals.shards={totals.get('shards')} but {len(doc['shards'])} shards listed")
     if totals.get("bytes") != sum(s["bytes"] for s in doc["shards"]):
         problems.append("manifest.json: shard byte counts do not add up to totals.bytes")
+    counts = doc.get("counts") or {}
+    if counts and target.stats and _exists(target.stats):
+        try:
+            stages = {s["name"]: {"in": s["in"], "out": s["out"], "dropped": s["dropped"]}
+                      for s in fsio.read_json(target.stats).get("stages", [])}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            stages = None  # stats.json's own problems are reported by check_stats
+        if stages is not None and stages != counts:
+            problems.append("manifest.json: counts disagree with stats.json stages")
     for url in target.tars:
         if url not in listed:
             problems.append(f"{_name(url)}: in the folder but not in manifest.json")
@@ -556,7 +565,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     out += _table([(k, "-" if v is None else v) for k, v in fields], ("", ""))[2:]
     stats = summary.get("stats")
     if stats:
-        out += ["", f"stats.json ({stats.get('job') or 'job ?'}): " + ("adds up" if stats["adds_up"] else "DOES NOT ADD UP")]
+        out += ["", "stats.json" + (f" ({stats['job']})" if stats.get("job") else "") + ": " + ("adds up" if stats["adds_up"] else "DOES NOT ADD UP")]
         rows = [(s["name"], s["in"], s["out"], ", ".join(f"{k}={v:,}" for k, v in s["dropped"].items()) or "-",
                  "ok" if s["ok"] else "MISMATCH") for s in stats["stages"]]
         out += _table(rows, ("stage", "in", "out", "dropped", "in=out+dropped"), right=(1, 2))
@@ -593,7 +602,8 @@ def histogram_image(summary: Mapping[str, Any], top: int) -> Any:
     else:
         title = f"Top {len(rows)} of {summary['queries']['distinct']:,} queries by samples ({summary['samples']:,} samples)"
         series = [("samples", [r[1] for r in rows], plots.BEFORE)]
-    return plots.bar_chart(title, labels, series)
+    marker = (f"t={summary['t']:,}", summary["t"]) if summary["kind"] == KIND_HARVEST and summary.get("t") else None
+    return plots.bar_chart(title, labels, series, marker=marker)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -671,6 +681,7 @@ def run(argv: list[str] | None = None) -> int:
             print(f"check: {len(problems)} problem(s)" if problems else "check: ok")
             for p in problems:
                 print(f"  - {p}")
+    sys.stdout.flush()
     for what, url in (("contact sheet", args.contact_sheet), ("histogram", args.histogram)):
         if url:
             print(f"wrote {what} {url}", file=sys.stderr)

@@ -36,7 +36,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from wit_pipeline import textnorm
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
 # contain it, so no match crosses from one caption into the next.
@@ -60,7 +59,7 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
 
     NFKC only for non-ASCII texts (ASCII is already normal), then lower() and the
     token-character rule over the whole batch (neither acts across the spaces around a NUL),
-    then edge apostrophes per token. A NUL inside a text is a space, as textnorm makes it.
+    then edge apostrophes. A NUL inside a text is a space, as textnorm makes it.
     """
     if any(_SEP in t for t in texts):
         texts = [t.replace(_SEP, " ") for t in texts]
@@ -71,10 +70,12 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
     text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
     if not ascii_only:
         text = _NON_ASCII_NON_TOKEN.sub(" ", text)
-    words = text.split()
     if "'" in text:
-        words = [w for t in words if (w := t.strip("'"))]
-    return words
+        # Apostrophes at token edges go, one per edge per pass (runs are short).
+        text = f" {text} "
+        while " '" in text or "' " in text:
+            text = text.replace(" '", " ").replace("' ", " ")
+    return text.split()
 
 
 class QueryMatcher:

@@ -6,7 +6,6 @@ so the same shards give the same PNG bytes.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
@@ -109,14 +108,17 @@ def bar_chart(
     labels: Sequence[str],
     series: Sequence[tuple[str, Sequence[int], tuple[int, int, int]]],
     width: int = 900,
-    row: int = 22,
+    row: int | None = None,
+    marker: tuple[str, int] | None = None,
 ) -> Image.Image:
     """Horizontal bars, one row per label (labels stay readable however long), one bar per
-    series within a row, each with its value; a legend when there is more than one series."""
+    series within a row, each with its value; a legend when there is more than one series;
+    `marker` (name, value) draws a vertical line, e.g. the balancing target t."""
+    row = row or (22 if len(series) < 2 else 16 * len(series))
     font = _font()
     title_font = _font(16)
     n_series = max(1, len(series))
-    label_w = int(min(260, max([_text_width(font, s) for s in labels] + [40]) + 12))
+    label_w = int(min(280, max([_text_width(font, s) for s in labels] + [40]) + 24))
     top = 44 + (20 if len(series) > 1 else 0)
     height = top + max(1, len(labels)) * row + 16
     img = Image.new("RGB", (width, height), BACKGROUND)
@@ -128,7 +130,7 @@ def bar_chart(
             draw.rectangle((x, 40, x + 12, 52), fill=colour)
             draw.text((x + 18, 39), name, fill=INK, font=font)
             x += 30 + int(_text_width(font, name))
-    vmax = max([v for _, values, _ in series for v in values] + [1])
+    vmax = max([v for _, values, _ in series for v in values] + [marker[1] if marker else 0, 1])
     value_w = int(_text_width(font, f"{vmax:,}")) + 10
     bar_x0 = label_w
     bar_w = width - label_w - value_w - 10
@@ -150,6 +152,11 @@ def bar_chart(
             else:
                 small = _font(max(8, bar_h))
                 draw.text((bar_x0 + length + 4, by - 1), f"{v:,}", fill=INK, font=small)
+    if marker is not None and labels:
+        mx = bar_x0 + round(bar_w * marker[1] / vmax)
+        for y in range(top, top + len(labels) * row, 6):
+            draw.line((mx, y, mx, y + 3), fill=INK)
+        draw.text((mx + 3, top - 14), marker[0], fill=INK, font=font)
     if not labels:
         draw.text((label_w, top), "(no queries)", fill=INK, font=font)
     return img

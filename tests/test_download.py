@@ -1,0 +1,212 @@
+"""Real img2dataset runs against a loopback server. Each run costs seconds (it spawns
+processes), so one module-scoped run serves several tests; 4 img2dataset runs in all."""
+
+import collections
+import json
+import os
+import shutil
+import socket
+import tarfile
+
+import pyarrow.parquet as pq
+import pytest
+
+from wit_pipeline import download as dl
+from wit_pipeline import keys, schema
+from wit_pipeline.synthetic.concepts import all_concepts
+from wit_pipeline.synthetic.images import encode, render
+from wit_pipeline.synthetic.server import serve
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+N_GOOD = 6
+SHARD = 4  # samples per shard: 9 fetched pairs -> 3 shards
+
+
+def _rows(urls):
+    rows = []
+    for i, url in enumerate(urls):
+        caption = f"a picture number {i}"
+        rows.append(
+            {
+                "url": url,
+                "caption": caption,
+                "key": keys.sample_key(url, caption),
+                "page_url": f"http://pages.example.com/{i}.html",
+                "language": "en",
+                "lang_score": 0.5 + i / 100,
+                "query_ids": [i, i + 100],
+            }
+        )
+    return rows
+
+
+def _write(path, rows):
+    pq.write_table(schema.to_table(rows, schema.SELECTED), path)
+    return str(path)
+
+
+def tar_keys(folder):
+    """Our sample keys of every sample in every tar under `folder`, duplicates kept."""
+    found = []
+    for root, _, files in os.walk(folder):
+        for name in sorted(files):
+            if name.endswith(".tar"):
+                with tarfile.open(os.path.join(root, name)) as tar:
+                    for m in tar.getmembers():
+                        if m.name.endswith(".json"):
+                            found.append(json.loads(tar.extractfile(m).read())[dl.KEY_COLUMN])
+    return found
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    (root / "img").mkdir()
+    (root / "noai").mkdir()
+    concepts = all_concepts()
+    for i in range(N_GOOD):
+        (root / "img" / f"{i}.jpg").write_bytes(encode(render(concepts[i * 7], (96, 96), seed=i)))
+    (root / "noai" / "0.jpg").write_bytes(encode(render(concepts[1], (96, 96), seed=1)))
+    (root / "img" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg at all")
+    (root / "img" / "tiny.jpg").write_bytes(encode(render(concepts[2], (24, 24), seed=2)))
+    with serve(root) as base:
+        urls = [f"{base}/img/{i}.jpg" for i in range(N_GOOD)] + [
+            f"{base}/noai/0.jpg",
+            f"{base}/img/corrupt.jpg",
+            f"{base}/img/missing.jpg",
+            f"{base}/img/tiny.jpg",
+            "http://169.254.169.254/latest/meta-data/iam/",  # refused even with allow_private
+            "file:///etc/passwd",
+        ]
+        rows = _rows(urls)
+        rows.append(dict(rows[0]))  # a repeated key: counted once as duplicate_key
+        yield {"root": root, "base": base, "rows": rows}
+
+
+EXPECTED = {
+    "in": 13,
+    "out": N_GOOD,
+    "dropped": {
+        "bad_url.scheme": 1,
+        "duplicate_key": 1,
+        "failed_to_download.http_404": 1,
+        "failed_to_resize.too_small": 1,
+        "failed_to_resize.undecodable": 1,
+        "opted_out": 1,
+        "unsafe_host.cloud_metadata": 1,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def first_run(site, tmp_path_factory):
+    work = tmp_path_factory.mktemp("dl")
+    selected = _write(work / "selected.parquet", site["rows"])
+    out = str(work / "raw")
+    doc = dl.download(selected, out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, processes=1, timeout=5)
+    return {"work": work, "selected": selected, "out": out, "doc": doc}
+
+
+def _stage(doc):
+    (stage,) = doc["stages"]
+    return {k: stage[k] for k in ("in", "out", "dropped")}
+
+
+def test_download_counts_and_outputs(site, first_run):
+    out, doc = first_run["out"], first_run["doc"]
+    assert _stage(doc) == EXPECTED
+    assert json.load(open(os.path.join(out, "stats.json"))) == doc
+    assert doc["shards"] == ["00000", "00001", "00002"]
+    good = sorted(r["key"] for r in site["rows"][:N_GOOD])
+    found = tar_keys(out)
+    assert sorted(found) == good  # every image once, nothing else
+    assert dl.saved_keys(out) == good
+    # the sample json carries our columns through img2dataset
+    with tarfile.open(os.path.join(out, "00000.tar")) as tar:
+        names = tar.getnames()
+        meta = next(json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json"))
+    assert {n.rsplit(".", 1)[1] for n in names} == {"jpg", "txt", "json"}
+    row = next(r for r in site["rows"] if r["key"] == meta[dl.KEY_COLUMN])
+    assert (meta["url"], meta["caption"], meta["page_url"], meta["query_ids"]) == (
+        row["url"], row["caption"], row["page_url"], row["query_ids"])
+    assert meta["status"] == "success" and meta["width"] == 96
+    # refusals are dead-lettered with their reasons; no leftovers
+    dead = pq.read_table(os.path.join(out, dl.DEAD_LETTER_FILE)).to_pylist()
+    assert sorted(d["error"] for d in dead) == ["bad_url.scheme", "unsafe_host.cloud_metadata"]
+    assert not os.path.exists(os.path.join(out, "_tmp")) and not os.path.exists(os.path.join(out, dl.TODO_DIR))
+
+
+def test_loopback_and_private_refused_by_default(site, tmp_path):
+    """Nothing is fetched: every URL is refused before img2dataset starts."""
+    rows = _rows([f"{site['base']}/img/0.jpg", "http://localhost:1/x.jpg", "http://images.intranet.example/x.jpg"])
+    selected = _write(tmp_path / "s.parquet", rows)
+    asked = []
+
+    def resolve(host, port, type=0, **_):  # noqa: A002
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.7", port))]
+
+    doc = dl.download(selected, str(tmp_path / "raw"), resolve=resolve)
+    assert _stage(doc) == {
+        "in": 3,
+        "out": 0,
+        "dropped": {"unsafe_host.localhost": 1, "unsafe_host.loopback": 1, "unsafe_host.private": 1},
+    }
+    assert asked == ["images.intranet.example"]
+    assert tar_keys(tmp_path / "raw") == []
+
+
+def test_rerun_after_killed_run_has_no_duplicates(site, first_run, tmp_path):
+    out = str(tmp_path / "raw")
+    shutil.copytree(first_run["out"], out)
+    # a run killed while writing shard 1: its stats file never came, its tar is cut short
+    os.remove(os.path.join(out, "00001_stats.json"))
+    with open(os.path.join(out, "00001.tar"), "r+b") as f:
+        f.truncate(1024)
+    lost = set(pq.read_table(os.path.join(first_run["out"], "00001.parquet")).column(dl.KEY_COLUMN).to_pylist())
+    os.makedirs(os.path.join(out, "_tmp"))  # img2dataset's scratch left behind
+
+    doc = dl.download(first_run["selected"], out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, timeout=5)
+
+    assert _stage(doc) == EXPECTED  # every pair once, by its latest outcome
+    found = tar_keys(out)
+    assert len(found) == len(set(found)) == N_GOOD
+    assert sorted(found) == dl.saved_keys(first_run["out"])
+    assert "00001" not in doc["shards"] and doc["shards"][:2] == ["00000", "00002"]
+    # only what was lost or failed was fetched again, into shards numbered after the last one
+    refetched = collections.Counter()
+    for shard in doc["shards"][2:]:
+        assert int(shard) >= 3
+        t = pq.read_table(os.path.join(out, f"{shard}.parquet"))
+        refetched.update(t.column(dl.KEY_COLUMN).to_pylist())
+    saved_before = set(dl.saved_keys(first_run["out"])) - lost
+    assert not saved_before & set(refetched)
+    failed_before = {r["key"] for r in site["rows"][N_GOOD : N_GOOD + 4]}
+    assert set(refetched) == (lost & set(dl.saved_keys(first_run["out"]))) | failed_before
+    assert max(refetched.values()) == 1
+
+
+def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
+    from beam_jobs import download as job
+
+    rows = site["rows"]
+    a = _write(tmp_path / "selected-a.parquet", rows[:7])
+    b = _write(tmp_path / "selected-b.parquet", rows[7:12])
+    out = str(tmp_path / "raw")
+    code = job.run(
+        ["--input", str(tmp_path / "selected-*.parquet"), "--output", out, "--engine", "beam",
+         "--allow-private-hosts", "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5",
+         # bundles on worker threads, two files at once: what a Dataflow SDK harness does
+         "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
+    )
+    assert code == 0
+    assert sorted(os.listdir(out)) == ["selected-a", "selected-b", "stats.json"]
+    assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
+    found = tar_keys(out)
+    assert sorted(found) == dl.saved_keys(out)
+    doc = json.load(open(os.path.join(out, "stats.json")))
+    expected = dict(EXPECTED, **{"in": 12})
+    expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
+    assert _stage(doc) == expected
+    assert a in doc["inputs"] and b in doc["inputs"]
