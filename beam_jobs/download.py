@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args, pipeline_args = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
+    if args.engine == "local" and pipeline_args:
+        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --engine beam)")
     logging.getLogger().setLevel(logging.INFO)
     options = options_from_args(args)
     if args.engine == "local":

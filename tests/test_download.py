@@ -210,3 +210,49 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
     expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
     assert _stage(doc) == expected
     assert a in doc["inputs"] and b in doc["inputs"]
+
+
+@pytest.mark.parametrize(
+    "status, error, reason",
+    [
+        ("success", None, None),
+        ("failed_to_download", "HTTP Error 404: File not found", "failed_to_download.http_404"),
+        ("failed_to_download", "HTTP Error 503: Service Unavailable", "failed_to_download.http_503"),
+        ("failed_to_download", "<urlopen error [Errno 111] Connection refused>", "failed_to_download.connection_refused"),
+        ("failed_to_download", "The read operation timed out", "failed_to_download.timeout"),
+        ("failed_to_download", "<urlopen error [Errno -2] Name or service not known>", "failed_to_download.dns"),
+        ("failed_to_download", dl.OPT_OUT_MESSAGE, "opted_out"),
+        ("failed_to_download", "something new", "failed_to_download.other"),
+        ("failed_to_resize", "Image decoding error", "failed_to_resize.undecodable"),
+        ("failed_to_resize", "image area too large", "failed_to_resize.too_many_pixels"),
+        ("failed_to_resize", "aspect ratio too large", "failed_to_resize.aspect_ratio"),
+    ],
+)
+def test_outcome_reason(status, error, reason):
+    assert dl.outcome_reason(status, error) == reason
+
+
+def test_clean_incomplete_keeps_only_complete_shards(tmp_path):
+    for name in ("00000.tar", "00000.parquet", "00001.tar", "00001.parquet", "00002.tar", "stats.json"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "00000_stats.json").write_text("{}")
+    (tmp_path / "00001_stats.json").write_text('{"count": ')  # cut off mid-write
+    (tmp_path / "_tmp").mkdir()
+    (tmp_path / "keep-me.txt").write_text("not ours to delete")
+    assert dl.complete_shards(str(tmp_path)) == ["00000"]
+    removed = dl.clean_incomplete(str(tmp_path))
+    assert removed == ["00001.parquet", "00001.tar", "00001_stats.json", "00002.tar", "_tmp", "stats.json"]
+    assert sorted(os.listdir(tmp_path)) == ["00000.parquet", "00000.tar", "00000_stats.json", "keep-me.txt"]
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no selected-pairs parquet"):
+        dl.download(str(tmp_path / "nothing-*.parquet"), str(tmp_path / "raw"))
+
+
+def test_wrong_schema_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"url": ["http://x/a.jpg"]}), tmp_path / "bad.parquet")
+    with pytest.raises(schema.SchemaError, match="missing column 'caption'"):
+        dl.download(str(tmp_path / "bad.parquet"), str(tmp_path / "raw"))

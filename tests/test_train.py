@@ -82,7 +82,7 @@ def test_tiny_learns_zero_shot_above_chance(data, tmp_path) -> None:
     """A few hundred CPU steps: held-out colour and shape zero-shot accuracy >= 3x chance."""
     out = tmp_path / "run"
     run(["--threads", "1",
-        "--shards", data["train"], "--config", "tiny", "--batch-size", "64", "--steps", "300", "--lr", "2e-3",
+        "--shards", data["train"], "--config", "tiny", "--batch-size", "64", "--steps", "300", "--lr", "1e-3",
         "--warmup", "30", "--wd", "0.1", "--tokenizer", "bpe", "--bpe-vocab", "512", "--out", str(out),
         "--eval-shards", data["eval"], "--zero-shot-classes", data["classes"],
         "--zero-shot-templates", data["templates"], "--no-progress", "--log-every", "10",
@@ -107,8 +107,8 @@ def test_tiny_learns_zero_shot_above_chance(data, tmp_path) -> None:
     templates = [f"a photo of a {c} {{}}." for c in COLOURS]
     shapes = ev.zero_shot(model, tokenizer, data["eval"], list(SHAPES), templates, ev.caption_label_fn(SHAPES), 32, 64)
     assert shapes["n"] == 192
-    # Shapes at 32 px are harder than colours: after 300 steps, above chance but not 3x (0.26 measured).
-    assert shapes["top1"] >= 1.25 / 6, shapes
+    # Shapes at 32 px are harder than colours: 300 steps reach ~2x chance, 500 steps ~2.6x.
+    assert shapes["top1"] >= 1.5 / 6, shapes
     stats = [r["loader"] for r in rows if "loader" in r][-1]
     assert stats["batched"] == 300 * 64 and stats["skipped"] == {}
 

@@ -23,6 +23,7 @@ a worker whose shards run dry ends the epoch early (counted as `short_epochs`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -218,7 +219,8 @@ class Loader:
         self._stream.epoch = epoch
         self._stream.offset = self.step - epoch * spe if spe else (self.step if self._stream.resampled else 0)
         loader = DataLoader(self._stream, batch_size=None, num_workers=self.workers,
-                            persistent_workers=False, prefetch_factor=2 if self.workers else None)
+                            persistent_workers=False, prefetch_factor=2 if self.workers else None,
+                            pin_memory=torch.cuda.is_available())
         for item in loader:
             self._counts.update(item["stats"])
             if "images" in item:
@@ -292,8 +294,6 @@ def iter_eval(shards: str | list[str], image_size: int, batch_size: int,
 
     The last batch may be partial; unusable samples are counted into `counts` like the Loader's.
     """
-    import json
-
     counts = Counter() if counts is None else counts
     pixels, captions, metas = [], [], []
     for _, image, caption, s in _decoded(_read(expand_shards(shards), counts), image_size, counts):

@@ -6,8 +6,9 @@ Two modes, both decided by hashes of the sample key, so any runner and any rerun
   min(1, t / count), the coin being `keys.uniform(key, query_id, seed)`; a pair survives if
   ANY of its queries keeps it. One pass once the per-query counts are known; each query's
   expected kept count is min(count, t) (more through pairs that other queries keep).
-* cap (exact): per query, the t pairs with the lowest `cap_rank` are kept (the Beam job uses
-  `beam.combiners.Top.PerKey`); a pair survives if ANY of its queries keeps it.
+* cap (exact): per query, the t pairs with the lowest (cap_rank, key) are kept (in Beam:
+  elements (query_id, (cap_rank(key, query_id, seed), key)) through
+  `beam.combiners.Top.SmallestPerKey(t)`); a pair survives if ANY of its queries keeps it.
 
 The pure references here (`select_prob`, `select_cap`) serve tests and small local runs.
 """
@@ -45,8 +46,8 @@ def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Se
 def cap_rank(key: str, query_id: int, seed: int) -> int:
     """The order in which a query keeps its pairs under `--balance cap`: lowest first.
 
-    The key breaks the (astronomically rare) hash ties in the Beam job, whose Top.PerKey
-    compares (rank, key) tuples.
+    Compare (rank, key) tuples, as select_cap does: the key breaks the (astronomically rare)
+    hash ties, so every runner keeps the same pairs.
     """
     return salted_hash(key, query_id, seed)
 

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="wit-demo", help="folder for everything the demo writes (replaced)")
     p.add_argument("--pages", type=int, default=300, help="pages in the generated crawl (10 images each)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--t", type=int, default=400, help="per-query cap for balancing (the paper's is 20000)")
+    p.add_argument("--t", type=int, default=20, help="per-query cap for balancing (the paper's is 20000)")
     p.add_argument("--steps", type=int, default=300, help="training steps (0 skips training)")
     p.add_argument("--batch-size", type=int, default=64)
     return p

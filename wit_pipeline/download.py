@@ -161,7 +161,8 @@ def shard_outcomes(output: str) -> dict[str, str | None]:
     """sample_key -> latest drop reason (None = saved), over complete shards in order."""
     outcomes: dict[str, str | None] = {}
     for shard in complete_shards(output):
-        with fsio.filesystem(output)[0].open(fsio.filesystem(fsio.join(output, f"{shard}.parquet"))[1], "rb") as f:
+        fs, path = fsio.filesystem(fsio.join(output, f"{shard}.parquet"))
+        with fs.open(path, "rb") as f:
             table = pq.read_table(f, columns=[KEY_COLUMN, "status", "error_message"])
         for key, status, error in zip(*(table.column(c).to_pylist() for c in (KEY_COLUMN, "status", "error_message"))):
             if outcomes.get(key, "") is None:
