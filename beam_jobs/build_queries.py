@@ -54,14 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"WordNet 3.0 dict directory with index.noun/verb/adj/adv (default {wordnet.DEFAULT_DIR}, "
                    "Debian's wordnet-base); 'none' -> no WordNet queries")
     p.add_argument("--output", required=True, help="output folder: allowlist.tsv, stats.json")
-    p.add_argument("--min-unigram-count", type=int, default=d.min_unigram_count)
+    p.add_argument("--min-unigram-count", type=int, default=d.min_unigram_count,
+                   help=f"minimum count of a word over all articles (default {d.min_unigram_count}, CLIP's)")
     p.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,
-                   help="a bigram must occur this often before its PMI counts (PMI overrates rare pairs)")
+                   help=f"a bigram must occur this often before its PMI counts, as PMI overrates rare pairs "
+                   f"(default {d.min_bigram_count}, the unigram bar)")
     p.add_argument("--min-pmi", type=float, default=d.min_pmi,
                    help="minimum PMI as the ratio P(ab)/(P(a)P(b)), not its log (MetaCLIP: 30; see queries/pmi.py)")
     p.add_argument("--min-title-views", type=int, default=d.min_title_views,
                    help="minimum page views of a title summed over all --pageviews files")
-    p.add_argument("--max-queries", type=int, default=d.max_queries)
+    p.add_argument("--max-queries", type=int, default=d.max_queries,
+                   help=f"cap on the list's length (default {d.max_queries}); priority: see queries/build.py")
     p.add_argument("--source-quotas", default="metaclip",
                    help="per-source caps: 'metaclip' (unigram=251465,bigram=100646,title=61235; WordNet fills "
                    "the rest), 'none' (strict priority unigram > bigram > title > wordnet), or source=N,...")
@@ -136,7 +139,7 @@ def with_first_count(joined: tuple[str, dict[str, list]]) -> Iterator[tuple[str,
         yield bigram.split(" ")[1], (bigram, c_ab, c_a)
 
 
-def with_pmi(joined: tuple[str, dict[str, list]], n_unigrams: int, n_bigrams: int,
+def with_pmi(joined: tuple[str, dict[str, list]], n_unigrams: int, n_bigrams: int, min_count: int,
              min_pmi: float) -> Iterator[tuple[str, tuple[float, int]]]:
     """(b, {bigrams: [(a b, c_ab, c_a)], counts: [c_b]}) -> (a b, (PMI, c_ab)) above min_pmi."""
     _, groups = joined
@@ -147,8 +150,9 @@ def with_pmi(joined: tuple[str, dict[str, list]], n_unigrams: int, n_bigrams: in
     tally = BeamTally()
     for bigram, c_ab, c_a in bigrams:
         ratio = pmi.pmi(c_ab, c_a, c_b, n_unigrams, n_bigrams)
-        if ratio < min_pmi:
-            tally.inc(pmi.BIGRAM_STAGE, "dropped.below_pmi")
+        reason = pmi.bigram_drop_reason(c_ab, ratio, min_count, min_pmi)
+        if reason:
+            tally.inc(pmi.BIGRAM_STAGE, f"dropped.{reason}")
             continue
         tally.inc(pmi.BIGRAM_STAGE, "out")
         yield bigram, (ratio, c_ab)
@@ -217,7 +221,8 @@ def build_graph(p: beam.Pipeline, args: argparse.Namespace, output: str, quotas:
         {"bigrams": by_second, "counts": unigram_counts}
         | "JoinSecondWord" >> beam.CoGroupByKey()
         | "WithPmi" >> beam.FlatMap(with_pmi, n_unigrams=beam.pvalue.AsSingleton(n_unigrams),
-                                    n_bigrams=beam.pvalue.AsSingleton(n_bigrams), min_pmi=args.min_pmi)
+                                    n_bigrams=beam.pvalue.AsSingleton(n_bigrams),
+                                    min_count=args.min_bigram_count, min_pmi=args.min_pmi)
     )
 
     if args.pageviews:
@@ -249,6 +254,20 @@ def check_sources(doc: dict) -> None:
         raise ValueError(f"allowlist.in={by_name['allowlist']['in']} but the sources kept {sources}")
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Fail before the pipeline starts on a pattern that matches nothing (a typo would
+    otherwise build a list without that source)."""
+    for flag, patterns in (("--wikipedia", args.wikipedia), ("--pageviews", args.pageviews)):
+        for pattern in patterns:
+            if not fsio.expand(pattern):
+                raise SystemExit(f"{flag} {pattern!r} matches no file")
+    if args.wordnet.lower() != "none":
+        index = fsio.join(args.wordnet, wordnet.INDEX_FILES[0])
+        if not fsio.expand(index):
+            raise SystemExit(f"--wordnet {args.wordnet!r}: no {wordnet.INDEX_FILES[0]} there (a WordNet 3.0 dict "
+                             "directory; Debian: apt-get install wordnet-base), or pass --wordnet none")
+
+
 def run(argv: list[str] | None = None) -> int:
     args, pipeline_args = build_parser().parse_known_args(argv)
     for name in ("min_unigram_count", "min_bigram_count", "min_title_views", "max_queries"):
@@ -260,6 +279,7 @@ def run(argv: list[str] | None = None) -> int:
         quotas = build.parse_quotas(args.source_quotas)
     except ValueError as exc:
         raise SystemExit(f"--source-quotas: {exc}") from None
+    _check_inputs(args)
     if not args.pageviews:
         logging.warning("no --pageviews: the allowlist will have no title queries")
     output = args.output.rstrip("/")

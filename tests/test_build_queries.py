@@ -314,3 +314,7 @@ def test_bad_options_are_clear_errors(sources, tmp_path):
         run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--source-quotas", "x=1"])
     with pytest.raises(SystemExit, match="--min-bigram-count must be >= 1"):
         run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--min-bigram-count", "0"])
+    with pytest.raises(SystemExit, match="--wikipedia '.*nothing-here.*' matches no file"):
+        run(["--wikipedia", str(tmp_path / "nothing-here*.bz2"), "--output", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--wordnet .*no index.noun there"):
+        run(["--wikipedia", sources["dump"], "--wordnet", str(tmp_path), "--output", str(tmp_path)])

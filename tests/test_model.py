@@ -76,8 +76,9 @@ def test_byte_tokenizer_framing_padding_truncation() -> None:
 def test_whitespace_normalised_and_specials_are_text() -> None:
     tok = byte_tokenizer()
     assert torch.equal(tok.encode(["  a \t red\n circle "], 20), tok.encode(["a red circle"], 20))
-    ids = tok.encode(["<end_of_text>"], 20)[0].tolist()
-    assert ids.count(tok.eot_id) == 1 and len([i for i in ids if i]) == len("<end_of_text>") + 2
+    for t in (tok, pickle.loads(pickle.dumps(tok)), Tokenizer.from_json(tok.to_json())):
+        ids = t.encode(["<end_of_text>"], 20)[0].tolist()
+        assert ids.count(tok.eot_id) == 1 and len([i for i in ids if i]) == len("<end_of_text>") + 2
 
 
 def test_bpe_deterministic_roundtrip_and_compresses(captions: list[str]) -> None:

@@ -50,6 +50,9 @@ class Tokenizer:
     def to_json(self) -> str:
         return self._json
 
+    def __reduce__(self):  # pickled (DataLoader workers under spawn) as its JSON, keeping our settings
+        return (Tokenizer.from_json, (self._json,))
+
     @classmethod
     def from_json(cls, s: str) -> "Tokenizer":
         return cls(_HFTokenizer.from_str(s))
