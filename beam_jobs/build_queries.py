@@ -109,7 +109,7 @@ def _flush(unigrams: Counter[str], bigrams: Counter[str]) -> Iterator[Any]:
 def keep_unigram(word_count: tuple[str, int], min_count: int) -> Iterator[tuple[str, int]]:
     tally = BeamTally()
     tally.inc(pmi.UNIGRAM_STAGE, "in")
-    reason = pmi.unigram_drop_reason(word_count[1], min_count)
+    reason = pmi.count_drop_reason(word_count[1], min_count)
     if reason:
         tally.inc(pmi.UNIGRAM_STAGE, f"dropped.{reason}")
         return
@@ -122,8 +122,9 @@ def gate_bigram(bigram_count: tuple[str, int], min_count: int) -> Iterator[tuple
     tally = BeamTally()
     tally.inc(pmi.BIGRAM_STAGE, "in")
     bigram, count = bigram_count
-    if count < min_count:
-        tally.inc(pmi.BIGRAM_STAGE, "dropped.below_count")
+    reason = pmi.count_drop_reason(count, min_count)
+    if reason:
+        tally.inc(pmi.BIGRAM_STAGE, f"dropped.{reason}")
         return
     yield bigram.split(" ")[0], (bigram, count)
 

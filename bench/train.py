@@ -9,8 +9,9 @@
 
 Every measurement runs in a fresh subprocess with the same thread count, alternating sides,
 best of `--repeats`. open_clip needs torchvision, so its side runs in a separate venv
-(`bench/requirements-openclip.txt`: torch 2.14.1, as torchvision's wheels need; ours runs on
-the project's torch 2.13.0 CPU build):
+(`bench/requirements-openclip.txt`: torch 2.14.1, as torchvision's wheels need). The training
+step of both sides runs on that venv's torch (ours needs nothing but torch and this checkout),
+so the model comparison is one torch build; our loader runs in the project's venv.
 
     python3 -m venv /work/benchvenv
     /work/benchvenv/bin/pip install -r bench/requirements-openclip.txt
@@ -196,9 +197,11 @@ def _run(python: str, side: str, task: str, spec: dict, threads: int) -> float:
 
 def _best_of(args: argparse.Namespace, task: str, spec: dict) -> tuple[float, float]:
     """Best rate of each side over `--repeats` alternating runs: the least disturbed by other load."""
+    # The step needs only torch: run ours on the bench venv's torch too, so both use one build.
+    our_python = args.openclip_python if task == "step" else sys.executable
     ours, theirs = [], []
     for _ in range(args.repeats):
-        ours.append(_run(sys.executable, "ours", task, spec, args.threads))
+        ours.append(_run(our_python, "ours", task, spec, args.threads))
         theirs.append(_run(args.openclip_python, "openclip", task, spec, args.threads))
     return max(ours), max(theirs)
 

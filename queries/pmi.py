@@ -43,13 +43,14 @@ def pmi_bits(ratio: float) -> float:
     return math.log2(ratio)
 
 
-def unigram_drop_reason(count: int, min_count: int) -> str | None:
+def count_drop_reason(count: int, min_count: int) -> str | None:
+    """The count rule shared by unigrams and bigrams."""
     return "below_count" if count < min_count else None
 
 
 def bigram_drop_reason(c_ab: int, ratio: float | None, min_count: int, min_pmi: float) -> str | None:
     """Why a bigram is not a query, or None; ratio may be None when c_ab already fails."""
-    if c_ab < min_count:
+    if count_drop_reason(c_ab, min_count):
         return "below_count"
     if ratio is None or ratio < min_pmi:
         return "below_pmi"
@@ -61,7 +62,7 @@ def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> 
     kept: dict[str, int] = {}
     for word in sorted(counts):
         tally.inc(UNIGRAM_STAGE, "in")
-        reason = unigram_drop_reason(counts[word], min_count)
+        reason = count_drop_reason(counts[word], min_count)
         if reason:
             tally.inc(UNIGRAM_STAGE, f"dropped.{reason}")
         else:
@@ -82,7 +83,7 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
         tally.inc(BIGRAM_STAGE, "in")
         c_ab = bigrams[bigram]
         ratio = None
-        if c_ab >= min_count:
+        if not count_drop_reason(c_ab, min_count):
             a, b = bigram.split(" ")
             ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
         reason = bigram_drop_reason(c_ab, ratio, min_count, min_pmi)
@@ -94,4 +95,4 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
     return kept
 
 
-__all__ = ["bigram_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams", "unigram_drop_reason"]
+__all__ = ["bigram_drop_reason", "count_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams"]

@@ -9,9 +9,11 @@ Wikitext is reduced to plain text by a small, ordered set of regexes (WIKITEXT_R
 not a full MediaWiki parser: comments, <ref>s, tables, templates, file/category/interlanguage
 links, external-link URLs, HTML tags, heading '=' marks, bold/italic quotes, list markers.
 What survives in rare malformed markup is a stray token or two, harmless to counts at scale.
+XML entity expansion is bounded by expat's own billion-laughs protection (expat >= 2.4).
 
-Tokens are `wit_pipeline.textnorm.tokens` (the allowlist's and the matcher's rule), so a word
-is counted in the form that a caption will be matched in. Bigrams are adjacent tokens within
+Tokens are exactly `wit_pipeline.textnorm.tokens` (the allowlist's and the matcher's rule,
+computed with the matcher's batch normaliser), so a word is counted in the form that a caption
+will be matched in. Bigrams are adjacent tokens within
 one phrase: text is cut at line breaks and clause punctuation (PHRASE_BREAK) first, so
 "Paris. London" gives no bigram "paris london" (MetaCLIP also resets at punctuation).
 """

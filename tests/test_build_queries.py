@@ -146,7 +146,8 @@ def sources(tmp_path_factory) -> dict[str, str]:
 
 def test_wikitext_to_text_strips_the_documented_markup():
     assert wikipedia.wikitext_to_text(A1).split() == "The red fox runs. A red fox sleeps. See also".split()
-    assert wikipedia.wikitext_to_text(A2).split() == "New York is a city. New York has a red fox. New York map &".split()
+    assert wikipedia.wikitext_to_text(A2).split() == \
+        "New York is a city. New York has a red fox. New York map &".split()
     assert wikipedia.wikitext_to_text("[[a|b]] [[c]] [[:Category:X|y]] [//x.org z] [http://q.org]").split() == \
         ["b", "c", "z"]
 
@@ -213,6 +214,16 @@ def test_wordnet_index_files(sources, tmp_path):
                                "wordnet:in": 10, "wordnet:out": 8}
     with pytest.raises(FileNotFoundError, match="index.noun not found.*wordnet-base"):
         wordnet.read_lemmas(str(tmp_path), DictTally())
+
+
+@pytest.mark.skipif(not Path(wordnet.DEFAULT_DIR, "index.noun").is_file(),
+                    reason="real WordNet 3.0 not installed (Debian: apt-get install wordnet-base)")
+def test_real_wordnet_30():
+    tally = DictTally()
+    lemmas = wordnet.read_lemmas(wordnet.DEFAULT_DIR, tally)
+    # WordNet 3.0: 155,287 index lines over the four parts of speech, 147,306 distinct lemmas.
+    assert tally.as_dict() == {"wordnet:dropped.duplicate": 7981, "wordnet:in": 155287, "wordnet:out": 147306}
+    assert (lemmas["dog"], lemmas["run"], lemmas["ice cream"], lemmas["'hood"]) == (8, 57, 1, 1)
 
 
 def test_pmi_hand_checked():

@@ -6,6 +6,7 @@ import io
 import itertools
 import json
 import random
+import tarfile
 
 import pytest
 import torch
@@ -97,7 +98,7 @@ def test_batches_shapes_dtypes_ranges_and_epoch_from_manifest(pattern):
     seen = [c for _, t in batches for c in captions_of(t)]
     assert len(seen) == len(set(seen)) == 96  # one pass: every sample exactly once
     assert ld.stats() == {"read": 96, "batched": 96, "fast_forwarded": 0, "unbatched": 0, "shard_errors": 0,
-                          "short_epochs": 0, "skipped": {}, "step": 12, "epoch": 1}
+                          "bad_members": 0, "short_epochs": 0, "skipped": {}, "step": 12, "epoch": 1}
 
 
 def test_eval_transform_is_deterministic_centre_crop(pattern):
@@ -117,6 +118,10 @@ def test_corrupt_and_incomplete_samples_are_skipped_and_counted(tmp_path):
     Image.new("L", (9000, 8000)).save(bomb, "PNG")  # 72 Mpx, a few kB compressed
     good.append({"__key__": "bomb", "png": bomb.getvalue(), "txt": "a bomb"})
     write_shard(tmp_path / "wit-000000.tar", good)
+    with tarfile.open(tmp_path / "wit-000000.tar", "a") as tar:  # a member that would escape its folder
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
     (tmp_path / "wit-000001.tar").write_bytes(b"not a tar at all" * 100)
     ld = loader([str(tmp_path / "wit-000000.tar"), str(tmp_path / "wit-000001.tar")], batch_size=3, train=False)
     batches = list(ld)
@@ -124,7 +129,7 @@ def test_corrupt_and_incomplete_samples_are_skipped_and_counted(tmp_path):
     stats = ld.stats()
     assert stats["skipped"] == {"decode_error": 2, "no_text": 1, "too_large": 1}
     assert stats["read"] == 11 and stats["batched"] == 6 and stats["unbatched"] == 1
-    assert stats["shard_errors"] == 1
+    assert stats["shard_errors"] == 1 and stats["bad_members"] == 1
     assert stats["read"] == stats["batched"] + stats["unbatched"] + sum(stats["skipped"].values())
 
 

@@ -89,11 +89,23 @@ def _caption(sample: dict[str, Any]) -> str | None:
     return text or None
 
 
+class _MemberTally:
+    """Counts the tar members `iter_tar_samples` refuses (links, `..`, absolute names) as `bad_members`."""
+
+    def __init__(self, counts: Counter) -> None:
+        self.counts = counts
+
+    def inc(self, stage: str, field: str, n: int = 1) -> None:
+        if field.startswith("dropped."):
+            self.counts["bad_members"] += n
+
+
 def _read(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any]]:
     """Raw samples of each shard; a shard that fails to open or parse is counted and left."""
+    tally = _MemberTally(counts)
     for url in urls:
         try:
-            yield from iter_tar_samples(url)
+            yield from iter_tar_samples(url, tally)
         except Exception as e:  # a missing or truncated shard must not end the run
             counts["shard_errors"] += 1
             log.warning("skipping the rest of shard %s: %s: %s", url, type(e).__name__, e)
@@ -234,7 +246,8 @@ class Loader:
         """Samples read by the decoder, batched, fast-forwarded, unbatched, and skipped by reason."""
         c = self._counts
         skipped = {k.split(".", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("skipped.")}
-        out = {k: c.get(k, 0) for k in ("read", "batched", "fast_forwarded", "unbatched", "shard_errors", "short_epochs")}
+        out = {k: c.get(k, 0) for k in ("read", "batched", "fast_forwarded", "unbatched", "shard_errors", "bad_members",
+                                          "short_epochs")}
         return {**out, "skipped": skipped, "step": self.step, "epoch": self.epoch}
 
 

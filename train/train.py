@@ -291,7 +291,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=device)
         for micro in range(args.accum):
-            images, tokens = next(batches)
+            try:
+                images, tokens = next(batches)
+            except StopIteration:
+                raise RuntimeError(f"the loader ran dry at step {step}: {_loader_stats(loader)}") from None
             images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
             sync = world == 1 or micro == args.accum - 1
             with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
