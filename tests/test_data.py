@@ -12,7 +12,7 @@ import pytest
 import torch
 import webdataset as wds
 
-from train import preprocess
+from train import data, preprocess
 from train.data import iter_captions, iter_eval, make_loader, manifest_samples
 from train.tokenizer import byte_tokenizer
 from wit_pipeline import keys
@@ -182,12 +182,17 @@ def test_resume_gives_the_uninterrupted_batches(pattern, start):
     assert resumed_loader.stats()["fast_forwarded"] == (start % 6) * 8
 
 
-def test_resume_in_the_trainers_endless_resampled_mode(pattern):
-    kw = dict(workers=2, resampled=True, seed=4)  # no epoch_samples: one endless epoch
-    full = take(loader(pattern, **kw), 9)
-    for start in (4, 5):
-        resumed = take(loader(pattern, start_step=start, **kw), 9 - start)
-        assert all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(full[start:], resumed))
+def test_resume_in_the_trainers_endless_resampled_mode(pattern, monkeypatch):
+    monkeypatch.setattr(data, "ENDLESS_SEGMENT_STEPS", 3)  # reseeded every 3 steps
+    kw = dict(workers=2, resampled=True, seed=4)  # no epoch_samples: endless
+    ld = loader(pattern, **kw)
+    full = list(itertools.islice(iter(ld), 9))  # one iteration runs on across segments
+    assert ld.steps_per_epoch is None and ld.step == 9
+    with pytest.raises(TypeError):
+        len(ld)
+    for start in (4, 5, 6):
+        resumed = list(itertools.islice(iter(loader(pattern, start_step=start, **kw)), 9 - start))
+        assert len(resumed) == 9 - start and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(full[start:], resumed))
 
 
 def test_resume_one_pass_mode(pattern):
@@ -213,3 +218,11 @@ def test_bad_arguments(pattern):
         loader(pattern, rank=5, world_size=8)
     with pytest.raises(ValueError, match="less than one global batch"):
         loader(pattern, resampled=True, epoch_samples=4)
+
+
+def test_resampling_over_only_unusable_samples_stops_with_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_UNUSABLE_IN_A_ROW", 7)
+    bad = [dict(s, jpg=b"garbage") for s in concept_samples(0, 3)]
+    write_shard(tmp_path / "wit-000000.tar", bad)
+    with pytest.raises(RuntimeError, match="7 unusable samples in a row"):
+        next(iter(loader(str(tmp_path / "wit-000000.tar"), resampled=True)))

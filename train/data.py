@@ -10,14 +10,22 @@ Pipeline per DataLoader worker (like open_clip's `get_wds_dataset`, written out 
 Epochs and determinism. With `epoch_samples`, an epoch is exactly
 `steps_per_epoch = epoch_samples // (batch_size * world_size)` steps on every rank; worker
 `w` of `W` yields the batches of steps w, w+W, w+2W, ... (torch's DataLoader takes batches
-from workers round-robin), so the interleaving is fixed. Every random choice is derived
-from (seed, epoch, rank, worker) -- for a sample's crop, also from its key and position in
-the worker's stream -- never from process state. Resume: `start_step=k` puts the loader in epoch k // steps_per_epoch
-and each worker fast-forwards past the samples of its batches before k (they are decoded, to
-know which ones are undecodable, but not cropped or tokenised), so the batch at step k of a
-resumed run equals the batch at step k of an uninterrupted one. That is exact whenever every
-worker fills its share of the epoch, which the resampled mode always does; in one-pass mode
-a worker whose shards run dry ends the epoch early (counted as `short_epochs`).
+from workers round-robin, starting at worker 0), so the interleaving is fixed. Without
+`epoch_samples`, resampled mode is one endless epoch (what `wit train` uses) and one-pass
+mode takes the epoch length from the manifest. Every random choice is derived from
+(seed, epoch, rank, worker) -- for a sample's crop, also from its key and position in the
+worker's stream -- never from process state.
+
+Resume: `start_step=k` puts the loader at step k % steps_per_epoch of epoch
+k // steps_per_epoch (the endless mode is cut into segments of `ENDLESS_SEGMENT_STEPS`
+steps, each reseeded, so a resume never replays more than one segment). Each worker fast-forwards
+past the samples of its batches before k (decoded, to know which are undecodable, but not
+cropped or tokenised), and worker i plays the part of worker (i + k) % W so the round-robin
+still starts at step k; the batch at step k of a resumed run equals the batch at step k of
+an uninterrupted one. That is exact whenever every worker fills its share of the epoch,
+which the resampled mode always does; in one-pass mode a worker whose shards run dry ends
+the epoch early (counted as `short_epochs`). Fast-forwarding costs decoding the skipped
+samples of the current epoch (or segment).
 `Loader.step` is the data position to store in a checkpoint.
 """
 
@@ -44,6 +52,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CONTEXT_LENGTH = 77
 SHUFFLE_BUFFER = 2000  # raw (still encoded) samples per worker
 SHUFFLE_INITIAL = 500
+MAX_FAILED_SHARDS_IN_A_ROW = 100
+MAX_UNUSABLE_IN_A_ROW = 10_000
+ENDLESS_SEGMENT_STEPS = 1000  # resampled without epoch_samples: reseed (and restart workers) this often
 
 
 def expand_shards(shards: str | Iterable[str]) -> list[str]:
@@ -103,31 +114,40 @@ class _MemberTally:
 def _read(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any]]:
     """Raw samples of each shard; a shard that fails to open or parse is counted and left."""
     tally = _MemberTally(counts)
+    failed_in_a_row = 0
     for url in urls:
         try:
-            yield from iter_tar_samples(url, tally)
+            for sample in iter_tar_samples(url, tally):
+                failed_in_a_row = 0
+                yield sample
         except Exception as e:  # a missing or truncated shard must not end the run
             counts["shard_errors"] += 1
+            failed_in_a_row += 1
             log.warning("skipping the rest of shard %s: %s: %s", url, type(e).__name__, e)
+            if failed_in_a_row >= MAX_FAILED_SHARDS_IN_A_ROW:  # resampling would spin for ever
+                raise RuntimeError(f"{failed_in_a_row} shards in a row failed; last: {url}: {e}") from e
 
 
 def _decoded(samples: Iterable[dict[str, Any]], image_size: int, counts: Counter) -> Iterator[tuple[str, Any, str, dict]]:
     """(key, RGB image, caption, sample) for usable samples; each unusable one is counted by reason."""
+    unusable_in_a_row = 0
     for s in samples:
         counts["read"] += 1
         img = image_of(s)
         caption = _caption(s)
-        if img is None:
-            counts["skipped.no_image"] += 1
+        reason = "no_image" if img is None else "no_text" if caption is None else None
+        if reason is None:
+            try:
+                image = preprocess.decode(img[1], image_size)
+            except preprocess.BadImage as e:
+                reason = e.reason
+        if reason is not None:
+            counts[f"skipped.{reason}"] += 1
+            unusable_in_a_row += 1
+            if unusable_in_a_row >= MAX_UNUSABLE_IN_A_ROW:  # resampling would spin for ever
+                raise RuntimeError(f"{unusable_in_a_row} unusable samples in a row (last: {reason}, {s.get('__url__')})")
             continue
-        if caption is None:
-            counts["skipped.no_text"] += 1
-            continue
-        try:
-            image = preprocess.decode(img[1], image_size)
-        except preprocess.BadImage as e:
-            counts[f"skipped.{e.reason}"] += 1
-            continue
+        unusable_in_a_row = 0
         yield s["__key__"], image, caption, s
 
 
@@ -206,18 +226,18 @@ class _Stream(IterableDataset):
 class Loader:
     """Iterate for one epoch of `(images [B,3,S,S] float32, tokens [B,L] int64)`; iterate again for the next."""
 
-    def __init__(self, stream: _Stream, workers: int, start_step: int) -> None:
-        self._stream, self.workers, self.step = stream, workers, start_step
+    def __init__(self, stream: _Stream, workers: int, start_step: int, endless: bool = False) -> None:
+        self._stream, self.workers, self.step, self.endless = stream, workers, start_step, endless
         self._counts: Counter = Counter()
         self._passes = 0
 
     @property
     def steps_per_epoch(self) -> int | None:
-        return self._stream.steps_per_epoch
+        return None if self.endless else self._stream.steps_per_epoch
 
     @property
     def epoch(self) -> int:
-        spe = self.steps_per_epoch
+        spe = self._stream.steps_per_epoch
         return self.step // spe if spe else self._passes
 
     def __len__(self) -> int:
@@ -226,10 +246,17 @@ class Loader:
         return self.steps_per_epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        spe = self.steps_per_epoch
+        if not self.endless:
+            yield from self._epoch()
+            return
+        while True:  # segments of ENDLESS_SEGMENT_STEPS, back to back
+            yield from self._epoch()
+
+    def _epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        spe = self._stream.steps_per_epoch
         epoch = self.epoch
         self._stream.epoch = epoch
-        self._stream.offset = self.step - epoch * spe if spe else (self.step if self._stream.resampled else 0)
+        self._stream.offset = self.step - epoch * spe if spe else 0
         loader = DataLoader(self._stream, batch_size=None, num_workers=self.workers,
                             persistent_workers=False, prefetch_factor=2 if self.workers else None,
                             pin_memory=torch.cuda.is_available())
@@ -286,10 +313,13 @@ def make_loader(
             workers = mine
     if epoch_samples is None and train and not resampled:
         epoch_samples = manifest_samples(urls)
+    endless = resampled and epoch_samples is None
     spe = None if epoch_samples is None else epoch_samples // (batch_size * world_size)
     if spe == 0:
         raise ValueError(f"epoch_samples={epoch_samples} is less than one global batch ({batch_size} x {world_size})")
-    if start_step and spe is None and not resampled:
+    if endless:
+        spe = ENDLESS_SEGMENT_STEPS
+    if start_step and spe is None:
         raise ValueError("resuming mid-data needs a known epoch length: pass epoch_samples or keep manifest.json")
     if context_length is None:
         context_length = getattr(tokenizer, "context_length", None) or DEFAULT_CONTEXT_LENGTH
@@ -298,7 +328,7 @@ def make_loader(
     stream = _Stream(urls, tokenizer=tokenizer, context_length=context_length, image_size=image_size,
                      batch_size=batch_size, train=train, resampled=resampled, seed=seed,
                      steps_per_epoch=spe, rank=rank, world_size=world_size)
-    return Loader(stream, workers, start_step)
+    return Loader(stream, workers, start_step, endless)
 
 
 def iter_eval(shards: str | list[str], image_size: int, batch_size: int,

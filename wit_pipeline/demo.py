@@ -8,20 +8,25 @@ be re-run on its own.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from wit_pipeline.cli import STAGES
 
 
 def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
+    """Run one stage as its own process, exactly as a user would type it.
+
+    A fresh process per stage also keeps Beam's gRPC threads away from img2dataset's
+    forked workers (forking after gRPC has started can leave a worker dead and the pool hung).
+    """
     print(f"\n=== wit {name} {shlex.join(argv)}", flush=True)
     start = time.perf_counter()
-    code = importlib.import_module(STAGES[name][0]).run(argv)
+    code = subprocess.call([sys.executable, "-m", "wit_pipeline.cli", name, *argv])
     timings[name] = time.perf_counter() - start
     if code:
         raise SystemExit(f"wit {name} failed with exit code {code}")
