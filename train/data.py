@@ -58,11 +58,20 @@ ENDLESS_SEGMENT_STEPS = 1000  # resampled without epoch_samples: reseed (and res
 
 
 def expand_shards(shards: str | Iterable[str]) -> list[str]:
-    """Shard URLs from a brace pattern (`wit-{000000..000009}.tar`), `::`-joined list, glob or list."""
+    """Shard URLs from a folder of shards (its manifest.json, else its *.tar), a brace pattern
+    (`wit-{000000..000009}.tar`), a glob, a `::`- or comma-joined list, or a list."""
     if isinstance(shards, str):
         urls: list[str] = []
-        for part in wds.shardlists.expand_urls(shards):
-            urls.extend(fsio.expand(part) if any(c in part for c in "*?[") else [part])
+        for part in (p for chunk in shards.split(",") for p in wds.shardlists.expand_urls(chunk.strip()) if p):
+            fs, path = fsio.filesystem(part)
+            if fs.isdir(path):
+                manifest = fsio.join(part, MANIFEST)
+                if fs.exists(fsio.filesystem(manifest)[1]):
+                    urls.extend(fsio.join(part, s["name"]) for s in fsio.read_json(manifest)["shards"])
+                else:
+                    urls.extend(fsio.expand(fsio.join(part, "*.tar")))
+            else:
+                urls.extend(fsio.expand(part) if any(c in part for c in "*?[") else [part])
     else:
         urls = [str(u) for u in shards]
     if not urls:

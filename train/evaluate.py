@@ -181,7 +181,7 @@ def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], i
 def run(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.")
     p.add_argument("--checkpoint", required=True, help="a step-*.pt written by `wit train`")
-    p.add_argument("--shards", required=True, help="held-out shards, e.g. 'out/wit-{000000..000003}.tar'")
+    p.add_argument("--shards", required=True, help="held-out shards: a folder, 'out/wit-{000000..000003}.tar', a glob or a comma-separated list")
     p.add_argument("--classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
     p.add_argument("--templates", default=None, help="prompt templates, one per line, '{}' = class (default: CLIP-style)")
     p.add_argument("--label-from", choices=("text", "queries"), default="text",

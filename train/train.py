@@ -43,7 +43,7 @@ from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shards", required=True, help="training shards: brace pattern, glob or comma-separated list")
+    p.add_argument("--shards", required=True, help="training shards: a shards folder (manifest.json), brace pattern, glob or comma-separated list")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.jsonl, tokenizer.json")
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size")
     p.add_argument("--context-length", type=int, default=None, help="override the config's text context length")

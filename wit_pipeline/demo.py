@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> int:
     from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
+    from wit_pipeline.synthetic.concepts import COLOURS
     from wit_pipeline.synthetic.server import serve
 
     args = build_parser().parse_args(argv)
@@ -77,11 +78,14 @@ def run(argv: list[str] | None = None) -> int:
     _stage("inspect", [str(shards), "--check", "--contact-sheet", str(out / "contact-sheet.png"),
                        "--histogram", str(out / "queries.png")], timings)
     if args.steps > 0:
-        _stage("train", ["--shards", str(shards), "--config", "tiny", "--steps", str(args.steps),
-                         "--batch-size", str(args.batch_size), "--out", str(run_dir), "--seed", str(args.seed)],
-               timings)
-        _stage("eval", ["--checkpoint", str(run_dir / "last.pt"), "--shards", *map(str, eval_shards),
-                        "--classes", "shapes", "--out", str(run_dir / "metrics.json")], timings)
+        classes = out / "colours.txt"
+        classes.write_text("".join(f"{c}\n" for c in COLOURS))
+        _stage("train", ["--shards", str(shards), "--config", "tiny",
+                         "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", "1e-3",
+                         "--threads", "1", "--out", str(run_dir), "--seed", str(args.seed)], timings)
+        _stage("eval", ["--checkpoint", str(run_dir / f"step-{args.steps:08d}.pt"),
+                        "--shards", ",".join(map(str, eval_shards)), "--classes", str(classes),
+                        "--threads", "1", "--out", str(run_dir / "metrics.json")], timings)
 
     print("\n=== demo finished in %.0f s" % (time.perf_counter() - total))
     for name, seconds in timings.items():
