@@ -45,13 +45,18 @@ EVAL_STAGE = "eval_images"
 
 
 def expand_inputs(patterns: str) -> list[str]:
-    """Tar URLs from comma-separated globs of tars or folders of tars; sorted, unique."""
+    """Tar URLs from comma-separated globs of tars or folders of tars; sorted, unique.
+
+    A folder's own tars are read, or, where it has none, those one level down: the layout
+    `wit download --engine beam` writes (one subfolder per selected-pairs file).
+    """
     found: set[str] = set()
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):
         for url in fsio.expand(pattern):
             fs, path = fsio.filesystem(url)
             if fs.isdir(path):
-                found.update(fsio.expand(fsio.join(url, "*.tar")))
+                tars = fsio.expand(fsio.join(url, "*.tar")) or fsio.expand(fsio.join(url, "*", "*.tar"))
+                found.update(tars)
             elif url.endswith(".tar"):
                 found.add(url)
     return sorted(found)

@@ -52,6 +52,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "processes": args.processes,
         "threads": args.threads,
         "allow_private_hosts": args.allow_private_hosts,
+        "egress_guard": not args.no_egress_guard,
         "timeout": args.timeout,
         "number_sample_per_shard": args.number_sample_per_shard,
     }
@@ -114,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-private-hosts",
         action="store_true",
         help="also fetch from loopback/private addresses (demo and tests only; never on a crawl)",
+    )
+    p.add_argument(
+        "--no-egress-guard",
+        action="store_true",
+        help="let img2dataset connect directly instead of through wit's loopback egress proxy, which "
+        "checks the address of every fetch and redirect hop; only for workers that already sit behind "
+        "an egress firewall blocking private, loopback and link-local destinations (the proxy also "
+        "replaces any http(s)_proxy you configured)",
     )
     return p
 

@@ -269,3 +269,21 @@ def test_banded_beam_near_dup_equals_near_duplicates_and_brute_force() -> None:
     with make_pipeline([]) as p:
         drops = p | beam.Create(items) | curate.NearDuplicateDrops(D)
         assert_that(drops, equal_to(sorted(brute.items())))
+
+
+def test_inputs_are_a_folders_tars_or_those_of_its_subfolders(tmp_path: Path):
+    """`wit download --engine beam` writes one subfolder per selected file; curate reads it whole."""
+    beam_layout = tmp_path / "beam"
+    for sub in ("part-00000-of-00002", "part-00001-of-00002"):
+        (beam_layout / sub).mkdir(parents=True)
+        (beam_layout / sub / "00000.tar").write_bytes(b"")
+        (beam_layout / sub / "00000_stats.json").write_text("{}")
+    assert curate.expand_inputs(str(beam_layout)) == [
+        str(beam_layout / "part-00000-of-00002" / "00000.tar"),
+        str(beam_layout / "part-00001-of-00002" / "00000.tar"),
+    ]
+    local_layout = tmp_path / "local"
+    (local_layout / "nested").mkdir(parents=True)
+    (local_layout / "00000.tar").write_bytes(b"")
+    (local_layout / "nested" / "00000.tar").write_bytes(b"")
+    assert curate.expand_inputs(f"{local_layout}, {tmp_path / 'missing'}") == [str(local_layout / "00000.tar")]

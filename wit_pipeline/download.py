@@ -7,6 +7,11 @@ highest existing one. What this module adds around it:
 
 - URL safety: every URL goes through `urlsafety.check_url` first; refusals never reach
   img2dataset and are counted (`unsafe_host.<reason>`, `bad_url.<reason>`).
+- Egress guard (unless `egress_guard=False`): img2dataset runs with its workers' urllib
+  pointed at an `egress_proxy.EgressProxy` in this process, which checks the address of
+  every fetch and redirect hop as it connects (DNS rebinding, redirects to private hosts).
+  Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
+  `unsafe_host.<reason>` too.
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
   also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
   sample's json and parquet row.
@@ -25,18 +30,21 @@ highest existing one. What this module adds around it:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wit_pipeline import fsio, schema
+from wit_pipeline.egress_proxy import EgressProxy, failure_reason, refused_reason
 from wit_pipeline.stats import DictTally, check_stages, stages_from_counters, stats_document
 from wit_pipeline.urlsafety import Resolver, UrlChecker
 
@@ -60,6 +68,8 @@ _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
 
 def download_reason(error_message: str | None) -> str:
     """A short, countable reason for one of img2dataset's download error messages."""
+    if reason := failure_reason(error_message):  # the egress guard's 502/504 name the cause
+        return reason
     msg = (error_message or "").lower()
     if m := re.search(r"http error (\d{3})", msg):
         return f"http_{m.group(1)}"
@@ -116,6 +126,8 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     if status == "failed_to_download":
         if error_message == OPT_OUT_MESSAGE:
             return "opted_out"
+        if reason := refused_reason(error_message):  # refused by the egress guard at fetch time
+            return refusal_reason(reason)
         return f"failed_to_download.{download_reason(error_message)}"
     if status == "failed_to_resize":
         return f"failed_to_resize.{resize_reason(error_message)}"
@@ -204,9 +216,13 @@ def download(
     number_sample_per_shard: int = 10_000,
     encode_quality: int = 95,
     resolve: Resolver = socket.getaddrinfo,
+    egress_guard: bool = True,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
-    (and writes as `output/stats.json`) the stats document. See the module docstring."""
+    (and writes as `output/stats.json`) the stats document. See the module docstring.
+
+    `egress_guard=False` lets img2dataset connect directly: only for workers whose network
+    already blocks private, loopback and link-local destinations."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = _inputs(selected)
     fsio.makedirs(output)
@@ -252,21 +268,23 @@ def download(
         with fsio.atomic_open(todo_file, "wb") as f:
             pq.write_table(pa.concat_tables(todo), f)
         log.info("download: %d of %d pairs to fetch into %s", n_todo, len(seen), output)
-        _run_img2dataset(
-            todo_file,
-            output,
-            image_size=image_size,
-            resize_mode=resize_mode,
-            min_image_size=min_image_size,
-            max_aspect_ratio=max_aspect_ratio,
-            max_image_area=max_image_area,
-            retries=retries,
-            processes=processes,
-            threads=threads,
-            timeout=timeout,
-            number_sample_per_shard=number_sample_per_shard,
-            encode_quality=encode_quality,
-        )
+        guard = _egress_guard(allow_private_hosts, resolve, timeout) if egress_guard else contextlib.nullcontext()
+        with guard:
+            _run_img2dataset(
+                todo_file,
+                output,
+                image_size=image_size,
+                resize_mode=resize_mode,
+                min_image_size=min_image_size,
+                max_aspect_ratio=max_aspect_ratio,
+                max_image_area=max_image_area,
+                retries=retries,
+                processes=processes,
+                threads=threads,
+                timeout=timeout,
+                number_sample_per_shard=number_sample_per_shard,
+                encode_quality=encode_quality,
+            )
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     after = shard_outcomes(output)
@@ -339,6 +357,55 @@ def _run_img2dataset(
         enable_wandb=False,
         max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
     )
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
+NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
+_guard_lock = threading.Condition()
+_guard: dict[str, Any] = {}  # the process's running guard: key, proxy, users, saved environment
+
+
+@contextlib.contextmanager
+def _egress_guard(allow_private: bool, resolve: Resolver, timeout: float) -> Iterator[EgressProxy]:
+    """Point urllib in this process and the workers it spawns at an EgressProxy meanwhile.
+
+    urllib's default ProxyHandler reads `http(s)_proxy` from os.environ, which spawned
+    workers inherit; an empty `no_proxy` leaves no host (127.0.0.1 included) bypassing it.
+    os.environ is process-wide and the Beam engine runs several downloads on threads of one
+    process, so concurrent downloads share one proxy and the last to finish restores the
+    environment; a download with other settings waits for them.
+    """
+    key = (allow_private, resolve, timeout)
+    with _guard_lock:
+        while _guard and _guard["key"] != key:
+            _guard_lock.wait()
+        if not _guard:
+            names = PROXY_VARIABLES + NO_PROXY_VARIABLES
+            saved = {name: os.environ.get(name) for name in names}
+            if any(saved[name] for name in PROXY_VARIABLES):
+                log.warning("download: the egress guard replaces the configured http(s)_proxy for img2dataset")
+            proxy = EgressProxy(allow_private, resolve, timeout=timeout).start()
+            os.environ.update({name: proxy.url for name in PROXY_VARIABLES})
+            os.environ.update({name: "" for name in NO_PROXY_VARIABLES})
+            _guard.update(key=key, proxy=proxy, users=0, saved=saved)
+        _guard["users"] += 1
+        proxy = _guard["proxy"]
+    try:
+        yield proxy
+    finally:
+        with _guard_lock:
+            _guard["users"] -= 1
+            if not _guard["users"]:
+                for name, value in _guard["saved"].items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+                proxy.stop()
+                if proxy.refusals:
+                    log.info("download: the egress guard refused %s", proxy.refusals)
+                _guard.clear()
+                _guard_lock.notify_all()
 
 
 class _SignalOnMainThread:

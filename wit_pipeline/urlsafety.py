@@ -15,12 +15,16 @@ Link-local, metadata, multicast, reserved and unspecified addresses stay refused
 
 Residual risk, and what we do about it: img2dataset resolves the host again when it
 fetches, so a hostile DNS server can answer with a public address here and a private one
-there (DNS rebinding), and urllib follows HTTP redirects to any host. This check removes
-every URL that is unsafe on its face and every host that resolves unsafely now; it cannot
-pin the address used for the fetch. The damage left is a blind GET: img2dataset sends no
-metadata headers (GCE's metadata server requires `Metadata-Flavor: Google`), and a
-response is kept only if it decodes as an image. On a real crawl, run workers without a
-route to private ranges (firewall egress rules on the workers' network, IMDSv2 on AWS).
+there (DNS rebinding), and urllib follows HTTP redirects to any host. This check alone
+cannot pin the address used for the fetch, so `wit download` runs img2dataset behind
+`wit_pipeline.egress_proxy`: a loopback forward proxy that applies these same rules
+(`checked_addresses`) to every request and every redirect hop, resolving once and
+connecting to exactly the address it checked. What it does not cover: fetches that ignore
+`http(s)_proxy` (img2dataset's urllib honours it), and runs with `--no-egress-guard`,
+which rely on this up-front check plus the network. On a real crawl also run workers
+without a route to private ranges (firewall egress rules on the workers' network, IMDSv2
+on AWS); the damage a bypass leaves is a blind GET whose response is kept only if it
+decodes as an image.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ REASONS = (
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_LOCALHOST = ipaddress.IPv4Address("127.0.0.1")
 
 
 def parse_ip_literal(host: str) -> IPAddress | None:
@@ -105,33 +110,56 @@ def classify_address(ip: IPAddress) -> str | None:
     return None
 
 
-def _host_reason(host: str, port: int, resolve: Resolver) -> str | None:
+def _host_verdict(host: str, port: int, resolve: Resolver) -> tuple[str | None, list[IPAddress]]:
+    """A normalised host's refusal reason (before allow_private) and the addresses judged."""
     if host == "localhost" or host.endswith(".localhost"):
-        return "localhost"
+        return "localhost", [_LOCALHOST]  # RFC 6761: always loopback, never asked of DNS
     if host in METADATA_HOSTS:
-        return "cloud_metadata"
+        return "cloud_metadata", []
     literal = parse_ip_literal(host)
     if literal is not None:
-        return classify_address(literal)
+        return classify_address(literal), [literal]
     try:
         infos = resolve(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError):
-        return "unresolvable"
-    addresses = set()
+        return "unresolvable", []
+    addresses: list[IPAddress] = []
     for info in infos:
         try:
-            addresses.add(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]))
+            ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         except (ValueError, IndexError, TypeError):
-            return "unresolvable"
+            return "unresolvable", []
+        if ip not in addresses:
+            addresses.append(ip)
     if not addresses:
-        return "unresolvable"
+        return "unresolvable", []
     # Every address must be safe: the fetcher may pick any of them.
     reasons = sorted({r for r in map(classify_address, addresses) if r is not None})
     if not reasons:
-        return None
+        return None, addresses
     # Report the most severe; PRIVATE_REASONS rank last so allow_private cannot hide the others.
     severe = [r for r in reasons if r not in PRIVATE_REASONS]
-    return (severe or reasons)[0]
+    return (severe or reasons)[0], addresses
+
+
+def _split_url(url: str) -> tuple[str | None, str, int]:
+    """(refusal reason or None, normalised host, port) of a URL, before any DNS."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".").lower()
+        port = parts.port or (443 if scheme == "https" else 80)
+    except (ValueError, AttributeError):
+        return "bad_url", "", 0
+    if scheme not in ALLOWED_SCHEMES:
+        return "bad_scheme", "", 0
+    if not host:
+        return "bad_url", "", 0
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return "bad_url", "", 0
+    return None, host, port
 
 
 def check_url(
@@ -145,31 +173,37 @@ def check_url(
     `cache` maps (host, port) to the host's verdict; pass one dict per run so each host is
     resolved once (verdicts do not depend on allow_private, which is applied after).
     """
-    try:
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        host = (parts.hostname or "").rstrip(".").lower()
-        port = parts.port or (443 if scheme == "https" else 80)
-    except (ValueError, AttributeError):
-        return "bad_url"
-    if scheme not in ALLOWED_SCHEMES:
-        return "bad_scheme"
-    if not host:
-        return "bad_url"
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError:
-        return "bad_url"
+    reason, host, port = _split_url(url)
+    if reason is not None:
+        return reason
     key = (host, port)
     if cache is not None and key in cache:
         reason = cache[key]
     else:
-        reason = _host_reason(host, port, resolve)
+        reason = _host_verdict(host, port, resolve)[0]
         if cache is not None:
             cache[key] = reason
     if reason in PRIVATE_REASONS and allow_private:
         return None
     return reason
+
+
+def checked_addresses(
+    url: str, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo
+) -> tuple[str | None, list[IPAddress]]:
+    """check_url's verdict together with the addresses it judged, resolving afresh (no cache).
+
+    For a caller that connects by itself (wit_pipeline.egress_proxy): when the reason is
+    None the list is non-empty and every address in it is safe, so connecting to exactly
+    these, never resolving the name again, fetches from what was checked.
+    """
+    reason, host, port = _split_url(url)
+    if reason is not None:
+        return reason, []
+    reason, addresses = _host_verdict(host, port, resolve)
+    if reason in PRIVATE_REASONS and allow_private:
+        return None, addresses
+    return reason, addresses
 
 
 class UrlChecker:
