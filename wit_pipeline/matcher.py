@@ -7,11 +7,14 @@ substring search: " cat " is in " a cat sat " but not in " cats ". Every occurre
 overlapping and nested ones included ("new york" and "york" both match "new york city"),
 and a caption's result is the sorted list of unique query ids.
 
-How: whole-token matching makes a hash of token n-grams exact, and in CPython faster than
-an Aho-Corasick automaton over characters (bench/match.py compares both and checks they give
-the same ids on every caption). A batch of captions is normalised in a few passes over its
-NUL-joined text; every token and every token bigram is looked up in one C-level map() over
-the batch; longer n-grams are only formed where the shorter one begins some longer entry.
+How: whole-token matching makes exact n-gram lookup equivalent to the padded substring
+search, and lets the per-token work run in a few whole-batch passes (bench/match.py compares
+it with a per-caption pyahocorasick loop and checks both give the same ids on every caption).
+A batch of captions is normalised in a few passes over its NUL-joined text and every token
+becomes an integer id in one C-level map() over the batch; from there it is numpy: unigram
+hits by indexing, and an n-gram of k tokens is the key (id of its first k-1 tokens) * width +
+(id of token k), looked up with one searchsorted per k, only at the positions where the
+shorter n-gram begins some longer entry.
 
 Queries that normalise to the same string ("New-York", "new york") share one table key and
 every one of their ids matches wherever that form occurs; a query that normalises to nothing
@@ -22,19 +25,19 @@ case_sensitive=True: MetaCLIP matches raw, case-sensitive substrings (so "cat" m
 apply the rest of the normalisation and whole-token matching: "Cat" matches "a Cat sat" and
 "Cat." but neither "cat" nor "Cats".
 
-A 500k-entry allowlist takes ~2 s and ~80 MiB to load: build it once per worker
+A 500k-entry allowlist takes ~2 s and ~90 MiB to load: build it once per worker
 process from a file (`from_file`, inside DoFn.setup through Beam's Shared), never in a DoFn's
 __init__; the matcher refuses to be pickled so that mistake fails loudly.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
-import operator
 import re
 import unicodedata
 from collections.abc import Sequence
+
+import numpy as np
 
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
@@ -79,15 +82,24 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
 
 
 class QueryMatcher:
-    """Exact n-gram tables over the normalised allowlist (see the module docstring)."""
+    """Token ids and sorted n-gram keys over the normalised allowlist (module docstring)."""
 
-    def __init__(self, tables: list[dict], prefixes: list[frozenset], extra: dict[int, tuple[int, ...]],
+    def __init__(self, vocab: dict[str, int], unigram: np.ndarray, heads: np.ndarray, tails: np.ndarray,
+                 levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], extra: dict[int, tuple[int, ...]],
                  size: int, case_sensitive: bool) -> None:
-        # tables[0]: token -> id; tables[k]: (k+1)-tuple of tokens -> id (the smallest id of
-        # that normal form; `extra` lists all ids of forms shared by several queries).
-        # prefixes[k]: (k+1)-tuples that begin a longer entry (prunes the search for k >= 1).
-        self._tables = tables
-        self._prefixes = prefixes
+        # vocab: token -> id in [0, V); the separator is V and every unknown token V + 1.
+        # unigram[id]: the query whose whole form is that token, else -1.
+        # heads[id] / tails[id]: the token begins / continues some multi-token entry.
+        # levels[k - 2] for entries of k >= 2 tokens: sorted int64 keys p * (V + 2) + t, where p
+        # is the prefix id of the first k - 1 tokens (the token id itself for k = 2) and t the
+        # k-th token id; with each key the query of that k-token form (-1 if none) and the
+        # prefix id of the k tokens when they begin a longer entry (-1 if not).
+        # A form shared by several queries holds its smallest id; `extra` lists all of them.
+        self._vocab = vocab
+        self._unigram = unigram
+        self._heads = heads
+        self._tails = tails
+        self._levels = levels
         self._extra = extra
         self.size = size
         self.case_sensitive = case_sensitive
@@ -95,31 +107,55 @@ class QueryMatcher:
     @classmethod
     def from_queries(cls, queries: Sequence[str], case_sensitive: bool = False) -> "QueryMatcher":
         """Build from query strings; a query's id is its index in `queries`."""
-        tables: list[dict] = [{}]
-        prefixes: list[set] = [set()]
-        extra: dict[int, list[int]] = {}
-        interned: dict[str, str] = {}
         norms = [seg.strip(" ") for i in range(0, len(queries), 10_000)
                  for seg in normalize_batch(queries[i:i + 10_000], case_sensitive).split(_SEP)]
+        vocab: dict[str, int] = {}
+        forms: list[list[int]] = []
         for qid, (query, norm) in enumerate(zip(queries, norms)):
             if not norm:
                 raise ValueError(f"query {qid} ({query!r}) is empty after normalisation")
-            toks = tuple(interned.setdefault(t, t) for t in norm.split(" "))
-            n = len(toks)
-            while len(tables) < n:
-                tables.append({})
-                prefixes.append(set())
-            key = toks[0] if n == 1 else toks
-            table = tables[n - 1]
-            if key in table:
-                first = table[key]
-                extra.setdefault(first, [first]).append(qid)
+            forms.append([vocab.setdefault(t, len(vocab)) for t in norm.split(" ")])
+        width = len(vocab) + 2  # token ids, the separator, unknown
+        unigram = np.full(width, -1, np.int64)
+        heads = np.zeros(width, bool)
+        tails = np.zeros(width, bool)
+        depth = max(map(len, forms), default=1)
+        # k -> key -> [query id of the k-token form or -1, prefix id of the k tokens or -1]
+        grams: list[dict[int, list[int]]] = [{} for _ in range(depth + 1)]
+        prefix_count = [0] * (depth + 1)
+        extra: dict[int, list[int]] = {}
+        for qid, form in enumerate(forms):
+            n = len(form)
+            if n == 1:
+                first = int(unigram[form[0]])
+                if first >= 0:
+                    extra.setdefault(first, [first]).append(qid)
+                else:
+                    unigram[form[0]] = qid
                 continue
-            table[key] = qid
+            heads[form[0]] = True
+            tails[form[1:]] = True
+            prefix = form[0]
             for k in range(2, n):
-                prefixes[k - 1].add(toks[:k])
-        return cls(tables, [frozenset(p) for p in prefixes],
-                   {k: tuple(v) for k, v in extra.items()}, len(queries), case_sensitive)
+                slot = grams[k].setdefault(prefix * width + form[k - 1], [-1, -1])
+                if slot[1] < 0:
+                    slot[1] = prefix_count[k]
+                    prefix_count[k] += 1
+                prefix = slot[1]
+            slot = grams[n].setdefault(prefix * width + form[-1], [-1, -1])
+            if slot[0] >= 0:
+                extra.setdefault(slot[0], [slot[0]]).append(qid)
+            else:
+                slot[0] = qid
+        levels = []
+        for k in range(2, depth + 1):
+            keys = np.fromiter(grams[k].keys(), np.int64, len(grams[k]))
+            values = np.array(list(grams[k].values()), np.int64).reshape(-1, 2)
+            order = np.argsort(keys)
+            levels.append((keys[order], values[order, 0], values[order, 1]))
+        vocab[_SEP] = width - 2
+        return cls(vocab, unigram, heads, tails, levels, {k: tuple(v) for k, v in extra.items()},
+                   len(queries), case_sensitive)
 
     @classmethod
     def from_file(cls, url: str, case_sensitive: bool = False) -> "QueryMatcher":
@@ -147,54 +183,38 @@ class QueryMatcher:
         return self.match_many([text])[0]
 
     def match_many(self, texts: Sequence[str]) -> list[list[int]]:
-        """match() for every text: whole-batch passes, per-caption work only to collect ids."""
+        """match() for every text: whole-batch passes, per-caption work only to slice results."""
         n = len(texts)
         if n == 0:
             return []
-        tables, prefixes = self._tables, self._prefixes
-        depth = len(tables)
+        width = len(self._unigram)
         words = batch_tokens(texts, self.case_sensitive)
-        # Sentinels: an n-gram that reaches past the end holds a separator and matches nothing.
-        words.extend(itertools.repeat(_SEP, depth))
-        # The index of the separator after each caption (the last is the first sentinel).
-        ends = list(itertools.compress(itertools.count(), map(_SEP.__eq__, words)))[:n]
-        # Single tokens: one lookup per position, aligned with `words`.
-        hits1 = list(map(tables[0].get, words))
-        # n-grams, sparse: (position, id) of every hit. Bigrams are looked up everywhere;
-        # longer n-grams only where the shorter one begins some longer entry. zip() tuples
-        # consumed at once are recycled, so this allocates little per token.
-        deep_pos: list[int] = []
-        deep_ids: list[int] = []
-        if depth > 1:
-            hits2 = list(map(tables[1].get, zip(words, words[1:])))
-            found = list(map(operator.is_not, hits2, itertools.repeat(None)))
-            deep_pos.extend(itertools.compress(itertools.count(), found))
-            deep_ids.extend(itertools.compress(hits2, found))
-        if depth > 2:
-            positions = list(itertools.compress(
-                range(len(words) - depth), map(prefixes[1].__contains__, zip(words, words[1:]))))
-            for k in range(2, depth):
-                if not positions:
-                    break
-                cols = [list(map(words.__getitem__, map(operator.add, positions, itertools.repeat(j))))
-                        for j in range(k + 1)]
-                hits = list(map(tables[k].get, zip(*cols)))
-                found = list(map(operator.is_not, hits, itertools.repeat(None)))
-                deep_pos.extend(itertools.compress(positions, found))
-                deep_ids.extend(itertools.compress(hits, found))
-                positions = list(itertools.compress(positions, map(prefixes[k].__contains__, zip(*cols))))
-        deep: dict[int, list[int]] = {}
-        for pos, qid in zip(deep_pos, deep_ids):
-            deep.setdefault(bisect.bisect_left(ends, pos), []).append(qid)
-        out: list[list[int]] = []
-        start = 0
-        for i, end in enumerate(ends):
-            ids = set(hits1[start:end])
-            if i in deep:
-                ids.update(deep[i])
-            ids.discard(None)
-            out.append(sorted(ids))
-            start = end + 1
+        words.append(_SEP)  # batch_tokens puts a separator between texts; one more ends the last
+        ids = np.fromiter(map(self._vocab.get, words, itertools.repeat(width - 1)), np.int64, len(words))
+        ends = np.flatnonzero(ids == width - 2)  # the separator after each text
+        hit_pos = [np.flatnonzero(self._unigram[ids] >= 0)]
+        hit_ids = [self._unigram[ids[hit_pos[0]]]]
+        # n-grams grow one token at a time from the positions whose prefix begins a longer entry.
+        pos = np.flatnonzero(self._heads[ids[:-1]] & self._tails[ids[1:]])
+        prefix = ids[pos]
+        for k, (keys, qids, pids) in enumerate(self._levels, start=2):
+            if not len(pos):
+                break
+            key = prefix * width + ids[pos + (k - 1)]  # the last token is the separator: in range
+            at = np.searchsorted(keys, key)
+            at[at == len(keys)] = 0
+            found = keys[at] == key
+            pos, at = pos[found], at[found]
+            q = qids[at]
+            hit_pos.append(pos[q >= 0])
+            hit_ids.append(q[q >= 0])
+            longer = pids[at] >= 0
+            pos, prefix = pos[longer], pids[at][longer]
+        text_of = np.searchsorted(ends, np.concatenate(hit_pos))
+        pairs = np.unique((text_of << 32) | np.concatenate(hit_ids))
+        flat = (pairs & 0xFFFFFFFF).tolist()
+        bounds = np.searchsorted(pairs >> 32, np.arange(n + 1)).tolist()
+        out = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
         if self._extra:
             out = [self._expand(ids_) for ids_ in out]
         return out
