@@ -12,7 +12,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that
 
 from beam_jobs import harvest
@@ -46,7 +46,7 @@ def test_cap_balance_keeps_at_most_t_per_query_in_a_pipeline():
             assert {k for _, k in ranked[:t]} <= set(chosen)
         assert len(chosen) < len(records) / 2  # the frequent queries (hundreds of pairs) were capped
 
-    with TestPipeline(runner=FnApiRunner()) as p:
+    with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         selected = p | beam.Create(records) | harvest.Balance("cap", t, seed=0)
         assert_that(selected, check)
 
@@ -75,7 +75,7 @@ def wat_run(crawl, tmp_path_factory):
     return out, _run_harvest(crawl, out)
 
 
-def test_harvest_accounts_for_every_record(wat_run):
+def test_harvest_accounts_for_every_record(crawl, wat_run):
     out, doc = wat_run
     stages = doc["stages"]
     assert [s["name"] for s in stages] == list(harvest.STAGES)
@@ -85,6 +85,8 @@ def test_harvest_accounts_for_every_record(wat_run):
     assert by["filter"]["dropped"].get("wrong_language", 0) > 0
     assert by["filter"]["dropped"].get("junk", 0) > 0
     assert by["dedup"]["dropped"].get("duplicate", 0) > 0
+    # English alt text about other things: found, kept by the filters, matched by no query.
+    assert by["match"]["dropped"] == {"no_match": crawl.truth["counts"]["by_category"]["off_topic"]}
     assert by["balance"]["dropped"].get("over_cap", 0) > 0
 
 

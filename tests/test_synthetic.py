@@ -271,3 +271,18 @@ def test_demo_allowlist():
     assert all(float(r[2]) >= 0 for r in rows[1:])
     assert set(COLOURS) | set(SHAPES) | set(TEXTURES) <= set(queries)
     assert "red circle" in queries and "checkered pattern" in queries
+
+
+def test_off_topic_alts_are_english_and_match_no_demo_query(crawl):
+    from wit_pipeline.langid import LanguageIdentifier
+    from wit_pipeline.matcher import QueryMatcher
+    from wit_pipeline.synthetic.generate import OFF_TOPIC_ALTS
+
+    matcher, lid = QueryMatcher.from_file(DEMO_ALLOWLIST), LanguageIdentifier(None)
+    assert matcher.match_many(list(OFF_TOPIC_ALTS)) == [[] for _ in OFF_TOPIC_ALTS]
+    for alt in OFF_TOPIC_ALTS:
+        language, score = lid.predict(alt)
+        assert language == "en" and score >= 0.3, (alt, language, score)  # the harvest's default bar
+    planted = [x for x in crawl.truth["links"] if x["category"] == "off_topic"]
+    assert len(planted) == crawl.truth["counts"]["by_category"]["off_topic"] == 4
+    assert {x["alt"] for x in planted} <= set(OFF_TOPIC_ALTS)

@@ -51,6 +51,18 @@ JUNK_ALTS = (
     "image", "logo", "IMG_2031.JPG", "photo", "click here", "DSC00042.jpg", "banner", "spacer",
     "x", "ok",
 )
+# English alt text about other things: no demo allowlist query occurs in it, so the harvest
+# drops it at matching (tests/test_synthetic.py holds these to the demo list and to LID).
+OFF_TOPIC_ALTS = (
+    "lighthouse overlooking rough seas", "golden retriever catching a frisbee",
+    "crowded market selling ripe mangoes", "hikers crossing a rope bridge",
+    "ducks paddling across a quiet pond", "snow covered village rooftops", "surfer riding a huge wave",
+    "ice skaters gliding across frozen lake", "fishermen mending nets beside wooden boats",
+    "autumn leaves floating across a puddle", "tractor ploughing muddy fields",
+    "commuters waiting beside subway tracks", "lanterns glowing above narrow alleys", "cyclists racing uphill",
+    "violinist performing inside grand cathedral", "lightning striking distant hills",
+    "strawberries piled inside wicker baskets", "firefighters spraying burning barn",
+)
 PRIVATE_URLS = ("http://10.0.0.1/x.jpg", "http://192.168.1.20/images/cat.jpg", "http://169.254.169.254/latest/meta-data/photo.jpg")
 UNRESOLVABLE_HOSTS = ("cdn.invalid", "img.nonexistent.invalid")
 
@@ -272,6 +284,9 @@ class _Crawl:
             link = self._local("eval_leak", path, self._caption(concept), concept=concept)
             self.eval_leak.append({"url": link.url, "eval_id": _eval_id(label, j)})
             out.append(link)
+
+        for k in range(s):  # English, but about nothing the allowlist names
+            out.append(self._good("off_topic", alt_fn=lambda c, k=k: OFF_TOPIC_ALTS[k % len(OFF_TOPIC_ALTS)]))
 
         n_special = len(out) + sum(len(g) for g in pinned)
         for _ in range(max(self.pages, self.target_links - n_special)):
