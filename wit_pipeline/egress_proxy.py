@@ -24,8 +24,9 @@ import socket
 import socketserver
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from wit_pipeline.urlsafety import Resolver, checked_addresses
@@ -68,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
     """One client connection, one request (HTTP/1.0 replies: the connection closes after it)."""
 
     server: _Server
+    server_version = "wit-egress-guard"
 
     def setup(self) -> None:
         self.timeout = self.server.io_timeout  # applied to the client socket by StreamRequestHandler
@@ -130,7 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
         listed = {t.strip().lower() for t in self.headers.get("Connection", "").split(",")}
         lines = [f"{self.command} {target} HTTP/1.1", f"Host: {host}"]
         for name, value in self.headers.items():
-            if name.lower() not in _HOP_BY_HOP and name.lower() not in listed and "\n" not in value + name:
+            dropped = name.lower() in _HOP_BY_HOP or name.lower() in listed
+            if not dropped and "\r" not in value and "\n" not in value:  # no folded or smuggled lines
                 lines.append(f"{name}: {value}")
         lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
@@ -242,7 +245,9 @@ class EgressProxy:
         self._refusals: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server = _Server(self, max_connections)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="wit-egress-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="wit-egress-proxy", daemon=True
+        )
 
     @property
     def url(self) -> str:
