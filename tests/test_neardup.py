@@ -246,3 +246,34 @@ def test_as_hashes_and_determinism():
     first = pairs_within(hashes, 4)
     assert np.array_equal(first, pairs_within(hashes.copy(), 4))
     assert np.array_equal(first, pairs_within(hashes.view(np.int64), 4))
+
+
+@pytest.mark.parametrize("d", [1, 3, 4, 6])
+def test_every_mask_family_catches_every_pair_within_d(d):
+    """Each family the search may pick (m = d+1 .. d+5 chunks) leaves no pair within d behind."""
+    from wit_pipeline.neardup import _family
+
+    rng = random.Random(d)
+    bits = list(range(63, -1, -1))
+    for parts in range(d + 1, d + 6):
+        masks = _family(bits, d, parts)
+        assert all(m for m in masks)
+        for _ in range(300):
+            a = rng.getrandbits(64)
+            b = _flip(a, rng.randint(1, d), rng)
+            assert any((a ^ b) & m == 0 for m in masks), (parts, hex(a), hex(b))
+        # one more differing bit than d escapes some family: the slack is exactly d
+        if parts == d + 1:
+            a = rng.getrandbits(64)
+            chunks = [m for m in masks]
+            b = a ^ sum(1 << (max(i for i in range(64) if m >> i & 1)) for m in chunks)  # one bit per chunk
+            assert not any((a ^ b) & m == 0 for m in masks)
+
+
+@pytest.mark.parametrize("parts", [5, 6, 7])
+def test_wider_families_equal_brute_force(monkeypatch, parts):
+    import wit_pipeline.neardup as nd
+
+    monkeypatch.setattr(nd, "_choose_parts", lambda n, d, nbits: min(parts, nbits))
+    h, _ = _planted(3000, 4, 20, seed=parts)
+    assert np.array_equal(pairs_within(h, 4), brute_force_pairs(h, 4))

@@ -11,18 +11,18 @@ emitted once).
 ~122 hashes per 13-bit bucket, 3*10^8 candidate pairs; this stays close to linear:
 * identical hashes are collapsed first (one sort); all copies of one hash are pairs of
   each other and are reported as a group, never as a quadratic list;
-* the pigeonhole argument nests: after agreeing on band b, a pair's <= d differing bits lie
-  in the other bits, which split into d+1 sub-bands again. Level L uses (d+1)^L masks of
-  ~L*64/(d+1) bits; L is chosen from the number of hashes so that buckets stay small
-  (10^4 hashes, d=4: 5 masks of 13 bits; 10^6: 25 masks of ~23 bits);
+* the pigeonhole argument has slack to spare: cut the bits into m > d chunks and at least
+  m - d of them agree, so every union of m - d chunks is a mask that some shared bucket
+  must reveal. m = d + 1 is plain MIH; m is chosen from the number of hashes so that
+  buckets stay small (d=4: 10^4 hashes, 5 masks of ~13 bits; 10^5-10^6, 15 masks of ~21);
 * a bucket still larger than `_HOT` (thousands of logos sharing a band) is searched again
   on its own, with masks built only over the bits that vary inside it (bits constant in
   the bucket cannot tell its members apart). If that does not shrink it, it is compared
   block by block (memory bounded by `_BLOCK`^2, time quadratic only in that bucket).
 Each mask is one sort of (compressed key, index) packed in a uint64; candidate pairs are
 verified with a vectorised popcount (`np.bitwise_count`) and de-duplicated across masks
-with one sort. Cost is ~(d+1)^L sorts of n values with L growing like log n, about
-n^1.2 for d=4: x15-20 per 10x hashes (bench/dedup.py), 10^6 hashes in about a second.
+with one sort. Cost is C(m, m-d) sorts of n values with m growing slowly with n: x10-17
+per 10x hashes (bench/dedup.py), 10^6 hashes in about a second and a half.
 
 The dedup rule, `near_duplicates`: a sample is dropped iff another sample within d ranks
 before it (default rank: largest image first, ties by key). It is decided per pair, so a
@@ -35,6 +35,8 @@ kept samples are within d, and the kept set does not depend on the order of the 
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -132,31 +134,27 @@ def _mask(bits: Iterable[int]) -> int:
     return m
 
 
-def _family(bits: Sequence[int], d: int, level: int) -> list[int]:
-    """Masks such that any two hashes differing in <= d of `bits` agree on one whole mask."""
-    out = []
-    for chunk in _split(bits, d + 1):
-        rest = [b for b in bits if b not in chunk]
-        if level <= 1 or len(rest) <= d:
-            out.append(_mask(chunk))
-        else:
-            out.extend(_mask(chunk) | m for m in _family(rest, d, level - 1))
-    return out
+def _family(bits: Sequence[int], d: int, parts: int) -> list[int]:
+    """Masks such that any two hashes differing in <= d of `bits` agree on one whole mask.
+
+    Pigeonhole with slack: of `parts` (> d) near-equal chunks of `bits`, at most d hold a
+    differing bit, so at least parts - d chunks agree and every union of parts - d chunks
+    is a mask. parts = d + 1 is plain multi-index hashing (d + 1 masks of 64/(d+1) bits);
+    d + 2 gives C(d+2, 2) wider masks (d=4: 15 of ~21 bits), and so on.
+    """
+    chunks = _split(bits, parts)
+    return [_mask(itertools.chain.from_iterable(c)) for c in itertools.combinations(chunks, parts - d)]
 
 
-def _choose_level(n: int, d: int, nbits: int) -> int:
-    """The nesting level minimising masks * (n + expected candidates per mask)."""
-    best, best_cost = 1, float("inf")
-    for level in range(1, 5):
-        width, rest = 0, nbits
-        for _ in range(level):
-            if rest <= d:
-                break
-            w = rest // (d + 1)
-            width, rest = width + w, rest - w
-        cost = (d + 1) ** level * (n + n * n / 2.0 ** (width + 1))
+def _choose_parts(n: int, d: int, nbits: int) -> int:
+    """The number of chunks minimising masks * (n + expected candidate pairs per mask)
+    for n uniformly spread hashes: wider masks mean emptier buckets but more of them."""
+    best, best_cost = d + 1, float("inf")
+    for parts in range(d + 1, min(d + 6, nbits) + 1):
+        width = nbits * (parts - d) // parts  # the narrowest mask of the family
+        cost = math.comb(parts, parts - d) * (n + n * n / 2.0 ** (width + 1))
         if cost < best_cost * 0.999:
-            best, best_cost = level, cost
+            best, best_cost = parts, cost
     return best
 
 
@@ -268,7 +266,7 @@ def _search(u: np.ndarray, idx: np.ndarray, d: int, depth: int, out: list[np.nda
         _all_pairs(u, idx, d, out)
         return
     nu = len(u)
-    for mask in _family(bits, d, _choose_level(s, d, len(bits))):
+    for mask in _family(bits, d, _choose_parts(s, d, len(bits))):
         order, sk = _group_order(sub, mask)
         edge = np.flatnonzero(sk[1:] != sk[:-1]) + 1
         starts = np.concatenate(([0], edge)).astype(np.int64)
