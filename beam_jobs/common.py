@@ -95,6 +95,14 @@ class _Holder:
         self.value = value
 
 
+# Shared holds its objects by weak reference (plus the one acquired last, process-wide), so
+# a DoFn that kept only `.value` let the holder die and the next setup() build it again.
+_HELD: dict[tuple[int, str], _Holder] = {}
+
+
 def shared_load(handle: shared.Shared, tag: str, load: Callable[[], T]) -> T:
-    """Build a heavy object (automaton, fastText model) once per worker process."""
-    return handle.acquire(lambda: _Holder(load()), tag=tag).value
+    """Build a heavy object (matcher, fastText model) once per worker process, however many
+    DoFn instances and harness threads ask for it; it lives as long as the process."""
+    holder = handle.acquire(lambda: _Holder(load()), tag=tag)
+    _HELD[(id(handle), tag)] = holder
+    return holder.value

@@ -365,3 +365,44 @@ def test_generated_crawl_matches_truth(crawl, kind: str) -> None:
         if x["url"] and (x["alt"] or x["title"])
     )
     assert Counter((p["url"], p["text"], p["text_source"], p["page_url"]) for p in pairs) == expected
+
+
+def test_entities_are_decoded_once_in_warc_and_wat(tmp_path: Path) -> None:
+    """The HTML parser decodes the WARC's attributes; WAT values are raw and decoded here."""
+    warc = tmp_path / "e.warc.gz"
+    with open(warc, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        _response(w, "https://e.org/p", b'<img src="a.png" alt="Tom &amp;amp; Jerry &amp; friends">', "text/html")
+    wat = tmp_path / "e.wat.gz"
+    links = [{"path": "IMG@/src", "url": "a.png", "alt": "Tom &amp;amp; Jerry &amp; friends"}]
+    with open(wat, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        payload = _envelope("response", "https://e.org/p", {"Response-Message": {"Status": "200"},
+                                                             "HTML-Metadata": {"Links": links}})
+        w.write_record(w.create_warc_record("https://e.org/p", "metadata", payload=io.BytesIO(payload),
+                                            warc_content_type="application/json"))
+    for path in (warc, wat):
+        pairs, _, errors = extract(str(path))
+        assert errors == [] and [p["text"] for p in pairs] == ["Tom &amp; Jerry & friends"], path
+
+
+def test_malformed_wat_fields_are_absent_not_fatal(tmp_path: Path) -> None:
+    """A record whose fields have the wrong JSON types drops those links and the file reads on."""
+    links = [
+        {"path": "IMG@/src", "url": "a.png", "alt": 5},  # alt not text: no text
+        {"path": "IMG@/src", "url": ["x.png"], "alt": "a list for a url"},  # url not text: no src
+        {"path": "IMG@/src", "url": "b.png", "alt": "fine", "title": {"x": 1}},
+    ]
+    path = tmp_path / "m.wat.gz"
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        for url in ("https://m.org/1", "https://m.org/2"):
+            payload = _envelope("response", url, {"Response-Message": {"Status": "200"},
+                                                  "HTML-Metadata": {"Links": links}})
+            w.write_record(w.create_warc_record(url, "metadata", payload=io.BytesIO(payload),
+                                                warc_content_type="application/json"))
+    pairs, counts, errors = extract(str(path))
+    assert errors == []
+    assert [(p["url"], p["text"]) for p in pairs] == [("https://m.org/b.png", "fine")] * 2
+    assert counts["extract:in"] == 6 and counts["extract:dropped.no_text"] == 2
+    assert counts["extract:dropped.empty_src"] == 2

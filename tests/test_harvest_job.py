@@ -152,3 +152,27 @@ def test_unreadable_input_goes_to_dead_letter(tmp_path):
     dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER)
     assert dead.num_rows >= 1
     assert str(bad) in dead.column("source").to_pylist()[0]
+
+
+def test_heavy_objects_are_built_once_per_process_across_dofns():
+    """Two heavy objects set up alternately (as a harness does for FilterPairs and MatchQueries
+    on several threads) are each built once: Shared alone keeps only the last one alive."""
+    import gc
+
+    from apache_beam.utils import shared
+
+    from beam_jobs.common import shared_load
+
+    builds = collections.Counter()
+
+    class Heavy:
+        def __init__(self, name: str) -> None:
+            builds[name] += 1
+
+    lid, matcher = shared.Shared(), shared.Shared()
+    for _ in range(4):  # four DoFn setups of each, interleaved
+        assert isinstance(shared_load(lid, "lid:test", lambda: Heavy("lid")), Heavy)
+        gc.collect()
+        assert isinstance(shared_load(matcher, "matcher:test", lambda: Heavy("matcher")), Heavy)
+        gc.collect()
+    assert builds == {"lid": 1, "matcher": 1}

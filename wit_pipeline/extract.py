@@ -100,14 +100,19 @@ def html_images(html: str) -> tuple[str | None, list[Image]]:
     return base_href, images
 
 
-def pairs_from_images(page_url: str, base_href: str | None, images: Iterable[Image], tally: Tally) -> Iterator[dict]:
-    """Pairs for one page's images: alt text, else title; URLs resolved and normalised."""
+def pairs_from_images(page_url: str, base_href: str | None, images: Iterable[Image], tally: Tally,
+                      decode_entities: bool = True) -> Iterator[dict]:
+    """Pairs for one page's images: alt text, else title; URLs resolved and normalised.
+
+    `decode_entities`: WAT attribute values are raw HTML ("Tom &amp; Jerry"); the WARC path's
+    parser has decoded them already, and decoding twice would turn "&amp;amp;" into "&".
+    """
     for src, alt, title in images:
         tally.inc(EXTRACT, "in")
-        text = clean_text(alt) if alt else ""
+        text = clean_text(alt, decode_entities) if alt else ""
         source = "alt"
         if not text:
-            text = clean_text(title) if title else ""
+            text = clean_text(title, decode_entities) if title else ""
             source = "title"
         if not text:
             tally.inc(EXTRACT, f"dropped.{NO_TEXT}")
@@ -198,12 +203,17 @@ def wat_page(envelope_json: bytes) -> Page | str:
         return BAD_JSON
     base_href = _get(html_meta, "Head", "Base")
     images = [
-        (link.get("url"), link.get("alt"), link.get("title"))
+        (_str_or_none(link.get("url")), _str_or_none(link.get("alt")), _str_or_none(link.get("title")))
         for link in links
         if isinstance(link, dict) and link.get("path") == "IMG@/src"
     ]
     page_url = str(_get(envelope, "WARC-Header-Metadata", "WARC-Target-URI") or "").strip()
     return page_url, base_href if isinstance(base_href, str) else None, images
+
+
+def _str_or_none(value: Any) -> str | None:
+    """A WAT field as text; anything else (a number, a list: a malformed record) is absent."""
+    return value if isinstance(value, str) else None
 
 
 def _is_json(record: Any) -> bool:
@@ -264,4 +274,4 @@ def iter_pairs(file_url: str, tally: Tally, on_error: Callable[[str, str], None]
                 continue
             tally.inc(READ, "out")
             page_url, base_href, images = page
-            yield from pairs_from_images(page_url, base_href, images, tally)
+            yield from pairs_from_images(page_url, base_href, images, tally, decode_entities=record.rec_type != "response")

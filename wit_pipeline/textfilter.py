@@ -46,9 +46,11 @@ _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*
 _BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
 
 
-def clean_text(text: str) -> str:
-    """HTML entities unescaped, invisible characters removed, whitespace collapsed, stripped."""
-    text = html.unescape(text)
+def clean_text(text: str, unescape: bool = True) -> str:
+    """HTML entities unescaped (unless the HTML parser already did), invisible characters
+    removed, whitespace collapsed, stripped."""
+    if unescape:
+        text = html.unescape(text)
     text = _INVISIBLE.sub("", text)
     return _WHITESPACE.sub(" ", text).strip()
 
