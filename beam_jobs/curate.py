@@ -30,7 +30,7 @@ import numpy as np
 from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, shared_load, write_stats
-from queries.allowlist import load_allowlist
+from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import fsio, keys, neardup, phash, shards
 from wit_pipeline.balance import cap_rank
 
@@ -471,7 +471,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="comma-separated globs of raw tar shards or folders of them")
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
-    parser.add_argument("--allowlist", default=None, help="allowlist TSV for query strings (default: the demo list)")
+    parser.add_argument("--allowlist", default=DEMO,
+                        help="allowlist TSV for query strings, local or gs:// (default 'demo', the bundled demo list)")
     parser.add_argument("--max-distance", type=int, default=4, help="pHash Hamming distance that counts as a near duplicate")
     parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
     parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")
@@ -485,17 +486,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         parser.error("--samples-per-shard and --t must be positive, --max-distance >= 0")
     if not 1 <= args.order_bucket_bits <= 24:
         parser.error("--order-bucket-bits must be in 1..24")
-    if args.allowlist is None:
-        args.allowlist = _demo_allowlist(parser)
     return args, beam_args
-
-
-def _demo_allowlist(parser: argparse.ArgumentParser) -> str:
-    try:
-        from queries import DEMO_ALLOWLIST
-    except ImportError:
-        parser.error("--allowlist is required (the bundled demo allowlist is not available)")
-    return str(DEMO_ALLOWLIST)
 
 
 def run(argv: list[str] | None = None) -> int:

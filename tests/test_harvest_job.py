@@ -176,3 +176,73 @@ def test_heavy_objects_are_built_once_per_process_across_dofns():
         assert isinstance(shared_load(matcher, "matcher:test", lambda: Heavy("matcher")), Heavy)
         gc.collect()
     assert builds == {"lid": 1, "matcher": 1}
+
+
+def test_cap_kept_column_is_exactly_min_count_t(wat_run):
+    """query_counts.kept: what each query kept itself; with --balance cap exactly min(count, t)."""
+    out, _ = wat_run
+    rows = parquet_io.read_table(str(out / "query_counts.parquet"), schema.QUERY_COUNTS).to_pylist()
+    assert rows and all(r["kept"] == min(r["count"], 3) for r in rows)
+    assert any(r["selected"] > r["kept"] for r in rows)  # frequent queries ride along in others' picks
+    from wit_pipeline import inspect as wi
+
+    assert wi.run([str(out), "--check", "--no-progress"]) == 0
+
+
+def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
+    """Common Crawl's way in: a paths list (gzipped) of relative paths under an https:// prefix."""
+    import gzip
+
+    out_local, _ = wat_run
+    paths = sorted(str(p.relative_to(crawl.root)) for p in crawl.root.glob("crawl/wat/*.wat.gz"))
+    listing = tmp_path / "wat.paths.gz"
+    listing.write_bytes(gzip.compress("".join(f"{p}\n" for p in paths).encode()))
+    out = tmp_path / "remote"
+    argv = ["--input-list", str(listing), "--input-prefix", crawl.base_url + "/", "--output", str(out),
+            "--balance", "cap", "--t", "3", "--num-shards", "2"]
+    assert harvest.run(argv) == 0
+    same = {k: v for k, v in _digest(out).items() if not k.startswith("dead_letter")}
+    assert same == {k: v for k, v in _digest(out_local).items() if not k.startswith("dead_letter")}
+    dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER)
+    assert dead.column("source").to_pylist()[0].startswith(crawl.base_url)  # the truncated file, by URL
+    assert harvest.input_files([], [str(listing)], "https://data.commoncrawl.org/", max_files=2) == [
+        f"https://data.commoncrawl.org/{p}" for p in paths[:2]]
+
+
+def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path):
+    out = tmp_path / "never"
+    for argv, message in (
+        (["--input", str(tmp_path / "nothing-*.wat.gz")], "matches no files"),
+        (["--input", crawl.wat_glob, "--balanse", "cap"], "unrecognised arguments: --balanse"),
+        (["--input", crawl.wat_glob, "--num-shards", "0"], "--num-shards must be positive"),
+        (["--output-only"], "unrecognised arguments"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            harvest.run([*argv, "--output", str(out)])
+        assert exc.value.code != 0, argv
+    assert not out.exists()
+    with pytest.raises(SystemExit, match="matches no files"):
+        harvest.run(["--input", str(tmp_path / "nothing-*.wat.gz"), "--output", str(out)])
+
+
+def test_case_sensitive_allowlist_with_case_variants(crawl, tmp_path):
+    """MetaCLIP's case-sensitive matching: "red" and "Red" are two queries, both valid."""
+    allow = tmp_path / "cs.tsv"
+    allow.write_text("query\tsource\tstat\nred\tunigram\t1\nRed\tunigram\t1\nstar\tunigram\t1\n")
+    out = tmp_path / "cs"
+    assert harvest.run(["--input", crawl.wat_glob, "--output", str(out), "--allowlist", str(allow),
+                        "--case-sensitive", "--num-shards", "1", "--t", "1000"]) == 0
+    counts = {r["query"]: r["count"] for r in
+              parquet_io.read_table(str(out / "query_counts.parquet"), schema.QUERY_COUNTS).to_pylist()}
+    assert counts["red"] > 0 and counts["star"] > 0  # the generated captions are lower case
+
+
+def test_rerun_with_fewer_shards_leaves_no_stale_parts(crawl, wat_run, tmp_path):
+    import shutil
+
+    out_two, _ = wat_run
+    out = tmp_path / "rerun"
+    shutil.copytree(out_two, out)
+    _run_harvest(crawl, out, "--num-shards", "1")  # argparse: the last --num-shards wins
+    assert sorted(p.name for p in (out / "selected").glob("*.parquet")) == ["part-00000-of-00001.parquet"]
+    assert sorted(p.name for p in (out / "candidates").glob("*.parquet")) == ["part-00000-of-00001.parquet"]

@@ -268,8 +268,8 @@ def harvest_dir(tmp_path: Path) -> Path:
     sel = [{"url": r["url"], "caption": r["text"], **{k: r[k] for k in schema.SELECTED_EXTRA_COLUMNS}} for r in cand[:5]]
     parquet_io.write_rows(str(root / "candidates" / "part-00000.parquet"), cand, schema.CANDIDATES, "key")
     parquet_io.write_rows(str(root / "selected" / "part-00000.parquet"), sel, schema.SELECTED, "key")
-    qc = [{"query_id": 0, "query": "red", "count": 4, "selected": 3},
-          {"query_id": 1, "query": "blue", "count": 3, "selected": 2}]
+    qc = [{"query_id": 0, "query": "red", "count": 4, "selected": 3, "kept": 3},
+          {"query_id": 1, "query": "blue", "count": 3, "selected": 2, "kept": 2}]
     parquet_io.write_rows(str(root / "query_counts.parquet"), qc, schema.QUERY_COUNTS, "query_id")
     stats = {"stages": [{"name": "match", "in": 9, "out": 7, "dropped": {"no_match": 2}},
                         {"name": "balance", "in": 7, "out": 5, "dropped": {"over_cap": 2}}],
@@ -287,7 +287,7 @@ def test_harvest(harvest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         "matched": 2,
         "before": {"total": 7, "max": 4, "over_t": 1},
         "after": {"total": 5, "max": 3, "none_kept": 0, "at_t": 1, "over_t": 0},
-        "top": [["red", 4, 3], ["blue", 3, 2]],
+        "top": [["red", 4, 3, 3], ["blue", 3, 2, 2]],
     }
     assert [s["ok"] for s in doc["stats"]["stages"]] == [True, True]
     with Image.open(hist) as img:
@@ -299,6 +299,13 @@ def test_harvest(harvest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     (harvest_dir / "stats.json").write_text(json.dumps(doc))
     assert wi.run([str(harvest_dir), "--check", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["check"]["problems"] == ["selected: 5 rows but stats.json balance.out=6"]
+    # --balance cap: each query keeps exactly min(count, t) itself
+    doc["stages"][1] = {"name": "balance", "in": 7, "out": 5, "dropped": {"over_cap": 2}}
+    doc["config"]["balance"] = "cap"
+    (harvest_dir / "stats.json").write_text(json.dumps(doc))
+    assert wi.run([str(harvest_dir), "--check", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["check"]["problems"] == [
+        "query 'blue': --balance cap kept 2, expected min(3, 3)"]
 
 
 def test_raw_img2dataset_shards(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -31,16 +31,24 @@ def keep_probability(count: int, t: int) -> float:
     return min(1.0, t / count)
 
 
-def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Sequence[int],
-              t: int, seed: int) -> bool:
-    """True when any matched query keeps the pair (MetaCLIP balancing)."""
+def keeping_queries(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Sequence[int],
+                    t: int, seed: int) -> list[int]:
+    """The matched queries whose own coin keeps the pair (MetaCLIP balancing); the pair
+    survives if this is not empty, and each query keeps about min(count, t) pairs itself."""
+    kept = []
     for q in query_ids:
         count = counts[q]
         if count <= 0:
             raise ValueError(f"query {q} matched pair {key} but its count is {count}")
         if count <= t or uniform(key, q, seed) < t / count:
-            return True
-    return False
+            kept.append(q)
+    return kept
+
+
+def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Sequence[int],
+              t: int, seed: int) -> bool:
+    """True when any matched query keeps the pair (MetaCLIP balancing)."""
+    return bool(keeping_queries(key, query_ids, counts, t, seed))
 
 
 def cap_rank(key: str, query_id: int, seed: int) -> int:

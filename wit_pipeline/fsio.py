@@ -65,6 +65,12 @@ def write_json(url: str, doc: Any) -> None:
     write_bytes(url, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
+def read_text(url: str) -> str:
+    """A whole text file, gunzipped when its name ends in .gz (a crawl's paths list)."""
+    with fsspec.open(url, "rt", encoding="utf-8", compression="infer") as f:
+        return f.read()
+
+
 def read_json(url: str) -> Any:
     with fsspec.open(url, "rb") as f:
         return json.loads(f.read())

@@ -472,9 +472,14 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
             problems.append(str(exc))
     else:
         problems.append(f"{QUERY_COUNTS_FILE}: missing")
+    balance = ((stats_doc or {}).get("config") or {}).get("balance")
     for r in rows:
         if r["selected"] > r["count"]:
             problems.append(f"query {r['query']!r}: selected {r['selected']} > matched {r['count']}")
+        if r["kept"] > r["selected"]:
+            problems.append(f"query {r['query']!r}: kept {r['kept']} > selected {r['selected']}")
+        if balance == "cap" and isinstance(t, int) and r["kept"] != min(r["count"], t):
+            problems.append(f"query {r['query']!r}: --balance cap kept {r['kept']}, expected min({r['count']}, {t})")
     counts = [r["count"] for r in rows]
     kept = [r["selected"] for r in rows]
     before: dict[str, Any] = {"total": sum(counts), "max": max(counts, default=0)}
@@ -494,7 +499,7 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
             "matched": len(rows),
             "before": before,
             "after": after,
-            "top": [[r["query"], r["count"], r["selected"]] for r in rows[:top]],
+            "top": [[r["query"], r["count"], r["kept"], r["selected"]] for r in rows[:top]],
         },
     }
     if stats_doc is not None:
@@ -573,7 +578,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     if top:
         out.append("")
         if summary["kind"] == KIND_HARVEST:
-            out += _table(top, ("query", "matched", "selected"), right=(1, 2))
+            out += _table(top, ("query", "matched", "kept", "selected"), right=(1, 2, 3))
         else:
             out += _table(top, ("query", "samples"), right=(1,))
     return "\n".join(out)
@@ -598,7 +603,7 @@ def histogram_image(summary: Mapping[str, Any], top: int) -> Any:
         t = summary.get("t")
         title = f"Top {len(rows)} queries: matches before vs after balancing" + (f" (t={t:,})" if t else "")
         series = [("matched (before)", [r[1] for r in rows], plots.BEFORE),
-                  ("selected (after)", [r[2] for r in rows], plots.AFTER)]
+                  ("selected (after)", [r[3] for r in rows], plots.AFTER)]
     else:
         title = f"Top {len(rows)} of {summary['queries']['distinct']:,} queries by samples ({summary['samples']:,} samples)"
         series = [("samples", [r[1] for r in rows], plots.BEFORE)]

@@ -31,6 +31,9 @@ QUERY_COUNTS = pa.schema(
         pa.field("query", pa.string(), nullable=False),
         pa.field("count", pa.int64(), nullable=False),
         pa.field("selected", pa.int64(), nullable=False),  # how many of those survived balancing
+        # how many this query kept itself: cap, exactly min(count, t); prob, about that. A
+        # selected pair may also hold queries that did not keep it, so selected >= kept.
+        pa.field("kept", pa.int64(), nullable=False),
     ]
 )
 
