@@ -5,9 +5,9 @@ Stages (each counted, in == out + sum(dropped), each feeding the next):
 read -> decode -> dedup -> decontaminate -> rebalance -> write.
 
 Near duplicates at scale: every sample is emitted under each of its d+1 pHash bands
-(pigeonhole: two hashes within distance d share a band), a band group compares its members,
-and a pair is reported only from its first shared band, so each pair is judged once; the
-worse-ranked sample of each pair (rank = (-(w*h), key)) is dropped. That is exactly
+(pigeonhole: two hashes within distance d share a band); a band group finds, in rank order
+(rank = (-(w*h), key)), the members that a better-ranked member within d drops, and reports
+each at most once, so a dense cluster costs its size, not its pairs. That is exactly
 `wit_pipeline.neardup.near_duplicates`. These decisions run on light records (key, hash,
 size, query ids, image digest); the image bytes are shuffled once more, to their shard.
 
@@ -146,12 +146,15 @@ def emit_bands(item: tuple[str, str, int], d: int) -> Iterator[tuple[tuple[int, 
 
 
 def band_pairs(group: tuple[tuple[int, int], Iterable[tuple[str, str, int]]], d: int) -> Iterator[tuple[str, int]]:
-    """(worse key, distance) for each pair within d whose first shared band is this group's.
+    """(dropped key, 0 for an exact copy / 1 for a near duplicate) for each member of this band
+    group that a better-ranked member within d drops; at most one per member.
 
-    Copies of one hash are collapsed first (thousands of copies of a logo must not make a
-    quadratic pair list): all but the best-ranked copy are exact duplicates, reported from
-    band 0 (identical hashes agree on every band, so band 0 is their first). Distinct hashes
-    are then compared through their best-ranked copy only, which decides the same drops.
+    Copies of one hash are collapsed first: all but the best-ranked copy are exact
+    duplicates, reported from band 0 (identical hashes agree on every band). Distinct hashes
+    are then judged through their best-ranked copy, in rank order: a member is dropped iff an
+    earlier one is within d (neardup.earliest_neighbour, which never lists the quadratically
+    many pairs of a dense cluster). Every pair within d shares some band, so the groups
+    together find every drop; CombinePerKey(min) merges a member's reports across bands.
     """
     (band_index, _), members = group
     by_hash: dict[int, list[tuple[tuple[int, str], str]]] = {}
@@ -165,19 +168,18 @@ def band_pairs(group: tuple[tuple[int, int], Iterable[tuple[str, str, int]]], d:
             for _, key in copies[1:]:
                 if key != best_key:  # one key twice is the same sample, settled by resolve_dedup
                     yield key, 0
-        reps.append((h, copies[0][0]))
+        reps.append((copies[0][0], h))
     if len(reps) < 2:
         return
-    hashes = np.array([h for h, _ in reps], dtype=np.uint64)
-    for i, j in neardup.pairs_within(hashes, d).tolist():
-        (ha, ra), (hb, rb) = reps[i], reps[j]
-        if ra[1] == rb[1] or neardup.first_shared_band(ha, hb, d) != band_index:
-            continue
-        yield max(ra, rb)[1], phash.hamming(ha, hb)
+    reps.sort()  # best rank first
+    earlier = neardup.earliest_neighbour(np.array([h for _, h in reps], dtype=np.uint64), d)
+    for (rank, _), first in zip(reps, earlier.tolist()):
+        if first >= 0:
+            yield rank[1], 1
 
 
 class NearDuplicateDrops(beam.PTransform):
-    """(key, phash hex, area) -> (dropped key, distance to the nearest better-ranked sample)."""
+    """(key, phash hex, area) -> (dropped key, 0 if an exact copy of a better-ranked sample else 1)."""
 
     def __init__(self, d: int) -> None:
         super().__init__()

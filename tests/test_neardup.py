@@ -277,3 +277,56 @@ def test_wider_families_equal_brute_force(monkeypatch, parts):
     monkeypatch.setattr(nd, "_choose_parts", lambda n, d, nbits: min(parts, nbits))
     h, _ = _planted(3000, 4, 20, seed=parts)
     assert np.array_equal(pairs_within(h, 4), brute_force_pairs(h, 4))
+
+
+def _dense_cluster(n: int, radius: int, seed: int) -> np.ndarray:
+    """n distinct hashes within `radius` bits of one centre: one logo at many sizes."""
+    rng = random.Random(seed)
+    centre = rng.getrandbits(64)
+    out: set[int] = set()
+    while len(out) < n:
+        out.add(_flip(centre, rng.randint(1, radius), rng))
+    return np.array(sorted(out), dtype=np.uint64)
+
+
+def test_earliest_neighbour_agrees_with_brute_force_both_ways(monkeypatch):
+    """The pair-listing path and the rank-order scan (what a dense cluster falls back to)
+    give the same answer, and it is brute force's."""
+    import wit_pipeline.neardup as nd
+
+    rng = np.random.default_rng(5)
+    h, _ = _planted(1500, 4, 15, seed=9)
+    h = np.unique(h)
+    h = np.concatenate((h, _dense_cluster(300, 3, seed=2)))
+    h = np.unique(h)[rng.permutation(len(np.unique(h)))]  # some rank order
+    expected = np.full(len(h), -1)
+    for i, j in brute_force_pairs(h, 4).tolist():
+        lo, hi = min(i, j), max(i, j)
+        if expected[hi] < 0 or lo < expected[hi]:
+            expected[hi] = lo
+    assert (expected >= 0).sum() > 300
+    assert np.array_equal(nd.earliest_neighbour(h, 4), expected)
+    assert np.array_equal(nd._earliest_by_scan(h, 4), expected)
+    with pytest.raises(nd.TooManyPairs):
+        nd.near_pairs(h, 4, max_pairs=1000)
+
+
+def test_dense_cluster_dedup_does_not_list_its_pairs(monkeypatch):
+    """20k distinct hashes within 3 bits of one value have ~10^8 pairs within 4: dedup must
+    decide every drop without materialising them (the scan path; its memory is linear)."""
+    import wit_pipeline.neardup as nd
+
+    h = _dense_cluster(20_000, 3, seed=4)
+    keys = [f"{i:016x}" for i in range(len(h))]
+    tracemalloc.start()
+    dropped = nd.near_duplicates(keys, h, 4)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 2**20  # the pairs alone would be gigabytes
+    kept = [k for k in keys if k not in dropped]
+    assert keys[0] in kept and len(dropped) > 19_000
+    kept_h = np.array([h[int(k, 16)] for k in kept], dtype=np.uint64)
+    assert len(brute_force_pairs(kept_h, 4)) == 0  # no two kept samples are within d
+    for k, reason in list(dropped.items())[:500]:  # each drop names a better-ranked neighbour
+        i, j = int(k, 16), int(reason, 16)
+        assert j < i and hamming(int(h[i]), int(h[j])) <= 4

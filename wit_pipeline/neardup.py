@@ -324,8 +324,28 @@ class NearPairs:
         return np.stack((code // n, code % n), axis=1)
 
 
-def near_pairs(hashes: np.ndarray | Iterable[int], max_distance: int) -> NearPairs:
-    """Every pair within max_distance, compactly (see NearPairs)."""
+class TooManyPairs(RuntimeError):
+    """near_pairs(max_pairs=...) would list more pairs than its budget (a dense cluster)."""
+
+
+class _PairBudget(list):
+    """The search's output list, refusing to grow past `limit` candidate pairs."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.size = limit, 0
+
+    def append(self, codes: np.ndarray) -> None:
+        self.size += len(codes)
+        if self.size > self.limit:
+            raise TooManyPairs(f"more than {self.limit:,} candidate pairs")
+        super().append(codes)
+
+
+def near_pairs(hashes: np.ndarray | Iterable[int], max_distance: int, max_pairs: int | None = None) -> NearPairs:
+    """Every pair within max_distance, compactly (see NearPairs). With `max_pairs`, raise
+    TooManyPairs rather than list more candidate pairs than that: thousands of distinct
+    hashes within d of each other (one logo at many sizes) have quadratically many."""
     d = _check_distance(max_distance)
     h = as_hashes(hashes)
     order = np.argsort(h)  # ties need no order: inverse is the same either way
@@ -334,7 +354,7 @@ def near_pairs(hashes: np.ndarray | Iterable[int], max_distance: int) -> NearPai
     unique = sh[new]
     inverse = np.empty(len(h), dtype=np.int64)
     inverse[order] = np.cumsum(new) - 1
-    out: list[np.ndarray] = []
+    out: list[np.ndarray] = [] if max_pairs is None else _PairBudget(max_pairs)
     if d > 0:
         _search(unique, np.arange(len(unique), dtype=np.int64), d, 0, out)
     code = _sorted_unique(np.concatenate(out)) if out else np.empty(0, dtype=np.int64)
@@ -360,6 +380,61 @@ def brute_force_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
     _all_pairs(h, np.arange(n, dtype=np.int64), d, out)
     code = np.sort(np.concatenate(out)) if out else np.empty(0, dtype=np.int64)
     return np.stack((code // max(n, 1), code % max(n, 1)), axis=1).astype(np.int64)
+
+
+def earliest_neighbour(hashes_by_rank: np.ndarray | Iterable[int], max_distance: int) -> np.ndarray:
+    """For distinct hashes listed best-ranked first: the position of the first earlier hash
+    within max_distance, or -1. What dedup needs, without listing every pair: a dense
+    cluster (quadratically many pairs) switches to a scan in rank order whose memory is
+    linear and whose time is bounded by the cluster's buckets, not its pairs."""
+    d = _check_distance(max_distance)
+    h = as_hashes(hashes_by_rank)
+    n = len(h)
+    try:
+        found = near_pairs(h, d, max_pairs=32 * n + 1_000_000)
+    except TooManyPairs:
+        return _earliest_by_scan(h, d)
+    if len(found.unique) != n:
+        raise ValueError("hashes must be distinct")
+    pos = np.empty(n, dtype=np.int64)
+    pos[found.inverse] = np.arange(n, dtype=np.int64)  # unique index -> position
+    out = np.full(n, n, dtype=np.int64)
+    if len(found.pairs):
+        a, b = pos[found.pairs[:, 0]], pos[found.pairs[:, 1]]
+        np.minimum.at(out, np.maximum(a, b), np.minimum(a, b))
+    out[out == n] = -1
+    return out
+
+
+def _earliest_by_scan(h: np.ndarray, d: int) -> np.ndarray:
+    """earliest_neighbour one hash at a time: look in the d+1 band buckets of the hashes
+    before it (each bucket an array in rank order, so its first hit is its earliest)."""
+    n = len(h)
+    if len(np.unique(h)) != n:
+        raise ValueError("hashes must be distinct")
+    spec = [(np.uint64(shift), np.uint64((1 << width) - 1)) for shift, width in _bands(d)]
+    keys = [((h >> shift) & mask).tolist() for shift, mask in spec]
+    buckets: list[dict[int, list]] = [{} for _ in spec]  # band value -> [hashes, positions, count]
+    out = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        best = n
+        for b, table in enumerate(buckets):
+            entry = table.get(keys[b][i])
+            if entry is None:
+                table[keys[b][i]] = [np.empty(4, np.uint64), np.empty(4, np.int64), 0]
+                entry = table[keys[b][i]]
+            else:
+                hits = np.flatnonzero(np.bitwise_count(entry[0][: entry[2]] ^ h[i]) <= d)
+                if len(hits):
+                    best = min(best, int(entry[1][hits[0]]))
+            if entry[2] == len(entry[0]):  # grow by doubling
+                entry[0] = np.concatenate((entry[0], np.empty_like(entry[0])))
+                entry[1] = np.concatenate((entry[1], np.empty_like(entry[1])))
+            entry[0][entry[2]], entry[1][entry[2]] = h[i], i
+            entry[2] += 1
+        if best < n:
+            out[i] = best
+    return out
 
 
 # ---------------------------------------------------------------- dedup rule
@@ -394,15 +469,16 @@ def near_duplicates(
         raise ValueError(f"{n} keys but {len(rank)} ranks")
     if n == 0:
         return {}
-    np_ = near_pairs(h, max_distance)
+    d = _check_distance(max_distance)
+    unique, inv = np.unique(h, return_inverse=True)
+    inv = inv.astype(np.int64).reshape(-1)
     by_pos = np.array(
         sorted(range(n), key=(lambda i: keys[i]) if rank is None else (lambda i: (rank[i], keys[i]))),
         dtype=np.int64,
     )
     pos = np.empty(n, dtype=np.int64)
     pos[by_pos] = np.arange(n, dtype=np.int64)
-    inv = np_.inverse
-    nu = len(np_.unique)
+    nu = len(unique)
     big = np.int64(n)
     # Best and second-best position inside each group of identical hashes.
     srt = np.lexsort((pos, inv))
@@ -412,12 +488,13 @@ def near_duplicates(
     best2 = np.full(nu, big, dtype=np.int64)
     multi = counts >= 2
     best2[multi] = pos[srt[first[multi] + 1]]
-    # Best position among each group's near (distinct) neighbours.
+    # Best position among each group's near (distinct) neighbours that rank before it (a
+    # later one could not drop any of its copies).
+    order = np.argsort(best1, kind="stable")
+    first_near = earliest_neighbour(unique[order], d)
     nb = np.full(nu, big, dtype=np.int64)
-    if len(np_.pairs):
-        a, b = np_.pairs[:, 0], np_.pairs[:, 1]
-        np.minimum.at(nb, a, best1[b])
-        np.minimum.at(nb, b, best1[a])
+    has = first_near >= 0
+    nb[order[has]] = best1[order[first_near[has]]]
     own = np.where(pos == best1[inv], best2[inv], best1[inv])
     cand = np.minimum(own, nb[inv])
     dropped = np.flatnonzero(cand < pos)
