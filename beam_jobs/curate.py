@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -44,11 +45,19 @@ EVAL_STAGE = "eval_images"
 # ---------------------------------------------------------------- inputs
 
 
-def expand_inputs(patterns: str) -> list[str]:
-    """Tar URLs from comma-separated globs of tars or folders of tars; sorted, unique.
+_RAW_SHARD = re.compile(r"^(\d+)\.tar$")
+EVAL_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+
+
+def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
+    """(tar URLs to read, incomplete raw shards skipped) from comma-separated globs of tars or
+    folders of tars; sorted, unique.
 
     A folder's own tars are read, or, where it has none, those one level down: the layout
-    `wit download --engine beam` writes (one subfolder per selected-pairs file).
+    `wit download --engine beam` writes (one subfolder per selected-pairs file). An
+    img2dataset shard `NNNNN.tar` counts only once its `NNNNN_stats.json` exists (written
+    last): a download that is still running or was killed leaves tars that a rerun of the
+    download deletes and fetches again, so curating them would keep samples twice.
     """
     found: set[str] = set()
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):
@@ -59,16 +68,26 @@ def expand_inputs(patterns: str) -> list[str]:
                 found.update(tars)
             elif url.endswith(".tar"):
                 found.add(url)
-    return sorted(found)
+    complete, skipped = [], []
+    for url in sorted(found):
+        parent, _, name = url.rpartition("/")
+        m = _RAW_SHARD.match(name)
+        if m and not fsio.exists(f"{parent}/{m.group(1)}_stats.json"):
+            skipped.append(url)
+        else:
+            complete.append(url)
+    return complete, skipped
 
 
 def expand_eval(pattern: str) -> list[str]:
-    """Eval sources: image files of a folder, or tars/images matching a glob."""
+    """Eval sources: image files of a folder and its subfolders (a class per folder, as
+    ImageNet's val set), or tars/images matching a glob."""
     urls: list[str] = []
     for url in fsio.expand(pattern):
         fs, path = fsio.filesystem(url)
         if fs.isdir(path):
-            urls += [u for u in fsio.expand(fsio.join(url, "*")) if _is_image_or_tar(u)]
+            urls += [fs.unstrip_protocol(p) if "://" in url else p
+                     for p in fs.find(path) if _is_image_or_tar(p)]
         elif _is_image_or_tar(url):
             urls.append(url)
     return sorted(set(urls))
@@ -76,7 +95,7 @@ def expand_eval(pattern: str) -> list[str]:
 
 def _is_image_or_tar(url: str) -> bool:
     ext = url.rsplit(".", 1)[-1].lower()
-    return ext == "tar" or ext in shards.IMAGE_EXTS
+    return ext == "tar" or ext in EVAL_IMAGE_EXTS
 
 
 # ---------------------------------------------------------------- DoFns
@@ -493,9 +512,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def run(argv: list[str] | None = None) -> int:
     args, beam_args = parse_args(argv)
-    inputs = expand_inputs(args.input)
+    inputs, incomplete = expand_inputs(args.input)
+    for url in incomplete:
+        logging.warning("curate: skipping %s: its download has not finished (no _stats.json beside it)", url)
     if not inputs:
-        raise SystemExit(f"wit curate: no tar shards match {args.input!r}")
+        raise SystemExit(f"wit curate: no complete tar shards match {args.input!r}"
+                         + (f" ({len(incomplete)} unfinished: rerun the download)" if incomplete else ""))
     eval_sources = expand_eval(args.eval_images) if args.eval_images else []
     if args.eval_images and not eval_sources:
         raise SystemExit(f"wit curate: no eval images match {args.eval_images!r}")
@@ -506,7 +528,8 @@ def run(argv: list[str] | None = None) -> int:
     result = p.run()
     result.wait_until_finish()
 
-    doc = write_stats(result, args.output, STAGES, CHAINED, job="curate", seed=args.seed)
+    doc = write_stats(result, args.output, STAGES, CHAINED, job="curate", seed=args.seed,
+                      inputs=len(inputs), skipped_unfinished=incomplete)
     list_url = fsio.join(args.output, SHARD_LIST)
     entries = fsio.read_json(list_url)
     config = {

@@ -122,6 +122,8 @@ def make_raw(root: Path) -> dict:
     a.close()
     b.close()
     (raw / "00002.tar").write_bytes(b"this is not a tar file at all" * 40)
+    for n in range(3):  # img2dataset writes each shard's stats last: these shards are finished
+        (raw / f"{n:05d}_stats.json").write_text("{}")
 
     evals = root / "eval"
     evals.mkdir()
@@ -278,12 +280,42 @@ def test_inputs_are_a_folders_tars_or_those_of_its_subfolders(tmp_path: Path):
         (beam_layout / sub).mkdir(parents=True)
         (beam_layout / sub / "00000.tar").write_bytes(b"")
         (beam_layout / sub / "00000_stats.json").write_text("{}")
-    assert curate.expand_inputs(str(beam_layout)) == [
+    assert curate.expand_inputs(str(beam_layout)) == ([
         str(beam_layout / "part-00000-of-00002" / "00000.tar"),
         str(beam_layout / "part-00001-of-00002" / "00000.tar"),
-    ]
+    ], [])
     local_layout = tmp_path / "local"
     (local_layout / "nested").mkdir(parents=True)
     (local_layout / "00000.tar").write_bytes(b"")
+    (local_layout / "00000_stats.json").write_text("{}")
     (local_layout / "nested" / "00000.tar").write_bytes(b"")
-    assert curate.expand_inputs(f"{local_layout}, {tmp_path / 'missing'}") == [str(local_layout / "00000.tar")]
+    assert curate.expand_inputs(f"{local_layout}, {tmp_path / 'missing'}") == ([str(local_layout / "00000.tar")], [])
+
+
+def test_unfinished_download_shards_are_skipped_and_reported(tmp_path: Path):
+    """img2dataset writes NNNNN_stats.json last: a tar without it belongs to a download still
+    running or killed, which its rerun deletes and fetches again."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for n in (0, 1, 2):
+        (raw / f"{n:05d}.tar").write_bytes(b"")
+    (raw / "00000_stats.json").write_text("{}")
+    (raw / "00002_stats.json").write_text("{}")
+    (raw / "wit-000000.tar").write_bytes(b"")  # final shards (eval sets) need no stats file
+    assert curate.expand_inputs(str(raw / "*.tar")) == (
+        [str(raw / "00000.tar"), str(raw / "00002.tar"), str(raw / "wit-000000.tar")], [str(raw / "00001.tar")])
+    (raw / "00000_stats.json").unlink()
+    (raw / "00002_stats.json").unlink()
+    (raw / "wit-000000.tar").unlink()
+    with pytest.raises(SystemExit, match="3 unfinished: rerun the download"):
+        curate.run(["--input", str(raw), "--output", str(tmp_path / "out")])
+
+
+def test_eval_images_are_found_in_class_folders(tmp_path: Path):
+    ev = tmp_path / "val"
+    (ev / "n01440764").mkdir(parents=True)
+    (ev / "n01443537").mkdir()
+    for rel in ("top.jpg", "n01440764/a.JPEG", "n01443537/b.png", "n01443537/c.gif", "n01443537/notes.txt"):
+        (ev / rel).write_bytes(b"x")
+    assert curate.expand_eval(str(ev)) == sorted(
+        str(ev / rel) for rel in ("top.jpg", "n01440764/a.JPEG", "n01443537/b.png", "n01443537/c.gif"))

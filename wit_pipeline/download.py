@@ -18,9 +18,10 @@ highest existing one. What this module adds around it:
 - Resumable reruns. The rule: a shard is complete iff its `_stats.json` exists and parses
   (img2dataset writes it last). At the start of a run, tar/parquet files of incomplete
   shards and img2dataset's `_tmp` are deleted. Keys with `status == "success"` in complete
-  shards are done; every other selected pair (never tried, failed, opted out, or lost
-  with an incomplete shard) is fed to img2dataset again, into new shards after the
-  highest complete one. A key is therefore saved in at most one tar.
+  shards are done, and so are opt-outs (a site that said noai is not asked again); every
+  other selected pair (never tried, failed, or lost with an incomplete shard) is fed to
+  img2dataset again, into new shards after the highest complete one. A key is therefore
+  saved in at most one tar.
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
@@ -247,8 +248,8 @@ def download(
                 wanted.append(False)
                 continue
             seen.add(key)
-            if before.get(key, "") is None:
-                wanted.append(False)  # saved by an earlier run
+            if before.get(key, "") is None or before.get(key) == "opted_out":
+                wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
                 continue
             reason = checker(url)
             if reason is not None:

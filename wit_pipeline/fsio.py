@@ -30,6 +30,11 @@ def makedirs(url: str) -> None:
     fs.makedirs(path, exist_ok=True)
 
 
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
 def expand(pattern: str) -> list[str]:
     """Sorted file URLs matching a glob (or the path itself when it has no wildcard)."""
     fs, path = filesystem(pattern)
