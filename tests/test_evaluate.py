@@ -102,8 +102,32 @@ def test_zero_shot_is_wrong_when_the_classes_are_wrong(colour_shards):
     model = ColourModel(tok)
     label = caption_label_fn(COLOUR_NAMES)
     res = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a photo of a {}."],
-                    lambda m: None if label(m) is None else (label(m) + 1) % 8, image_size=32, batch_size=64)
+                    lambda m: None if label(m) is None else frozenset((i + 1) % 8 for i in label(m)),
+                    image_size=32, batch_size=64)
     assert res["n"] == 16 and res["top1"] == 0.0
+
+
+def test_zero_shot_with_several_labels_counts_any_of_them(colour_shards):
+    """--label-from queries: a sample's labels are all its matched classes; a hit is any one."""
+    tok = byte_tokenizer()
+    model = ColourModel(tok)
+    label = caption_label_fn(COLOUR_NAMES)
+
+    def two_labels(m):  # the true colour plus its neighbour
+        y = label(m)
+        return None if y is None else frozenset(y) | {(min(y) + 1) % 8}
+
+    res = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a photo of a {}."], two_labels, image_size=32)
+    assert res["n"] == 16 and res["top1"] == 1.0 and res["chance"] == 2 / 8
+    assert res["per_class"] == {}  # per-class counts are for single-label samples only
+
+    def wrong_two(m):
+        y = label(m)
+        return None if y is None else frozenset({(min(y) + 1) % 8, (min(y) + 2) % 8})
+
+    assert zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {}"], wrong_two, image_size=32)["top1"] == 0.0
+    with pytest.raises(ValueError, match="names any of the 8 classes"):
+        zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {}"], lambda m: None, image_size=32)
 
 
 def test_retrieval_on_matching_embeddings_is_perfect(one_per_colour):
@@ -130,12 +154,13 @@ def test_recall_at_k_exact_values():
 
 def test_label_functions():
     f = caption_label_fn(["red", "blue", "sea lion"])
-    assert f({"text": "A RED ball"}) == 0
+    assert f({"text": "A RED ball"}) == {0}
     assert f({"text": "a redder ball"}) is None  # whole words only
-    assert f({"text": "a sea lion, swimming"}) == 2
+    assert f({"text": "a sea lion, swimming"}) == {2}
     assert f({"text": "red and blue"}) is None
     q = query_label_fn(["red", "blue"])
-    assert q({"queries": ["Blue", "square"]}) == 1 and q({"queries": ["red", "blue"]}) is None and q({}) is None
+    assert q({"queries": ["Blue", "square"]}) == {1} and q({"queries": ["red", "blue"]}) == {0, 1}
+    assert q({}) is None and q({"queries": ["square"]}) is None
 
 
 def test_load_classnames(tmp_path):

@@ -127,9 +127,12 @@ def test_resume_gives_the_same_next_steps(data, tmp_path, accum) -> None:
     _small_run(split, data["train"], "--stop-at", "3", *acc)
     assert latest_checkpoint(split).name == "step-00000003.pt"
     assert load_checkpoint(latest_checkpoint(split))["data_state"]["start_step"] == 3 * accum
+    with open(split / "log.jsonl", "a", encoding="utf-8") as f:  # logged after the checkpoint, then killed
+        f.write('{"step": 4, "loss": 99.0}\n{"step": 5, "loss": 99.0}\n')
     _small_run(split, data["train"], "--resume", *acc)
     a, b = losses(read_log(full)), losses(read_log(split))
     assert sorted(a) == [1, 2, 3, 4, 5, 6]
+    assert [row["step"] for row in read_log(split) if "loss" in row] == [1, 2, 3, 4, 5, 6]  # each once
     for step in range(1, 7):
         assert b[step] == a[step], (step, a, b)
     wa = load_checkpoint(full / "step-00000006.pt")["model"]
@@ -209,3 +212,29 @@ def test_two_process_ddp_equals_one_process(data, tmp_path) -> None:
     assert all(r["samples_per_s"] > 0 for r in rows if "loss" in r)
     assert latest_checkpoint(run_dir).name == "step-00000002.pt"
     assert load_checkpoint(latest_checkpoint(run_dir))["data_state"]["world_size"] == 2
+
+
+def _resume_worker(rank: int, world: int, port: int, outs: list[str], argv: list[str], result: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        run([*argv, "--out", outs[rank]])
+        outcome = "ran"
+    except RuntimeError as exc:
+        outcome = str(exc)
+    with open(f"{result}.{rank}", "w") as f:
+        f.write(outcome)
+
+
+def test_resume_refuses_ranks_that_see_different_checkpoints(data, tmp_path) -> None:
+    """--out on node-local disks: rank 0 finds step 1, rank 1 finds nothing. Both stop with
+    the reason instead of one starting over and the collectives hanging."""
+    argv = ["--shards", data["train"], "--config", "tiny", "--batch-size", "8", "--steps", "3", "--tokenizer", "bytes",
+            "--no-progress", "--threads", "1", "--resume"]
+    seen, empty = tmp_path / "node0", tmp_path / "node1"
+    _small_run(seen, data["train"], "--stop-at", "1", "--tokenizer", "bytes")
+    result = str(tmp_path / "result")
+    mp.spawn(_resume_worker, args=(2, _free_port(), [str(seen), str(empty)], argv, result), nprocs=2, join=True)
+    for rank in (0, 1):
+        text = (tmp_path / f"result.{rank}").read_text()
+        assert "ranks found checkpoints from step 0 to step 1" in text and "every node shares" in text, text

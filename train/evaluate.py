@@ -2,9 +2,12 @@
 
 Zero-shot follows the CLIP paper: a class's text embedding is the mean of its L2-normalised
 prompt embeddings (one per template), renormalised; an image is assigned the class of
-highest cosine similarity. A shard sample's label comes from its json (`label_fn`); the
-default finds the one class name that occurs as whole words in the caption, and samples
-with no class or several are counted, not guessed.
+highest cosine similarity. A shard sample's labels come from its json (`label_fn`): by
+default the one class name that occurs as whole words in the caption (samples with none or
+several are counted, not guessed); with `--label-from queries` every class among the
+sample's matched allowlist queries, and a prediction is right if it is any of them (an
+allowlist's queries overlap: "red", "star", "red star"), with chance scored the same way.
+Everything runs on the model's device.
 """
 
 from __future__ import annotations
@@ -51,27 +54,34 @@ def load_classnames(path_or_allowlist: str) -> list[str]:
     return names
 
 
-def caption_label_fn(classnames: Sequence[str]) -> Callable[[dict], int | None]:
+LabelFn = Callable[[dict], "frozenset[int] | None"]
+
+
+def caption_label_fn(classnames: Sequence[str]) -> LabelFn:
     """Label = the one class whose normalised name occurs as whole words in the sample's `text`."""
     padded = [textnorm.padded(c) for c in classnames]
 
-    def label(sample_json: dict) -> int | None:
+    def label(sample_json: dict) -> frozenset[int] | None:
         text = textnorm.padded(str(sample_json.get("text", "")))
         hits = [i for i, p in enumerate(padded) if p in text]
-        return hits[0] if len(hits) == 1 else None
+        return frozenset(hits) if len(hits) == 1 else None
 
     return label
 
 
-def query_label_fn(classnames: Sequence[str]) -> Callable[[dict], int | None]:
-    """Label = the one class among the sample's matched allowlist `queries`."""
+def query_label_fn(classnames: Sequence[str]) -> LabelFn:
+    """Labels = every class among the sample's matched allowlist `queries` (None if none)."""
     index = {textnorm.normalize(c): i for i, c in enumerate(classnames)}
 
-    def label(sample_json: dict) -> int | None:
+    def label(sample_json: dict) -> frozenset[int] | None:
         hits = {index[q] for q in (textnorm.normalize(str(q)) for q in sample_json.get("queries") or []) if q in index}
-        return hits.pop() if len(hits) == 1 else None
+        return frozenset(hits) or None
 
     return label
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _context_length(model: torch.nn.Module) -> int:
@@ -83,10 +93,11 @@ def _context_length(model: torch.nn.Module) -> int:
 @torch.inference_mode()
 def class_embeddings(model: torch.nn.Module, tokenizer: Any, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """[C, D]: per class, the renormalised mean of its normalised template embeddings."""
-    ctx = _context_length(model)
+    ctx, device = _context_length(model), _device(model)
     out = []
     for name in classnames:
-        emb = F.normalize(model.encode_text(tokenizer.encode([t.format(name) for t in templates], ctx)), dim=-1)
+        tokens = tokenizer.encode([t.format(name) for t in templates], ctx).to(device)
+        emb = F.normalize(model.encode_text(tokens).float(), dim=-1)
         out.append(F.normalize(emb.mean(dim=0), dim=-1))
     return torch.stack(out)
 
@@ -98,45 +109,57 @@ def zero_shot(
     shards: str | list[str],
     classnames: list[str],
     templates: list[str],
-    label_fn: Callable[[dict], int | None] | None,
+    label_fn: LabelFn | None,
     image_size: int,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Top-1/top-5 accuracy and per-class counts over the labelled samples of `shards`."""
+    """Top-1/top-5 accuracy over the labelled samples of `shards`; per-class counts for
+    single-label samples. Raises ValueError when no sample has a label: a 0% would lie."""
     if not classnames or not templates:
         raise ValueError("zero_shot needs class names and templates")
     label_fn = label_fn or caption_label_fn(classnames)
     classes = class_embeddings(model, tokenizer, classnames, templates)
+    device = classes.device
     k = min(5, len(classnames))
     counts: Counter = Counter()
     n = correct1 = correctk = 0
+    chance = 0.0
     per_class = {c: {"n": 0, "correct": 0} for c in classnames}
     for images, _, metas in iter_eval(shards, image_size, batch_size, counts):
         labels = [label_fn(m) for m in metas]
-        keep = [i for i, y in enumerate(labels) if y is not None]
+        keep = [i for i, y in enumerate(labels) if y]
         counts["unlabelled"] += len(labels) - len(keep)
         if not keep:
             continue
-        y = torch.tensor([labels[i] for i in keep])
-        logits = F.normalize(model.encode_image(images[keep]), dim=-1) @ classes.T
+        target = torch.zeros(len(keep), len(classnames), dtype=torch.bool)
+        for row, i in enumerate(keep):
+            target[row, list(labels[i])] = True
+        target = target.to(device)
+        logits = F.normalize(model.encode_image(images[keep].to(device)).float(), dim=-1) @ classes.T
         topk = logits.topk(k, dim=-1).indices
-        hit1 = topk[:, 0] == y
+        hit1 = target.gather(1, topk[:, :1]).squeeze(1)
         n += len(keep)
         correct1 += int(hit1.sum())
-        correctk += int((topk == y[:, None]).any(dim=-1).sum())
-        for label, ok in zip(y.tolist(), hit1.tolist()):
-            per_class[classnames[label]]["n"] += 1
-            per_class[classnames[label]]["correct"] += int(ok)
+        correctk += int(target.gather(1, topk).any(dim=-1).sum())
+        chance += float(target.sum()) / len(classnames)
+        for i, ok in zip(keep, hit1.tolist()):
+            if len(labels[i]) == 1:
+                (label,) = labels[i]
+                per_class[classnames[label]]["n"] += 1
+                per_class[classnames[label]]["correct"] += int(ok)
     skipped = {k_.split(".", 1)[1]: v for k_, v in sorted(counts.items()) if k_.startswith("skipped.")}
+    if not n:
+        raise ValueError(f"no sample of {shards!r} names any of the {len(classnames)} classes "
+                         f"({counts['unlabelled']} unlabelled): nothing to score")
     return {
-        "top1": correct1 / n if n else 0.0,
-        "top5": correctk / n if n else 0.0,  # top-min(5, classes)
+        "top1": correct1 / n,
+        "top5": correctk / n,  # top-min(5, classes)
         "n": n,
         "classes": len(classnames),
-        "chance": 1.0 / len(classnames),
+        "chance": chance / n,  # of a uniform guess being one of a sample's labels
         "unlabelled": counts["unlabelled"],
         "skipped": skipped,
-        "per_class": per_class,
+        "per_class": {c: v for c, v in per_class.items() if v["n"]},
     }
 
 
@@ -164,12 +187,12 @@ def recall_at_k(image_emb: torch.Tensor, text_emb: torch.Tensor, ks: Sequence[in
 @torch.inference_mode()
 def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], image_size: int, batch_size: int = 64) -> dict[str, Any]:
     """Image->text and text->image recall@1/5/10 over every usable (image, caption) of `shards`."""
-    ctx = _context_length(model)
+    ctx, device = _context_length(model), _device(model)
     images_emb, texts_emb = [], []
     counts: Counter = Counter()
     for images, captions, _ in iter_eval(shards, image_size, batch_size, counts):
-        images_emb.append(F.normalize(model.encode_image(images), dim=-1))
-        texts_emb.append(F.normalize(model.encode_text(tokenizer.encode(captions, ctx)), dim=-1))
+        images_emb.append(F.normalize(model.encode_image(images.to(device)).float(), dim=-1))
+        texts_emb.append(F.normalize(model.encode_text(tokenizer.encode(captions, ctx).to(device)).float(), dim=-1))
     if not images_emb:
         raise ValueError(f"no usable samples in {shards!r}")
     metrics: dict[str, Any] = recall_at_k(torch.cat(images_emb), torch.cat(texts_emb))
@@ -189,6 +212,7 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--no-retrieval", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="write metrics JSON here (printed either way)")
     args = p.parse_args(argv)
     if args.threads:
@@ -196,7 +220,10 @@ def run(argv: list[str] | None = None) -> int:
 
     from train.checkpoint import load_model
 
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
     model, tokenizer = load_model(args.checkpoint)
+    model = model.to(device)
     image_size = model.cfg.image_size
     metrics: dict[str, Any] = {"checkpoint": args.checkpoint, "shards": args.shards}
     if args.classes:
@@ -207,7 +234,11 @@ def run(argv: list[str] | None = None) -> int:
             if not all("{}" in t for t in templates):
                 p.error("every template needs a '{}' for the class name")
         label_fn = caption_label_fn(classes) if args.label_from == "text" else query_label_fn(classes)
-        metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size, args.batch_size)
+        try:
+            metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size,
+                                             args.batch_size)
+        except ValueError as exc:
+            p.error(str(exc))
     if not args.no_retrieval:
         metrics["retrieval"] = retrieval(model, tokenizer, args.shards, image_size, args.batch_size)
     text = json.dumps(metrics, indent=2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import random
@@ -40,6 +41,8 @@ from train.configs import CONFIGS, ModelConfig, get_config
 from train.loss import clip_loss
 from train.model import CLIP, MAX_LOGIT_SCALE
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
+
+log = logging.getLogger(__name__)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,6 +88,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("steps", "batch_size", "accum"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.zero_shot_templates:
+        lines = Path(args.zero_shot_templates).read_text(encoding="utf-8").splitlines()
+        if not all("{}" in t for t in lines if t.strip()):
+            p.error("every --zero-shot-templates line needs a '{}' for the class name")
     return args
 
 
@@ -149,20 +156,44 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_
         if args.zero_shot_templates:
             templates = [t.strip() for t in Path(args.zero_shot_templates).read_text(encoding="utf-8").splitlines() if t.strip()]
         label_fn = ev.caption_label_fn(classes) if args.label_from == "text" else ev.query_label_fn(classes)
-        zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size, args.eval_batch_size)
-        metrics.update({f"zero_shot/{k}": zs[k] for k in ("top1", "top5", "n", "chance")})
+        try:
+            zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size,
+                              args.eval_batch_size)
+            metrics.update({f"zero_shot/{k}": zs[k] for k in ("top1", "top5", "n", "chance")})
+        except ValueError as exc:  # no labelled sample: say so, keep training
+            log.warning("zero-shot skipped: %s", exc)
     rt = ev.retrieval(model, tokenizer, args.eval_shards, image_size, args.eval_batch_size)
     metrics.update({f"retrieval/{k}": v for k, v in rt.items() if isinstance(v, (int, float))})
     model.train(was_training)
     return metrics
 
 
-class Logger:
-    """JSONL per step (rank 0), mirrored to TensorBoard when it is installed."""
+def agree_on_resume_step(step: int, device: torch.device) -> None:
+    """Every rank must resume from the same step: a node that cannot see the checkpoints
+    (--out on a machine-local disk) would otherwise start over and hang the collectives."""
+    t = torch.tensor([step, -step], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if int(t[0]) != -int(t[1]):
+        raise RuntimeError(
+            f"--resume: ranks found checkpoints from step {-int(t[1])} to step {int(t[0])} (this rank: {step}); "
+            "--out must be a folder every node shares"
+        )
 
-    def __init__(self, out: Path, enabled: bool) -> None:
+
+class Logger:
+    """JSONL per step (rank 0), mirrored to TensorBoard when it is installed.
+
+    On resume from step k, rows after k (logged by the run that died after its last
+    checkpoint) are dropped first, so each step appears once."""
+
+    def __init__(self, out: Path, enabled: bool, resume_step: int | None = None) -> None:
         self.enabled = enabled
-        self.file = open(out / "log.jsonl", "a", encoding="utf-8") if enabled else None
+        path = out / "log.jsonl"
+        if enabled and resume_step is not None and path.exists():
+            rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [r for r in rows if r.strip() and json.loads(r).get("step", 0) <= resume_step]
+            path.write_text("".join(kept), encoding="utf-8")
+        self.file = open(path, "a", encoding="utf-8") if enabled else None
         self.tb = None
         if enabled:
             try:
@@ -204,6 +235,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     resume_doc = None
     if args.resume and (ckpt := latest_checkpoint(out)) is not None:
         resume_doc = load_checkpoint(ckpt)
+    if world > 1:
+        agree_on_resume_step(int(resume_doc["step"]) if resume_doc is not None else 0, device)
     if resume_doc is not None:
         saved = resume_doc["config"].get("config_name")
         if saved != args.config:
@@ -253,7 +286,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         context_length=cfg.context_length,
     )
     batches = iter(loader)
-    logger = Logger(out, master)
+    logger = Logger(out, master, resume_step=step if args.resume else None)
     config_doc = {"model": cfg.to_dict(), "config_name": args.config, "train": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (str, int, float, bool))}}
     schedule = dict(lr=args.lr, min_lr=args.min_lr, warmup=args.warmup, steps=args.steps)
     last_stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
