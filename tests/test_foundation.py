@@ -78,7 +78,7 @@ def test_schema_validate_names_every_problem():
 
 def test_parquet_rows_are_sorted_and_bytes_are_reproducible(tmp_path):
     rows = [
-        {"query_id": q, "query": f"q{q}", "count": q * 10, "selected": q}
+        {"query_id": q, "query": f"q{q}", "count": q * 10, "selected": q, "kept": q}
         for q in (5, 1, 3)
     ]
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"

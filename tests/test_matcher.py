@@ -148,3 +148,8 @@ def test_long_entries_and_shared_prefixes_agree_with_aho_corasick():
     assert sum(len(e) > 3 for e in expected) > 300
     assert matcher.match_many(texts) == expected
     assert [matcher.match(t) for t in texts[:200]] == expected[:200]
+
+
+def test_typographic_apostrophes_match_the_ascii_one():
+    m = QueryMatcher.from_queries(["don't", "o'brien", "stop"])
+    assert m.match_many(["Don\u2019t stop", "don\u02bct", "O\u2019Brien's", "dont"]) == [[0, 2], [0], [], []]

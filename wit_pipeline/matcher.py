@@ -39,6 +39,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from wit_pipeline.textnorm import APOSTROPHES
+
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
 # contain it, so no match crosses from one caption into the next.
@@ -66,7 +68,7 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
     """
     if any(_SEP in t for t in texts):
         texts = [t.replace(_SEP, " ") for t in texts]
-    joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
+    joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t).translate(APOSTROPHES) for t in texts)
     if not case_sensitive:
         joined = joined.lower()
     ascii_only = joined.isascii()

@@ -2,7 +2,7 @@
 
 Matching rule (documented in the README): a query matches a caption when the query's
 normalised token sequence occurs as a contiguous run of whole tokens in the caption's.
-Normalisation: Unicode NFKC; lower-case (unless case-sensitive, MetaCLIP's semantics);
+Normalisation: Unicode NFKC; typographic apostrophes (U+2019, U+02BC) become "'"; lower-case (unless case-sensitive, MetaCLIP's semantics);
 every character that is not a letter, digit or apostrophe becomes a space; apostrophes at
 token edges are dropped; runs of spaces collapse to one. Padding both sides with one space
 turns whole-token matching into plain substring matching (" cat " is not in " cats ").
@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Typographic apostrophes ("don’t") are the ASCII one: web text uses both for the same word.
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
 _NON_TOKEN = re.compile(r"[^\w']+|_+", re.UNICODE)
 _EDGE_APOSTROPHE = re.compile(r"(?:(?<=\s)|^)'+|'+(?=\s|$)")
 _SPACES = re.compile(r"\s+")
@@ -20,7 +22,7 @@ _SPACES = re.compile(r"\s+")
 
 def normalize(text: str, case_sensitive: bool = False) -> str:
     """Normalised tokens joined by single spaces, no padding ('' when nothing is left)."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", text).translate(APOSTROPHES)
     if not case_sensitive:
         text = text.lower()
     text = _NON_TOKEN.sub(" ", text)
