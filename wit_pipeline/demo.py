@@ -8,14 +8,34 @@ be re-run on its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from wit_pipeline.synthetic.server import LoopbackServer
+
+DEMO_PORT = 8931
+
+
+@contextlib.contextmanager
+def _serving(root: Path, port: int) -> Iterator[str]:
+    """Serve the generated web on `port`, or on any free port when that one is taken."""
+    try:
+        server = LoopbackServer(root, port).start()
+    except OSError as exc:
+        print(f"port {port} is busy ({exc.strerror}); serving on a free port instead: sample keys and "
+              "counts will differ from the README's", flush=True)
+        server = LoopbackServer(root, 0).start()
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
 
 
 def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
@@ -40,13 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t", type=int, default=20, help="per-query cap for balancing (the paper's is 20000)")
     p.add_argument("--steps", type=int, default=300, help="training steps (0 skips training)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--port", type=int, default=DEMO_PORT,
+                   help=f"loopback port for the generated web (default {DEMO_PORT}; 0: any free port). URLs, and so "
+                   "sample keys and every number after them, depend on it: the same port and seed give the same run")
     return p
 
 
 def run(argv: list[str] | None = None) -> int:
     from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
     from wit_pipeline.synthetic.concepts import COLOURS
-    from wit_pipeline.synthetic.server import serve
 
     args = build_parser().parse_args(argv)
     out = Path(args.out).resolve()
@@ -57,7 +79,7 @@ def run(argv: list[str] | None = None) -> int:
     total = time.perf_counter()
 
     web.mkdir(parents=True)
-    with serve(web) as base_url:
+    with _serving(web, args.port) as base_url:
         start = time.perf_counter()
         truth = generate_crawl(web, base_url, seed=args.seed, pages=args.pages)
         eval_set = render_eval_set(out / "eval-images")
