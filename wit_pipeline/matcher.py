@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wit_pipeline.textnorm import APOSTROPHES
+from wit_pipeline.textnorm import TYPOGRAPHIC_APOSTROPHES
 
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
@@ -62,13 +62,16 @@ def normalize_batch(texts: Sequence[str], case_sensitive: bool = False) -> str:
 def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str]:
     """textnorm.tokens() of every text, with a NUL token between texts, in whole-batch passes.
 
-    NFKC only for non-ASCII texts (ASCII is already normal), then lower() and the
+    NFKC only for non-ASCII texts (ASCII is already normal), typographic apostrophes, then lower() and the
     token-character rule over the whole batch (neither acts across the spaces around a NUL),
     then edge apostrophes. A NUL inside a text is a space, as textnorm makes it.
     """
     if any(_SEP in t for t in texts):
         texts = [t.replace(_SEP, " ") for t in texts]
-    joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t).translate(APOSTROPHES) for t in texts)
+    joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
+    if not joined.isascii():
+        for typographic in TYPOGRAPHIC_APOSTROPHES:
+            joined = joined.replace(typographic, "'")
     if not case_sensitive:
         joined = joined.lower()
     ascii_only = joined.isascii()

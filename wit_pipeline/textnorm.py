@@ -14,7 +14,7 @@ import re
 import unicodedata
 
 # Typographic apostrophes ("don’t") are the ASCII one: web text uses both for the same word.
-APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'"})
+TYPOGRAPHIC_APOSTROPHES = ("\u2019", "\u02bc")
 _NON_TOKEN = re.compile(r"[^\w']+|_+", re.UNICODE)
 _EDGE_APOSTROPHE = re.compile(r"(?:(?<=\s)|^)'+|'+(?=\s|$)")
 _SPACES = re.compile(r"\s+")
@@ -22,7 +22,9 @@ _SPACES = re.compile(r"\s+")
 
 def normalize(text: str, case_sensitive: bool = False) -> str:
     """Normalised tokens joined by single spaces, no padding ('' when nothing is left)."""
-    text = unicodedata.normalize("NFKC", text).translate(APOSTROPHES)
+    text = unicodedata.normalize("NFKC", text)
+    for typographic in TYPOGRAPHIC_APOSTROPHES:
+        text = text.replace(typographic, "'")
     if not case_sensitive:
         text = text.lower()
     text = _NON_TOKEN.sub(" ", text)
