@@ -1,6 +1,6 @@
 """Near-duplicate search time vs number of hashes: wit's MIH (near_pairs) vs brute force.
 
-    python bench/dedup.py [--sizes 10000,100000,1000000] [--d 4] [--brute-cap 30]
+    python bench/dedup.py [--sizes 10000,100000,1000000] [--d 4] [--brute-cap 60]
 
 Random 64-bit hashes with 1% planted near copies (1..d bits flipped) and 0.1% exact
 copies. Brute force (blocked numpy popcount, quadratic) runs where its estimated time is
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--d", type=int, default=4)
-    ap.add_argument("--brute-cap", type=float, default=30.0, help="skip brute force estimated above this (s)")
+    ap.add_argument("--brute-cap", type=float, default=60.0, help="skip brute force estimated above this (s)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
