@@ -26,6 +26,9 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 
+TRAIN_EXTRA = ("torch", "tokenizers")  # not needed by the Beam jobs, so not on Dataflow workers
+
+
 def _usage() -> str:
     width = max(map(len, STAGES))
     lines = ["usage: wit <stage> [options]   (wit <stage> --help for a stage's options)", "", "stages:"]
@@ -49,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # albumentations (pulled in by img2dataset) phones home on import unless told not to.
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    module = importlib.import_module(STAGES[stage][0])
+    try:
+        module = importlib.import_module(STAGES[stage][0])
+    except ModuleNotFoundError as exc:
+        if exc.name in TRAIN_EXTRA:
+            print(f"wit {stage}: needs {exc.name}, which comes with the train extra: pip install 'wit[train]' "
+                  "(on a GPU machine, the CUDA build of torch 2.13.0 first)", file=sys.stderr)
+            return 2
+        raise
     code = module.run(rest)
     return int(code or 0)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import shlex
 import shutil
@@ -70,7 +71,10 @@ def run(argv: list[str] | None = None) -> int:
     from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
     from wit_pipeline.synthetic.concepts import COLOURS
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.steps > 0 and importlib.util.find_spec("torch") is None:
+        parser.error("training needs the train extra: pip install 'wit[train]' (or --steps 0 to stop before it)")
     out = Path(args.out).resolve()
     if out.exists():
         shutil.rmtree(out)
