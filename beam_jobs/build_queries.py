@@ -27,7 +27,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io import fileio
 
-from beam_jobs.common import BeamTally, make_pipeline, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from queries import build, pageviews, pmi, wikipedia, wordnet
 from wit_pipeline import fsio
 
@@ -270,7 +270,9 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args, pipeline_args = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, pipeline_args = parser.parse_known_args(argv)
+    reject_unknown_flags(parser, pipeline_args)
     for name in ("min_unigram_count", "min_bigram_count", "min_title_views", "max_queries"):
         if getattr(args, name) < 0:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 0")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -35,6 +37,34 @@ def make_pipeline(pipeline_args: list[str]) -> beam.Pipeline:
 
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     return beam.Pipeline(options=options)
+
+
+def reject_unknown_flags(parser: argparse.ArgumentParser, pipeline_args: list[str]) -> None:
+    """Exit with a usage error for a --flag that neither the job nor Beam knows: Beam only
+    logs "Discarding unparseable args", so a misspelt --balanse would run with defaults."""
+    known = _beam_flags()
+    unknown = [a for a in pipeline_args if a.startswith("--") and a.split("=", 1)[0] not in known]
+    if unknown:
+        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+
+
+@functools.lru_cache(maxsize=1)
+def _beam_flags() -> frozenset[str]:
+    """Every --flag some Beam PipelineOptions class declares (Dataflow's included)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags: set[str] = set()
+    classes, seen = list(PipelineOptions.__subclasses__()), set()
+    while classes:
+        cls = classes.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        classes += cls.__subclasses__()
+        probe = argparse.ArgumentParser(add_help=False)
+        cls._add_argparse_args(probe)  # noqa: SLF001 - Beam's own hook for exactly this
+        flags.update(opt for action in probe._actions for opt in action.option_strings)  # noqa: SLF001
+    return frozenset(flags)
 
 
 class BeamTally:

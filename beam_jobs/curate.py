@@ -30,7 +30,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
 
-from beam_jobs.common import BeamTally, make_pipeline, shared_load, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, shared_load, write_stats
 from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import fsio, keys, neardup, phash, shards
 from wit_pipeline.balance import cap_rank
@@ -503,6 +503,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="larger images are dropped (decompression bombs)")
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
+    reject_unknown_flags(parser, beam_args)
     if args.samples_per_shard <= 0 or args.t <= 0 or args.max_distance < 0:
         parser.error("--samples-per-shard and --t must be positive, --max-distance >= 0")
     if not 1 <= args.order_bucket_bits <= 24:

@@ -30,7 +30,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_jobs.common import BeamTally, make_pipeline, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from wit_pipeline import download as dl
 from wit_pipeline import fsio
 
@@ -132,6 +132,7 @@ def run(argv: list[str] | None = None) -> int:
     args, pipeline_args = parser.parse_known_args(argv)
     if args.engine == "local" and pipeline_args:
         parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --engine beam)")
+    reject_unknown_flags(parser, pipeline_args)
     logging.getLogger().setLevel(logging.INFO)
     options = options_from_args(args)
     if args.engine == "local":

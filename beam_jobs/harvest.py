@@ -21,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from beam_jobs.common import BeamTally, make_pipeline, shared_load, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, shared_load, write_stats
 from wit_pipeline import fsio, keys, parquet_io, schema
 
 STAGES = ("read", "extract", "filter", "dedup", "match", "balance")
@@ -389,8 +389,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error("--min-lang-score is a probability in [0, 1]")
     if not args.input and not args.input_list:
         parser.error("give crawl files with --input and/or --input-list")
-    if unknown := [a for a in pipeline_args if a.startswith("--") and a.split("=", 1)[0] not in _beam_flags()]:
-        parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    reject_unknown_flags(parser, pipeline_args)
     try:  # the allowlist is read by every worker: fail here, not after the crawl is read
         load_allowlist(args.allowlist, case_sensitive=args.case_sensitive)
         files = input_files(args.input, args.input_list, args.input_prefix, args.max_files)
@@ -407,24 +406,6 @@ def run(argv: list[str] | None = None) -> int:
                       config={k: v for k, v in vars(args).items()})
     _log_summary(output, doc)
     return 0
-
-
-def _beam_flags() -> set[str]:
-    """Every --flag some Beam PipelineOptions class declares (Dataflow's included)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    flags: set[str] = set()
-    classes, seen = list(PipelineOptions.__subclasses__()), set()
-    while classes:
-        cls = classes.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        classes += cls.__subclasses__()
-        probe = argparse.ArgumentParser(add_help=False)
-        cls._add_argparse_args(probe)  # noqa: SLF001 - Beam's own hook for exactly this
-        flags.update(opt for action in probe._actions for opt in action.option_strings)  # noqa: SLF001
-    return flags
 
 
 def _remove_stale_parts(output: str, num_shards: int) -> None:
