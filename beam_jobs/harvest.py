@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-prefix", default=COMMON_CRAWL_PREFIX,
                    help=f"joined to the relative paths of --input-list (default {COMMON_CRAWL_PREFIX}; "
                    "s3://commoncrawl/ from AWS)")
-    p.add_argument("--max-files", type=int, default=0, help="read only the first N input files, in sorted order (0: all)")
+    p.add_argument("--max-files", type=int, default=0,
+                   help="read only the first N files (sorted) of each --input and --input-list, for a trial run (0: all)")
     p.add_argument("--output", required=True, help="output folder (local or gs://)")
     p.add_argument("--allowlist", default=DEMO,
                    help="allowlist TSV (query, source, stat), local or gs://; default 'demo', the bundled demo list")
@@ -297,36 +298,42 @@ def write_query_counts(output: str, allowlist: str, case_sensitive: bool, counts
     parquet_io.write_rows(fsio.join(output, "query_counts.parquet"), rows, schema.QUERY_COUNTS, "query_id")
 
 
-def input_files(patterns: list[str], lists: list[str], prefix: str, max_files: int = 0) -> list[str]:
-    """The crawl files to read, sorted: globs expanded, path lists read and joined to prefix.
-
-    Runs in the launcher, so a pattern that matches nothing stops the job before it starts.
-    Listed paths are not checked one by one (a crawl lists ~100k files); a missing one
-    becomes a dead-letter row of the job.
-    """
-    files: set[str] = set()
-    for pattern in patterns:
-        found = fsio.expand(pattern) if not pattern.startswith(("http://", "https://")) else [pattern]
-        if not found:
-            raise FileNotFoundError(f"--input {pattern!r} matches no files")
-        files.update(found)
-    for url in lists:
-        text = fsio.read_text(url)
-        listed = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-        if not listed:
-            raise FileNotFoundError(f"--input-list {url!r} lists no files")
-        files.update(line if "://" in line else prefix.rstrip("/") + "/" + line.lstrip("/") for line in listed)
-    ordered = sorted(files)
-    return ordered[:max_files] if max_files > 0 else ordered
+def source_files(kind: str, url: str, prefix: str = COMMON_CRAWL_PREFIX, max_files: int = 0) -> list[str]:
+    """The crawl files of one --input glob ("glob") or --input-list file ("list"), sorted;
+    the first `max_files` of them when it is positive. Listed relative paths are joined to
+    `prefix`; listed files are not checked one by one (a crawl lists ~100k): a missing one
+    becomes a dead-letter row."""
+    if kind == "glob":
+        files = [url] if url.startswith(("http://", "https://")) else fsio.expand(url)
+    else:
+        listed = (line.strip() for line in fsio.read_text(url).splitlines())
+        files = sorted({line if "://" in line else prefix.rstrip("/") + "/" + line.lstrip("/")
+                        for line in listed if line and not line.startswith("#")})
+    return files[:max_files] if max_files > 0 else files
 
 
-def build(p: beam.Pipeline, args: argparse.Namespace, output: str, files: list[str]) -> None:
+def input_sources(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(kind, url) of every --input and --input-list, each checked in the launcher: one that
+    names no file stops the job before it starts. Workers expand them again (the file lists
+    stay out of the job graph, which Dataflow caps at a few MB)."""
+    sources = [("glob", u) for u in args.input] + [("list", u) for u in args.input_list]
+    for kind, url in sources:
+        if not source_files(kind, url, args.input_prefix, max_files=1):
+            flag = "--input" if kind == "glob" else "--input-list"
+            raise FileNotFoundError(f"{flag} {url!r} " + ("matches no files" if kind == "glob" else "lists no files"))
+    return sources
+
+
+def build(p: beam.Pipeline, args: argparse.Namespace, output: str, sources: list[tuple[str, str]]) -> None:
     """The harvest graph: files -> pairs -> filtered -> deduped -> matched -> balanced."""
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     lid_handle, matcher_handle = shared.Shared(), shared.Shared()
+    prefix, max_files = args.input_prefix, args.max_files
     files = (
         p
-        | "Files" >> beam.Create(files)
+        | "Sources" >> beam.Create(sources)
+        | "Files" >> beam.FlatMap(lambda source: source_files(*source, prefix, max_files))
+        | "DistinctFiles" >> beam.Distinct()
         | "SpreadFiles" >> beam.Reshuffle()  # one worker per file, not one worker for all
     )
     extracted = files | "Extract" >> beam.ParDo(ExtractPairs()).with_outputs(DEAD_LETTER, main="pairs")
@@ -392,13 +399,13 @@ def run(argv: list[str] | None = None) -> int:
     reject_unknown_flags(parser, pipeline_args)
     try:  # the allowlist is read by every worker: fail here, not after the crawl is read
         load_allowlist(args.allowlist, case_sensitive=args.case_sensitive)
-        files = input_files(args.input, args.input_list, args.input_prefix, args.max_files)
+        sources = input_sources(args)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
-    print(f"harvest: {len(files)} crawl file(s) -> {output}", flush=True)
+    print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)
-    build(p, args, output, files)
+    build(p, args, output, sources)
     result = p.run()
     result.wait_until_finish()
     _remove_stale_parts(output, args.num_shards)

@@ -205,8 +205,12 @@ def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
     assert same == {k: v for k, v in _digest(out_local).items() if not k.startswith("dead_letter")}
     dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER)
     assert dead.column("source").to_pylist()[0].startswith(crawl.base_url)  # the truncated file, by URL
-    assert harvest.input_files([], [str(listing)], "https://data.commoncrawl.org/", max_files=2) == [
+    assert harvest.source_files("list", str(listing), "https://data.commoncrawl.org/", max_files=2) == [
         f"https://data.commoncrawl.org/{p}" for p in paths[:2]]
+    trial = tmp_path / "trial"
+    assert harvest.run([*argv[:-2], "--num-shards", "1", "--output", str(trial), "--max-files", "1"]) == 0
+    read = {s["name"]: s for s in json.loads((trial / "stats.json").read_text())["stages"]}["read"]
+    assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["read"]["in"]
 
 
 def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path):
