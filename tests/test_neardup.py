@@ -330,3 +330,20 @@ def test_dense_cluster_dedup_does_not_list_its_pairs(monkeypatch):
     for k, reason in list(dropped.items())[:500]:  # each drop names a better-ranked neighbour
         i, j = int(k, 16), int(reason, 16)
         assert j < i and hamming(int(h[i]), int(h[j])) <= 4
+
+
+def test_scan_cuts_bands_from_the_bits_that_vary():
+    """A Beam band group shares its band's bits: the scan must not put every member in one bucket."""
+    import wit_pipeline.neardup as nd
+
+    rng = random.Random(8)
+    top = rng.getrandbits(13) << 51  # one band value, random below: what a band group holds
+    h = np.array(sorted({top | rng.getrandbits(51) for _ in range(3000)}), dtype=np.uint64)
+    h = np.unique(np.concatenate((h, np.array([int(h[0]) ^ 1, int(h[1]) ^ 6], dtype=np.uint64))))
+    expected = np.full(len(h), -1)
+    for i, j in brute_force_pairs(h, 4).tolist():
+        expected[max(i, j)] = min(i, j) if expected[max(i, j)] < 0 else min(expected[max(i, j)], min(i, j))
+    assert (expected >= 0).sum() == 2
+    assert np.array_equal(nd._earliest_by_scan(h, 4), expected)
+    few = np.array([0b1, 0b10, 0b100], dtype=np.uint64)  # all within 2 of each other
+    assert nd._earliest_by_scan(few, 2).tolist() == [-1, 0, 0]

@@ -408,14 +408,22 @@ def earliest_neighbour(hashes_by_rank: np.ndarray | Iterable[int], max_distance:
 
 def _earliest_by_scan(h: np.ndarray, d: int) -> np.ndarray:
     """earliest_neighbour one hash at a time: look in the d+1 band buckets of the hashes
-    before it (each bucket an array in rank order, so its first hit is its earliest)."""
+    before it (each bucket an array in rank order, so its first hit is its earliest). Bands
+    are cut from the bits that vary in `h` (a Beam band group shares its band's bits)."""
     n = len(h)
+    out = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out
     if len(np.unique(h)) != n:
         raise ValueError("hashes must be distinct")
-    spec = [(np.uint64(shift), np.uint64((1 << width) - 1)) for shift, width in _bands(d)]
-    keys = [((h >> shift) & mask).tolist() for shift, mask in spec]
-    buckets: list[dict[int, list]] = [{} for _ in spec]  # band value -> [hashes, positions, count]
-    out = np.full(n, -1, dtype=np.int64)
+    varying = int(np.bitwise_or.reduce(h ^ h[0]))
+    bits = [b for b in range(BITS - 1, -1, -1) if varying >> b & 1]
+    if len(bits) <= d:  # every pair differs in <= d bits: the first hash is everyone's earliest
+        out[1:] = 0
+        return out
+    masks = [np.uint64(m) for m in _family(bits, d, d + 1)]
+    keys = [(h & mask).tolist() for mask in masks]
+    buckets: list[dict[int, list]] = [{} for _ in masks]  # band value -> [hashes, positions, count]
     for i in range(n):
         best = n
         for b, table in enumerate(buckets):
