@@ -141,6 +141,19 @@ def test_resume_gives_the_same_next_steps(data, tmp_path, accum) -> None:
         assert torch.equal(wa[name], wb[name]), name
 
 
+def test_resume_refuses_another_data_stream(data, tmp_path) -> None:
+    """The saved data position only means something for the same batch size, accumulation,
+    workers and world size: another one is refused, not silently replayed differently."""
+    out = tmp_path / "r"
+    _small_run(out, data["train"], "--stop-at", "3")
+    with pytest.raises(ValueError, match="batch_size 8 -> 4"):
+        _small_run(out, data["train"], "--resume", "--batch-size", "4")
+    with pytest.raises(ValueError, match="accum 1 -> 2"):
+        _small_run(out, data["train"], "--resume", "--accum", "2")
+    _small_run(out, data["train"], "--resume")  # the same options go on
+    assert latest_checkpoint(out).name == "step-00000006.pt"
+
+
 def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path) -> None:
     with pytest.raises(SystemExit):
         run(["--shards", data["train"], "--out", str(tmp_path), "--steps", "0"])

@@ -87,7 +87,10 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(doc, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(doc, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename makes it the latest
         os.replace(tmp, path)
     finally:
         if tmp.exists():

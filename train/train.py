@@ -168,6 +168,27 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_
     return metrics
 
 
+def _stream_shape(args: argparse.Namespace, world: int) -> dict[str, Any]:
+    """What fixes the data stream: the resumed loader replays it from these."""
+    return {"seed": args.seed, "world_size": world, "accum": args.accum, "batch_size": args.batch_size,
+            "workers": args.workers}
+
+
+def check_same_stream(doc: dict[str, Any], args: argparse.Namespace, world: int) -> None:
+    """--resume continues the saved data stream only with the same stream shape and tokenizer:
+    refuse instead of silently training on another sequence of batches."""
+    saved = doc.get("data_state") or {}
+    now = _stream_shape(args, world)
+    changed = [f"{k} {saved[k]!r} -> {now[k]!r}" for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        raise ValueError("--resume with another data stream than the checkpoint's: " + ", ".join(changed)
+                         + " (resume with the same options, or start a new --out)")
+    want = (doc.get("extra") or {}).get("tokenizer_sha256")
+    got = Tokenizer.from_json(doc["tokenizer_json"]).sha256
+    if want and want != got:
+        raise ValueError(f"--resume: the checkpoint's tokenizer hashes to {got}, but it was saved as {want}")
+
+
 def agree_on_resume_step(step: int, device: torch.device) -> None:
     """Every rank must resume from the same step: a node that cannot see the checkpoints
     (--out on a machine-local disk) would otherwise start over and hang the collectives."""
@@ -238,6 +259,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if world > 1:
         agree_on_resume_step(int(resume_doc["step"]) if resume_doc is not None else 0, device)
     if resume_doc is not None:
+        check_same_stream(resume_doc, args, world)
         saved = resume_doc["config"].get("config_name")
         if saved != args.config:
             raise ValueError(f"--resume: {ckpt} is a {saved!r} model, not --config {args.config!r}")
@@ -301,7 +323,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if master:
             save_checkpoint(
                 path, model=raw_model, optimizer=optimizer, scheduler=None, step=at, rng=rng_state(),
-                data_state={"start_step": at * args.accum, "seed": args.seed, "world_size": world},
+                data_state={"start_step": at * args.accum, **_stream_shape(args, world)},
                 config=config_doc, tokenizer_json=tokenizer.to_json(),
                 extra={"tokenizer_sha256": tokenizer.sha256, "loader": _loader_stats(loader)},
             )
