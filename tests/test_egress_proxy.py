@@ -374,6 +374,9 @@ def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
     (failed,) = [r for r in table if r["status"] != "success"]
     assert failed[dl.KEY_COLUMN] == rows[3]["key"]
     assert refused_reason(failed["error_message"]) == "cloud_metadata"
+    dead = pq.read_table(os.path.join(out, dl.DEAD_LETTER_FILE)).to_pylist()
+    assert dead == [{"stage": "download", "source": f"{rows[3]['key']} {evil}",
+                     "error": "unsafe_host.cloud_metadata (at fetch)"}]
     # the pre-check resolved each host once; the proxy resolved at every fetch and hop
     assert dns.calls.count("metadata-alias.example") >= 1
     assert {name: os.environ.get(name) for name in dl.PROXY_VARIABLES} == before

@@ -289,6 +289,7 @@ def download(
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     after = shard_outcomes(output)
+    url_of = {k: u for t in todo for k, u in zip(t.column(KEY_COLUMN).to_pylist(), t.column("url").to_pylist())}
     for key in seen:
         if after.get(key, "") is None:
             tally.kept(STAGE)
@@ -296,6 +297,8 @@ def download(
             tally.dropped(STAGE, refused[key])
         elif key in after:
             tally.dropped(STAGE, after[key])  # type: ignore[arg-type]
+            if after[key].startswith("unsafe_host.") and key in url_of:  # the egress guard, this run
+                dead.append({"stage": STAGE, "source": f"{key} {url_of[key]}", "error": f"{after[key]} (at fetch)"})
         else:
             tally.dropped(STAGE, "not_attempted")
     if dead:
