@@ -83,3 +83,22 @@ def test_normalisation_is_idempotent() -> None:
         url, _ = resolve_image_url(PAGE, src)
         assert url is not None
         assert normalize_url(url) == (url, None)
+
+
+@pytest.mark.parametrize(
+    ("src", "expected"),
+    [
+        ("%2e%2e/%2E%2E/a.png", "http://ex.com/a.png"),  # escaped dot segments resolve like plain ones
+        ("x/%2e%2e/y/./z.png", "http://ex.com/a/y/z.png"),
+        ("/p/%2e", "http://ex.com/p/"),
+        ("http:\\\\img.ex.com\\back.png", "http://img.ex.com/back.png"),  # a backslash is a slash
+        ("img\\a.png", "http://ex.com/a/img/a.png"),
+    ],
+)
+def test_what_browsers_fetch(src, expected):
+    assert resolve_image_url("http://ex.com/a/b.html", src) == (expected, None)
+
+
+@pytest.mark.parametrize("url", ["http://ex..com/a.png", "http://ex.com:0/a.png", "http://.ex.com/a.png"])
+def test_hosts_and_ports_no_fetch_could_use(url):
+    assert normalize_url(url) == (None, "bad_url")

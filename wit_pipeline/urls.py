@@ -16,7 +16,8 @@ key (keys.sample_key(url, text)) and the downloader see it once. Normalisation, 
 6. Make percent-encoding canonical in path and query: escapes upper-case (`%c3` -> `%C3`),
    escaped unreserved characters decoded (`%7E` -> `~`), non-ASCII and other unsafe
    characters UTF-8 percent-encoded, a stray `%` becomes `%25`. Reserved characters are
-   left as they are, because decoding them could change what the server sees.
+   left as they are, because decoding them could change what the server sees. Dot segments
+   that decoding revealed (`%2e%2e`) are resolved too. A backslash in the source is a slash.
 7. An empty path becomes `/`; the fragment is dropped (it never reaches the server).
    The query string keeps its order (reordering can change the resource).
 """
@@ -70,7 +71,7 @@ def _canonical_host(host: str) -> str | None:
             host = idna.encode(host, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError, ValueError):
             return None
-    return host if _HOST_OK.match(host) else None
+    return host if _HOST_OK.match(host) and ".." not in host else None
 
 
 def normalize_url(url: str) -> tuple[str | None, str | None]:
@@ -96,16 +97,37 @@ def normalize_url(url: str) -> tuple[str | None, str | None]:
         return None, BAD_URL
     netloc = host
     if port_text:
-        if not port_text.isdigit() or int(port_text) > 65535:
+        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
             return None, BAD_URL
         port = int(port_text)
         if port != _DEFAULT_PORTS[scheme]:
             netloc = f"{host}:{port}"
     if userinfo:
         netloc = f"{userinfo}@{netloc}"
-    path = _canonical_escapes(parts.path, _PATH_SAFE) or "/"
+    path = _remove_dot_segments(_canonical_escapes(parts.path, _PATH_SAFE)) or "/"
     query = _canonical_escapes(parts.query, _QUERY_SAFE)
     return urlunsplit((scheme, netloc, path, query, "")), None
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4 again after escapes are decoded: `/a/%2e%2e/b` is `/b`, as browsers see it."""
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+        elif seg == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(seg)
+    return "/".join(out)
 
 
 def document_base(page_url: str, base_href: str | None = None) -> str:
@@ -134,6 +156,7 @@ def resolve_image_url(page_url: str, src: str | None, base_href: str | None = No
             return None, DATA_URL
         if scheme == "javascript":
             return None, JAVASCRIPT_URL
+    src = src.replace("\\", "/")  # browsers read a backslash as a slash in http(s) URLs
     try:
         absolute = urljoin(document_base(page_url, base_href), src)
     except ValueError:
