@@ -98,7 +98,8 @@ def test_batches_shapes_dtypes_ranges_and_epoch_from_manifest(pattern):
     seen = [c for _, t in batches for c in captions_of(t)]
     assert len(seen) == len(set(seen)) == 96  # one pass: every sample exactly once
     assert ld.stats() == {"read": 96, "batched": 96, "fast_forwarded": 0, "unbatched": 0, "shard_errors": 0,
-                          "bad_members": 0, "short_epochs": 0, "skipped": {}, "step": 12, "epoch": 1}
+                          "bad_members": 0, "short_epochs": 0, "wrapped_shards": 0, "skipped": {}, "step": 12,
+                          "epoch": 1}
 
 
 def test_eval_transform_is_deterministic_centre_crop(pattern):
@@ -226,3 +227,26 @@ def test_resampling_over_only_unusable_samples_stops_with_an_error(tmp_path, mon
     write_shard(tmp_path / "wit-000000.tar", bad)
     with pytest.raises(RuntimeError, match="7 unusable samples in a row"):
         next(iter(loader(str(tmp_path / "wit-000000.tar"), resampled=True)))
+
+
+def test_one_pass_ranks_with_unequal_shards_take_the_same_steps(tmp_path):
+    """Three shards of 60, 20 and 16 samples on two ranks: one rank's share runs dry first. It reads its share again
+    (counted) so both ranks take the epoch's steps, as DDP needs; a pass that suffices is
+    read exactly once."""
+    entries = []
+    for k, n in enumerate((60, 20, 16)):
+        name = f"wit-{k:06d}.tar"
+        write_shard(tmp_path / name, concept_samples(k * 100, n))
+        entries.append({"name": name, "samples": n, "bytes": (tmp_path / name).stat().st_size, "sha256": "0" * 64})
+    write_manifest(str(tmp_path), entries, {}, {}, 0)
+    steps, wrapped = [], []
+    for rank in (0, 1):
+        ld = loader(str(tmp_path), rank=rank, world_size=2)
+        assert len(ld) == 6  # 96 // (8 * 2)
+        seen = [c for _, t in ld for c in captions_of(t)]
+        steps.append(len(seen) // 8)
+        wrapped.append(ld.stats()["wrapped_shards"])
+        if ld.stats()["wrapped_shards"] == 0:
+            assert len(seen) == len(set(seen))  # its own share sufficed: read once
+    assert steps == [6, 6]
+    assert max(wrapped) > 0  # however the shards fall, one share holds fewer than 48 samples

@@ -22,15 +22,17 @@ steps, each reseeded, so a resume never replays more than one segment). Each wor
 past the samples of its batches before k (decoded, to know which are undecodable, but not
 cropped or tokenised), and worker i plays the part of worker (i + k) % W so the round-robin
 still starts at step k; the batch at step k of a resumed run equals the batch at step k of
-an uninterrupted one. That is exact whenever every worker fills its share of the epoch,
-which the resampled mode always does; in one-pass mode a worker whose shards run dry ends
-the epoch early (counted as `short_epochs`). Fast-forwarding costs decoding the skipped
-samples of the current epoch (or segment).
+an uninterrupted one. Every worker fills its share of the epoch: the resampled mode never
+runs dry, and in one-pass mode a worker whose shards do reads them again (counted as
+`wrapped_shards`), so every rank takes the same number of steps; only a worker with no shard
+at all ends early (`short_epochs`). Fast-forwarding costs decoding the skipped samples of the
+current epoch (or segment).
 `Loader.step` is the data position to store in a checkpoint.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -171,16 +173,39 @@ class _Stream(IterableDataset):
         self.epoch = 0
         self.offset = 0  # steps of this epoch already taken (resume)
 
-    def _shard_urls(self, worker: int, workers: int) -> Iterator[str]:
+    def _passes(self, worker: int, workers: int, counts: Counter) -> Iterator[Iterable[str]]:
+        """This worker's shard URLs, as passes: one endless draw (resampled), or its share of
+        the shards, then (when the epoch has a set length) that share again, reshuffled, for
+        as long as the consumer wants more. Shards hold unequal counts, so one rank's share
+        can run dry before the epoch's steps are taken; under DDP the other ranks would then
+        wait for ever. Each pass is shuffled and drained on its own, so a pass that suffices
+        is read exactly once."""
         tag = f"{self.seed}|{self.epoch}|{self.rank}|{worker}"
         if self.resampled:
             rng = random.Random(f"resample|{tag}")
-            while True:
-                yield rng.choice(self.urls)
+            yield (rng.choice(self.urls) for _ in itertools.count())
+            return
         urls = list(self.urls)
         if self.train:  # same order on every rank, so the rank split stays disjoint
             random.Random(f"shards|{self.seed}|{self.epoch}").shuffle(urls)
-        yield from urls[self.rank :: self.world_size][worker::workers]
+        mine = urls[self.rank :: self.world_size][worker::workers]
+        yield mine
+        if not mine or self.steps_per_epoch is None:
+            return
+        for again in itertools.count(1):
+            counts["wrapped_shards"] += len(mine)
+            more = list(mine)
+            random.Random(f"wrap|{tag}|{again}").shuffle(more)
+            yield more
+
+    def _samples(self, worker: int, workers: int, counts: Counter) -> Iterator[dict[str, Any]]:
+        for n, urls in enumerate(self._passes(worker, workers, counts)):
+            samples: Iterator[dict[str, Any]] = _read(iter(urls), counts)
+            if self.train:
+                salt = f"|{n}" if n else ""
+                rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}{salt}")
+                samples = wds.filters.shuffle(SHUFFLE_BUFFER, SHUFFLE_INITIAL, rng=rng)(samples)
+            yield from samples
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -192,10 +217,7 @@ class _Stream(IterableDataset):
         spe = self.steps_per_epoch
         ff = len(range(worker, self.offset, workers))  # this worker's batches before `offset`
         todo = None if spe is None else len(range(worker, spe, workers)) - ff
-        samples: Iterator[dict[str, Any]] = _read(self._shard_urls(worker, workers), counts)
-        if self.train:
-            rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}")
-            samples = wds.filters.shuffle(SHUFFLE_BUFFER, SHUFFLE_INITIAL, rng=rng)(samples)
+        samples = self._samples(worker, workers, counts)
         skip = ff * self.batch_size
         pixels, captions = [], []
         made = 0
@@ -283,7 +305,7 @@ class Loader:
         c = self._counts
         skipped = {k.split(".", 1)[1]: v for k, v in sorted(c.items()) if k.startswith("skipped.")}
         out = {k: c.get(k, 0) for k in ("read", "batched", "fast_forwarded", "unbatched", "shard_errors", "bad_members",
-                                          "short_epochs")}
+                                          "short_epochs", "wrapped_shards")}
         return {**out, "skipped": skipped, "step": self.step, "epoch": self.epoch}
 
 
