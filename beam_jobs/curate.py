@@ -85,9 +85,9 @@ def expand_eval(pattern: str) -> list[str]:
     urls: list[str] = []
     for url in fsio.expand(pattern):
         fs, path = fsio.filesystem(url)
-        if fs.isdir(path):
+        if fs.isdir(path):  # hidden files (macOS's ._x.jpg) are not images
             urls += [fs.unstrip_protocol(p) if "://" in url else p
-                     for p in fs.find(path) if _is_image_or_tar(p)]
+                     for p in fs.find(path) if _is_image_or_tar(p) and not p.rsplit("/", 1)[-1].startswith(".")]
         elif _is_image_or_tar(url):
             urls.append(url)
     return sorted(set(urls))
@@ -191,6 +191,12 @@ def band_pairs(group: tuple[tuple[int, int], Iterable[tuple[str, str, int]]], d:
     if len(reps) < 2:
         return
     reps.sort()  # best rank first
+    # One key under two hashes (fetched twice, changed in between) is one sample, which
+    # resolve_dedup settles: judge it by its best-ranked copy only, never against itself.
+    keys_seen: set[str] = set()
+    reps = [r for r in reps if not (r[0][1] in keys_seen or keys_seen.add(r[0][1]))]
+    if len(reps) < 2:
+        return
     earlier = neardup.earliest_neighbour(np.array([h for _, h in reps], dtype=np.uint64), d)
     for (rank, _), first in zip(reps, earlier.tolist()):
         if first >= 0:

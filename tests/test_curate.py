@@ -319,3 +319,19 @@ def test_eval_images_are_found_in_class_folders(tmp_path: Path):
         (ev / rel).write_bytes(b"x")
     assert curate.expand_eval(str(ev)) == sorted(
         str(ev / rel) for rel in ("top.jpg", "n01440764/a.JPEG", "n01443537/b.png", "n01443537/c.gif"))
+
+
+def test_one_key_under_two_near_hashes_is_not_its_own_near_duplicate():
+    """The same sample fetched twice (the image changed a bit in between) must not drop itself:
+    resolve_dedup keeps one copy and counts the other as duplicate_key."""
+    items = [("K", phash.to_hex(0x1234), 100), ("K", phash.to_hex(0x1234 ^ 1), 50),
+             ("L", phash.to_hex(0x1234 ^ 3), 10)]
+    groups: dict = {}
+    for item in items:
+        for band, value in curate.emit_bands(item, D):
+            groups.setdefault(band, []).append(value)
+    drops: dict[str, int] = {}
+    for band, members in groups.items():
+        for key, dist in curate.band_pairs((band, members), D):
+            drops[key] = min(drops.get(key, 9), dist)
+    assert drops == {"L": 1}  # L is near K's better copy; K is not near itself

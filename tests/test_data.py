@@ -250,3 +250,13 @@ def test_one_pass_ranks_with_unequal_shards_take_the_same_steps(tmp_path):
             assert len(seen) == len(set(seen))  # its own share sufficed: read once
     assert steps == [6, 6]
     assert max(wrapped) > 0  # however the shards fall, one share holds fewer than 48 samples
+
+
+def test_one_pass_share_with_nothing_readable_ends_instead_of_spinning(tmp_path):
+    """A rank whose only shard is empty cannot fill its epoch by reading it again: the epoch
+    ends short (the trainer then stops with 'loader ran dry') rather than looping for ever."""
+    write_shard(tmp_path / "a.tar", concept_samples(0, 24))
+    (tmp_path / "b.tar").write_bytes(b"")
+    ld = loader([str(tmp_path / "a.tar"), str(tmp_path / "b.tar")], epoch_samples=24, batch_size=4,
+                rank=1, world_size=2, train=False)  # unshuffled: rank 1's share is b.tar
+    assert list(ld) == [] and ld.stats()["short_epochs"] == 1

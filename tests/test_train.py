@@ -128,7 +128,7 @@ def test_resume_gives_the_same_next_steps(data, tmp_path, accum) -> None:
     assert latest_checkpoint(split).name == "step-00000003.pt"
     assert load_checkpoint(latest_checkpoint(split))["data_state"]["start_step"] == 3 * accum
     with open(split / "log.jsonl", "a", encoding="utf-8") as f:  # logged after the checkpoint, then killed
-        f.write('{"step": 4, "loss": 99.0}\n{"step": 5, "loss": 99.0}\n')
+        f.write('{"step": 4, "loss": 99.0}\n{"step": 5, "loss": 99.0}\n{"step": 6, "lo')  # cut mid-write
     _small_run(split, data["train"], "--resume", *acc)
     a, b = losses(read_log(full)), losses(read_log(split))
     assert sorted(a) == [1, 2, 3, 4, 5, 6]

@@ -205,7 +205,11 @@ class _Stream(IterableDataset):
                 salt = f"|{n}" if n else ""
                 rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}{salt}")
                 samples = wds.filters.shuffle(SHUFFLE_BUFFER, SHUFFLE_INITIAL, rng=rng)(samples)
-            yield from samples
+            got = 0
+            for got, sample in enumerate(samples, start=1):
+                yield sample
+            if not got:  # shards that hold nothing readable: another pass would spin for ever
+                return
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()

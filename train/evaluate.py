@@ -57,6 +57,10 @@ def load_classnames(path_or_allowlist: str) -> list[str]:
 LabelFn = Callable[[dict], "frozenset[int] | None"]
 
 
+class NoLabelledSamples(ValueError):
+    """No held-out sample names any of the classes: there is no accuracy to report."""
+
+
 def caption_label_fn(classnames: Sequence[str]) -> LabelFn:
     """Label = the one class whose normalised name occurs as whole words in the sample's `text`."""
     padded = [textnorm.padded(c) for c in classnames]
@@ -149,7 +153,7 @@ def zero_shot(
                 per_class[classnames[label]]["correct"] += int(ok)
     skipped = {k_.split(".", 1)[1]: v for k_, v in sorted(counts.items()) if k_.startswith("skipped.")}
     if not n:
-        raise ValueError(f"no sample of {shards!r} names any of the {len(classnames)} classes "
+        raise NoLabelledSamples(f"no sample of {shards!r} names any of the {len(classnames)} classes "
                          f"({counts['unlabelled']} unlabelled): nothing to score")
     return {
         "top1": correct1 / n,
@@ -237,7 +241,7 @@ def run(argv: list[str] | None = None) -> int:
         try:
             metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size,
                                              args.batch_size)
-        except ValueError as exc:
+        except NoLabelledSamples as exc:
             p.error(str(exc))
     if not args.no_retrieval:
         metrics["retrieval"] = retrieval(model, tokenizer, args.shards, image_size, args.batch_size)

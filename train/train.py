@@ -160,7 +160,7 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_
             zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size,
                               args.eval_batch_size)
             metrics.update({f"zero_shot/{k}": zs[k] for k in ("top1", "top5", "n", "chance")})
-        except ValueError as exc:  # no labelled sample: say so, keep training
+        except ev.NoLabelledSamples as exc:  # say so, keep training
             log.warning("zero-shot skipped: %s", exc)
     rt = ev.retrieval(model, tokenizer, args.eval_shards, image_size, args.eval_batch_size)
     metrics.update({f"retrieval/{k}": v for k, v in rt.items() if isinstance(v, (int, float))})
@@ -201,6 +201,15 @@ def agree_on_resume_step(step: int, device: torch.device) -> None:
         )
 
 
+def _json_row(line: str) -> dict[str, Any] | None:
+    """A log.jsonl row, or None for a blank line or one a kill cut short."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 class Logger:
     """JSONL per step (rank 0), mirrored to TensorBoard when it is installed.
 
@@ -211,8 +220,8 @@ class Logger:
         self.enabled = enabled
         path = out / "log.jsonl"
         if enabled and resume_step is not None and path.exists():
-            rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            kept = [r for r in rows if r.strip() and json.loads(r).get("step", 0) <= resume_step]
+            kept = [r for r in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if (row := _json_row(r)) is not None and row.get("step", 0) <= resume_step]
             path.write_text("".join(kept), encoding="utf-8")
         self.file = open(path, "a", encoding="utf-8") if enabled else None
         self.tb = None
