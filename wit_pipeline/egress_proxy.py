@@ -192,7 +192,7 @@ def _tunnel(a: socket.socket, b: socket.socket, idle_timeout: float) -> None:
 
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
-    request_queue_size = 128  # img2dataset opens processes x threads connections at once
+    request_queue_size = 512  # img2dataset opens processes x threads connections at once
 
     def __init__(self, proxy: EgressProxy, max_connections: int) -> None:
         self.allow_private = proxy.allow_private
@@ -235,7 +235,7 @@ class EgressProxy:
         resolve: Resolver = socket.getaddrinfo,
         *,
         timeout: float = 10.0,
-        max_connections: int = 256,
+        max_connections: int = 1024,
         connect: Connector = socket.create_connection,
     ) -> None:
         self.allow_private = allow_private
