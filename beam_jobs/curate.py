@@ -499,7 +499,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--input", required=True, help="comma-separated globs of raw tar shards or folders of them")
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     parser.add_argument("--allowlist", default=DEMO,
-                        help="allowlist TSV for query strings, local or gs:// (default 'demo', the bundled demo list)")
+                        help="names the query ids of raw shards that carry no query names (the harvest "
+                        "carries them); local or gs:// (default 'demo', the bundled demo list)")
     parser.add_argument("--max-distance", type=int, default=4, help="pHash Hamming distance that counts as a near duplicate")
     parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
     parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")

@@ -155,6 +155,7 @@ class MatchQueries(beam.DoFn):
         self._case_sensitive = case_sensitive
 
     def setup(self) -> None:
+        from queries.allowlist import load_allowlist
         from wit_pipeline.matcher import QueryMatcher
 
         self.tally = BeamTally()
@@ -162,6 +163,11 @@ class MatchQueries(beam.DoFn):
             self._handle,
             f"matcher:{self._allowlist}:{self._case_sensitive}",
             lambda: QueryMatcher.from_file(self._allowlist, case_sensitive=self._case_sensitive),
+        )
+        self.queries = shared_load(
+            self._handle,
+            f"queries:{self._allowlist}",
+            lambda: load_allowlist(self._allowlist, self._case_sensitive, allow_duplicates=True).queries,
         )
 
     def process(self, batch: list[dict]) -> Iterator[dict]:
@@ -172,7 +178,7 @@ class MatchQueries(beam.DoFn):
                 self.tally.inc("match", "dropped.no_match")
                 continue
             self.tally.inc("match", "out")
-            yield {**record, "query_ids": list(query_ids)}
+            yield {**record, "query_ids": list(query_ids), "queries": [self.queries[q] for q in query_ids]}
 
 
 def keep_by_probability(record: dict, counts: dict[int, int], t: int, seed: int) -> Iterator[dict]:
@@ -255,6 +261,7 @@ def to_selected(record: dict) -> dict:
         "language": record["language"],
         "lang_score": record["lang_score"],
         "query_ids": record["query_ids"],
+        "queries": record["queries"],
     }
 
 

@@ -36,6 +36,7 @@ def _rows(urls):
                 "language": "en",
                 "lang_score": 0.5 + i / 100,
                 "query_ids": [i, i + 100],
+                "queries": [f"q{i}", f"q{i + 100}"],
             }
         )
     return rows
@@ -128,8 +129,8 @@ def test_download_counts_and_outputs(site, first_run):
         meta = next(json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json"))
     assert {n.rsplit(".", 1)[1] for n in names} == {"jpg", "txt", "json"}
     row = next(r for r in site["rows"] if r["key"] == meta[dl.KEY_COLUMN])
-    assert (meta["url"], meta["caption"], meta["page_url"], meta["query_ids"]) == (
-        row["url"], row["caption"], row["page_url"], row["query_ids"])
+    assert (meta["url"], meta["caption"], meta["page_url"], meta["query_ids"], meta["queries"]) == (
+        row["url"], row["caption"], row["page_url"], row["query_ids"], row["queries"])
     assert meta["status"] == "success" and meta["width"] == 96
     # refusals are dead-lettered with their reasons; no leftovers
     dead = pq.read_table(os.path.join(out, dl.DEAD_LETTER_FILE)).to_pylist()

@@ -130,7 +130,8 @@ def selected_pairs(path, urls):
     for i, url in enumerate(urls):
         caption = f"picture {i}"
         rows.append({"url": url, "caption": caption, "key": keys.sample_key(url, caption),
-                     "page_url": "http://pages.example/", "language": "en", "lang_score": 0.9, "query_ids": [i]})
+                     "page_url": "http://pages.example/", "language": "en", "lang_score": 0.9, "query_ids": [i],
+                     "queries": [f"q{i}"]})
     pq.write_table(schema.to_table(rows, schema.SELECTED), path)
     return str(path), rows
 

@@ -264,7 +264,8 @@ def test_pngs(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) ->
 def harvest_dir(tmp_path: Path) -> Path:
     root = tmp_path / "harvest"
     cand = [{"key": f"{i:016x}", "url": f"http://e.com/{i}.jpg", "text": f"t {i}", "page_url": "http://e.com/",
-             "language": "en", "lang_score": 0.9, "query_ids": [i % 2]} for i in range(7)]
+             "language": "en", "lang_score": 0.9, "query_ids": [i % 2], "queries": [("red", "blue")[i % 2]]}
+            for i in range(7)]
     sel = [{"url": r["url"], "caption": r["text"], **{k: r[k] for k in schema.SELECTED_EXTRA_COLUMNS}} for r in cand[:5]]
     parquet_io.write_rows(str(root / "candidates" / "part-00000.parquet"), cand, schema.CANDIDATES, "key")
     parquet_io.write_rows(str(root / "selected" / "part-00000.parquet"), sel, schema.SELECTED, "key")

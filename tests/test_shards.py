@@ -141,3 +141,23 @@ def test_manifest_roundtrip(tmp_path: Path) -> None:
     assert [s["name"] for s in doc["shards"]] == ["wit-000000.tar", "wit-000001.tar"]
     assert doc["seed"] == 7 and doc["config"] == {"samples_per_shard": 2}
     assert [shards.sha256_of(u) for u in shards.shard_urls(str(tmp_path))] == [e["sha256"] for e in entries]
+
+
+def test_query_names_travel_with_the_sample():
+    """The harvest carries the matched queries by name, so a curate given another allowlist
+    (or none) cannot rename them; ids alone fall back to the allowlist it is given."""
+    import json as _json
+
+    from wit_pipeline.shards import raw_record, sample_json
+
+    meta = {"url": "http://e.com/a.jpg", "caption": "a striped cat", "sample_key": "00ff", "query_ids": [7, 3],
+            "queries": ["cat", "striped"], "page_url": "http://e.com/", "language": "en", "lang_score": 0.9}
+    rec, reason = raw_record({"jpg": b"\xff\xd8", "json": _json.dumps(meta).encode()})
+    assert reason is None and rec["queries"] == ["cat", "striped"]
+    doc = sample_json({**rec, "phash": "0" * 16, "width": 1, "height": 1}, queries=["wrong"] * 10)
+    assert doc["queries"] == ["cat", "striped"] and doc["query_ids"] == [3, 7]
+    older = {k: v for k, v in rec.items() if k != "queries"}
+    assert sample_json({**older, "phash": "0" * 16, "width": 1, "height": 1},
+                       queries=[f"q{i}" for i in range(10)])["queries"] == ["q3", "q7"]
+    bad, reason = raw_record({"jpg": b"\xff\xd8", "json": _json.dumps({**meta, "queries": [1, 2]}).encode()})
+    assert bad is None and reason == "bad_json"

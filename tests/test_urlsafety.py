@@ -87,9 +87,11 @@ def test_check_url_default(url, reason):
     [
         ("http://127.0.0.1:8000/a.jpg", None),
         ("http://localhost/a.jpg", None),
-        ("http://intranet.example.com/a.jpg", None),
-        ("http://10.0.0.5/a.jpg", None),
-        # still refused: allow_private is for loopback demos, not for the metadata server
+        # still refused: allow_private is for loopback demos, not for other machines on the
+        # user's network, nor for the metadata server
+        ("http://intranet.example.com/a.jpg", "private"),
+        ("http://10.0.0.5/a.jpg", "private"),
+        ("http://192.168.1.20/images/cat.jpg", "private"),
         ("http://169.254.169.254/", "cloud_metadata"),
         ("http://metadata.google.internal/", "cloud_metadata"),
         ("http://169.254.10.10/", "link_local"),

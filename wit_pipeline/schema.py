@@ -47,11 +47,13 @@ SELECTED = pa.schema(
         pa.field("language", pa.string(), nullable=False),
         pa.field("lang_score", pa.float32(), nullable=False),
         pa.field("query_ids", pa.list_(pa.int32()), nullable=False),
+        # the matched queries themselves: later stages need not be given the same allowlist
+        pa.field("queries", pa.list_(pa.string()), nullable=False),
     ]
 )
 
 # Columns of SELECTED that img2dataset carries into each sample's json and parquet row.
-SELECTED_EXTRA_COLUMNS = ("key", "page_url", "language", "lang_score", "query_ids")
+SELECTED_EXTRA_COLUMNS = ("key", "page_url", "language", "lang_score", "query_ids", "queries")
 
 # Dead-letter records (every job): what failed, where, and why.
 DEAD_LETTER = pa.schema(

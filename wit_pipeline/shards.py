@@ -118,10 +118,13 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
     if not isinstance(key, str) or not key:
         return None, "missing_key"
     qids = meta.get("query_ids") or []
+    names = meta.get("queries")
     try:
         query_ids = sorted({int(q) for q in qids})
         lang_score = float(meta.get("lang_score") or 0.0)
     except (TypeError, ValueError):
+        return None, "bad_json"
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         return None, "bad_json"
     ext, data = image
     return {
@@ -132,15 +135,20 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
         "language": str(meta.get("language") or ""),
         "lang_score": lang_score,
         "query_ids": query_ids,
+        **({"queries": names} if names is not None else {}),
         "ext": ext,
         "image": data,
     }, None
 
 
 def sample_json(record: Mapping[str, Any], queries: list[str] | None = None) -> dict[str, Any]:
-    """The final `{key}.json` (keys: schema.SAMPLE_JSON_KEYS, plus query_ids)."""
+    """The final `{key}.json` (keys: schema.SAMPLE_JSON_KEYS, plus query_ids). Query names
+    come with the record since the harvest carries them; `queries` (an allowlist's) names the
+    ids of records that have none."""
     qids = list(record.get("query_ids") or [])
-    names = [queries[q] for q in qids if queries is not None and 0 <= q < len(queries)]
+    names = record.get("queries")
+    if names is None:
+        names = [queries[q] for q in qids if queries is not None and 0 <= q < len(queries)]
     doc = {
         "key": record["key"],
         "url": record["url"],

@@ -9,7 +9,8 @@ unspecified or a metadata address. IP literals are parsed the way the C resolver
 them (`2130706433`, `0177.0.0.1`, `0x7f.1` are all 127.0.0.1) and IPv4-mapped / NAT64 IPv6
 addresses are judged by the IPv4 address inside.
 
-`allow_private=True` additionally permits loopback, `localhost` and private/shared ranges;
+`allow_private=True` additionally permits loopback and `localhost` (not the private and shared
+ranges: those are other machines on the user's network, never the demo's server);
 it exists for the demo and the tests (a loopback server) and must not be used on a crawl.
 Link-local, metadata, multicast, reserved and unspecified addresses stay refused.
 
@@ -50,8 +51,9 @@ METADATA_ADDRESSES = frozenset(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
-# Reasons check_url returns. The first group is lifted by allow_private.
-PRIVATE_REASONS = frozenset({"localhost", "loopback", "private"})
+# Reasons check_url returns. PRIVATE_REASONS are lifted by allow_private: the loopback servers
+# of the demo and tests.
+PRIVATE_REASONS = frozenset({"localhost", "loopback"})
 REASONS = (
     "bad_scheme",
     "bad_url",
