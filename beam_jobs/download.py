@@ -97,24 +97,34 @@ def _run_beam(inputs: list[str], output: str, options: dict[str, Any], pipeline_
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wit download", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, nargs="+", help="selected-pairs parquet file(s) or glob(s)")
+    p = argparse.ArgumentParser(
+        prog="wit download",
+        description="Download the harvest's selected pairs with img2dataset into raw webdataset shards "
+        "(NNNNN.tar + .parquet + _stats.json), refusing unsafe hosts; rerun the same command to resume. "
+        "--engine beam runs one img2dataset per selected-pairs file on Beam workers (Dataflow).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--input", required=True, nargs="+", help="selected-pairs parquet file(s), glob(s), or a harvest output folder")
     p.add_argument("--output", required=True, help="output folder (local, gs://, s3://); rerun to resume")
-    p.add_argument("--engine", choices=("local", "beam"), default="local")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--resize-mode", default="keep_ratio", choices=("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"))
+    p.add_argument("--engine", choices=("local", "beam"), default="local",
+                   help="local: img2dataset's own processes; beam: one img2dataset per input file on Beam workers")
+    p.add_argument("--image-size", type=int, default=256, help="resize target in pixels")
+    p.add_argument("--resize-mode", default="keep_ratio",
+                   choices=("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"),
+                   help="img2dataset's resize mode (keep_ratio: the smaller side becomes --image-size)")
     p.add_argument("--min-image-size", type=int, default=64, help="drop images whose smaller side is below this")
-    p.add_argument("--max-aspect-ratio", type=float, default=3.0)
-    p.add_argument("--max-image-area", type=float, default=dl.DEFAULT_MAX_IMAGE_AREA, help="pixel cap (decompression bombs)")
-    p.add_argument("--retries", type=int, default=1)
-    p.add_argument("--processes", type=int, default=1)
-    p.add_argument("--threads", type=int, default=32)
-    p.add_argument("--timeout", type=int, default=10)
-    p.add_argument("--number-sample-per-shard", type=int, default=10_000)
+    p.add_argument("--max-aspect-ratio", type=float, default=3.0, help="drop images more elongated than this")
+    p.add_argument("--max-image-area", type=float, default=dl.DEFAULT_MAX_IMAGE_AREA,
+                   help="pixel cap (decompression bombs)")
+    p.add_argument("--retries", type=int, default=1, help="retries of a failed fetch")
+    p.add_argument("--processes", type=int, default=1, help="img2dataset processes (per worker with --engine beam)")
+    p.add_argument("--threads", type=int, default=32, help="fetching threads per process")
+    p.add_argument("--timeout", type=int, default=10, help="seconds to connect and between bytes")
+    p.add_argument("--number-sample-per-shard", type=int, default=10_000, help="samples per raw shard")
     p.add_argument(
         "--allow-private-hosts",
         action="store_true",
-        help="also fetch from loopback/private addresses (demo and tests only; never on a crawl)",
+        help="also fetch from loopback addresses (the demo's and tests' servers; never on a crawl)",
     )
     p.add_argument(
         "--no-egress-guard",
@@ -135,17 +145,31 @@ def run(argv: list[str] | None = None) -> int:
     reject_unknown_flags(parser, pipeline_args)
     logging.getLogger().setLevel(logging.INFO)
     options = options_from_args(args)
-    if args.engine == "local":
-        doc = dl.download(args.input, args.output, **options)
-    else:
-        inputs = [p for pattern in args.input for p in fsio.expand(pattern)]
-        if not inputs:
-            raise SystemExit(f"wit download: no files match {args.input}")
-        doc = _run_beam(inputs, args.output, options, pipeline_args)
+    try:
+        if args.engine == "local":
+            doc = dl.download(args.input, args.output, **options)
+        else:
+            doc = _run_beam(dl.input_files(args.input), args.output, options, pipeline_args)
+    except (OSError, ValueError) as exc:  # a wrong path or a file that is not selected pairs
+        raise SystemExit(f"wit download: {type(exc).__name__}: {exc}") from exc
     stage = doc["stages"][0]
     print(f"download: {stage['in']} pairs in, {stage['out']} images saved, dropped {stage['dropped']}")
     print(f"output: {args.output} (webdataset shards; stats in {fsio.join(args.output, dl.STATS_FILE)})")
+    if stage["in"] and not stage["out"]:
+        print(f"wit download: no image was saved. {_hint(stage['dropped'])}")
+        return 1
     return 0
+
+
+def _hint(dropped: dict[str, int]) -> str:
+    """What most likely went wrong when nothing was saved."""
+    top = max(dropped, key=dropped.get, default="")
+    if top in ("unsafe_host.loopback", "unsafe_host.localhost"):
+        return "The images are on this machine: a demo or test server needs --allow-private-hosts."
+    if top.startswith("failed_to_download.connection_refused"):
+        return ("Nothing answered: is the server up? (the demo's generated web: "
+                "wit serve <demo out>/web --port 8931)")
+    return f"Most pairs ended as {top!r}: see stats.json and _dead_letter/."
 
 
 if __name__ == "__main__":

@@ -259,3 +259,17 @@ def test_wrong_schema_is_a_clear_error(tmp_path):
     pq.write_table(pa.table({"url": ["http://x/a.jpg"]}), tmp_path / "bad.parquet")
     with pytest.raises(schema.SchemaError, match="missing column 'caption'"):
         dl.download(str(tmp_path / "bad.parquet"), str(tmp_path / "raw"))
+
+
+def test_cli_takes_a_harvest_folder_and_explains_failures(site, first_run, tmp_path, capsys):
+    from beam_jobs import download as job
+
+    harvest = tmp_path / "harvest"
+    (harvest / "selected").mkdir(parents=True)
+    shutil.copy(first_run["selected"], harvest / "selected" / "part-00000-of-00001.parquet")
+    assert dl.input_files(str(harvest)) == [str(harvest / "selected" / "part-00000-of-00001.parquet")]
+    with pytest.raises(SystemExit, match="no selected-pairs parquet files match"):
+        job.run(["--input", str(tmp_path / "nope-*.parquet"), "--output", str(tmp_path / "x")])
+    # loopback images without --allow-private-hosts: every pair refused, exit 1 with the hint
+    assert job.run(["--input", str(harvest), "--output", str(tmp_path / "raw"), "--threads", "2"]) == 1
+    assert "needs --allow-private-hosts" in capsys.readouterr().out

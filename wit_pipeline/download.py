@@ -192,9 +192,17 @@ def read_selected(path: str) -> pa.Table:
     return table.select(list(schema.SELECTED.names))
 
 
-def _inputs(selected: str | list[str]) -> list[str]:
+def input_files(selected: str | list[str]) -> list[str]:
+    """Parquet files from globs, files, or folders: a harvest output (its selected/) or a
+    folder of selected-pairs files."""
     patterns = [selected] if isinstance(selected, str) else list(selected)
-    paths = [p for pattern in patterns for p in fsio.expand(pattern)]
+    paths = []
+    for p in (p for pattern in patterns for p in fsio.expand(pattern)):
+        fs, path = fsio.filesystem(p)
+        if fs.isdir(path):
+            paths += fsio.expand(fsio.join(p, "selected", "*.parquet")) or fsio.expand(fsio.join(p, "*.parquet"))
+        else:
+            paths.append(p)
     if not paths:
         raise FileNotFoundError(f"no selected-pairs parquet files match {selected!r}")
     return paths
@@ -225,7 +233,7 @@ def download(
     `egress_guard=False` lets img2dataset connect directly: only for workers whose network
     already blocks private, loopback and link-local destinations."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    paths = _inputs(selected)
+    paths = input_files(selected)
     fsio.makedirs(output)
     clean_incomplete(output)
     before = shard_outcomes(output)
