@@ -27,7 +27,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io import fileio
 
-from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, write_stats
 from queries import build, pageviews, pmi, wikipedia, wordnet
 from wit_pipeline import fsio
 
@@ -293,9 +293,7 @@ def run(argv: list[str] | None = None) -> int:
     doc = write_stats(result, output, STAGES, job="build-queries",
                       config={**vars(args), "source_quotas": quotas})
     check_sources(doc)
-    for stage in doc["stages"]:
-        dropped = ", ".join(f"{k}={v}" for k, v in stage["dropped"].items()) or "-"
-        print(f"{stage['name']:>9}: in={stage['in']:<9} out={stage['out']:<9} dropped: {dropped}")
+    print_stages(doc)
     print(f"wrote {fsio.join(output, 'allowlist.tsv')} ({doc['stages'][-1]['out']} queries) and stats.json")
     return 0
 

@@ -118,6 +118,14 @@ def write_stats(
     return doc
 
 
+def print_stages(doc: dict[str, Any]) -> None:
+    """stats.json's stages, one line each: what a job prints when it is done."""
+    width = max((len(s["name"]) for s in doc["stages"]), default=0)
+    for stage in doc["stages"]:
+        dropped = ", ".join(f"{k}={v}" for k, v in stage["dropped"].items()) or "-"
+        print(f"{stage['name']:>{width}}: in={stage['in']:<8} out={stage['out']:<8} dropped: {dropped}")
+
+
 class _Holder:
     """Weak-referenceable box: Shared keeps objects only while someone holds them."""
 

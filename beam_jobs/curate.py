@@ -30,7 +30,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
 
-from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, shared_load, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
 from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import fsio, keys, neardup, phash, shards
 from wit_pipeline.balance import cap_rank
@@ -555,7 +555,9 @@ def run(argv: list[str] | None = None) -> int:
     fs, path = fsio.filesystem(list_url)
     fs.rm(path)
     _cleanup(args.output, {e["name"] for e in entries})
-    logging.info("curate: %d samples in %d shards -> %s", sum(e["samples"] for e in entries), len(entries), args.output)
+    print_stages(doc)
+    print(f"wrote {sum(e['samples'] for e in entries)} samples in {len(entries)} shards to {args.output} "
+          "(manifest.json, stats.json)")
     return 0
 
 

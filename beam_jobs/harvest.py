@@ -21,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, shared_load, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
 from wit_pipeline import fsio, keys, parquet_io, schema
 
 STAGES = ("read", "extract", "filter", "dedup", "match", "balance")
@@ -418,7 +418,8 @@ def run(argv: list[str] | None = None) -> int:
     _remove_stale_parts(output, args.num_shards)
     doc = write_stats(result, output, STAGES, CHAINED, job="harvest",
                       config={k: v for k, v in vars(args).items()})
-    _log_summary(output, doc)
+    print_stages(doc)
+    print(f"wrote {output}/{{candidates,selected}}/*.parquet, query_counts.parquet, stats.json")
     return 0
 
 
@@ -429,13 +430,6 @@ def _remove_stale_parts(output: str, num_shards: int) -> None:
             if not url.endswith(f"-of-{n:05d}.parquet"):
                 fs, path = fsio.filesystem(url)
                 fs.rm(path)
-
-
-def _log_summary(output: str, doc: dict) -> None:
-    for stage in doc["stages"]:
-        dropped = ", ".join(f"{k}={v}" for k, v in stage["dropped"].items()) or "-"
-        print(f"{stage['name']:>8}: in={stage['in']:<8} out={stage['out']:<8} dropped: {dropped}")
-    print(f"wrote {output}/{{candidates,selected}}/*.parquet, query_counts.parquet, stats.json")
 
 
 if __name__ == "__main__":
