@@ -157,6 +157,9 @@ def test_resume_refuses_another_data_stream(data, tmp_path) -> None:
 def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path) -> None:
     with pytest.raises(SystemExit):
         run(["--shards", data["train"], "--out", str(tmp_path), "--steps", "0"])
+    with pytest.raises(SystemExit, match="shard\\(s\\) not found, e.g. '/no/such.tar'"):
+        run(["--shards", "/no/such.tar", "--out", str(tmp_path / "x"), "--steps", "1"])
+    assert not (tmp_path / "x").exists()  # nothing written for a run that could not start
     _small_run(tmp_path / "r", data["train"], "--resume", "--stop-at", "1")
     assert sorted(losses(read_log(tmp_path / "r"))) == [1]
 

@@ -81,6 +81,16 @@ def expand_shards(shards: str | Iterable[str]) -> list[str]:
     return urls
 
 
+def check_shards(shards: str | Iterable[str], sample: int = 64) -> list[str]:
+    """expand_shards, and the first `sample` of them must exist: a typo should stop the run
+    with its name, not after every worker has logged it as unreadable."""
+    urls = expand_shards(shards)
+    missing = [u for u in urls[:sample] if not fsio.exists(u)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} shard(s) not found, e.g. {missing[0]!r} (from {shards!r})")
+    return urls
+
+
 def manifest_samples(urls: list[str]) -> int | None:
     """Total samples of `urls` per the `manifest.json` beside them (None if absent or incomplete)."""
     manifests: dict[str, dict[str, int]] = {}

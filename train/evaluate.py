@@ -224,9 +224,15 @@ def run(argv: list[str] | None = None) -> int:
 
     from train.checkpoint import load_model
 
+    from train.data import check_shards
+
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
-    model, tokenizer = load_model(args.checkpoint)
+    try:
+        check_shards(args.shards)
+        model, tokenizer = load_model(args.checkpoint)
+    except (OSError, ValueError) as exc:
+        p.error(str(exc))
     model = model.to(device)
     image_size = model.cfg.image_size
     metrics: dict[str, Any] = {"checkpoint": args.checkpoint, "shards": args.shards}

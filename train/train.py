@@ -424,7 +424,15 @@ def _loader_stats(loader: Any) -> dict[str, Any]:
 
 
 def run(argv: list[str] | None = None) -> int:
+    from train.data import check_shards
+
     args = parse_args(argv)
+    try:
+        for what in ("shards", "eval_shards"):
+            if getattr(args, what):
+                check_shards(getattr(args, what))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"wit train: --{what.replace('_', '-')}: {exc}") from exc
     try:
         summary = train(args)
     finally:
