@@ -30,6 +30,7 @@ from apache_beam.io import fileio
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, write_stats
 from queries import build, pageviews, pmi, wikipedia, wordnet
 from wit_pipeline import fsio
+from wit_pipeline.cli import HelpFormatter
 
 STAGES = ("articles", "unigrams", "bigrams", "pageviews", "titles", "wordnet", "allowlist")
 BIGRAM = "bigram"
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the query allowlist the CLIP way (MetaCLIP's thresholds by default): Wikipedia "
         "words and high-PMI bigrams, article titles above a page-view volume, WordNet lemmas; capped. "
         "Beam pipeline options (--runner, --project, --direct_num_workers, ...) pass through.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--wikipedia", required=True, action="append",
                    help="enwiki pages-articles XML dump(s), .xml/.xml.bz2/.xml.gz: a glob, local or gs:// (repeatable)")

@@ -34,6 +34,7 @@ from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unkn
 from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import fsio, keys, neardup, phash, shards
 from wit_pipeline.balance import cap_rank
+from wit_pipeline.cli import HelpFormatter
 
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
@@ -495,7 +496,7 @@ def _cleanup(output: str, keep: set[str]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("--input", required=True, help="comma-separated globs of raw tar shards or folders of them")
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     parser.add_argument("--allowlist", default=DEMO,
@@ -505,8 +506,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
     parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")
     parser.add_argument("--t", type=int, default=20_000, help="per-query cap for --rebalance")
-    parser.add_argument("--samples-per-shard", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples in each final shard (the last holds the rest)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards (and of --rebalance's picks)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="larger images are dropped (decompression bombs)")
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)

@@ -33,6 +33,7 @@ import apache_beam as beam
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from wit_pipeline import download as dl
 from wit_pipeline import fsio
+from wit_pipeline.cli import HelpFormatter
 
 
 def part_name(path: str) -> str:
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download the harvest's selected pairs with img2dataset into raw webdataset shards "
         "(NNNNN.tar + .parquet + _stats.json), refusing unsafe hosts; rerun the same command to resume. "
         "--engine beam runs one img2dataset per selected-pairs file on Beam workers (Dataflow).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", required=True, nargs="+", help="selected-pairs parquet file(s), glob(s), or a harvest output folder")
     p.add_argument("--output", required=True, help="output folder (local, gs://, s3://); rerun to resume")

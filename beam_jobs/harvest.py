@@ -23,6 +23,7 @@ from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
 from wit_pipeline import fsio, keys, parquet_io, schema
+from wit_pipeline.cli import HelpFormatter
 
 STAGES = ("read", "extract", "filter", "dedup", "match", "balance")
 CHAINED = (("extract", "filter"), ("filter", "dedup"), ("dedup", "match"), ("match", "balance"))
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract (image URL, alt text) pairs from WAT/WARC files, keep English pairs whose "
         "text contains an allowlist query, and balance them per query. Beam pipeline options "
         "(--runner, --project, --direct_num_workers, ...) pass through.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", action="append", default=[],
                    help="WAT or WARC files: a glob, local, gs://, s3:// or https:// (repeat for several)")
@@ -58,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", default="en", help="comma-separated language codes to keep (default: en)")
     p.add_argument("--min-lang-score", type=float, default=0.3,
                    help="minimum language-ID probability (short alt texts score low: 0.3 keeps \"photo of a red star\")")
-    p.add_argument("--min-chars", type=int, default=5)
-    p.add_argument("--max-chars", type=int, default=1000)
+    p.add_argument("--min-chars", type=int, default=5, help="drop alt text shorter than this (too_short)")
+    p.add_argument("--max-chars", type=int, default=1000, help="drop alt text longer than this (too_long)")
     p.add_argument("--balance", choices=("prob", "cap"), default="prob",
                    help="prob (MetaCLIP): each matched query keeps a pair with probability min(1, t/count); "
                    "cap: each query keeps exactly its t lowest-hash pairs. Either way a pair survives if "

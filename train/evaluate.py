@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from train.data import DEFAULT_CONTEXT_LENGTH, iter_eval
 from wit_pipeline import fsio, textnorm
+from wit_pipeline.cli import HelpFormatter
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -206,7 +207,7 @@ def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], i
 
 
 def run(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.")
+    p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.", formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a step-*.pt written by `wit train`")
     p.add_argument("--shards", required=True, help="held-out shards: a folder, 'out/wit-{000000..000003}.tar', a glob or a comma-separated list")
     p.add_argument("--classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")

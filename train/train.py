@@ -41,11 +41,12 @@ from train.configs import CONFIGS, ModelConfig, get_config
 from train.loss import clip_loss
 from train.model import CLIP, MAX_LOGIT_SCALE
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
+from wit_pipeline.cli import HelpFormatter
 
 log = logging.getLogger(__name__)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--shards", required=True, help="training shards: a shards folder (manifest.json), brace pattern, glob or comma-separated list")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.jsonl, tokenizer.json")
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size")
@@ -53,35 +54,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="per process, per micro-step")
     p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
     p.add_argument("--steps", type=int, required=True, help="optimizer steps in the whole run")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (after warmup)")
     p.add_argument("--min-lr", type=float, default=0.0, help="cosine floor")
     p.add_argument("--warmup", type=int, default=None, help="linear warmup steps (default: 10%% of --steps)")
     p.add_argument("--wd", type=float, default=0.2, help="AdamW weight decay (not on gains, biases, logit_scale)")
-    p.add_argument("--beta1", type=float, default=0.9)
-    p.add_argument("--beta2", type=float, default=0.98)
-    p.add_argument("--eps", type=float, default=1e-6)
+    p.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1")
+    p.add_argument("--beta2", type=float, default=0.98, help="AdamW beta2 (CLIP's)")
+    p.add_argument("--eps", type=float, default=1e-6, help="AdamW epsilon (CLIP's)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and every crop")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes per rank")
     p.add_argument("--tokenizer", default="bpe", help="'bpe' (trained on the shards' captions), 'bytes', or a tokenizer JSON path")
-    p.add_argument("--bpe-vocab", type=int, default=1024)
+    p.add_argument("--bpe-vocab", type=int, default=1024, help="BPE vocabulary size (CLIP's is 49408)")
     p.add_argument("--bpe-captions", type=int, default=20000, help="captions to train the BPE on")
     p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
     p.add_argument("--keep", type=int, default=2, help="step checkpoints to keep (0: all)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--stop-at", type=int, default=None, help="save and stop after this step (pre-emption drills)")
-    p.add_argument("--log-every", type=int, default=1)
+    p.add_argument("--log-every", type=int, default=1, help="steps between log.jsonl rows")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--eval-shards", default=None, help="held-out shards for zero-shot and retrieval")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
-    p.add_argument("--eval-batch-size", type=int, default=256)
+    p.add_argument("--eval-batch-size", type=int, default=256, help="batch size of --eval-shards evaluation")
     p.add_argument("--zero-shot-classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
     p.add_argument("--zero-shot-templates", default=None, help="prompt templates, one per line, '{}' = class")
     p.add_argument("--label-from", choices=("text", "queries"), default="text",
                    help="zero-shot label: the class named in the caption, or among the sample's matched queries")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it is off anyway when not on a terminal)")
     args = p.parse_args(argv)
     if args.warmup is None:
         args.warmup = max(1, args.steps // 10)
@@ -325,7 +326,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if master and not args.no_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=args.steps, initial=step, desc="train", unit="step")
+        progress = tqdm(total=args.steps, initial=step, desc="train", unit="step", disable=None)  # None: off in logs
 
     def checkpoint(at: int) -> Path:
         path = out / checkpoint_name(at)

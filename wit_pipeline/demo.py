@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from wit_pipeline.cli import HelpFormatter
 from wit_pipeline.synthetic.server import LoopbackServer
 
 DEMO_PORT = 8931
@@ -54,7 +55,7 @@ def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wit demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="wit demo", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--out", default="wit-demo", help="folder for everything the demo writes (replaced)")
     p.add_argument("--pages", type=int, default=300, help="pages in the generated crawl (10 images each)")
     p.add_argument("--seed", type=int, default=0)

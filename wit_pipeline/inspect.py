@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wit_pipeline import fsio, plots, shards
+from wit_pipeline.cli import HelpFormatter
 from wit_pipeline.phash import MAX_PIXELS, decode_image
 from wit_pipeline.schema import CANDIDATES, QUERY_COUNTS, SAMPLE_JSON_KEYS, SELECTED, SchemaError, validate
 from wit_pipeline.stats import DictTally
@@ -619,6 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wit inspect",
         description="Summarise and check a stage's output: final or raw tar shards (folder, glob or one tar), "
         "a harvest output folder, or a stats.json.",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("path", help="shards folder, tar glob, harvest folder or stats.json (local, gs://, ...)")
     p.add_argument("--check", action="store_true",

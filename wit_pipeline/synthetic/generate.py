@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
+from wit_pipeline.cli import HelpFormatter
 from wit_pipeline.keys import sample_key
 from wit_pipeline.synthetic import corruptions
 from wit_pipeline.synthetic.concepts import Concept, all_concepts, caption_for
@@ -547,12 +548,12 @@ def write_concept_shards(out_dir: str | Path, n_samples: int = 64, seed: int = 0
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wit gen-crawl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--base-url", required=True, help="where the output will be served, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES)
-    parser.add_argument("--imgs-per-page", type=int, default=DEFAULT_IMGS_PER_PAGE)
+    parser.add_argument("--seed", type=int, default=0, help="every draw of the generator comes from it")
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES, help="HTML pages")
+    parser.add_argument("--imgs-per-page", type=int, default=DEFAULT_IMGS_PER_PAGE, help="<img> links per page")
     parser.add_argument("--files", type=int, default=DEFAULT_FILES, help="number of WARC (and WAT) files")
     parser.add_argument("--eval-dir", help="also write the held-out eval set here")
     args = parser.parse_args(argv)

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from wit_pipeline.cli import HelpFormatter
+
 OPT_OUT_PREFIX = "/noai/"
 
 
@@ -61,9 +63,10 @@ def serve(root: str | Path, port: int = 0) -> Iterator[str]:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wit serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="wit serve", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("root", help="directory to serve (a generated crawl's output directory)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000,
+                        help="loopback port; serve a demo's web (wit-demo/web) on 8931, the port its URLs name")
     args = parser.parse_args(argv)
     server = LoopbackServer(args.root, args.port)
     print(f"serving {args.root} at {server.base_url} (Ctrl-C to stop)", flush=True)
