@@ -50,6 +50,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     a = generate_crawl(tmp_path / "a", base, seed=3, pages=12)
     b = generate_crawl(tmp_path / "b", base, seed=3, pages=12)
     c = generate_crawl(tmp_path / "c", base, seed=4, pages=12)
+    assert c != a  # another seed plants other things
     da, db, dc = _digests(tmp_path / "a"), _digests(tmp_path / "b"), _digests(tmp_path / "c")
     assert a == b
     assert da == db

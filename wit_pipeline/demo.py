@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import json
 import shlex
 import shutil
 import subprocess
@@ -117,8 +116,8 @@ def run(argv: list[str] | None = None) -> int:
     print("\n=== demo finished in %.0f s" % (time.perf_counter() - total))
     for name, seconds in timings.items():
         print(f"  {name:<10} {seconds:7.1f} s")
-    stats = [shards / "stats.json", harvest / "stats.json", raw / "stats.json"]
-    print("outputs:", *(f"  {p}" for p in [harvest, raw, shards, out / "contact-sheet.png", *stats]), sep="\n")
-    if (run_dir / "metrics.json").exists():
-        print("metrics:", json.dumps(json.loads((run_dir / "metrics.json").read_text()), indent=2))
+    outputs = [harvest, raw, shards, out / "contact-sheet.png", out / "queries.png", run_dir, run_dir / "metrics.json"]
+    print("outputs:", *(f"  {p}" for p in outputs if p.exists()), sep="\n")
+    port = base_url.rsplit(":", 1)[1]
+    print(f"to re-run a stage by hand, serve the generated web again first: wit serve {web} --port {port}")
     return 0
