@@ -47,7 +47,7 @@ EVAL_STAGE = "eval_images"
 
 
 _RAW_SHARD = re.compile(r"^(\d+)\.tar$")
-EVAL_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
+EVAL_IMAGE_EXTS = (*shards.IMAGE_EXTS, "gif", "bmp", "tif", "tiff")  # eval sets come in any format
 
 
 def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
@@ -56,10 +56,13 @@ def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
 
     A folder's own tars are read, or, where it has none, those one level down: the layout
     `wit download --engine beam` writes (one subfolder per selected-pairs file). An
-    img2dataset shard `NNNNN.tar` counts only once its `NNNNN_stats.json` exists (written
-    last): a download that is still running or was killed leaves tars that a rerun of the
-    download deletes and fetches again, so curating them would keep samples twice.
+    img2dataset shard `NNNNN.tar` counts only once the download counts it complete
+    (`wit_pipeline.download.complete_shards`): a download that is still running or was killed
+    leaves tars that a rerun of the download deletes and fetches again, so curating them would
+    keep samples twice.
     """
+    from wit_pipeline.download import complete_shards
+
     found: set[str] = set()
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):
         for url in fsio.expand(pattern):
@@ -70,13 +73,13 @@ def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
             elif url.endswith(".tar"):
                 found.add(url)
     complete, skipped = [], []
+    done: dict[str, set[str]] = {}  # folder -> its complete raw shards
     for url in sorted(found):
         parent, _, name = url.rpartition("/")
         m = _RAW_SHARD.match(name)
-        if m and not fsio.exists(f"{parent}/{m.group(1)}_stats.json"):
-            skipped.append(url)
-        else:
-            complete.append(url)
+        if m and parent not in done:
+            done[parent] = set(complete_shards(parent))
+        (skipped if m and m.group(1) not in done[parent] else complete).append(url)
     return complete, skipped
 
 
@@ -189,8 +192,6 @@ def band_pairs(group: tuple[tuple[int, int], Iterable[tuple[str, str, int]]], d:
                 if key != best_key:  # one key twice is the same sample, settled by resolve_dedup
                     yield key, 0
         reps.append((copies[0][0], h))
-    if len(reps) < 2:
-        return
     reps.sort()  # best rank first
     # One key under two hashes (fetched twice, changed in between) is one sample, which
     # resolve_dedup settles: judge it by its best-ranked copy only, never against itself.

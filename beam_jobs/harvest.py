@@ -157,20 +157,17 @@ class MatchQueries(beam.DoFn):
         self._case_sensitive = case_sensitive
 
     def setup(self) -> None:
+        self.tally = BeamTally()
+        self.matcher, self.queries = shared_load(
+            self._handle, f"matcher:{self._allowlist}:{self._case_sensitive}", self._load)
+
+    def _load(self) -> tuple[Any, list[str]]:
+        """The matcher and the query names, from one read of the allowlist."""
         from queries.allowlist import load_allowlist
         from wit_pipeline.matcher import QueryMatcher
 
-        self.tally = BeamTally()
-        self.matcher = shared_load(
-            self._handle,
-            f"matcher:{self._allowlist}:{self._case_sensitive}",
-            lambda: QueryMatcher.from_file(self._allowlist, case_sensitive=self._case_sensitive),
-        )
-        self.queries = shared_load(
-            self._handle,
-            f"queries:{self._allowlist}",
-            lambda: load_allowlist(self._allowlist, self._case_sensitive, allow_duplicates=True).queries,
-        )
+        queries = load_allowlist(self._allowlist, self._case_sensitive, allow_duplicates=True).queries
+        return QueryMatcher.from_queries(queries, self._case_sensitive), queries
 
     def process(self, batch: list[dict]) -> Iterator[dict]:
         self.tally.inc("match", "in", len(batch))
