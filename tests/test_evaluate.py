@@ -11,7 +11,8 @@ import torch
 import webdataset as wds
 
 from train import evaluate, preprocess
-from train.evaluate import caption_label_fn, load_classnames, query_label_fn, recall_at_k, retrieval, zero_shot
+from train.evaluate import (DEFAULT_TEMPLATES, caption_label_fn, load_classnames, load_templates, query_label_fn,
+                            recall_at_k, retrieval, zero_shot)
 from train.tokenizer import byte_tokenizer
 from wit_pipeline import keys
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, Concept, caption_for
@@ -191,3 +192,12 @@ def test_wit_eval_cli_on_a_checkpoint(tmp_path, colour_shards):
     doc = json.loads(out.read_text())
     assert doc["zero_shot"]["n"] == 16 and doc["zero_shot"]["unlabelled"] == 2 and 0.0 <= doc["zero_shot"]["top1"] <= 1.0
     assert doc["retrieval"]["n"] == 18 and doc["retrieval"]["skipped"] == {"decode_error": 1}
+
+
+def test_load_templates(tmp_path):
+    assert load_templates(None) == DEFAULT_TEMPLATES
+    (tmp_path / "t.txt").write_text("a photo of a {}.\n\n  a {} thing  \n")
+    assert load_templates(str(tmp_path / "t.txt")) == ["a photo of a {}.", "a {} thing"]
+    (tmp_path / "bad.txt").write_text("a photo of a {}.\na photo\n")
+    with pytest.raises(ValueError, match="every template needs a '{}'"):
+        load_templates(str(tmp_path / "bad.txt"))

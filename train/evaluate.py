@@ -62,6 +62,17 @@ class NoLabelledSamples(ValueError):
     """No held-out sample names any of the classes: there is no accuracy to report."""
 
 
+def load_templates(path: str | None) -> list[str]:
+    """Prompt templates from a file (one per line, '{}' = the class name), or CLIP-style ones."""
+    if not path:
+        return list(DEFAULT_TEMPLATES)
+    with fsspec.open(path, "rt", encoding="utf-8") as f:
+        templates = [line.strip() for line in f if line.strip()]
+    if not templates or not all("{}" in t for t in templates):
+        raise ValueError(f"{path}: every template needs a '{{}}' for the class name")
+    return templates
+
+
 def caption_label_fn(classnames: Sequence[str]) -> LabelFn:
     """Label = the one class whose normalised name occurs as whole words in the sample's `text`."""
     padded = [textnorm.padded(c) for c in classnames]
@@ -227,8 +238,8 @@ def run(argv: list[str] | None = None) -> int:
 
     from train.data import check_shards
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if args.device == "auto" else args.device)
     try:
         check_shards(args.shards)
         model, tokenizer = load_model(args.checkpoint)
@@ -239,11 +250,10 @@ def run(argv: list[str] | None = None) -> int:
     metrics: dict[str, Any] = {"checkpoint": args.checkpoint, "shards": args.shards}
     if args.classes:
         classes = load_classnames(args.classes)
-        templates = DEFAULT_TEMPLATES
-        if args.templates:
-            templates = [t for t in (line.strip() for line in open(args.templates, encoding="utf-8")) if t]
-            if not all("{}" in t for t in templates):
-                p.error("every template needs a '{}' for the class name")
+        try:
+            templates = load_templates(args.templates)
+        except ValueError as exc:
+            p.error(str(exc))
         label_fn = caption_label_fn(classes) if args.label_from == "text" else query_label_fn(classes)
         try:
             metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size,

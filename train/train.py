@@ -90,9 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.zero_shot_templates:
-        lines = Path(args.zero_shot_templates).read_text(encoding="utf-8").splitlines()
-        if not all("{}" in t for t in lines if t.strip()):
-            p.error("every --zero-shot-templates line needs a '{}' for the class name")
+        from train.evaluate import load_templates
+
+        try:
+            load_templates(args.zero_shot_templates)
+        except ValueError as exc:
+            p.error(f"--zero-shot-templates: {exc}")
     return args
 
 
@@ -153,9 +156,7 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_
     model.eval()
     if args.zero_shot_classes:
         classes = ev.load_classnames(args.zero_shot_classes)
-        templates = ev.DEFAULT_TEMPLATES
-        if args.zero_shot_templates:
-            templates = [t.strip() for t in Path(args.zero_shot_templates).read_text(encoding="utf-8").splitlines() if t.strip()]
+        templates = ev.load_templates(args.zero_shot_templates)
         label_fn = ev.caption_label_fn(classes) if args.label_from == "text" else ev.query_label_fn(classes)
         try:
             zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size,
@@ -175,7 +176,7 @@ def _stream_shape(args: argparse.Namespace, world: int) -> dict[str, Any]:
             "workers": args.workers}
 
 
-def check_same_stream(doc: dict[str, Any], args: argparse.Namespace, world: int) -> None:
+def check_same_stream(doc: dict[str, Any], args: argparse.Namespace, world: int, tokenizer: Tokenizer) -> None:
     """--resume continues the saved data stream only with the same stream shape and tokenizer:
     refuse instead of silently training on another sequence of batches."""
     saved = doc.get("data_state") or {}
@@ -185,9 +186,8 @@ def check_same_stream(doc: dict[str, Any], args: argparse.Namespace, world: int)
         raise ValueError("--resume with another data stream than the checkpoint's: " + ", ".join(changed)
                          + " (resume with the same options, or start a new --out)")
     want = (doc.get("extra") or {}).get("tokenizer_sha256")
-    got = Tokenizer.from_json(doc["tokenizer_json"]).sha256
-    if want and want != got:
-        raise ValueError(f"--resume: the checkpoint's tokenizer hashes to {got}, but it was saved as {want}")
+    if want and want != tokenizer.sha256:
+        raise ValueError(f"--resume: the checkpoint's tokenizer hashes to {tokenizer.sha256}, but it was saved as {want}")
 
 
 def agree_on_resume_step(step: int, device: torch.device) -> None:
@@ -269,11 +269,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if world > 1:
         agree_on_resume_step(int(resume_doc["step"]) if resume_doc is not None else 0, device)
     if resume_doc is not None:
-        check_same_stream(resume_doc, args, world)
         saved = resume_doc["config"].get("config_name")
         if saved != args.config:
             raise ValueError(f"--resume: {ckpt} is a {saved!r} model, not --config {args.config!r}")
         tokenizer = Tokenizer.from_json(resume_doc["tokenizer_json"])
+        check_same_stream(resume_doc, args, world, tokenizer)
         cfg = ModelConfig.from_dict(resume_doc["config"]["model"])
     else:
         tokenizer = load_tokenizer(args.tokenizer, args.shards, args.bpe_vocab, args.bpe_captions)

@@ -462,7 +462,8 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
         for what, rows, side in (("candidates", candidates, "in"), ("selected", selected, "out")):
             if rows is not None and rows != stages["balance"].get(side):
                 problems.append(f"{what}: {rows} rows but stats.json balance.{side}={stages['balance'].get(side)}")
-    t = ((stats_doc or {}).get("config") or {}).get("t")
+    config = (stats_doc or {}).get("config") or {}
+    t = config.get("t")
     rows: list[dict[str, Any]] = []
     qc_url = fsio.join(target.root, QUERY_COUNTS_FILE)
     if _exists(qc_url):
@@ -473,7 +474,7 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
             problems.append(str(exc))
     else:
         problems.append(f"{QUERY_COUNTS_FILE}: missing")
-    balance = ((stats_doc or {}).get("config") or {}).get("balance")
+    balance = config.get("balance")
     for r in rows:
         if r["selected"] > r["count"]:
             problems.append(f"query {r['query']!r}: selected {r['selected']} > matched {r['count']}")

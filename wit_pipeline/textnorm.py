@@ -2,9 +2,10 @@
 
 Matching rule (documented in the README): a query matches a caption when the query's
 normalised token sequence occurs as a contiguous run of whole tokens in the caption's.
-Normalisation: Unicode NFKC; typographic apostrophes (U+2019, U+02BC) become "'"; lower-case (unless case-sensitive, MetaCLIP's semantics);
-every character that is not a letter, digit or apostrophe becomes a space; apostrophes at
-token edges are dropped; runs of spaces collapse to one. Padding both sides with one space
+Normalisation: Unicode NFKC; typographic apostrophes (U+2019, U+02BC) become "'";
+lower-case (unless case-sensitive, MetaCLIP's semantics); every character that is not a
+letter, digit or apostrophe becomes a space; apostrophes at token edges are dropped; runs
+of spaces collapse to one. Padding both sides with one space
 turns whole-token matching into plain substring matching (" cat " is not in " cats ").
 """
 
