@@ -29,8 +29,8 @@ from apache_beam.io import fileio
 
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, write_stats
 from queries import build, pageviews, pmi, wikipedia, wordnet
-from wit_pipeline import fsio
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core import fsio
+from wit_pipeline.core.cli_help import HelpFormatter
 
 STAGES = ("articles", "unigrams", "bigrams", "pageviews", "titles", "wordnet", "allowlist")
 BIGRAM = "bigram"

@@ -1,11 +1,12 @@
-"""What every wit Beam job shares: the default runner, counters as a Tally, stats.json."""
+"""What every wit Beam job shares: the default runner, flags, counters as a Tally, the
+counting adapter every record-handling DoFn goes through, the sharded writer, stats.json."""
 
 from __future__ import annotations
 
 import argparse
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import apache_beam as beam
@@ -14,10 +15,19 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.utils import shared
 
-from wit_pipeline import fsio
-from wit_pipeline.stats import check_stages, counter_name, stages_from_counters, stats_document
+from wit_pipeline.core import fsio
+from wit_pipeline.core.stats import (
+    ERROR,
+    Drop,
+    check_stages,
+    counter_name,
+    error_text,
+    stages_from_counters,
+    stats_document,
+)
 
 NAMESPACE = "wit"
+DEAD_LETTER = "dead_letter"  # the tagged output of every Counted DoFn
 T = TypeVar("T")
 
 
@@ -68,7 +78,7 @@ def _beam_flags() -> frozenset[str]:
 
 
 class BeamTally:
-    """A `wit_pipeline.stats.Tally` backed by Beam counters; create it inside a DoFn."""
+    """A `wit_pipeline.core.stats.Tally` backed by Beam counters; create it inside a DoFn."""
 
     def __init__(self) -> None:
         self._counters: dict[str, Any] = {}
@@ -144,3 +154,82 @@ def shared_load(handle: shared.Shared, tag: str, load: Callable[[], T]) -> T:
     holder = handle.acquire(lambda: _Holder(load()), tag=tag)
     _HELD[(id(handle), tag)] = holder
     return holder.value
+
+
+def dead_letter(stage: str, source: str, error: str) -> dict[str, str]:
+    """A row of schema.DEAD_LETTER."""
+    return {"stage": stage, "source": source, "error": error}
+
+
+def _no_source(element: Any) -> str:
+    return "?"
+
+
+class Counted(beam.DoFn):
+    """The one way a job runs a stage's pure per-record function (datatrove's BaseFilter
+    counting, once for all): `<stage>:in` per element, then `out` for a value, or
+    `dropped.<reason>` for a `Drop(reason)`. A record whose handling raises costs only
+    itself: `dropped.error` and a dead letter (stage, source(element), error) on the
+    DEAD_LETTER output; the bundle, its file and the job go on.
+
+    `fn(element, *side_inputs)` is given directly, or built per worker by `make()` in
+    setup (for functions that hold a model loaded through `shared_load`). Side inputs
+    given to ParDo reach `fn` after the element.
+    """
+
+    def __init__(self, stage: str, fn: Callable[..., Any] | None = None, *,
+                 make: Callable[[], Callable[..., Any]] | None = None,
+                 source: Callable[[Any], str] = _no_source) -> None:
+        if (fn is None) == (make is None):
+            raise ValueError("Counted takes exactly one of fn and make")
+        self.stage, self._fn, self._make, self._source = stage, fn, make, source
+
+    def setup(self) -> None:
+        self.tally = BeamTally()
+        if self._make is not None:
+            self._fn = self._make()
+
+    def process(self, element: Any, *side: Any) -> Iterator[Any]:
+        self.tally.inc(self.stage, "in")
+        try:
+            result = self._fn(element, *side)
+        except Exception as exc:  # one record's failure is its own: see the class docstring
+            self.tally.dropped(self.stage, ERROR)
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter(self.stage, _safe_source(self._source, element), error_text(exc)))
+            return
+        if isinstance(result, Drop):
+            self.tally.dropped(self.stage, result.reason)
+            return
+        self.tally.kept(self.stage)
+        yield result
+
+
+def _safe_source(source: Callable[[Any], str], element: Any) -> str:
+    try:
+        return str(source(element))[:2000]
+    except Exception:  # the element may be what is broken
+        return "?"
+
+
+class WriteShards(beam.PTransform):
+    """(shard, row) pairs -> one file per shard, TFDS BeamWriter style: every shard in
+    `range(num_shards)` is written (empty ones too, when `num_shards` is given) by
+    `write(shard, rows) -> dict`, which writes under a temporary name and renames (see
+    `fsio.atomic_open`) and sorts its rows, so the bytes depend only on the rows; the
+    PCollection out holds what each `write` returned (a manifest entry)."""
+
+    def __init__(self, write: Callable[[int, list[Any]], Any], num_shards: int | None = None) -> None:
+        super().__init__()
+        self.write, self.num_shards = write, num_shards
+
+    def expand(self, keyed: beam.PCollection) -> beam.PCollection:
+        write = self.write
+        if self.num_shards is not None:
+            empty = keyed.pipeline | "AllShards" >> beam.Create([(i, None) for i in range(self.num_shards)])
+            keyed = (keyed, empty) | "WithEmpty" >> beam.Flatten()
+
+        def write_group(group: tuple[int, Iterable[Any]]) -> Any:
+            shard, rows = group
+            return write(shard, [r for r in rows if r is not None])
+
+        return keyed | "GroupShards" >> beam.GroupByKey() | "Write" >> beam.Map(write_group)

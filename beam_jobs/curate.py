@@ -8,7 +8,7 @@ Near duplicates at scale: every sample is emitted under each of its d+1 pHash ba
 (pigeonhole: two hashes within distance d share a band); a band group finds, in rank order
 (rank = (-(w*h), key)), the members that a better-ranked member within d drops, and reports
 each at most once, so a dense cluster costs its size, not its pairs. That is exactly
-`wit_pipeline.neardup.near_duplicates`. These decisions run on light records (key, hash,
+`wit_pipeline.image.neardup.near_duplicates`. These decisions run on light records (key, hash,
 size, query ids, image digest); the image bytes are shuffled once more, to their shard.
 
 Final shards are a pure function of the kept keys and the seed: samples are ordered by
@@ -32,9 +32,11 @@ from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
 from queries.allowlist import DEMO, load_allowlist
-from wit_pipeline import fsio, keys, neardup, phash, shards
-from wit_pipeline.balance import cap_rank
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline import shards
+from wit_pipeline.core import fsio, keys
+from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.image import neardup, phash
+from wit_pipeline.stages.balance import cap_rank
 
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
@@ -57,11 +59,11 @@ def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
     A folder's own tars are read, or, where it has none, those one level down: the layout
     `wit download --engine beam` writes (one subfolder per selected-pairs file). An
     img2dataset shard `NNNNN.tar` counts only once the download counts it complete
-    (`wit_pipeline.download.complete_shards`): a download that is still running or was killed
+    (`wit_pipeline.stages.download.complete_shards`): a download that is still running or was killed
     leaves tars that a rerun of the download deletes and fetches again, so curating them would
     keep samples twice.
     """
-    from wit_pipeline.download import complete_shards
+    from wit_pipeline.stages.download import complete_shards
 
     found: set[str] = set()
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):

@@ -4,7 +4,7 @@ Two engines:
 - `--engine local` (default) runs img2dataset once over all input files with its own
   multiprocessing distributor (`--processes` x `--threads`) into `--output`.
 - `--engine beam` runs a Beam pipeline in which each element is one selected-pairs file;
-  a worker runs img2dataset (the same `wit_pipeline.download.download`, resumable) over it
+  a worker runs img2dataset (the same `wit_pipeline.stages.download.download`, resumable) over it
   into its own subfolder `--output/<file stem>/`, and reports its counts as Beam counters;
   stats.json in `--output` sums them.
 
@@ -31,9 +31,9 @@ from typing import Any
 import apache_beam as beam
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
-from wit_pipeline import download as dl
-from wit_pipeline import fsio
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core import fsio
+from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.stages import download as dl
 
 
 def part_name(path: str) -> str:

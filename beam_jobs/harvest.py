@@ -22,8 +22,8 @@ import apache_beam as beam
 from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
-from wit_pipeline import fsio, keys, parquet_io, schema
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core import fsio, keys, parquet_io, schema
+from wit_pipeline.core.cli_help import HelpFormatter
 
 STAGES = ("read", "extract", "filter", "dedup", "match", "balance")
 CHAINED = (("extract", "filter"), ("filter", "dedup"), ("dedup", "match"), ("match", "balance"))
@@ -79,7 +79,7 @@ class ExtractPairs(beam.DoFn):
         self.tally = BeamTally()
 
     def process(self, file_url: str) -> Iterator[Any]:
-        from wit_pipeline.extract import iter_pairs
+        from wit_pipeline.web.extract import iter_pairs
 
         errors: list[tuple[str, str]] = []
         try:
@@ -104,13 +104,13 @@ class FilterPairs(beam.DoFn):
         self._max_chars = max_chars
 
     def setup(self) -> None:
-        from wit_pipeline.langid import LanguageIdentifier
+        from wit_pipeline.text.langid import LanguageIdentifier
 
         self.tally = BeamTally()
         self.lid = shared_load(self._lid_handle, f"lid:{self._lid_model}", lambda: LanguageIdentifier(self._lid_model))
 
     def process(self, pair: dict) -> Iterator[tuple[str, dict]]:
-        from wit_pipeline.textfilter import drop_reason
+        from wit_pipeline.text.textfilter import drop_reason
 
         self.tally.inc("filter", "in")
         text = pair["text"]  # already clean_text()-ed by extraction
@@ -164,7 +164,7 @@ class MatchQueries(beam.DoFn):
     def _load(self) -> tuple[Any, list[str]]:
         """The matcher and the query names, from one read of the allowlist."""
         from queries.allowlist import load_allowlist
-        from wit_pipeline.matcher import QueryMatcher
+        from wit_pipeline.text.matcher import QueryMatcher
 
         queries = load_allowlist(self._allowlist, self._case_sensitive, allow_duplicates=True).queries
         return QueryMatcher.from_queries(queries, self._case_sensitive), queries
@@ -181,7 +181,7 @@ class MatchQueries(beam.DoFn):
 
 
 def keep_by_probability(record: dict, counts: dict[int, int], t: int, seed: int) -> Iterator[dict]:
-    from wit_pipeline.balance import keeping_queries
+    from wit_pipeline.stages.balance import keeping_queries
 
     tally = BeamTally()
     tally.inc("balance", "in")
@@ -194,7 +194,7 @@ def keep_by_probability(record: dict, counts: dict[int, int], t: int, seed: int)
 
 
 def rank_per_query(record: dict, seed: int) -> Iterator[tuple[int, tuple[int, str]]]:
-    from wit_pipeline.balance import cap_rank
+    from wit_pipeline.stages.balance import cap_rank
 
     for qid in record["query_ids"]:
         yield qid, (cap_rank(record["key"], qid, seed), record["key"])

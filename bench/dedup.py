@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from wit_pipeline.neardup import brute_force_pairs, near_pairs
+from wit_pipeline.image.neardup import brute_force_pairs, near_pairs
 
 
 def planted(n: int, d: int, seed: int) -> tuple[np.ndarray, int]:

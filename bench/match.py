@@ -19,8 +19,8 @@ import time
 
 import ahocorasick
 
-from wit_pipeline import textnorm
-from wit_pipeline.matcher import QueryMatcher
+from wit_pipeline.text import textnorm
+from wit_pipeline.text.matcher import QueryMatcher
 
 NAMES = ["Alice", "Bob", "María", "José", "Zoë", "O'Brien", "Nakamura", "Müller", "Smith", "Nguyen",
          "London", "Paris", "New York", "São Paulo", "Tokyo", "Berlin", "McDonald's", "iPhone"]

@@ -20,7 +20,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from wit_pipeline.phash import hamming, phash64_bytes
+from wit_pipeline.image.phash import hamming, phash64_bytes
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 

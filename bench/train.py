@@ -124,9 +124,8 @@ def loader_ours(shards: str, image_size: int, batch: int, workers: int, samples:
 
 
 def loader_openclip(shards: str, image_size: int, batch: int, workers: int, samples: int, context_length: int) -> float:
-    from argparse import Namespace
-
     import functools
+    from argparse import Namespace
 
     import open_clip
     import open_clip_train.data as oc_data
@@ -167,7 +166,7 @@ def make_shards(out: Path, shards: int, per_shard: int, size: tuple[int, int]) -
 
     import webdataset as wds
 
-    from wit_pipeline import keys
+    from wit_pipeline.core import keys
     from wit_pipeline.synthetic.concepts import all_concepts, caption_for
     from wit_pipeline.synthetic.images import encode, render
 

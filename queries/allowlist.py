@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from wit_pipeline import textnorm
-from wit_pipeline.fsio import atomic_open
+from wit_pipeline.core.fsio import atomic_open
+from wit_pipeline.text import textnorm
 
 HEADER = ("query", "source", "stat")
 

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from queries import pageviews, pmi, wikipedia, wordnet
-from wit_pipeline import textnorm
-from wit_pipeline.stats import Tally
+from wit_pipeline.core.stats import Tally
+from wit_pipeline.text import textnorm
 
 STAGE = "allowlist"
 SOURCES = ("unigram", "bigram", "title", "wordnet")

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, TEXTURES, all_concepts, caption_for
-from wit_pipeline.textnorm import normalize, padded
+from wit_pipeline.text.textnorm import normalize, padded
 
 OUT = Path(__file__).with_name("demo_allowlist.tsv")
 N_COMMON = 500

@@ -20,8 +20,8 @@ from urllib.parse import unquote
 
 import fsspec
 
-from wit_pipeline import textnorm
-from wit_pipeline.stats import Tally
+from wit_pipeline.core.stats import Tally
+from wit_pipeline.text import textnorm
 
 LINE_STAGE = "pageviews"
 TITLE_STAGE = "titles"

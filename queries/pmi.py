@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from wit_pipeline.stats import Tally
+from wit_pipeline.core.stats import Tally
 
 UNIGRAM_STAGE = "unigrams"
 BIGRAM_STAGE = "bigrams"

@@ -11,7 +11,7 @@ links, external-link URLs, HTML tags, heading '=' marks, bold/italic quotes, lis
 What survives in rare malformed markup is a stray token or two, harmless to counts at scale.
 XML entity expansion is bounded by expat's own billion-laughs protection (expat >= 2.4).
 
-Tokens are exactly `wit_pipeline.textnorm.tokens` (the allowlist's and the matcher's rule,
+Tokens are exactly `wit_pipeline.text.textnorm.tokens` (the allowlist's and the matcher's rule,
 computed with the matcher's batch normaliser), so a word is counted in the form that a caption
 will be matched in. Bigrams are adjacent tokens within
 one phrase: text is cut at line breaks and clause punctuation (PHRASE_BREAK) first, so
@@ -30,8 +30,8 @@ from typing import IO
 
 import fsspec
 
-from wit_pipeline.matcher import normalize_batch
-from wit_pipeline.stats import Tally
+from wit_pipeline.core.stats import Tally
+from wit_pipeline.text.matcher import normalize_batch
 
 STAGE = "articles"
 _SEP = "\x00"  # what normalize_batch joins its texts with

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import fsspec
 
-from wit_pipeline import fsio, textnorm
-from wit_pipeline.stats import Tally
+from wit_pipeline.core import fsio
+from wit_pipeline.core.stats import Tally
+from wit_pipeline.text import textnorm
 
 STAGE = "wordnet"
 INDEX_FILES = ("index.noun", "index.verb", "index.adj", "index.adv")

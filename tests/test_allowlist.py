@@ -75,7 +75,7 @@ def test_write_rejects_fields_that_would_shift_columns(tmp_path):
 
 def test_bundled_demo_allowlist_is_strictly_valid():
     from queries import DEMO_ALLOWLIST
-    from wit_pipeline.matcher import QueryMatcher
+    from wit_pipeline.text.matcher import QueryMatcher
 
     allow = load_allowlist(DEMO_ALLOWLIST)  # no duplicates, no empty queries, numeric stats
     assert len(allow) > 100

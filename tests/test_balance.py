@@ -8,9 +8,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from wit_pipeline.balance import (cap_rank, count_queries, keep_prob, keep_probability, select_cap,
-                                  select_prob)
-from wit_pipeline.keys import salted_hash, sample_key, uniform
+from wit_pipeline.core.keys import salted_hash, sample_key, uniform
+from wit_pipeline.stages.balance import cap_rank, count_queries, keep_prob, keep_probability, select_cap, select_prob
 
 
 def test_keep_probability():

@@ -25,8 +25,8 @@ import pytest
 
 from queries import build, pageviews, pmi, wikipedia, wordnet
 from queries.allowlist import load_allowlist
-from wit_pipeline.matcher import QueryMatcher
-from wit_pipeline.stats import DictTally
+from wit_pipeline.core.stats import DictTally
+from wit_pipeline.text.matcher import QueryMatcher
 
 NS11 = "http://www.mediawiki.org/xml/export-0.11/"
 NS10 = "http://www.mediawiki.org/xml/export-0.10/"
@@ -159,7 +159,7 @@ def test_count_ngrams_never_crosses_a_phrase_break():
 
 
 def test_phrases_tokenise_exactly_like_textnorm():
-    from wit_pipeline import textnorm
+    from wit_pipeline.text import textnorm
 
     text = "Ŝtar-Wars' Ｆｕｌｌ width, l'Été\x00nul; 'quoted' O'Brien's 3.5 ﬁne_print\n\n— ÀB"
     want = [t for span in wikipedia.PHRASE_BREAK.split(text) if (t := textnorm.tokens(span))]

@@ -22,8 +22,10 @@ from PIL import Image
 
 from beam_jobs import curate
 from beam_jobs.common import make_pipeline
-from wit_pipeline import keys, neardup, phash, shards
-from wit_pipeline.balance import select_cap
+from wit_pipeline import shards
+from wit_pipeline.core import keys
+from wit_pipeline.image import neardup, phash
+from wit_pipeline.stages.balance import select_cap
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 

@@ -15,7 +15,7 @@ import webdataset as wds
 from train import data, preprocess
 from train.data import iter_captions, iter_eval, make_loader, manifest_samples
 from train.tokenizer import byte_tokenizer
-from wit_pipeline import keys
+from wit_pipeline.core import keys
 from wit_pipeline.shards import write_manifest
 from wit_pipeline.synthetic.concepts import all_concepts, caption_for
 from wit_pipeline.synthetic.images import encode, render

@@ -10,7 +10,7 @@ import pytest
 
 from wit_pipeline import demo
 from wit_pipeline import inspect as wi
-from wit_pipeline.stats import check_stages
+from wit_pipeline.core.stats import check_stages
 
 
 @pytest.mark.slow

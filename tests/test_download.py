@@ -11,8 +11,8 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline import download as dl
-from wit_pipeline import keys, schema
+from wit_pipeline.core import keys, schema
+from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 from wit_pipeline.synthetic.server import serve

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline import download as dl
-from wit_pipeline import keys, schema
-from wit_pipeline.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.core import keys, schema
+from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
+from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 

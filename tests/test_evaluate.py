@@ -11,10 +11,18 @@ import torch
 import webdataset as wds
 
 from train import evaluate, preprocess
-from train.evaluate import (DEFAULT_TEMPLATES, caption_label_fn, load_classnames, load_templates, query_label_fn,
-                            recall_at_k, retrieval, zero_shot)
+from train.evaluate import (
+    DEFAULT_TEMPLATES,
+    caption_label_fn,
+    load_classnames,
+    load_templates,
+    query_label_fn,
+    recall_at_k,
+    retrieval,
+    zero_shot,
+)
 from train.tokenizer import byte_tokenizer
-from wit_pipeline import keys
+from wit_pipeline.core import keys
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, Concept, caption_for
 from wit_pipeline.synthetic.images import encode, render
 

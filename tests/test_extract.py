@@ -13,8 +13,9 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from wit_pipeline.extract import decode_html, iter_pairs, wat_page
-from wit_pipeline.stats import DictTally, check_stages, stages_from_counters
+from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters
+from wit_pipeline.web.extract import iter_pairs, wat_page
+from wit_pipeline.web.page import decode_html
 
 PAGE1 = "https://example.org/gallery/index.html"
 PAGE1_HTML = """<!doctype html><html><head><title>Gallery</title></head><body>
@@ -324,7 +325,7 @@ def test_garbage_and_missing_files(tmp_path: Path) -> None:
 def test_generated_crawl_matches_truth(crawl, kind: str) -> None:
     from collections import Counter
 
-    from wit_pipeline.textfilter import clean_text
+    from wit_pipeline.text.textfilter import clean_text
 
     truth, c = crawl.truth, crawl.truth["counts"]
     tally, errors, pairs = DictTally(), [], []

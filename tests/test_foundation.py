@@ -7,7 +7,9 @@ import importlib.util
 import pyarrow as pa
 import pytest
 
-from wit_pipeline import cli, keys, parquet_io, schema, stats, textnorm
+from wit_pipeline import cli
+from wit_pipeline.core import keys, parquet_io, schema, stats
+from wit_pipeline.text import textnorm
 
 
 def test_sample_key_is_stable_and_separates_fields():

@@ -16,8 +16,8 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that
 
 from beam_jobs import harvest
-from wit_pipeline import keys, parquet_io, schema, stats
-from wit_pipeline.balance import cap_rank, select_cap
+from wit_pipeline.core import keys, parquet_io, schema, stats
+from wit_pipeline.stages.balance import cap_rank, select_cap
 
 
 def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
@@ -213,17 +213,19 @@ def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
     assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["read"]["in"]
 
 
-def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path):
+def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path, capsys):
     out = tmp_path / "never"
     for argv, message in (
         (["--input", str(tmp_path / "nothing-*.wat.gz")], "matches no files"),
         (["--input", crawl.wat_glob, "--balanse", "cap"], "unrecognised arguments: --balanse"),
         (["--input", crawl.wat_glob, "--num-shards", "0"], "--num-shards must be positive"),
-        (["--output-only"], "unrecognised arguments"),
+        (["--input", crawl.wat_glob, "--output-only"], "unrecognised arguments: --output-only"),
     ):
         with pytest.raises(SystemExit) as exc:
             harvest.run([*argv, "--output", str(out)])
         assert exc.value.code != 0, argv
+        said = str(exc.value.code) + capsys.readouterr().err
+        assert message in said, (argv, said)
     assert not out.exists()
     with pytest.raises(SystemExit, match="matches no files"):
         harvest.run(["--input", str(tmp_path / "nothing-*.wat.gz"), "--output", str(out)])

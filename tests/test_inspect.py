@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from wit_pipeline import inspect as wi
-from wit_pipeline import parquet_io, schema, shards
-from wit_pipeline.keys import sample_key
+from wit_pipeline import shards
+from wit_pipeline.core import parquet_io, schema
+from wit_pipeline.core.keys import sample_key
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 

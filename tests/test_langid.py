@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wit_pipeline.langid import LanguageIdentifier, default_model_path
+from wit_pipeline.text.langid import LanguageIdentifier, default_model_path
 
 SENTENCES = {
     "en": "A small brown dog is running across the green field in the morning.",

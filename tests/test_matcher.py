@@ -9,8 +9,8 @@ import ahocorasick
 import pytest
 
 from queries.allowlist import write_allowlist
-from wit_pipeline import textnorm
-from wit_pipeline.matcher import QueryMatcher, normalize_batch
+from wit_pipeline.text import textnorm
+from wit_pipeline.text.matcher import QueryMatcher, normalize_batch
 
 QUERIES = ["cat", "new york", "York", "new york city", "a b", "b c", "don't", "fish", "rock'n'roll",
            "Apple", "3d", "naïve", "co op", "New-York"]

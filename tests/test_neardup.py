@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from wit_pipeline.neardup import (
+from wit_pipeline.image.neardup import (
     EvalIndex,
     as_hashes,
     band_keys,
@@ -20,7 +20,7 @@ from wit_pipeline.neardup import (
     near_pairs,
     pairs_within,
 )
-from wit_pipeline.phash import hamming, phash64_bytes
+from wit_pipeline.image.phash import hamming, phash64_bytes
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 
@@ -251,7 +251,7 @@ def test_as_hashes_and_determinism():
 @pytest.mark.parametrize("d", [1, 3, 4, 6])
 def test_every_mask_family_catches_every_pair_within_d(d):
     """Each family the search may pick (m = d+1 .. d+5 chunks) leaves no pair within d behind."""
-    from wit_pipeline.neardup import _family
+    from wit_pipeline.image.neardup import _family
 
     rng = random.Random(d)
     bits = list(range(63, -1, -1))
@@ -272,7 +272,7 @@ def test_every_mask_family_catches_every_pair_within_d(d):
 
 @pytest.mark.parametrize("parts", [5, 6, 7])
 def test_wider_families_equal_brute_force(monkeypatch, parts):
-    import wit_pipeline.neardup as nd
+    import wit_pipeline.image.neardup as nd
 
     monkeypatch.setattr(nd, "_choose_parts", lambda n, d, nbits: min(parts, nbits))
     h, _ = _planted(3000, 4, 20, seed=parts)
@@ -292,7 +292,7 @@ def _dense_cluster(n: int, radius: int, seed: int) -> np.ndarray:
 def test_earliest_neighbour_agrees_with_brute_force_both_ways(monkeypatch):
     """The pair-listing path and the rank-order scan (what a dense cluster falls back to)
     give the same answer, and it is brute force's."""
-    import wit_pipeline.neardup as nd
+    import wit_pipeline.image.neardup as nd
 
     rng = np.random.default_rng(5)
     h, _ = _planted(1500, 4, 15, seed=9)
@@ -314,7 +314,7 @@ def test_earliest_neighbour_agrees_with_brute_force_both_ways(monkeypatch):
 def test_dense_cluster_dedup_does_not_list_its_pairs(monkeypatch):
     """20k distinct hashes within 3 bits of one value have ~10^8 pairs within 4: dedup must
     decide every drop without materialising them (the scan path; its memory is linear)."""
-    import wit_pipeline.neardup as nd
+    import wit_pipeline.image.neardup as nd
 
     h = _dense_cluster(20_000, 3, seed=4)
     keys = [f"{i:016x}" for i in range(len(h))]
@@ -334,7 +334,7 @@ def test_dense_cluster_dedup_does_not_list_its_pairs(monkeypatch):
 
 def test_scan_cuts_bands_from_the_bits_that_vary():
     """A Beam band group shares its band's bits: the scan must not put every member in one bucket."""
-    import wit_pipeline.neardup as nd
+    import wit_pipeline.image.neardup as nd
 
     rng = random.Random(8)
     top = rng.getrandbits(13) << 51  # one band value, random below: what a band group holds

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wit_pipeline.phash import (
+from wit_pipeline.image.phash import (
     MAX_PIXELS,
     decode_image,
     from_hex,

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import webdataset as wds
 
-from wit_pipeline import keys, shards
-from wit_pipeline.schema import SAMPLE_JSON_KEYS
-from wit_pipeline.stats import DictTally
+from wit_pipeline import shards
+from wit_pipeline.core import keys
+from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
+from wit_pipeline.core.stats import DictTally
 
 
 def _meta(i: int, **extra: object) -> dict:

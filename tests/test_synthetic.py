@@ -275,9 +275,9 @@ def test_demo_allowlist():
 
 
 def test_off_topic_alts_are_english_and_match_no_demo_query(crawl):
-    from wit_pipeline.langid import LanguageIdentifier
-    from wit_pipeline.matcher import QueryMatcher
     from wit_pipeline.synthetic.generate import OFF_TOPIC_ALTS
+    from wit_pipeline.text.langid import LanguageIdentifier
+    from wit_pipeline.text.matcher import QueryMatcher
 
     matcher, lid = QueryMatcher.from_file(DEMO_ALLOWLIST), LanguageIdentifier(None)
     assert matcher.match_many(list(OFF_TOPIC_ALTS)) == [[] for _ in OFF_TOPIC_ALTS]

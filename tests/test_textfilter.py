@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wit_pipeline.stats import DictTally
-from wit_pipeline.textfilter import clean_text, drop_reason, filter_pairs, junk_rule
+from wit_pipeline.core.stats import DictTally
+from wit_pipeline.text.textfilter import clean_text, drop_reason, filter_pairs, junk_rule
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from train.configs import CONFIGS
 from train.loss import clip_loss
 from train.model import CLIP
 from train.train import run
-from wit_pipeline import keys
+from wit_pipeline.core import keys
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, all_concepts, caption_for
 from wit_pipeline.synthetic.images import encode, render
 

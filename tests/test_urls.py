@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wit_pipeline.urls import document_base, normalize_url, resolve_image_url
+from wit_pipeline.web.urls import document_base, normalize_url, resolve_image_url
 
 PAGE = "https://an.wikipedia.org/wiki/Escopete"
 

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from wit_pipeline.urlsafety import UrlChecker, check_url, parse_ip_literal
+from wit_pipeline.web.urlsafety import UrlChecker, check_url, parse_ip_literal
 
 
 class FakeDNS:

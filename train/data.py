@@ -46,7 +46,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from train import preprocess
-from wit_pipeline import fsio, keys
+from wit_pipeline.core import fsio, keys
 from wit_pipeline.shards import MANIFEST, image_of, iter_tar_samples
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,8 @@ class _Stream(IterableDataset):
                 rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}{salt}")
                 samples = wds.filters.shuffle(SHUFFLE_BUFFER, SHUFFLE_INITIAL, rng=rng)(samples)
             got = 0
-            for got, sample in enumerate(samples, start=1):
+            for sample in samples:
+                got += 1
                 yield sample
             if not got:  # shards that hold nothing readable: another pass would spin for ever
                 return

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from train.data import DEFAULT_CONTEXT_LENGTH, iter_eval
-from wit_pipeline import fsio, textnorm
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core import fsio
+from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.text import textnorm
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -235,7 +236,6 @@ def run(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from train.checkpoint import load_model
-
     from train.data import check_shards
 
     auto = "cuda" if torch.cuda.is_available() else "cpu"

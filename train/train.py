@@ -41,7 +41,7 @@ from train.configs import CONFIGS, ModelConfig, get_config
 from train.loss import clip_loss
 from train.model import CLIP, MAX_LOGIT_SCALE
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core.cli_help import HelpFormatter
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.synthetic.server import LoopbackServer
 
 DEMO_PORT = 8931
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
     from wit_pipeline.synthetic.concepts import COLOURS
+    from wit_pipeline.synthetic.generate import generate_crawl, render_eval_set, write_concept_shards
 
     parser = build_parser()
     args = parser.parse_args(argv)

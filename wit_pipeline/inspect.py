@@ -21,11 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wit_pipeline import fsio, plots, shards
-from wit_pipeline.cli import HelpFormatter
-from wit_pipeline.phash import MAX_PIXELS, decode_image
-from wit_pipeline.schema import CANDIDATES, QUERY_COUNTS, SAMPLE_JSON_KEYS, SELECTED, SchemaError, validate
-from wit_pipeline.stats import DictTally
+from wit_pipeline import plots, shards
+from wit_pipeline.core import fsio
+from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.schema import CANDIDATES, QUERY_COUNTS, SAMPLE_JSON_KEYS, SELECTED, SchemaError, validate
+from wit_pipeline.core.stats import DictTally
+from wit_pipeline.image.phash import MAX_PIXELS, decode_image
 
 STATS = "stats.json"
 QUERY_COUNTS_FILE = "query_counts.parquet"
@@ -423,9 +424,8 @@ def _top(counts: Counter[str], n: int) -> list[list[Any]]:
 
 def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) -> int | None:
     """Rows over `folder/*.parquet` from footers only; schema problems are listed."""
-    import pyarrow.parquet as pq
-
     import fsspec
+    import pyarrow.parquet as pq
 
     urls = fsio.expand(fsio.join(folder, "*.parquet"))
     if not urls:
@@ -446,7 +446,7 @@ def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) ->
 
 def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], list[str], list[dict[str, Any]]]:
     """(summary, problems, query rows sorted by matches) for a harvest output folder."""
-    from wit_pipeline import parquet_io
+    from wit_pipeline.core import parquet_io
 
     assert target.root is not None
     problems: list[str] = []

@@ -17,13 +17,13 @@ from typing import IO, Any
 
 import fsspec
 
-from wit_pipeline import fsio
-from wit_pipeline.schema import SAMPLE_JSON_KEYS
-from wit_pipeline.stats import Tally
+from wit_pipeline.core import fsio
+from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
+from wit_pipeline.core.stats import Tally
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_STAGE = "read"
-SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.download.KEY_COLUMN; img2dataset owns "key"
+SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; img2dataset owns "key"
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
@@ -92,7 +92,7 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
     """An img2dataset sample -> (record, None) or (None, drop reason).
 
     img2dataset owns the json's `key` (its running number), so our key travels as
-    `sample_key` (wit_pipeline.download.KEY_COLUMN); without it, the key is recomputed as
+    `sample_key` (wit_pipeline.stages.download.KEY_COLUMN); without it, the key is recomputed as
     `key_of(url, caption)` (keys.sample_key), or else the json's `key` is taken as is.
     """
     image = image_of(sample)

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from wit_pipeline.cli import HelpFormatter
-from wit_pipeline.keys import sample_key
+from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.keys import sample_key
 from wit_pipeline.synthetic import corruptions
 from wit_pipeline.synthetic.concepts import Concept, all_concepts, caption_for
 from wit_pipeline.synthetic.foreign import LANGS, foreign_caption

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from wit_pipeline.cli import HelpFormatter
+from wit_pipeline.core.cli_help import HelpFormatter
 
 OPT_OUT_PREFIX = "/noai/"
 

@@ -1,7 +1,7 @@
 """Whole-token matching of captions against the allowlist (CLIP's "text includes a query").
 
 Rule: a query matches a caption when the query's normalised token sequence
-(`wit_pipeline.textnorm`) occurs as a contiguous run of whole tokens in the caption's.
+(`wit_pipeline.text.textnorm`) occurs as a contiguous run of whole tokens in the caption's.
 Both sides are normalised and padded with one space, so whole-token matching is plain
 substring search: " cat " is in " a cat sat " but not in " cats ". Every occurrence counts,
 overlapping and nested ones included ("new york" and "york" both match "new york city"),
@@ -39,8 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from wit_pipeline.textnorm import TYPOGRAPHIC_APOSTROPHES
-
+from wit_pipeline.text.textnorm import TYPOGRAPHIC_APOSTROPHES
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
 # contain it, so no match crosses from one caption into the next.

@@ -21,8 +21,8 @@ import html
 import re
 from collections.abc import Iterable, Iterator
 
-from wit_pipeline.stats import Tally
-from wit_pipeline.textnorm import tokens
+from wit_pipeline.core.stats import Tally
+from wit_pipeline.text.textnorm import tokens
 
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"

@@ -14,7 +14,7 @@ ALLOWLIST_COLUMNS = ("query", "source", "stat")
 # harvest -> candidates/*.parquet: every pair that survived filtering and matched >= 1 query.
 CANDIDATES = pa.schema(
     [
-        pa.field("key", pa.string(), nullable=False),  # wit_pipeline.keys.sample_key(url, text)
+        pa.field("key", pa.string(), nullable=False),  # wit_pipeline.core.keys.sample_key(url, text)
         pa.field("url", pa.string(), nullable=False),  # normalised absolute image URL
         pa.field("text", pa.string(), nullable=False),  # alt (or title) text, whitespace-collapsed
         pa.field("page_url", pa.string(), nullable=False),

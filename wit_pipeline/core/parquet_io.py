@@ -13,8 +13,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline import fsio
-from wit_pipeline.schema import validate
+from wit_pipeline.core import fsio
+from wit_pipeline.core.schema import validate
 
 ROW_GROUP_SIZE = 64 * 1024
 

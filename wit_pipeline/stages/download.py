@@ -44,10 +44,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline import fsio, schema
-from wit_pipeline.egress_proxy import EgressProxy, failure_reason, refused_reason
-from wit_pipeline.stats import DictTally, check_stages, stages_from_counters, stats_document
-from wit_pipeline.urlsafety import Resolver, UrlChecker
+from wit_pipeline.core import fsio, schema
+from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
+from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
 

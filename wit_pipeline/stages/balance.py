@@ -19,7 +19,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from wit_pipeline.keys import salted_hash, uniform
+from wit_pipeline.core.keys import salted_hash, uniform
 
 
 def keep_probability(count: int, t: int) -> float:

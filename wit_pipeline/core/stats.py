@@ -9,12 +9,29 @@ and every stage satisfies in == out + sum(dropped).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 IN, OUT, DROPPED = "in", "out", "dropped"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """What a stage's pure function returns for a record it does not keep: the reason is a
+    counter name (`<stage>:dropped.<reason>`), so keep it short and snake_case."""
+
+    reason: str
+
+
+ERROR = "error"  # the drop reason of a record whose handling raised: it also gets a dead letter
+
+
+def error_text(exc: BaseException, limit: int = 2000) -> str:
+    """One line naming an exception, capped: a dead letter must stay small whatever raised."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Tally(Protocol):
@@ -86,7 +103,3 @@ def check_stages(stages: list[dict[str, Any]], chained: Iterable[tuple[str, str]
 
 def stats_document(stages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"stages": stages, **extra}
-
-
-def dumps(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"

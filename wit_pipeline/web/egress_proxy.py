@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from wit_pipeline.urlsafety import Resolver, checked_addresses
+from wit_pipeline.web.urlsafety import Resolver, checked_addresses
 
 Connector = Callable[[tuple[str, int], float], socket.socket]
 

@@ -17,7 +17,7 @@ import tempfile
 
 import fasttext
 
-from wit_pipeline import fsio
+from wit_pipeline.core import fsio
 
 _LABEL_PREFIX = "__label__"
 _NEWLINES = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")

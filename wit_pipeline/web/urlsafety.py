@@ -18,7 +18,7 @@ Residual risk, and what we do about it: img2dataset resolves the host again when
 fetches, so a hostile DNS server can answer with a public address here and a private one
 there (DNS rebinding), and urllib follows HTTP redirects to any host. This check alone
 cannot pin the address used for the fetch, so `wit download` runs img2dataset behind
-`wit_pipeline.egress_proxy`: a loopback forward proxy that applies these same rules
+`wit_pipeline.web.egress_proxy`: a loopback forward proxy that applies these same rules
 (`checked_addresses`) to every request and every redirect hop, resolving once and
 connecting to exactly the address it checked. What it does not cover: fetches that ignore
 `http(s)_proxy` (img2dataset's urllib honours it), and runs with `--no-egress-guard`,
@@ -195,7 +195,7 @@ def checked_addresses(
 ) -> tuple[str | None, list[IPAddress]]:
     """check_url's verdict together with the addresses it judged, resolving afresh (no cache).
 
-    For a caller that connects by itself (wit_pipeline.egress_proxy): when the reason is
+    For a caller that connects by itself (wit_pipeline.web.egress_proxy): when the reason is
     None the list is non-empty and every address in it is safe, so connecting to exactly
     these, never resolving the name again, fetches from what was checked.
     """

@@ -1,0 +1,1 @@
+"""Shared foundations: sample keys, accounting, paths, schemas, parquet IO, --help layout."""

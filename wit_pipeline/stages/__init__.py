@@ -1,0 +1,1 @@
+"""Stages: each a config plus pure functions the Beam jobs wrap."""

@@ -1,0 +1,1 @@
+"""Text: normalisation, filters, language ID, the allowlist matcher."""
