@@ -155,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
     with Progress(sources, output, args.input_prefix, args.max_files, enabled=not args.no_progress):
         result = p.run()
         result.wait_until_finish()
-    g.remove_stale_shards(output, config.num_shards)
+    g.tidy(output, config.num_shards)
     doc = fsio.read_json(fsio.join(output, "stats.json"))
     print_stages(doc)
     print(f"wrote {output}/{{candidates,selected}}/*.parquet, query_counts.parquet, stats.json")

@@ -185,10 +185,12 @@ def write_stats(_: Any, output: str, config: h.HarvestConfig, files: dict[str, i
         fsio.write_json(fsio.join(output, "stats.json"), doc)
 
 
-def remove_stale_shards(output: str, num_shards: int) -> None:
-    """Delete selected-pairs files of an earlier run with another --num-shards (wit wrote them)."""
-    for url in fsio.expand(fsio.join(output, "selected", "part-*-of-*.parquet")):
-        if not url.endswith(f"-of-{num_shards:05d}.parquet"):
-            fs, path = fsio.filesystem(url)
-            fs.rm(path)
-
+def tidy(output: str, num_shards: int) -> None:
+    """After a run: delete what wit wrote and no longer stands for anything, selected-pairs
+    files of an earlier run with another --num-shards and the temporary parts of a killed one."""
+    stale = [u for u in fsio.expand(fsio.join(output, "selected", "part-*-of-*.parquet"))
+             if not u.endswith(f"-of-{num_shards:05d}.parquet")]
+    stale += fsio.expand(fsio.join(output, "candidates", "*.parquet.tmp-*"))
+    for url in stale:
+        fs, path = fsio.filesystem(url)
+        fs.rm(path)

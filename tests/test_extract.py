@@ -168,7 +168,9 @@ def test_warc_exact_pairs_and_counts(tmp_path: Path, gzipped: bool) -> None:
 
 def test_wat_exact_pairs_and_counts(tmp_path: Path) -> None:
     pairs, counts, errors = extract(str(make_wat(tmp_path / "x.warc.wat.gz")))
-    assert errors == []
+    # the two payloads that are no JSON envelope are named, each by its record
+    assert [msg for _, msg in errors] == ["WAT payload is not a JSON envelope"] * 2
+    assert len({source for source, _ in errors}) == 2
     assert pairs == [
         {"url": "https://news.example.com/static/photos/sunset.jpg", "text": "Sunset over the bay",
          "page_url": WAT_PAGE, "text_source": "alt"},

@@ -52,7 +52,7 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
     if not head:
         return
     if head.startswith(GZIP_MAGIC):
-        for offset, data, error in _gzip_members(stream, head):
+        for offset, data, error in _gzip_members(_Buffer(stream, head)):
             if error is not None:
                 yield Broken(offset, error)
             else:
@@ -64,88 +64,92 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
     yield from parse_records(head + stream.read(), 0, in_member=False)
 
 
-def _gzip_members(stream: BinaryIO, pending: bytes) -> Iterator[tuple[int, bytes, str | None]]:
-    """(offset, inflated bytes, None) per gzip member, or (offset, b"", error) for a member
-    that is corrupt (reading goes on at the next gzip header) or truncated (the end)."""
-    pos = 0  # file offset of pending[0]
-    at_eof = False
-    while True:
-        while len(pending) < len(GZIP_MAGIC) and not at_eof:
-            more = stream.read(READ_CHUNK)
-            at_eof = not more
-            pending += more
-        if not pending.strip():  # trailing padding or nothing: the end
-            return
-        if not pending.startswith(GZIP_MAGIC):
-            skip, pending, at_eof = _resync(stream, pending, 1, at_eof)
-            yield pos, b"", "bytes between records are not a gzip member"
-            pos += skip
-            continue
-        start = pos
-        data, used, error, pending, at_eof = _inflate_member(stream, pending, at_eof)
-        if error is None:
-            pos = start + used
-            yield start, data, None
-            continue
-        yield start, b"", error
-        if error.startswith("gzip member truncated"):
-            return
-        skip, pending, at_eof = _resync(stream, pending, 1, at_eof)
-        pos = start + skip
+class _Buffer:
+    """The file's bytes from `mark` on, read in chunks; `pos` is the next byte to inflate."""
+
+    def __init__(self, stream: BinaryIO, head: bytes) -> None:
+        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, head, 0, 0, 0, False
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def available(self, n: int) -> int:
+        """Read until n bytes are ready at `pos` (or the file ends); how many there are."""
+        while len(self.data) - self.pos < n and not self.eof:
+            more = self.stream.read(READ_CHUNK)
+            if not more:
+                self.eof = True
+                break
+            keep = min(self.pos, self.mark)  # drop what no one can come back to
+            self.data = self.data[keep:] + more
+            self.base, self.pos, self.mark = self.base + keep, self.pos - keep, self.mark - keep
+        return len(self.data) - self.pos
+
+    def find_magic(self, start: int) -> bool:
+        """Move `pos` to the next gzip header at or after data[start]; False at the end."""
+        self.pos = start
+        while True:
+            found = self.data.find(GZIP_MAGIC, self.pos)
+            if found >= 0:
+                self.pos = found
+                return True
+            self.pos = max(self.pos, len(self.data) - len(GZIP_MAGIC) + 1)  # a header may straddle reads
+            self.mark = self.pos
+            if self.available(len(GZIP_MAGIC) + READ_CHUNK // 2) < len(GZIP_MAGIC):
+                self.pos = len(self.data)
+                return False
 
 
-def _inflate_member(stream: BinaryIO, pending: bytes, at_eof: bool) -> tuple[bytes, int, str | None, bytes, bool]:
-    """Inflate the member at pending[0]: (data, compressed size, error, bytes from the
-    member's start on when it failed or else those after it, at_eof)."""
+def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
+    """(offset, inflated bytes, None) per gzip member, or (offset, b"", error) for bytes that
+    are no member or a corrupt one (reading goes on at the next gzip header) or a member cut
+    short by the end of the file."""
+    while buf.available(len(GZIP_MAGIC)):
+        start = buf.offset()
+        if not buf.data.startswith(GZIP_MAGIC, buf.pos):
+            if not buf.data[buf.pos:].strip() and buf.eof:  # trailing padding
+                return
+            buf.mark = buf.pos
+            buf.find_magic(buf.pos + 1)
+            yield start, b"", "bytes between records are not a gzip member"
+            continue
+        buf.mark = buf.pos
+        data, error = _inflate_member(buf)
+        yield start, data, error
+        if error is not None:
+            if error.startswith("gzip member truncated"):
+                return
+            buf.find_magic(buf.mark + 1)
+
+
+FEED_BYTES = 16 << 10  # compressed bytes per zlib call: what is left over is copied, keep it small
+
+
+def _inflate_member(buf: _Buffer) -> tuple[bytes, str | None]:
+    """Inflate the member at buf.pos, leaving pos after it: (data, None) or (b"", error)."""
     inflater = zlib.decompressobj(31)
-    consumed: list[bytes] = []  # this member's compressed input, kept to resync after a failure
     out: list[bytes] = []
     size = 0
     error: str | None = None
-    data = pending
-    while True:
-        consumed.append(data)
+    while not inflater.eof:
+        if not buf.available(FEED_BYTES):
+            return b"", "gzip member truncated (no end-of-stream marker)"
+        feed = memoryview(buf.data)[buf.pos : buf.pos + FEED_BYTES]
         try:
-            while data:
-                piece = inflater.decompress(data, INFLATE_CHUNK)
+            piece = inflater.decompress(feed, INFLATE_CHUNK)
+            while True:
                 size += len(piece)
                 if size <= MAX_RECORD_BYTES:
                     out.append(piece)
                 elif error is None:
                     error, out = f"gzip member inflates to over {MAX_RECORD_BYTES >> 20} MiB", []
-                if inflater.eof:
+                if inflater.eof or not inflater.unconsumed_tail:
                     break
-                data = inflater.unconsumed_tail
+                piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_CHUNK)
         except zlib.error as exc:
-            return b"", 0, f"corrupt gzip member: {exc}", b"".join(consumed), at_eof
-        if inflater.eof:
-            tail = inflater.unused_data
-            used = sum(map(len, consumed)) - len(tail)
-            if error is not None:
-                return b"", used, error, tail, at_eof
-            return b"".join(out), used, None, tail, at_eof
-        data = stream.read(READ_CHUNK)
-        if not data:
-            return b"", 0, "gzip member truncated (no end-of-stream marker)", b"", True
-
-
-def _resync(stream: BinaryIO, buffer: bytes, start: int, at_eof: bool) -> tuple[int, bytes, bool]:
-    """Skip to the next gzip header at or after buffer[start]: (bytes skipped, the buffer
-    from that header on, at_eof). Reads on as needed; an empty buffer means none was found."""
-    skipped = 0
-    while True:
-        found = buffer.find(GZIP_MAGIC, start)
-        if found >= 0:
-            return skipped + found, buffer[found:], at_eof
-        if at_eof:
-            return skipped + len(buffer), b"", True
-        keep = max(start, len(buffer) - len(GZIP_MAGIC) + 1)  # a header may straddle reads
-        skipped += keep
-        buffer = buffer[keep:]
-        start = 0
-        more = stream.read(READ_CHUNK)
-        at_eof = not more
-        buffer += more
+            return b"", f"corrupt gzip member: {exc}"
+        buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+    return (b"", error) if error is not None else (b"".join(out), None)
 
 
 def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record | Broken]:

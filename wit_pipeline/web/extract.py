@@ -15,7 +15,7 @@ Counts go to a `Tally` (C4-style injectable counter), under two stages:
   raised).
 - `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped as
   `page.pairs_from_images` says.
-Every `unreadable` and `error` record is reported through `on_error(source, message)` with
+Every `unreadable`, `bad_json` and `error` record is reported through `on_error(source, message)` with
 source `<file_url>@<record offset>`; reading goes on with the next record (a corrupt gzip
 member is skipped to the next member; a truncated one is the end of the file).
 """
@@ -87,6 +87,8 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
         page = record_page(record)
         if isinstance(page, str):
             tally.inc(READ, f"dropped.{page}")
+            if page == BAD_JSON:  # a damaged or crafted WAT record: say where it is
+                on_error(f"{file_url}@{record.offset}", "WAT payload is not a JSON envelope")
             return []
         page_url, base_href, images = page
         # WAT attribute values are raw HTML; the HTML parser has decoded the WARC page's
