@@ -189,7 +189,7 @@ class Counted(beam.DoFn):
         if self._make is not None:
             self._fn = self._make()
 
-    def process(self, element: Any, *side: Any) -> Iterator[Any]:
+    def process(self, element: Any, *side) -> Iterator[Any]:  # *side unannotated: else Beam checks side inputs as one tuple
         self.tally.inc(self.stage, "in")
         try:
             result = self._fn(element, *side)

@@ -26,7 +26,7 @@ from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.core.schema import CANDIDATES, QUERY_COUNTS, SAMPLE_JSON_KEYS, SELECTED, SchemaError, validate
 from wit_pipeline.core.stats import DictTally
-from wit_pipeline.image.phash import MAX_PIXELS, decode_image
+from wit_pipeline.image.decode import MAX_PIXELS, decode_image
 
 STATS = "stats.json"
 QUERY_COUNTS_FILE = "query_counts.parquet"

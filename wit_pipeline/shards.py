@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import fsspec
 
-from wit_pipeline.core import fsio
+from wit_pipeline.core import fsio, keys
 from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
 from wit_pipeline.core.stats import Tally
 
@@ -88,12 +88,13 @@ def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
     return None
 
 
-def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """An img2dataset sample -> (record, None) or (None, drop reason).
 
     img2dataset owns the json's `key` (its running number), so our key travels as
-    `sample_key` (wit_pipeline.stages.download.KEY_COLUMN); without it, the key is recomputed as
-    `key_of(url, caption)` (keys.sample_key), or else the json's `key` is taken as is.
+    `sample_key` (wit_pipeline.stages.download.KEY_COLUMN); without it, the key is recomputed
+    as keys.sample_key(url, caption). A carried key that is not the project's key format is
+    `bad_key`: it will name tar members, so `../../x` must never get through.
     """
     image = image_of(sample)
     if image is None:
@@ -113,10 +114,10 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
     if not isinstance(url, str) or not url or not isinstance(text, str):
         return None, "missing_url_or_text"
     key = meta.get(SAMPLE_KEY_FIELD)
-    if not isinstance(key, str) or not key:
-        key = key_of(url, text) if key_of is not None else meta.get("key")
-    if not isinstance(key, str) or not key:
-        return None, "missing_key"
+    if key is None:
+        key = keys.sample_key(url, text)
+    elif not keys.is_key(key):
+        return None, "bad_key"
     qids = meta.get("query_ids") or []
     names = meta.get("queries")
     try:
