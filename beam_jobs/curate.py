@@ -34,16 +34,12 @@ from beam_jobs.common import (
 )
 from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, parquet_io, schema
+from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image.decode import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from wit_pipeline.stages import curate as stage
-from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs  # noqa: F401 - the job's API
-
-SHARD_LIST = "_curate_shards.json"
-DEAD_LETTERS = fsio.join("dead_letter", "part-00000-of-00001.parquet")
-
+from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
 
 # ---------------------------------------------------------------- file-level reading
 
@@ -113,19 +109,9 @@ class WriteFinal:
         return {"name": name, "samples": count, "bytes": nbytes, "sha256": sha}
 
 
-def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
-    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
-    return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
-
-
 def query_strings(allowlist: str) -> list[str]:
     """Query strings by id; duplicates after normalisation are fine here (we only name ids)."""
     return load_allowlist(allowlist, allow_duplicates=True).queries
-
-
-def write_shard_list(entries: list[dict[str, Any]], output: str) -> None:
-    """Hand the shard entries to the driver, which turns them into manifest.json."""
-    fsio.write_json(fsio.join(output, SHARD_LIST), sorted(entries, key=lambda e: e["name"]))
 
 
 # ---------------------------------------------------------------- pipeline
@@ -161,7 +147,7 @@ class _Graph:
 
 
 def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_sources: list[str]) -> None:
-    d, seed, g = config.max_distance, config.seed, _Graph()
+    d, g = config.max_distance, _Graph()
     files = p | "InputFiles" >> beam.Create(inputs) | "ReshuffleFiles" >> beam.Reshuffle()
     samples = files | "ReadTars" >> beam.ParDo(ReadTars("read")).with_outputs(DEAD_LETTER, main="out")
     g.dead.append(samples[DEAD_LETTER])
@@ -174,7 +160,7 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
     drops = lights | "HashArea" >> beam.Map(lambda r: (r["key"], r["phash"], r["area"])) | "NearDup" >> NearDuplicates(d)
     judged = {"rec": lights | "KeyLight" >> beam.Map(_by_key), "drop": drops} | "JoinDedup" >> beam.CoGroupByKey()
     deduped = g.counted(judged | "DedupVerdicts" >> beam.FlatMap(stage.dedup_verdicts), "Dedup", "dedup",
-                        fn=stage.judged, source=lambda item: item[0]["key"])
+                        fn=stage.judged, source=stage.verdict_source)
 
     eval_files = p | "EvalFiles" >> beam.Create(eval_sources)
     eval_hashes = g.counted(eval_files | "EvalImages" >> beam.FlatMap(eval_images), "EvalHashes", EVAL_STAGE,
@@ -182,17 +168,34 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
                             source=lambda image: image[0])
     clean = g.counted(deduped, "Decontaminate", "decontaminate", beam.pvalue.AsList(eval_hashes),
                       make=functools.partial(NearEval, d, shared.Shared()), source=stage.record_source)
+    balanced = rebalanced(clean, config, g)
 
-    if config.rebalance:
-        kept = (clean | "QueryPairs" >> beam.FlatMap(stage.query_pairs)
-                | "CapPerQuery" >> CapPerQuery(config.t, seed=seed))
-        joined = {"rec": clean | "KeyClean" >> beam.Map(_by_key), "keep": kept} | "JoinRebalance" >> beam.CoGroupByKey()
-        balanced = g.counted(joined | "RebalanceVerdicts" >> beam.FlatMap(stage.rebalance_verdicts), "Rebalance",
-                             "rebalance", fn=stage.judged, source=lambda item: item[0]["key"])
-    else:
-        balanced = g.counted(clean, "Rebalance", "rebalance", fn=stage.keep, source=stage.record_source)
+    output = config.output
+    _ = (
+        {"rec": decoded | "KeyDecoded" >> beam.Map(_by_key), "slot": shard_slots(balanced, config)}
+        | "JoinShards" >> beam.CoGroupByKey()
+        | "ToShard" >> beam.FlatMap(stage.to_shard)
+        | "WriteShards" >> WriteShards(WriteFinal(output, config.allowlist, shared.Shared()))
+        | "ShardList" >> beam.combiners.ToList()
+        | "WriteShardList" >> beam.Map(stage.write_shard_list, output)
+    )
+    _ = (g.dead | "AllDeadLetters" >> beam.Flatten() | "OneFile" >> beam.Map(lambda row: (0, row))
+         | "WriteDeadLetters" >> WriteShards(lambda _, rows: stage.write_dead_letters(output, rows), num_shards=1))
 
-    bits = config.order_bucket_bits
+
+def rebalanced(clean: beam.PCollection, config: CurateConfig, g: _Graph) -> beam.PCollection:
+    """--rebalance: a record stays when any of its queries keeps it (CapPerQuery); else all stay."""
+    if not config.rebalance:
+        return g.counted(clean, "Rebalance", "rebalance", fn=stage.keep, source=stage.record_source)
+    kept = clean | "QueryPairs" >> beam.FlatMap(stage.query_pairs) | "CapPerQuery" >> CapPerQuery(config.t, seed=config.seed)
+    joined = {"rec": clean | "KeyClean" >> beam.Map(_by_key), "keep": kept} | "JoinRebalance" >> beam.CoGroupByKey()
+    return g.counted(joined | "RebalanceVerdicts" >> beam.FlatMap(stage.rebalance_verdicts), "Rebalance", "rebalance",
+                     fn=stage.judged, source=stage.verdict_source)
+
+
+def shard_slots(balanced: beam.PCollection, config: CurateConfig) -> beam.PCollection:
+    """(key, (shard index, digest)) for every kept record: its place in the global order."""
+    bits, seed = config.order_bucket_bits, config.seed
     ordered = balanced | "OrderHash" >> beam.Map(lambda r: (stage.order_hash(r["key"], seed), r["key"], r["digest"]))
     offsets = (
         ordered
@@ -201,35 +204,12 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
         | "BucketList" >> beam.combiners.ToList()
         | "Offsets" >> beam.Map(stage.bucket_offsets)
     )
-    slots = (
+    return (
         ordered
         | "ByBucket" >> beam.Map(lambda hk: (stage.bucket_of(hk[0], bits), hk))
         | "GroupBuckets" >> beam.GroupByKey()
         | "AssignShards" >> beam.FlatMap(stage.assign_shards, beam.pvalue.AsSingleton(offsets), config.samples_per_shard)
     )
-    output = config.output
-    _ = (
-        {"rec": decoded | "KeyDecoded" >> beam.Map(_by_key), "slot": slots}
-        | "JoinShards" >> beam.CoGroupByKey()
-        | "ToShard" >> beam.FlatMap(stage.to_shard)
-        | "WriteShards" >> WriteShards(WriteFinal(output, config.allowlist, shared.Shared()))
-        | "ShardList" >> beam.combiners.ToList()
-        | "WriteShardList" >> beam.Map(write_shard_list, output)
-    )
-    _ = (
-        g.dead
-        | "AllDeadLetters" >> beam.Flatten()
-        | "OneFile" >> beam.Map(lambda row: (0, row))
-        | "WriteDeadLetters" >> WriteShards(lambda _, rows: write_dead_letters(output, rows), num_shards=1)
-    )
-
-
-def _cleanup(output: str, keep: set[str]) -> None:
-    """Remove shards of an earlier run that this run did not write, and stray temp files."""
-    for url in fsio.ls(output):
-        name = url.rsplit("/", 1)[-1]
-        if (name.startswith("wit-") and name.endswith(".tar") and name not in keep) or ".tmp-" in name:
-            fsio.rm(url)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -279,12 +259,12 @@ def run(argv: list[str] | None = None) -> int:
     recorded = dataclasses.asdict(config)
     doc = write_stats(result, config.output, STAGES, CHAINED, job="curate", seed=config.seed,
                       inputs=len(inputs), skipped_unfinished=incomplete, config=recorded)
-    list_url = fsio.join(config.output, SHARD_LIST)
+    list_url = fsio.join(config.output, stage.SHARD_LIST)
     entries = fsio.read_json(list_url)
     counts = {s["name"]: {"in": s["in"], "out": s["out"], "dropped": s["dropped"]} for s in doc["stages"]}
     shards.write_manifest(config.output, entries, counts, recorded, config.seed)
     fsio.rm(list_url)
-    _cleanup(config.output, {e["name"] for e in entries})
+    stage.remove_stale_shards(config.output, {e["name"] for e in entries})
     print_stages(doc)
     print(f"wrote {sum(e['samples'] for e in entries)} samples in {len(entries)} shards to {config.output} "
           "(manifest.json, stats.json, dead_letter/)")

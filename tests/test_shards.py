@@ -140,10 +140,7 @@ def test_manifest_roundtrip(tmp_path: Path) -> None:
     entries = []
     for i, idx in enumerate([(1, 2), (3,)]):
         name = shards.shard_name(i)
-        with shards.ShardWriter(str(tmp_path / name)) as w:
-            for j in idx:
-                w.write(_final(j))
-        n, nbytes, sha = w.close()
+        n, nbytes, sha = shards.write_shard(str(tmp_path / name), [_final(j) for j in idx])
         entries.append({"name": name, "samples": n, "bytes": nbytes, "sha256": sha})
     doc = shards.write_manifest(str(tmp_path), entries[::-1], {"write": 3}, {"samples_per_shard": 2}, 7)
     assert doc == shards.read_manifest(str(tmp_path))

@@ -222,31 +222,6 @@ def write_shard(url: str, samples: Iterable[Mapping[str, Any]]) -> tuple[int, in
     return len(ordered), out.nbytes, out.sha.hexdigest()
 
 
-class ShardWriter:
-    """Collect samples for one shard and write them on close (they are sorted first)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._samples: list[Mapping[str, Any]] = []
-        self.result: tuple[int, int, str] | None = None
-
-    def write(self, sample: Mapping[str, Any]) -> None:
-        self._samples.append(sample)
-
-    def close(self) -> tuple[int, int, str]:
-        if self.result is None:
-            self.result = write_shard(self.url, self._samples)
-            self._samples = []
-        return self.result
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.close()
-
-
 def write_manifest(
     output: str,
     shards: Iterable[Mapping[str, Any]],
@@ -303,7 +278,6 @@ def sha256_of(url: str) -> str:
 __all__ = [
     "IMAGE_EXTS",
     "MANIFEST",
-    "ShardWriter",
     "image_of",
     "iter_tar_samples",
     "raw_record",

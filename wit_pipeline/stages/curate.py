@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, keys
+from wit_pipeline.core import fsio, keys, parquet_io, schema
 from wit_pipeline.core.stats import Drop
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
@@ -34,6 +34,8 @@ from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
 EVAL_STAGE = "eval_images"
+SHARD_LIST = "_curate_shards.json"  # the workers' shard entries, for the launcher's manifest.json
+DEAD_LETTERS = fsio.join("dead_letter", "part-00000-of-00001.parquet")
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ def sample_source(sample: dict[str, Any]) -> str:
 
 def record_source(record: dict[str, Any]) -> str:
     return str(record["key"])
+
+
+def verdict_source(item: tuple[dict[str, Any], str | None]) -> str:
+    return record_source(item[0])
 
 
 def read(sample: dict[str, Any]) -> dict[str, Any] | Drop:
@@ -298,3 +304,25 @@ def final_sample(record: dict[str, Any], queries: list[str] | None) -> dict[str,
     """A decoded record as a final shard's sample (shards.write_shard's input)."""
     return {"key": record["key"], "image": record["image"], "ext": record["ext"], "text": record["text"],
             "json": shards.sample_json(record, queries)}
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def write_shard_list(entries: list[dict[str, Any]], output: str) -> None:
+    """Hand the shard entries to the driver, which turns them into manifest.json."""
+    fsio.write_json(fsio.join(output, SHARD_LIST), sorted(entries, key=lambda e: e["name"]))
+
+
+def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
+    """dead_letter/part-00000-of-00001.parquet (written even when empty: a rerun replaces it)."""
+    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
+    return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
+
+
+def remove_stale_shards(output: str, keep: set[str]) -> None:
+    """Remove shards of an earlier run that this run did not write, and stray temp files."""
+    for url in fsio.ls(output):
+        name = url.rsplit("/", 1)[-1]
+        if (name.startswith("wit-") and name.endswith(".tar") and name not in keep) or ".tmp-" in name:
+            fsio.rm(url)
