@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
@@ -27,6 +28,9 @@ SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; im
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
+
+
+FINAL_SHARD = re.compile(r"wit-\d{6}\.tar")  # the names shard_name gives
 
 
 def shard_name(i: int) -> str:
