@@ -1,6 +1,6 @@
 """Reading raw (img2dataset) tar shards and writing the final, byte-reproducible WebDataset shards.
 
-Tars are streamed member by member through fsspec and never extracted to disk: a member is
+Tars are streamed member by member (fsio, so any fsspec URL) and never extracted to disk: a member is
 only ever bytes in memory, so a hostile name (`../x`, `/etc/x`, a symlink) cannot land a file
 anywhere; such members are skipped and counted. Final shards are deterministic (sorted by
 key, fixed metadata), so the same samples give the same sha256 on any runner.
@@ -15,8 +15,6 @@ import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
-
-import fsspec
 
 from wit_pipeline.core import fsio, keys
 from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
@@ -59,7 +57,7 @@ def iter_tar_samples(
     `dropped.bad_member` of `stage` on `tally`; so are members over `max_member_bytes`
     (`dropped.oversized_member`), which are never read into memory.
     """
-    with fsspec.open(url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+    with fsio.open(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
         current: dict[str, Any] | None = None
         for member in tar:
             base = _safe_member_name(member)
@@ -273,7 +271,7 @@ def shard_urls(output: str) -> list[str]:
 
 def sha256_of(url: str) -> str:
     h = hashlib.sha256()
-    with fsspec.open(url, "rb") as f:
+    with fsio.open(url) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -87,7 +87,6 @@ def _top(counts: Counter[str], n: int) -> list[list[Any]]:
 
 def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) -> int | None:
     """Rows over `folder/*.parquet` from footers only; schema problems are listed."""
-    import fsspec
     import pyarrow.parquet as pq
 
     urls = fsio.expand(fsio.join(folder, "*.parquet"))
@@ -96,7 +95,7 @@ def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) ->
     rows = 0
     for url in urls:
         try:
-            with fsspec.open(url, "rb") as f:
+            with fsio.open(url) as f:
                 pf = pq.ParquetFile(f)
                 validate(pf.schema_arrow, expected, f"{what} {_name(url)}")
                 rows += pf.metadata.num_rows
