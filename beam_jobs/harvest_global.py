@@ -14,12 +14,12 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-from beam_jobs.common import WriteShards
+from beam_jobs.common import CapPerQuery, WriteShards
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import check_stages, stages_from_counters, stats_document
 from wit_pipeline.stages import harvest as h
 from wit_pipeline.stages import harvest_parts as parts_io
-from wit_pipeline.stages.balance import cap_rank, keeping_queries
+from wit_pipeline.stages.balance import keeping_queries
 
 STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
 CHAINED = (("extract", "filter"), ("filter", "match"), ("match", "dedup"), ("dedup", "balance"))
@@ -48,13 +48,6 @@ def keep_by_probability(light: Light, counts: dict[int, int], t: int, seed: int)
         yield light, kept_by
 
 
-def cap_candidates(light: Light, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
-    """(query, (rank, key)) per matched query; ranks as fixed-width hex compare as the
-    integers do and take Beam's deterministic string coder."""
-    for q in light.query_ids:
-        yield q, (f"{cap_rank(light.key, q, seed):016x}", light.key)
-
-
 def keep_if_chosen(joined: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[Light, list[int]]]:
     _, groups = joined
     chosen = sorted(groups["chosen"])
@@ -80,9 +73,8 @@ class Balance(beam.PTransform):
             return lights | "KeepByProbability" >> beam.FlatMap(
                 keep_by_probability, counts=beam.pvalue.AsDict(self.query_counts), t=self.t, seed=self.seed)
         chosen = (lights
-                  | "RankPerQuery" >> beam.FlatMap(cap_candidates, self.seed)
-                  | "LowestRanks" >> beam.combiners.Top.SmallestPerKey(self.t)
-                  | "ChosenKeys" >> beam.FlatMap(lambda q_top: [(key, q_top[0]) for _, key in q_top[1]]))
+                  | "QueryKeys" >> beam.FlatMap(lambda light: [(q, light.key) for q in light.query_ids])
+                  | "CapPerQuery" >> CapPerQuery(self.t, self.seed))
         return ({"light": lights | "ByKey" >> beam.Map(lambda light: (light.key, light)), "chosen": chosen}
                 | "JoinChosen" >> beam.CoGroupByKey()
                 | "KeepIfChosen" >> beam.FlatMap(keep_if_chosen))
@@ -192,5 +184,4 @@ def tidy(output: str, num_shards: int) -> None:
              if not u.endswith(f"-of-{num_shards:05d}.parquet")]
     stale += fsio.expand(fsio.join(output, "candidates", "*.parquet.tmp-*"))
     for url in stale:
-        fs, path = fsio.filesystem(url)
-        fs.rm(path)
+        fsio.rm(url)

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -170,7 +169,7 @@ def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dic
 def read_part_meta(url: str) -> dict[bytes, bytes] | None:
     """A part's metadata, or None when there is no readable part at `url`."""
     try:
-        with fsspec.open(url, "rb") as f:
+        with fsio.open(url, "rb") as f:
             return pq.read_schema(f).metadata or {}
     except (FileNotFoundError, OSError, pa.ArrowInvalid):
         return None
@@ -196,7 +195,7 @@ def failed_file(file_url: str, exc: BaseException) -> tuple[pa.Table, dict[str, 
 def file_sha256(url: str) -> str:
     """The sha256 of a file's bytes (the allowlist: its contents decide the parts')."""
     digest = hashlib.sha256()
-    with fsspec.open(url, "rb") as f:
+    with fsio.open(url, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
@@ -204,6 +203,5 @@ def file_sha256(url: str) -> str:
 
 def check_output(url: str) -> None:
     """Refuse an --output that is an existing file, before any work is done."""
-    fs, path = fsio.filesystem(url)
-    if fs.exists(path) and not fs.isdir(path):
+    if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")

@@ -7,10 +7,9 @@ import functools
 import hashlib
 from collections.abc import Iterable, Iterator
 
-import fsspec
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import keys
+from wit_pipeline.core import fsio, keys
 from wit_pipeline.stages import harvest as h
 
 
@@ -20,7 +19,7 @@ def part_id(url: str) -> int:
 
 
 def _read(url: str, columns: list[str] | None = None):
-    with fsspec.open(url, "rb") as f:
+    with fsio.open(url, "rb") as f:
         return pq.read_table(f, columns=columns)
 
 
