@@ -30,6 +30,7 @@ _TO_APOSTROPHE = {ord(c): "'" for c in APOSTROPHES}
 # ZWJ, word joiner, BOM / ZWNBSP, soft hyphen.
 _IN_WORD_INVISIBLE = {ord(c): None for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad"}
 _FOLD_TABLE = {**_TO_APOSTROPHE, **_IN_WORD_INVISIBLE}
+_FOLD_CHARS = re.compile("[" + "".join(map(chr, _FOLD_TABLE)) + "]")
 
 
 def _mark_ranges() -> str:
@@ -53,9 +54,13 @@ _SPACES = re.compile(r"\s+")
 
 
 def fold(text: str) -> str:
-    """Steps 1-3 for a non-ASCII text (ASCII needs only "`" -> "'")."""
-    text = _NON_TOKEN.sub(" ", text.translate(_FOLD_TABLE))
-    return unicodedata.normalize("NFKC", text)
+    """Steps 1-3 for a non-ASCII text (ASCII needs only "`" -> "'"). Step 2 only matters
+    where NFKC changes something, so a text already in NFKC skips both."""
+    if _FOLD_CHARS.search(text):
+        text = text.translate(_FOLD_TABLE)
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return unicodedata.normalize("NFKC", NON_ASCII_NON_TOKEN.sub(" ", text))  # ASCII is NFKC-stable
 
 
 def lower(text: str) -> str:
