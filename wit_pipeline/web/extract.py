@@ -31,7 +31,7 @@ import orjson
 
 from wit_pipeline.core.stats import DictTally, Tally, error_text
 from wit_pipeline.web.archive import MAX_RECORD_BYTES, Broken, Record, iter_records
-from wit_pipeline.web.page import Image, decode_html, html_images, pairs_from_images
+from wit_pipeline.web.page import Image, html_images, pairs_from_images
 
 READ = "read"
 
@@ -137,7 +137,7 @@ def warc_page(record: Record) -> Page | str:
     body = _decoded_body(block[head_end + 4 :], headers)
     if body is None:
         return DECODE_ERROR
-    base_href, images = html_images(decode_html(body, content_type))
+    base_href, images = html_images(body, content_type)
     page_url = record.headers.get("warc-target-uri", "").strip()
     return page_url, base_href, images
 
