@@ -5,7 +5,7 @@
 
 Input: a crawl made by the project's generator (`wit_pipeline.synthetic`, seeded; images are
 not needed, so they are rendered as 8x8 placeholders), then copied with other hosts
-(`127.0.K.1`, same length, so every copy holds other URLs and keys) until there are at least
+(`imgK.example.com`, same length, so every copy holds other URLs and keys) until there are at least
 `--mb` megabytes of complete WAT files. Interleaved over `--rounds`, one core each:
 
   (a) cc2dataset 1.5.0 `process_wat(path, "image")` (its module imports pyspark at the top
@@ -38,7 +38,7 @@ import types
 import zlib
 from pathlib import Path
 
-HOST = b"127.0.0.1"
+HOST = b"img0.example.com"  # a DNS name, as on the web (the demo serves 127.0.0.1:PORT)
 
 
 def _stub_pyspark() -> None:
@@ -59,7 +59,7 @@ def make_input(root: Path, mb: float, seed: int = 0) -> list[Path]:
 
     gen.render = lambda concept, size, s: Image.new("RGB", (8, 8), (s % 251, 0, 0))
     crawl = root / "crawl"
-    gen.generate_crawl(crawl, f"http://{HOST.decode()}:8931", seed=seed, pages=3000, imgs_per_page=10, files=3)
+    gen.generate_crawl(crawl, f"http://{HOST.decode()}", seed=seed, pages=3000, imgs_per_page=10, files=3)
     originals = sorted((crawl / "crawl" / "wat").glob("*.wat.gz"))[:-1]  # the last one is truncated on purpose
     wat = root / "wat"
     wat.mkdir()
@@ -78,7 +78,7 @@ def _rehost(data: bytes, copy: int) -> bytes:
     """Every gzip member again, with the host's third byte set to `copy` (same length)."""
     if copy == 0:
         return data
-    new = f"127.0.{copy}.1".encode()
+    new = f"img{copy}.example.com".encode()
     assert len(new) == len(HOST) and copy < 10
     out, rest = io.BytesIO(), data
     while rest:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,59 +102,65 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
         dead.append({"stage": "read", "source": source, "error": error})
 
     pairs = list(iter_pairs(file_url, tally, on_error))
-    kept = filter_text(pairs, config, tally)
-    kept = filter_language(kept, config, models.lid, tally, dead)
-    rows = match(kept, models.matcher, tally)
+    kept, dropped = filter_text(pairs, config)
+    kept = filter_language(kept, config, models.lid, dropped, dead)
+    _count(tally, FILTER, len(pairs), len(kept), dropped)
+    rows = match(kept, models.matcher)
+    _count(tally, MATCH, len(kept), len(rows), Counter({"no_match": len(kept) - len(rows)}))
     return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), dead
 
 
-def filter_text(pairs: Iterable[dict], config: HarvestConfig, tally: Tally) -> list[dict]:
-    """The text rules (`textfilter.drop_reason`); counts `filter:in` for every pair."""
-    kept = []
+def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
+    """One stage's counts for a whole file at once (a Tally call per pair costs more than the rule)."""
+    tally.inc(stage, "in", n_in)
+    tally.inc(stage, "out", n_out)
+    for reason, n in dropped.items():
+        tally.inc(stage, f"dropped.{reason}", n)
+
+
+def filter_text(pairs: Sequence[dict], config: HarvestConfig) -> tuple[list[dict], Counter[str]]:
+    """What the text rules (`textfilter.drop_reason`) keep, and why the rest went."""
+    kept, dropped = [], Counter()
     for pair in pairs:
-        tally.inc(FILTER, "in")
         reason = drop_reason(pair["text"], config.min_chars, config.max_chars)
         if reason is None:
             kept.append(pair)
         else:
-            tally.inc(FILTER, f"dropped.{reason}")
-    return kept
+            dropped[reason] += 1
+    return kept, dropped
 
 
-def filter_language(pairs: Sequence[dict], config: HarvestConfig, lid: Any, tally: Tally,
+def filter_language(pairs: Sequence[dict], config: HarvestConfig, lid: Any, dropped: Counter[str],
                     dead: list[dict]) -> list[dict]:
-    """fastText language ID on what the text rules kept; `filter:out` for what passes."""
+    """fastText language ID on what the text rules kept; one text the model cannot take
+    costs only itself (a dead letter)."""
     kept = []
     languages = frozenset(config.languages)
     for pair in pairs:
         try:
             language, score = lid.predict(pair["text"])
-        except Exception as exc:  # one text the model cannot take costs only itself
-            tally.inc(FILTER, "dropped.error")
+        except Exception as exc:
+            dropped["error"] += 1
             dead.append({"stage": FILTER, "source": pair["page_url"], "error": error_text(exc)})
             continue
         if language not in languages:
-            tally.inc(FILTER, "dropped.wrong_language")
+            dropped["wrong_language"] += 1
         elif score < config.min_lang_score:
-            tally.inc(FILTER, "dropped.low_lang_score")
+            dropped["low_lang_score"] += 1
         else:
-            tally.inc(FILTER, "out")
-            kept.append({**pair, "language": language, "lang_score": score})
+            pair["language"], pair["lang_score"] = language, score
+            kept.append(pair)
     return kept
 
 
-def match(pairs: Sequence[dict], matcher: Any, tally: Tally) -> list[dict]:
+def match(pairs: Sequence[dict], matcher: Any) -> list[dict]:
     """Allowlist matching in one batch; rows of schema.CANDIDATES for the pairs that match."""
-    tally.inc(MATCH, "in", len(pairs))
     rows = []
     for pair, query_ids in zip(pairs, matcher.match_many([p["text"] for p in pairs])):
-        if not query_ids:
-            tally.inc(MATCH, "dropped.no_match")
-            continue
-        tally.inc(MATCH, "out")
-        rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
-                     "page_url": pair["page_url"], "language": pair["language"], "lang_score": pair["lang_score"],
-                     "query_ids": list(query_ids)})
+        if query_ids:
+            rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
+                         "page_url": pair["page_url"], "language": pair["language"],
+                         "lang_score": pair["lang_score"], "query_ids": list(query_ids)})
     return rows
 
 

@@ -72,8 +72,7 @@ def junk_rule(text: str) -> str | None:
     if _FILENAME.match(text) or _CAMERA_NAME.match(text):
         return "filename"
     chars = text.replace(" ", "")
-    letters = sum(c.isalpha() for c in chars)
-    if letters * 2 < len(chars):
+    if not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars):  # all letters: the common case
         return "non_letters"
     toks = tokens(text)
     if all(t in GENERIC_WORDS or t.isdigit() for t in toks):

@@ -175,10 +175,10 @@ def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, in
     if end < 0:
         return Broken(offset, "record header truncated or over 64 KiB"), len(data)
     headers: dict[str, str] = {}
-    for line in data[i:end].split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
+    for line in data[i:end].decode("utf-8", "replace").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
         if sep:
-            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("utf-8", "replace")
+            headers[name.strip().lower()] = value.strip()
     length = headers.get("content-length", "")
     if not (length.isascii() and length.isdigit()):
         return Broken(offset, f"record header without a valid Content-Length ({length[:40]!r})"), len(data)
