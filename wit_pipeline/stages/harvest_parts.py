@@ -4,7 +4,7 @@ the writer, each part's counts and dead letters. Pure functions of a part's URL.
 from __future__ import annotations
 
 import functools
-import hashlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 import pyarrow.parquet as pq
@@ -13,43 +13,24 @@ from wit_pipeline.core import fsio, keys
 from wit_pipeline.stages import harvest as h
 
 
-def part_id(url: str) -> int:
-    """A 63-bit id of a part (from its name): what crosses a shuffle instead of its URL."""
-    return _hash63(url.rsplit("/", 1)[-1])
-
-
-def _read(url: str, columns: list[str] | None = None):
+def _read(url: str):
     with fsio.open(url, "rb") as f:
-        return pq.read_table(f, columns=columns)
+        return pq.read_table(f)
 
 
-def _hash63(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1
-
-
-def light_rows(url: str) -> Iterator[tuple[bytes, tuple[int, int, int, tuple[int, ...]]]]:
-    """(8-byte key, (page URL hash, part id, row, query ids)) per candidate of a part.
-
-    Dedup keeps the occurrence of lowest page URL hash: a property of the record, not of
-    where its crawl file was read from, so a copy of the crawl elsewhere selects the same."""
-    table = _read(url, ["key", "page_url", "query_ids"])
-    pid = part_id(url)
-    columns = (table.column(c).to_pylist() for c in ("key", "page_url", "query_ids"))
-    for row, (key, page_url, query_ids) in enumerate(zip(*columns)):
-        yield bytes.fromhex(key), (_hash63(page_url), pid, row, tuple(query_ids))
-
-
-def selected_rows(group: tuple[int, Iterable[int]], urls: dict[int, str],
-                  config: h.HarvestConfig) -> Iterator[tuple[int, dict]]:
-    """(shard, schema.SELECTED row) for the chosen rows of one part."""
-    pid, rows = group
-    table = _read(urls[pid]).take(sorted(rows))
+def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
+                  config: h.HarvestConfig) -> Iterator[tuple[int, list[dict]]]:
+    """(shard, schema.SELECTED rows) for the chosen rows of one part: its records read back."""
+    pid, batches = group
+    table = _read(urls[pid]).take(sorted(row for batch in batches for row in batch))
     names = query_names(config.allowlist, config.case_sensitive)
+    by_shard: dict[int, list[dict]] = defaultdict(list)
     for r in table.to_pylist():
-        yield keys.shard_of(r["key"], config.num_shards, config.seed), {
+        by_shard[keys.shard_of(r["key"], config.num_shards, config.seed)].append({
             "url": r["url"], "caption": r["text"], "key": r["key"], "page_url": r["page_url"],
             "language": r["language"], "lang_score": r["lang_score"], "query_ids": r["query_ids"],
-            "queries": [names[q] for q in r["query_ids"]]}
+            "queries": [names[q] for q in r["query_ids"]]})
+    yield from by_shard.items()
 
 
 def counts(url: str) -> dict[str, int]:
