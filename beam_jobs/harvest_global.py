@@ -112,9 +112,9 @@ def merge_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
     return total
 
 
-def write_selected(output: str, num_shards: int, shard: int, batches: list[list[dict]]) -> str:
+def write_selected(output: str, num_shards: int, shard: int, batches: list[bytes]) -> str:
     url = fsio.join(output, "selected", f"part-{shard:05d}-of-{num_shards:05d}.parquet")
-    parquet_io.write_rows(url, [row for batch in batches for row in batch], schema.SELECTED, "key")
+    parquet_io.write_tables(url, map(parts_io.from_ipc, batches), schema.SELECTED, "key")
     return url
 
 

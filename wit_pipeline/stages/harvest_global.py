@@ -62,7 +62,7 @@ def read_lights(url: str) -> Lights:
         table = pq.read_table(f, columns=["key", "page_url", "query_ids"])
     n = table.num_rows
     qids = table.column("query_ids").combine_chunks()
-    key = np.fromiter((int(k, 16) for k in table.column("key").to_pylist()), np.uint64, n)
+    key = np.frombuffer(bytes.fromhex("".join(table.column("key").to_pylist())), ">u8").astype(np.uint64)
     page = np.fromiter(map(hash63, table.column("page_url").to_pylist()), np.int64, n)
     offsets = np.asarray(qids.offsets, dtype=np.int64) if n else np.zeros(1, np.int64)
     values = np.asarray(qids.values, dtype=np.int32) if n else np.zeros(0, np.int32)

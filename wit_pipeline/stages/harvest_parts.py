@@ -4,12 +4,13 @@ the writer, each part's counts and dead letters. Pure functions of a part's URL.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, keys
+from wit_pipeline.core import fsio, keys, schema
 from wit_pipeline.stages import harvest as h
 
 
@@ -19,18 +20,33 @@ def _read(url: str):
 
 
 def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
-                  config: h.HarvestConfig) -> Iterator[tuple[int, list[dict]]]:
-    """(shard, schema.SELECTED rows) for the chosen rows of one part: its records read back."""
+                  config: h.HarvestConfig) -> Iterator[tuple[int, bytes]]:
+    """(shard, schema.SELECTED rows as Arrow IPC bytes) for the chosen rows of one part: its
+    records read back, columnar all the way (no Python object per row)."""
     pid, batches = group
     table = _read(urls[pid]).take(sorted(row for batch in batches for row in batch))
-    names = query_names(config.allowlist, config.case_sensitive)
-    by_shard: dict[int, list[dict]] = defaultdict(list)
-    for r in table.to_pylist():
-        by_shard[keys.shard_of(r["key"], config.num_shards, config.seed)].append({
-            "url": r["url"], "caption": r["text"], "key": r["key"], "page_url": r["page_url"],
-            "language": r["language"], "lang_score": r["lang_score"], "query_ids": r["query_ids"],
-            "queries": [names[q] for q in r["query_ids"]]})
-    yield from by_shard.items()
+    shard = np.fromiter((keys.shard_of(k, config.num_shards, config.seed) for k in table.column("key").to_pylist()),
+                        np.int64, table.num_rows)
+    names = pa.array(query_names(config.allowlist, config.case_sensitive), pa.string())
+    ids = table.column("query_ids").combine_chunks()
+    queries = pa.ListArray.from_arrays(ids.offsets, names.take(ids.values.cast(pa.int64())))
+    selected = pa.table({"url": table.column("url"), "caption": table.column("text"), "key": table.column("key"),
+                         "page_url": table.column("page_url"), "language": table.column("language"),
+                         "lang_score": table.column("lang_score"), "query_ids": ids, "queries": queries},
+                        schema=schema.SELECTED)
+    for s in np.unique(shard):
+        yield int(s), to_ipc(selected.filter(pa.array(shard == s)))
+
+
+def to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
 
 
 def counts(url: str) -> dict[str, int]:
