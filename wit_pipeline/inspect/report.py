@@ -134,10 +134,10 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
     candidates = _parquet_rows(fsio.join(target.root, "candidates"), CANDIDATES, "candidates", problems)
     selected = _parquet_rows(fsio.join(target.root, "selected"), SELECTED, "selected", problems)
     stages = {s.get("name"): s for s in (stats_doc or {}).get("stages", []) if isinstance(s, dict)}
-    if "balance" in stages:
-        for what, rows, side in (("candidates", candidates, "in"), ("selected", selected, "out")):
-            if rows is not None and rows != stages["balance"].get(side):
-                problems.append(f"{what}: {rows} rows but stats.json balance.{side}={stages['balance'].get(side)}")
+    # candidates/ holds each crawl file's matched pairs (before dedup across files)
+    for what, rows, stage in (("candidates", candidates, "match"), ("selected", selected, "balance")):
+        if stage in stages and rows is not None and rows != stages[stage].get("out"):
+            problems.append(f"{what}: {rows} rows but stats.json {stage}.out={stages[stage].get('out')}")
     config = (stats_doc or {}).get("config") or {}
     t = config.get("t")
     rows = _query_rows(target.root, problems)
