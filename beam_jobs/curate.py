@@ -220,7 +220,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--t", type=int, default=20_000, help="per-query cap for --rebalance")
     parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples in each final shard (the last holds the rest)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards (and of --rebalance's picks)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="images whose header declares more pixels are dropped before decoding (decompression bombs); training uses the same cap")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="images whose header declares more pixels are dropped before decoding (decompression "
+                        "bombs); training uses the same cap")
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
