@@ -6,8 +6,8 @@ also unterminated: the rest is comment), raw-text and RCDATA elements (`<script>
 `<textarea>`, `<title>`, ...: an `<img>` inside is text; `<noscript>` is read as markup, as
 with scripting off, since its `<img>` is often the only plain copy of a script-made image),
 attributes with quoted values (a `>` inside quotes does not end the tag), entities in
-attribute values (the attribute rule: `&copy=1` in a URL stays), `<image>` read as `<img>`,
-the first `<base href>`. Attributes of other tags are not parsed.
+attribute values (the attribute rule: `&copy=1` in a URL stays), `<image>` read as `<img>`
+outside `<svg>`, the first `<base href>`. Attributes of other tags are not parsed.
 
 Which URL an `<img>` shows (`pick_source`): lazy-loading scripts move `data-src`,
 `data-lazy-src` or `data-original` into `src`, so those win; then `src` when it is a real
@@ -28,7 +28,7 @@ LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original")
 SRCSET_ATTRS = ("data-srcset", "srcset")
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 _MARKUP = re.compile(
-    r"<(?:(!--)|(/?)(img|image|source|base|picture|plaintext|" + "|".join(_RAW_TEXT) + r")(?=[\t\n\f\r />]))",
+    r"<(?:(!--)|(/?)(img|image|source|base|picture|svg|plaintext|" + "|".join(_RAW_TEXT) + r")(?=[\t\n\f\r />]))",
     re.IGNORECASE,
 )
 _COMMENT_END = re.compile(r"--!?>")
@@ -133,6 +133,7 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
     base_href: str | None = None
     images: list[Image] = []
     in_picture, picture_srcset = False, None  # the first <source srcset> of the open <picture>
+    svg_depth = 0  # inside <svg>, <image> is SVG's own element, not an <img>
     pos = 0
     while m := _MARKUP.search(text, pos):
         comment, end_tag, name = m.groups()
@@ -148,12 +149,14 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
         name = name.lower()
         if end_tag:
             in_picture = in_picture and name != "picture"
+            if name == "svg" and svg_depth:
+                svg_depth -= 1
             pos = m.end()
             continue
         attrs, pos = _attributes(text, m.end())
         if pos < 0 or name == "plaintext":
             break
-        if name == "img" or name == "image":
+        if name == "img" or (name == "image" and not svg_depth):
             url, origin = pick_source(attrs, picture_srcset if in_picture else None)
             alt, title = attrs.get("alt"), attrs.get("title")
             images.append((url, alt and unescape_attribute(alt), title and unescape_attribute(title), origin))
@@ -164,6 +167,8 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
             pos = end.start()
         elif name == "picture":
             in_picture, picture_srcset = True, None
+        elif name == "svg" and text[pos - 2] != "/":  # not <svg/>
+            svg_depth += 1
         elif name == "source":
             if in_picture and picture_srcset is None:
                 picture_srcset = attrs.get("srcset") or None
