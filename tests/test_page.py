@@ -108,6 +108,8 @@ def test_scan_finds_what_a_browser_parses() -> None:
         ("<!-- <img src=a.jpg alt=x>", []),  # an unclosed comment runs to the end
         ("<script><img src=a.jpg alt=x>", []),
         ("<plaintext><img src=a.jpg alt=x>", []),
+        ('<svg><image href="i.png"/></svg><image src=a.jpg alt=x>', [("a.jpg", "x", None, "src")]),
+        ('<svg/><image src=a.jpg alt=x>', [("a.jpg", "x", None, "src")]),
         ("<img/src=a.jpg/alt=x>", [("a.jpg/alt=x", None, None, "src")]),  # "/" is part of a bare value
         ('<img/src="a.jpg"/alt=x>', [("a.jpg", "x", None, "src")]),
     ],
@@ -205,3 +207,16 @@ def test_pairs_accept_three_field_images() -> None:
     tally = DictTally()
     pairs = pairs_from_images(PAGE, None, [("x.jpg", "Tom &amp; Jerry", None)], tally)
     assert [(p["url"], p["text"]) for p in pairs] == [("http://shop.example/cat/x.jpg", "Tom & Jerry")]
+
+
+def test_scan_agrees_with_an_html5_parser_on_a_real_page(real_warc) -> None:
+    """The Common Crawl sample page: the same <img> elements, src and alt, as lexbor's DOM."""
+    from selectolax.lexbor import LexborHTMLParser
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(real_warc, "rb") as fh:
+        record = next(r for r in ArchiveIterator(fh) if r.rec_type == "response")
+        body, ctype = record.content_stream().read(), record.http_headers.get_header("Content-Type")
+    dom = [(n.attributes.get("src"), n.attributes.get("alt")) for n in LexborHTMLParser(body.decode()).css("img")]
+    _, images = html_images(body, ctype)
+    assert [(src, alt) for src, alt, _, _ in images] == dom and len(dom) == 13

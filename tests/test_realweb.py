@@ -96,3 +96,11 @@ def test_normalisation_cases_match_their_queries_by_textnorm() -> None:
     for template in realweb.NORMALISATION:
         text = template.format(C="Red", c="red", s="circle")
         assert {"red", "circle"} <= set(textnorm.tokens(text)), text
+
+
+def test_real_web_crawl_is_byte_reproducible(tmp_path) -> None:
+    for name in ("a", "b"):
+        generate_crawl(tmp_path / name, "http://127.0.0.1:9", seed=1, pages=4, imgs_per_page=2, files=1, real_web=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())

@@ -123,12 +123,13 @@ def test_what_browsers_fetch(src, expected):
 def test_fast_path_gives_exactly_what_the_parser_gives() -> None:
     """PageUrls' string fast paths against ada-url on every source, random and tricky."""
     rng = random.Random(9)
-    pieces = [*"aZ09-._~!$&'()*+,;=:@%[]|^/?#{}`\"<> \\\t", "%2e", "%2E", "..", ".", "xn--", "://", "//",
-              "http", "é", ":443", ":80", "A"]
-    prefixes = ["", "", "/", "//h.com/", "http://a.com/", "https://b.c.org/x/", "HTTP://A.com/"]
-    bases = ["http://e.com/a/b.html?q=1", "https://u:p@E.com:8080/x/", "http://e.com", "http://1.2.3.4/a/"]
+    pieces = [*"aZ09-._~!$&'()*+,;=:@%[]|^/?#{}`\"<> \\\t", "%2e", "%2E", "..", ".", "../", "./", "xn--",
+              "://", "//", "http", "é", ":443", ":80", ":8080", ":99999", ":0", ":00", "A", "1.2.3.4", "0x7f", "256"]
+    prefixes = ["", "", "/", "../", "./../", "//h.com/", "//1.2.3.4", "http://a.com/", "https://b.c.org/x/",
+                "HTTP://A.com/", "http://10.0.0.", "https://h.com:"]
+    bases = ["http://e.com/a/b.html?q=1", "https://u:p@E.com:8080/x/", "http://e.com", "http://1.2.3.4/a//b/c/d"]
     fast = 0
-    for _ in range(20000):
+    for _ in range(30000):
         src = rng.choice(prefixes) + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 10)))
         for base in bases:
             page = PageUrls(base)

@@ -6,8 +6,8 @@ also unterminated: the rest is comment), raw-text and RCDATA elements (`<script>
 `<textarea>`, `<title>`, ...: an `<img>` inside is text; `<noscript>` is read as markup, as
 with scripting off, since its `<img>` is often the only plain copy of a script-made image),
 attributes with quoted values (a `>` inside quotes does not end the tag), entities in
-attribute values (the attribute rule: `&copy=1` in a URL stays), `<image>` read as `<img>`,
-the first `<base href>`. Attributes of other tags are not parsed.
+attribute values (the attribute rule: `&copy=1` in a URL stays), `<image>` read as `<img>`
+outside `<svg>`, the first `<base href>`. Attributes of other tags are not parsed.
 
 Which URL an `<img>` shows (`pick_source`): lazy-loading scripts move `data-src`,
 `data-lazy-src` or `data-original` into `src`, so those win; then `src` when it is a real
@@ -28,16 +28,21 @@ LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original")
 SRCSET_ATTRS = ("data-srcset", "srcset")
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 _MARKUP = re.compile(
-    r"<(?:(!--)|(/?)(img|image|source|base|picture|plaintext|" + "|".join(_RAW_TEXT) + r")(?=[\t\n\f\r />]))",
+    r"<(?:(!--)|(/?)(img|image|source|base|picture|svg|plaintext|" + "|".join(_RAW_TEXT) + r")(?=[\t\n\f\r />]))",
     re.IGNORECASE,
 )
 _COMMENT_END = re.compile(r"--!?>")
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT}
-# One attribute (name, then an optional value), or the end of the tag (group "end"); group
-# "open" is a quote that never closes.
-_ATTR = re.compile(
-    r"""[\t\n\f\r /]*+(?:(?P<end>>)|(?P<name>[^\t\n\f\r />][^\t\n\f\r /=>]*+)"""
-    r"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"(?P<dq>[^"]*+)"|'(?P<sq>[^']*+)'|(?P<open>["'])|(?P<uq>[^\t\n\f\r >]*+)))?)"""
+# One attribute: name, then a double-, single- or unquoted value, or a quote that never
+# closes (the tokenizer runs to the end of the document inside it: the tag is lost).
+_WS = r"[\t\n\f\r ]"
+_NAME = r"[^\t\n\f\r />][^\t\n\f\r /=>]*+"
+_VALUES = r"""(?:"([^"]*+)"|'([^']*+)'|(["'])|([^\t\n\f\r >]*+))"""
+_ATTR = re.compile(rf"({_NAME})(?:{_WS}*+={_WS}*+{_VALUES})?+")
+# The attributes of a tag up to its ">" (no match: the document ends inside the tag).
+_TAG_END = re.compile(
+    rf"""(?:[\t\n\f\r /]*+{_NAME}(?:{_WS}*+={_WS}*+(?:"[^"]*+"|'[^']*+'|["']|[^\t\n\f\r >]*+))?+)*+"""
+    r"[\t\n\f\r /]*+>"
 )
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _UNUSABLE = re.compile(r"[\x00-\x20]*(?:data|javascript):|[\x00-\x20]*$", re.IGNORECASE)
@@ -66,24 +71,15 @@ def unescape_attribute(value: str) -> str:
 
 
 def _attributes(text: str, pos: int) -> tuple[dict[str, str], int]:
-    """(attributes, position after ">") of the tag whose attributes start at pos; (.., -1)
-    when the document ends inside the tag (the tokenizer then drops it)."""
-    attrs: dict[str, str] = {}
-    while m := _ATTR.match(text, pos):
-        if m.group("end"):
-            return attrs, m.end()
-        if m.end() == len(text) or m.group("open"):  # an unclosed quote runs to the end
-            break
-        name = m.group("name").lower()
-        if name not in attrs:
-            value = m.group("dq")
-            if value is None:
-                value = m.group("sq")
-            if value is None:
-                value = m.group("uq") or ""
-            attrs[name] = unescape_attribute(value)
-        pos = m.end()
-    return attrs, -1
+    """(attributes, position after ">") of the tag whose attributes start at pos, raw (entities
+    not decoded; the first of a repeated name wins); (.., -1) when the document ends inside it."""
+    m = _TAG_END.match(text, pos)
+    if m is None:
+        return {}, -1
+    found = _ATTR.findall(text, pos, m.end() - 1)
+    if any(t[3] for t in found):
+        return {}, -1
+    return {name.lower(): dq or sq or uq for name, dq, sq, _, uq in reversed(found)}, m.end()
 
 
 def largest_candidate(srcset: str) -> str | None:
@@ -115,30 +111,33 @@ def largest_candidate(srcset: str) -> str | None:
 
 
 def pick_source(attrs: dict[str, str], picture_srcset: str | None = None) -> tuple[str | None, str]:
-    """(the URL an `<img>` shows, the attribute it came from); see the module docstring."""
+    """(the URL an `<img>` shows, the attribute it came from) from raw attribute values; see
+    the module docstring."""
     for name in LAZY_ATTRS:
         value = attrs.get(name)
         if value and not _UNUSABLE.match(value):
-            return value, name
+            return unescape_attribute(value), name
     src = attrs.get("src")
     if src and not _UNUSABLE.match(src):
-        return src, "src"
+        return unescape_attribute(src), "src"
     for name in SRCSET_ATTRS:
-        if (value := attrs.get(name)) and (url := largest_candidate(value)):
+        if (value := attrs.get(name)) and (url := largest_candidate(unescape_attribute(value))):
             return url, name
-    if picture_srcset and (url := largest_candidate(picture_srcset)):
+    if picture_srcset and (url := largest_candidate(unescape_attribute(picture_srcset))):
         return url, "picture"
-    return src, "src"
+    return (unescape_attribute(src) if src else src), "src"
 
 
 def scan_images(text: str) -> tuple[str | None, list[Image]]:
     """(the first `<base href>` or None, every `<img>` as (url, alt, title, from)) in order."""
     base_href: str | None = None
     images: list[Image] = []
-    picture: list[str | None] | None = None  # [first <source srcset>] while inside <picture>
+    in_picture, picture_srcset = False, None  # the first <source srcset> of the open <picture>
+    svg_depth = 0  # inside <svg>, <image> is SVG's own element, not an <img>
     pos = 0
     while m := _MARKUP.search(text, pos):
-        if m.group(1):  # a comment: "<!-->" and "<!--->" are complete ones
+        comment, end_tag, name = m.groups()
+        if comment:  # "<!-->" and "<!--->" are complete comments
             if text.startswith((">", "->"), m.end()):
                 pos = text.index(">", m.end()) + 1
                 continue
@@ -147,28 +146,32 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
                 break
             pos = end.end()
             continue
-        name = m.group(3).lower()
-        if m.group(2):  # an end tag
-            if name == "picture":
-                picture = None
+        name = name.lower()
+        if end_tag:
+            in_picture = in_picture and name != "picture"
+            if name == "svg" and svg_depth:
+                svg_depth -= 1
             pos = m.end()
             continue
         attrs, pos = _attributes(text, m.end())
         if pos < 0 or name == "plaintext":
             break
-        if name in _RAW_END:
+        if name == "img" or (name == "image" and not svg_depth):
+            url, origin = pick_source(attrs, picture_srcset if in_picture else None)
+            alt, title = attrs.get("alt"), attrs.get("title")
+            images.append((url, alt and unescape_attribute(alt), title and unescape_attribute(title), origin))
+        elif name in _RAW_END:
             end = _RAW_END[name].search(text, pos)
             if end is None:
                 break
-            pos = end.start() + 2
-        elif name in ("img", "image"):
-            url, origin = pick_source(attrs, picture[0] if picture else None)
-            images.append((url, attrs.get("alt"), attrs.get("title"), origin))
+            pos = end.start()
         elif name == "picture":
-            picture = [None]
+            in_picture, picture_srcset = True, None
+        elif name == "svg" and text[pos - 2] != "/":  # not <svg/>
+            svg_depth += 1
         elif name == "source":
-            if picture is not None and picture[0] is None and attrs.get("srcset"):
-                picture[0] = attrs["srcset"]
+            if in_picture and picture_srcset is None:
+                picture_srcset = attrs.get("srcset") or None
         elif base_href is None and "href" in attrs:
-            base_href = attrs["href"]
+            base_href = unescape_attribute(attrs["href"])
     return base_href, images

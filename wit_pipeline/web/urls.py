@@ -48,12 +48,16 @@ _QUERY = r"(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?\[\]|^{}`]*)?"
 # Path segments that cannot be dot segments (no leading "." or "%2e").
 _PATH = rf"(?:/(?![.]|%2[eE]){_SEG}*)+"
 # A lower-case DNS name whose last label starts with a letter (so it is not parsed as IPv4),
-# no punycode (ada validates it), within DNS limits.
-_HOST = r"(?=[a-z0-9.-]{1,253}/)(?!\S*?xn--)(?:[a-z0-9-]{1,63}\.)*[a-z][a-z0-9-]{0,62}"
-_SERIALISED = re.compile(rf"https?://{_HOST}{_PATH}{_QUERY}")
+# no punycode (ada validates it), within DNS limits; or a dotted-decimal IPv4 address.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_HOST = (rf"(?=[a-z0-9.-]{{1,253}}[:/])(?:(?!\S*?xn--)(?:[a-z0-9-]{{1,63}}\.)*[a-z][a-z0-9-]{{0,62}}"
+         rf"|(?:{_OCTET}\.){{3}}{_OCTET})")
+_PORT = r"(?::(?!(?:80|443)/)(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}))?"  # not a default one, < 60000
+_SERIALISED = re.compile(rf"https?://{_HOST}{_PORT}{_PATH}{_QUERY}")
 _ROOT_RELATIVE = re.compile(rf"(?!//){_PATH}{_QUERY}")
 # Path-relative: the first segment holds no ":" (that would be a scheme) and is not a dot segment.
 _PATH_RELATIVE = re.compile(rf"(?![.]|%2[eE])[A-Za-z0-9\-._~!$&'()*+,;=@%\[\]|]+(?:{_PATH})?{_QUERY}")
+_DOTS = re.compile(r"(?:\.\.?/)+")  # leading "./" and "../" segments
 
 
 def _host_reason(url: str) -> str | None:
@@ -94,35 +98,49 @@ def _parse(src: str, base: str | None) -> tuple[str | None, str | None]:
 class PageUrls:
     """Resolves one page's image sources: the document base is parsed once."""
 
-    __slots__ = ("base", "origin", "directory")
+    __slots__ = ("base", "scheme", "origin", "directories")
 
     def __init__(self, page_url: str, base_href: str | None = None) -> None:
         self.base = document_base(page_url, base_href)
-        self.origin = self.directory = None
-        if self.base and self.base.startswith(("http://", "https://")):
+        self.scheme = self.origin = None
+        self.directories: list[str] = []  # the base's directory, then each parent up to "/"
+        if self.base and self.base.startswith(("http://", "https://")) and _host_reason(self.base) is None:
             end = self.base.find("/", self.base.index("//") + 2)
             path = self.base[end:].split("?", 1)[0]
-            if _host_reason(self.base) is not None:
-                return
+            self.scheme = self.base[: self.base.index("//")]
             self.origin = self.base[:end]
-            self.directory = self.origin + path[: path.rfind("/") + 1]
+            segments = path[: path.rfind("/")].split("/")  # "/a/b/c.html" -> ["", "a", "b"]
+            self.directories = ["/".join(segments[:k]) + "/" for k in range(len(segments), 0, -1)]
+            self.directories = [self.origin + d for d in self.directories]
 
     def resolve(self, src: str | None) -> tuple[str | None, str | None]:
         """(absolute URL, None) or (None, reason); reasons are the module constants."""
         if not src:
             return None, EMPTY_SRC
-        if len(src) <= MAX_URL_CHARS:
-            if _SERIALISED.fullmatch(src):
-                return src, None
-            if self.origin is not None:
-                if src[0] == "/":
-                    if _ROOT_RELATIVE.fullmatch(src) and len(self.origin) + len(src) <= MAX_URL_CHARS:
-                        return self.origin + src, None
-                elif _PATH_RELATIVE.fullmatch(src) and len(self.directory) + len(src) <= MAX_URL_CHARS:
-                    return self.directory + src, None
+        if len(src) <= MAX_URL_CHARS and (url := self._fast(src)) is not None and len(url) <= MAX_URL_CHARS:
+            return url, None
         if src.isspace():
             return None, EMPTY_SRC
         return _parse(src, self.base)
+
+    def _fast(self, src: str) -> str | None:
+        """What the parser would give, by string operations, for the common shapes; else None."""
+        if _SERIALISED.fullmatch(src):
+            return src
+        if self.origin is None:
+            return None
+        if src[0] == "/":
+            if src.startswith("//"):
+                url = self.scheme + src
+                return url if _SERIALISED.fullmatch(url) else None
+            return self.origin + src if _ROOT_RELATIVE.fullmatch(src) else None
+        if src[0] == ".":
+            m = _DOTS.match(src)
+            if m is None or not _PATH_RELATIVE.fullmatch(src, m.end()):
+                return None
+            up = min(m.group().count("../"), len(self.directories) - 1)
+            return self.directories[up] + src[m.end():]
+        return self.directories[0] + src if _PATH_RELATIVE.fullmatch(src) else None
 
 
 def document_base(page_url: str, base_href: str | None = None) -> str | None:
