@@ -189,7 +189,7 @@ class Counted(beam.DoFn):
         if self._make is not None:
             self._fn = self._make()
 
-    def process(self, element: Any, *side: Any) -> Iterator[Any]:
+    def process(self, element: Any, *side) -> Iterator[Any]:  # no hint on *side: Beam checks it as a Tuple
         self.tally.inc(self.stage, "in")
         try:
             result = self._fn(element, *side)

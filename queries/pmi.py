@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from wit_pipeline.core.stats import Tally
 
 UNIGRAM_STAGE = "unigrams"
-BIGRAM_STAGE = "bigrams"
+BIGRAM_STAGE = "bigrams"  # the count floor: distinct bigrams in, those seen >= min_count out
+PMI_STAGE = "pmi"  # those bigrams in, PMI >= min_pmi out
 
 
 def pmi(c_ab: int, c_a: int, c_b: int, n_unigrams: int, n_bigrams: int) -> float:
@@ -48,15 +49,6 @@ def count_drop_reason(count: int, min_count: int) -> str | None:
     return "below_count" if count < min_count else None
 
 
-def bigram_drop_reason(c_ab: int, ratio: float | None, min_count: int, min_pmi: float) -> str | None:
-    """Why a bigram is not a query, or None; ratio may be None when c_ab already fails."""
-    if count_drop_reason(c_ab, min_count):
-        return "below_count"
-    if ratio is None or ratio < min_pmi:
-        return "below_pmi"
-    return None
-
-
 def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> dict[str, int]:
     """Unigrams seen at least min_count times (stage `unigrams`)."""
     kept: dict[str, int] = {}
@@ -73,26 +65,28 @@ def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> 
 
 def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_count: int, min_pmi: float,
                    tally: Tally, totals: tuple[int, int] | None = None) -> dict[str, tuple[float, int]]:
-    """Bigram -> (PMI, count) for those with count >= min_count and PMI >= min_pmi (stage `bigrams`).
-
-    totals: (U, B); by default the sums of the two count tables.
+    """Bigram -> (PMI, count) for those with count >= min_count (stage `bigrams`) and
+    PMI >= min_pmi (stage `pmi`). totals: (U, B); by default the sums of the two count tables.
     """
     n_uni, n_bi = totals if totals is not None else (sum(unigrams.values()), sum(bigrams.values()))
     kept: dict[str, tuple[float, int]] = {}
     for bigram in sorted(bigrams):
         tally.inc(BIGRAM_STAGE, "in")
         c_ab = bigrams[bigram]
-        ratio = None
-        if not count_drop_reason(c_ab, min_count):
-            a, b = bigram.split(" ")
-            ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
-        reason = bigram_drop_reason(c_ab, ratio, min_count, min_pmi)
+        reason = count_drop_reason(c_ab, min_count)
         if reason:
             tally.inc(BIGRAM_STAGE, f"dropped.{reason}")
+            continue
+        tally.inc(BIGRAM_STAGE, "out")
+        tally.inc(PMI_STAGE, "in")
+        a, b = bigram.split(" ")
+        ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
+        if ratio < min_pmi:
+            tally.inc(PMI_STAGE, "dropped.below_pmi")
         else:
-            tally.inc(BIGRAM_STAGE, "out")
-            kept[bigram] = (ratio, c_ab)  # type: ignore[assignment]
+            tally.inc(PMI_STAGE, "out")
+            kept[bigram] = (ratio, c_ab)
     return kept
 
 
-__all__ = ["bigram_drop_reason", "count_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams"]
+__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "count_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams"]
