@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bz2
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -95,23 +94,5 @@ def read_range(r: DumpRange, tally: Tally, on_error: wikipedia.OnError) -> Itera
         yield from wikipedia.pages_of_unit(_stream_xml(data[a - start:b - start]), f"{r.url}@{a}", tally, on_error)
 
 
-def write_multistream(header: bytes, pages: list[bytes], footer: bytes, dump_path: str, index_path: str,
-                      per_stream: int = 100) -> int:
-    """Write pages as a multistream dump and its index, the way Wikimedia lays them out (header
-    stream, one stream per `per_stream` pages, footer stream); returns the number of streams.
-    For fixtures and benchmarks: a real dump comes with its index."""
-    titles = [ET.fromstring(p).findtext("title") or "" for p in pages]
-    offset, lines, streams = 0, [], 0
-    with fsspec.open(dump_path, "wb") as out:
-        offset += out.write(bz2.compress(header))
-        for i in range(0, len(pages), per_stream):
-            lines += [f"{offset}:{i + j + 1}:{t}\n" for j, t in enumerate(titles[i:i + per_stream])]
-            offset += out.write(bz2.compress(b"".join(pages[i:i + per_stream])))
-            streams += 1
-        out.write(bz2.compress(footer))
-    with fsspec.open(index_path, "wb") as out:
-        out.write(bz2.compress("".join(lines).encode("utf-8")))
-    return streams
 
-
-__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "stream_offsets", "write_multistream"]
+__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "stream_offsets"]

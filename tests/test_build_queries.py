@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from queries import build, dumpset, multistream, pageviews, pmi, wikipedia, wordnet
+from queries import build, dumpset, multistream, pageviews, pmi, sample_dump, wikipedia, wordnet
 from queries.allowlist import load_allowlist
 from wit_pipeline.core.stats import DictTally, Drop, stages_from_counters
 from wit_pipeline.text.matcher import QueryMatcher
@@ -246,7 +246,7 @@ def test_the_same_dump_given_twice_is_refused(sources, tmp_path):  # bug 5
     plain = sources["dump_files"][0]
     header, pages, footer = _split_dump(bz2.decompress(Path(plain).read_bytes()))
     multi = tmp_path / "enwiki-20240501-pages-articles-multistream.xml.bz2"
-    multistream.write_multistream(header, pages, footer, str(multi), str(tmp_path / "index.txt.bz2"), 2)
+    sample_dump.write_multistream(pages, str(multi), str(tmp_path / "index.txt.bz2"), 2, header, footer)
     with pytest.raises(ValueError, match="start with the same page .id 1.: the same dump given twice"):
         dumpset.dump_files([plain, str(multi)])
     with pytest.raises(ValueError, match="is matched twice"):
@@ -272,7 +272,7 @@ def _split_dump(xml: bytes) -> tuple[bytes, list[bytes], bytes]:
 def test_multistream_ranges_read_stream_by_stream(sources, tmp_path):
     header, pages, footer = _split_dump(bz2.decompress(Path(sources["dump_files"][0]).read_bytes()))
     dump, index = tmp_path / "d-multistream.xml.bz2", tmp_path / "d-multistream-index.txt.bz2"
-    assert multistream.write_multistream(header, pages, footer, str(dump), str(index), per_stream=2) == 2
+    assert sample_dump.write_multistream(pages, str(dump), str(index), 2, header, footer) == 2
     assert multistream.index_of(str(dump)) == str(index)
     offsets = multistream.stream_offsets(str(index))
     assert offsets[0] == len(bz2.compress(header)) and len(offsets) == 2
@@ -520,3 +520,34 @@ def test_a_partial_wordnet_folder_is_refused_up_front(sources, tmp_path):  # bug
         run(["--wikipedia", sources["dump"], "--wordnet", str(tmp_path), "--wordnet-entries", "lemmas",
              "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_multistream_dump_is_read_in_parallel_ranges_and_gives_the_plain_dumps_list(tmp_path):
+    from beam_jobs.build_queries import run
+
+    pages = sample_dump.sample_pages(400, seed=3)
+    plain, multi = tmp_path / "plain", tmp_path / "multi"
+    plain.mkdir()
+    multi.mkdir()
+    sample_dump.write_plain(pages, str(plain / "enwiki-20240501-pages-articles.xml.bz2"))
+    dump = multi / "enwiki-20240501-pages-articles-multistream.xml.bz2"
+    assert sample_dump.write_multistream(pages, str(dump), str(multi / "enwiki-20240501-pages-articles-multistream-"
+                                                                        "index.txt.bz2"), per_stream=20) == 20
+    common = ["--wordnet", "none", "--min-unigram-count", "20", "--min-bigram-count", "20", "--min-pmi", "2",
+              "--numbers", "0"]
+    assert run(["--wikipedia", str(plain / "*.bz2"), "--output", str(tmp_path / "a"), *common]) == 0
+    # The index matched by the glob is used as the index, not read as a dump.
+    assert run(["--wikipedia", str(multi / "*.bz2"), "--output", str(tmp_path / "b"), "--range-mb", "0.03",
+                "--direct_num_workers", "2", "--direct_running_mode", "multi_processing", *common]) == 0
+    want = (tmp_path / "a" / "allowlist.tsv").read_bytes()
+    assert (tmp_path / "b" / "allowlist.tsv").read_bytes() == want
+    assert want.count(b"\tbigram\t") >= len(sample_dump.COLLOCATIONS) and want.count(b"\tunigram\t") > 50
+    a, b = (json.loads((tmp_path / x / "stats.json").read_text()) for x in "ab")
+    assert a["reads"] == {"units": 1, "workers": 1, "max_parallel": 1}
+    assert b["reads"]["units"] >= 8 and b["reads"]["workers"] == 2 and b["reads"]["max_parallel"] >= 2
+    stage = {s["name"]: s for s in b["stages"]}
+    assert stage["inputs"]["in"] == 20  # page streams; the footer is decompressed with the last, the header skipped
+    assert [s for s in a["stages"] if s["name"] not in ("inputs", "dumps")] == [
+        s for s in b["stages"] if s["name"] not in ("inputs", "dumps")]
+    reads = [json.loads(line) for line in (tmp_path / "b" / "reads.jsonl").read_text().splitlines()]
+    assert sum(r["pages"] for r in reads) == 400 and reads[0]["start"] > 0  # the header stream is not read
