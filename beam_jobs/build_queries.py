@@ -36,24 +36,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
-from beam_jobs.common import (
-    DEAD_LETTER,
-    BeamTally,
-    Counted,
-    dead_letter,
-    make_pipeline,
-    print_stages,
-    reject_unknown_flags,
-    write_stats,
-)
+from beam_jobs import common
+from beam_jobs.common import DEAD_LETTER, BeamTally, Counted, dead_letter
 from queries import build, config, multistream, pageviews, pmi, wikipedia, wordnet
 from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import Drop, error_text
+from wit_pipeline.core.stats import error_text
 
 STAGES = ("dumps", "inputs", "pages", "articles", "unigrams", "bigrams", "pmi_first", "pmi_second", "pmi",
           "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
-BIGRAM, REPORT = "bigram", "report"
+BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
 FLUSH_KEYS = 200_000  # distinct n-grams held per bundle before they are emitted
 
 
@@ -137,39 +129,6 @@ class ReadViews(beam.DoFn):
         yield from (beam.pvalue.TaggedOutput(DEAD_LETTER, e) for e in errors)
 
 
-def floor(item: tuple[str, int], min_count: int) -> tuple[str, int] | Drop:
-    return Drop(reason) if (reason := pmi.count_drop_reason(item[1], min_count)) else item
-
-
-def by_first_word(item: tuple[str, int], min_count: int) -> tuple[str, tuple[str, int]] | Drop:
-    """(a b, n) -> (a, (a b, n)), bigrams under the count floor dropped before the joins."""
-    kept = floor(item, min_count)
-    return kept if isinstance(kept, Drop) else (item[0].split(" ")[0], item)
-
-
-def join_word(joined: tuple[str, dict[str, list]], position: int) -> list[tuple[str, tuple]] | Drop:
-    """(w, {bigrams: [(a b, ...)], counts: [c_w]}) -> [(the other word or the bigram, (a b, ..., c_w))]."""
-    _, groups = joined
-    bigrams = list(groups["bigrams"])
-    if not bigrams:
-        return Drop("no_bigram")
-    (c_w,) = groups["counts"]  # a surviving bigram's words always pass the floor: else a dead letter
-    return [(bigram.split(" ")[1] if position == 0 else bigram, (bigram, *rest, c_w)) for bigram, *rest in bigrams]
-
-
-def with_pmi(item: tuple[tuple[str, tuple[str, int, int, int]], tuple[int, int]],
-             min_pmi: float) -> tuple[str, tuple[float, int]] | Drop:
-    """((a b, (a b, c_ab, c_a, c_b)), (U, B)) -> (a b, (PMI, c_ab)), or below_pmi."""
-    (bigram, (_, c_ab, c_a, c_b)), totals = item
-    ratio = pmi.pmi(c_ab, c_a, c_b, *totals)
-    return Drop("below_pmi") if ratio < min_pmi else (bigram, (ratio, c_ab))
-
-
-def keep_title(item: tuple[str, int], recipe: build.Recipe) -> tuple[str, int] | Drop:
-    reason = pageviews.title_drop_reason(item[0], item[1], recipe.min_title_views, recipe.titles)
-    return Drop(reason) if reason else item
-
-
 def _counted(pcoll: beam.PCollection, stage: str, fn: Any, dead: list, source: Any = str, *args: Any) -> Any:
     """`fn(element, *args)` through Counted; its dead letters join `dead`."""
     bound = (lambda element: fn(element, *args)) if args else fn
@@ -196,15 +155,15 @@ def count_ngrams(p: beam.Pipeline, inputs: config.Inputs, cfg: config.BuildQueri
 def select_bigrams(unigrams: Any, bigrams: Any, recipe: build.Recipe, dead: list) -> Any:
     floor_words = unigrams | "FloorWords" >> beam.Filter(lambda kv, n: kv[1] >= n, recipe.min_bigram_count)
     totals = (_total(unigrams, "Unigrams"), _total(bigrams, "Bigrams"))
-    first = _counted(bigrams, "bigrams", by_first_word, dead, str, recipe.min_bigram_count)
+    first = _counted(bigrams, "bigrams", pmi.by_first_word, dead, str, recipe.min_bigram_count)
     joined = first
     for position, name in enumerate(("pmi_first", "pmi_second")):
         groups = {"bigrams": joined, "counts": floor_words} | f"Join{name}" >> beam.CoGroupByKey()
-        joined = _counted(groups, name, join_word, dead, lambda g: g[0], position) | f"Flat{name}" >> beam.FlatMap(
+        joined = _counted(groups, name, pmi.join_word, dead, lambda g: g[0], position) | f"Flat{name}" >> beam.FlatMap(
             lambda rows: rows)
     pair = totals[0] | "PairTotals" >> beam.Map(lambda u, b: (u, b), beam.pvalue.AsSingleton(totals[1]))
     with_totals = joined | "WithTotals" >> beam.Map(lambda kv, t: (kv, t), beam.pvalue.AsSingleton(pair))
-    return _counted(with_totals, "pmi", with_pmi, dead, lambda e: e[0][0], recipe.min_pmi)
+    return _counted(with_totals, "pmi", pmi.with_pmi, dead, lambda e: e[0][0], recipe.min_pmi)
 
 
 def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterable, bigrams: Iterable,
@@ -218,56 +177,39 @@ def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterabl
     return write_allowlist(fsio.join(cfg.output, "allowlist.tsv"), rows)
 
 
-def write_list(rows: list[dict], output: str, name: str) -> None:
-    if name == "reads.jsonl":
-        lines = sorted(json.dumps(r, sort_keys=True) for r in rows)
-        fsio.write_bytes(fsio.join(output, name), "".join(f"{line}\n" for line in lines).encode())
-    else:
-        parquet_io.write_rows(fsio.join(output, name), sorted(rows, key=lambda r: (r["source"], r["error"])),
-                              schema.DEAD_LETTER, sort_by="source")
+def write_reads(rows: list[dict], output: str) -> None:
+    lines = sorted(json.dumps(r, sort_keys=True) for r in rows)
+    fsio.write_bytes(fsio.join(output, READS), "".join(f"{line}\n" for line in lines).encode())
+
+
+def write_dead(rows: list[dict], output: str) -> None:
+    parquet_io.write_rows(fsio.join(output, "dead_letter.parquet"),
+                          sorted(rows, key=lambda r: (r["source"], r["error"])), schema.DEAD_LETTER, sort_by="source")
 
 
 def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config.Inputs) -> None:
     r, dead = cfg.recipe, []
     unigrams, bigrams, reports = count_ngrams(p, inputs, cfg, dead)
-    kept_unigrams = _counted(unigrams, "unigrams", floor, dead, str, r.min_unigram_count)
+    kept_unigrams = _counted(unigrams, "unigrams", pmi.floor, dead, str, r.min_unigram_count)
     kept_bigrams = select_bigrams(unigrams, bigrams, r, dead)
     views = (p | "Pageviews" >> beam.Create(inputs.pageviews) | "SpreadViews" >> beam.Reshuffle()
              | "ReadViews" >> beam.ParDo(ReadViews(r.titles)).with_outputs(DEAD_LETTER, main="views"))
     dead.append(views[DEAD_LETTER])
-    kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", keep_title, dead, str, r)
+    kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead, str, r.min_title_views, r.titles)
     entries = (p | "WordnetDir" >> beam.Create([cfg.wordnet] if cfg.wordnet else [])
                | "ReadWordnet" >> beam.FlatMap(lambda d: wordnet.read_entries(d, BeamTally(), r.wordnet_entries).items()))
     _ = (p | "Assemble" >> beam.Create([None]) | "AssembleAndWrite" >> beam.Map(
         assemble_and_write, cfg, beam.pvalue.AsList(kept_unigrams), beam.pvalue.AsList(kept_bigrams),
         beam.pvalue.AsList(kept_titles), beam.pvalue.AsList(entries)))
-    for name, pcoll in (("reads.jsonl", reports), ("dead_letter.parquet", tuple(dead) | "AllDead" >> beam.Flatten())):
-        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write_list, cfg.output, name)
-
-
-def read_summary(output: str) -> dict[str, Any]:
-    """How the reading went: units, distinct workers, most units read at the same time."""
-    reads = [json.loads(line) for line in fsio.read_text(fsio.join(output, "reads.jsonl")).splitlines()]
-    edges = sorted([(r["started"], 1) for r in reads] + [(r["started"] + r["seconds"], -1) for r in reads])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return {"units": len(reads), "workers": len({r["worker"] for r in reads}), "max_parallel": peak}
-
-
-def check_sources(doc: dict, numbers: int) -> None:
-    """allowlist.in must be exactly what the sources kept."""
-    by_name = {s["name"]: s for s in doc["stages"]}
-    sources = numbers + sum(by_name[name]["out"] for name in ("unigrams", "pmi", "titles", "wordnet"))
-    if by_name["allowlist"]["in"] != sources:
-        raise ValueError(f"allowlist.in={by_name['allowlist']['in']} but the sources kept {sources}")
+    for name, pcoll, write in (("Reads", reports, write_reads),
+                               ("DeadLetters", tuple(dead) | "AllDead" >> beam.Flatten(), write_dead)):
+        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write, cfg.output)
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = config.build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
-    reject_unknown_flags(parser, pipeline_args)
+    common.reject_unknown_flags(parser, pipeline_args)
     try:
         cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
@@ -275,14 +217,15 @@ def run(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     if not inputs.pageviews:
         logging.warning("no --pageviews: the allowlist will have no title queries")
-    p = make_pipeline(pipeline_args)
+    p = common.make_pipeline(pipeline_args)
     build_graph(p, cfg, inputs)
     result = p.run()
     result.wait_until_finish()
-    doc = write_stats(result, cfg.output, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
-                      reads=read_summary(cfg.output))
-    check_sources(doc, cfg.recipe.numbers)
-    print_stages(doc)
+    reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.output, READS)).splitlines()]
+    doc = common.write_stats(result, cfg.output, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
+                      reads=multistream.read_summary(reads))
+    build.check_sources(doc["stages"], cfg.recipe.numbers)
+    common.print_stages(doc)
     print(f"wrote {fsio.join(cfg.output, 'allowlist.tsv')} ({doc['stages'][-1]['out']} queries) and stats.json")
     return 0
 

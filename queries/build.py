@@ -161,5 +161,13 @@ def build_allowlist(wikipedia_urls: Iterable[str], pageview_urls: Iterable[str],
                     recipe.quotas, tally)
 
 
-__all__ = ["QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "assemble", "build_allowlist", "count_dump",
+def check_sources(stages: list[dict], numbers: int) -> None:
+    """allowlist.in must be exactly what the sources kept (stats.json stages)."""
+    by_name = {s["name"]: s for s in stages}
+    kept = numbers + sum(by_name[name]["out"] for name in ("unigrams", "pmi", "titles", "wordnet"))
+    if by_name[STAGE]["in"] != kept:
+        raise ValueError(f"allowlist.in={by_name[STAGE]['in']} but the sources kept {kept}")
+
+
+__all__ = ["QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "assemble", "build_allowlist", "check_sources", "count_dump",
            "parse_quotas", "ranked_candidates"]

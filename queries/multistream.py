@@ -16,7 +16,7 @@ from __future__ import annotations
 import bz2
 import re
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import fsspec
 
@@ -95,4 +95,15 @@ def read_range(r: DumpRange, tally: Tally, on_error: wikipedia.OnError) -> Itera
 
 
 
-__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "stream_offsets"]
+def read_summary(reads: list[dict[str, Any]]) -> dict[str, Any]:
+    """How a job's reading went, from its reads.jsonl rows (`started`, `seconds`, `worker`):
+    units read, distinct workers, most units being read at the same time."""
+    edges = sorted([(r["started"], 1) for r in reads] + [(r["started"] + r["seconds"], -1) for r in reads])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return {"units": len(reads), "workers": len({r["worker"] for r in reads}), "max_parallel": peak}
+
+
+__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "read_summary", "stream_offsets"]

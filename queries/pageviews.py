@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import fsspec
 
-from wit_pipeline.core.stats import Tally
+from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text import textnorm
 
 INPUT_STAGE = "inputs"
@@ -159,6 +159,12 @@ def title_drop_reason(title: str, views: int, min_views: int, rule: TitleRule = 
     return None
 
 
+def keep_title(item: tuple[str, int], min_views: int, rule: TitleRule) -> tuple[str, int] | Drop:
+    """(title, summed views) kept, or why not (the distributed path's per-record step)."""
+    reason = title_drop_reason(item[0], item[1], min_views, rule)
+    return Drop(reason) if reason else item
+
+
 def select_titles(views: Iterable[tuple[str, int]], min_views: int, tally: Tally,
                   rule: TitleRule = TitleRule()) -> dict[str, int]:
     """Sum views per title and keep the titles that pass title_drop_reason (in-memory path)."""
@@ -177,5 +183,5 @@ def select_titles(views: Iterable[tuple[str, int]], min_views: int, tally: Tally
     return kept
 
 
-__all__ = ["DOMAINS", "TITLE_RULES", "ReadError", "TitleRule", "decode_title", "is_article_title", "iter_views",
+__all__ = ["DOMAINS", "TITLE_RULES", "ReadError", "TitleRule", "decode_title", "is_article_title", "iter_views", "keep_title",
            "line_views", "parse_line", "select_titles", "title_drop_reason"]

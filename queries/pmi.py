@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from wit_pipeline.core.stats import Tally
+from wit_pipeline.core.stats import Drop, Tally
 
 UNIGRAM_STAGE = "unigrams"
 BIGRAM_STAGE = "bigrams"  # the count floor: distinct bigrams in, those seen >= min_count out
@@ -89,4 +89,37 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
     return kept
 
 
-__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "count_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams"]
+# The per-record steps of the distributed path (beam_jobs.build_queries), each a value or a Drop.
+
+
+def floor(item: tuple[str, int], min_count: int) -> tuple[str, int] | Drop:
+    """(n-gram, count) kept when count >= min_count."""
+    return Drop(reason) if (reason := count_drop_reason(item[1], min_count)) else item
+
+
+def by_first_word(item: tuple[str, int], min_count: int) -> tuple[str, tuple[str, int]] | Drop:
+    """(a b, n) -> (a, (a b, n)), bigrams under the count floor dropped before the joins."""
+    kept = floor(item, min_count)
+    return kept if isinstance(kept, Drop) else (item[0].split(" ")[0], item)
+
+
+def join_word(joined: tuple[str, dict[str, list]], position: int) -> list[tuple[str, tuple]] | Drop:
+    """(w, {bigrams: [(a b, ...)], counts: [c_w]}) -> [(the other word or the bigram, (a b, ..., c_w))]."""
+    _, groups = joined
+    bigrams = list(groups["bigrams"])
+    if not bigrams:
+        return Drop("no_bigram")
+    (c_w,) = groups["counts"]  # a surviving bigram's words always pass the floor: else a dead letter
+    return [(bigram.split(" ")[1] if position == 0 else bigram, (bigram, *rest, c_w)) for bigram, *rest in bigrams]
+
+
+def with_pmi(item: tuple[tuple[str, tuple[str, int, int, int]], tuple[int, int]],
+             min_pmi: float) -> tuple[str, tuple[float, int]] | Drop:
+    """((a b, (a b, c_ab, c_a, c_b)), (U, B)) -> (a b, (PMI, c_ab)), or below_pmi."""
+    (bigram, (_, c_ab, c_a, c_b)), totals = item
+    ratio = pmi(c_ab, c_a, c_b, *totals)
+    return Drop("below_pmi") if ratio < min_pmi else (bigram, (ratio, c_ab))
+
+
+__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "by_first_word", "count_drop_reason", "floor", "join_word",
+           "pmi", "pmi_bits", "select_bigrams", "select_unigrams", "with_pmi"]
