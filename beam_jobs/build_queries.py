@@ -46,7 +46,7 @@ STAGES = ("dumps", "inputs", "pages", "articles", "unigrams", "bigrams", "pmi_fi
           "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
 BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
-FLUSH_KEYS = 200_000  # distinct n-grams held per bundle before they are emitted
+FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
 
 
 def plan_units(dump: tuple[str, str | None], range_bytes: int) -> list[Any]:

@@ -11,6 +11,7 @@ non-trivial; every tenth page is a redirect and every seventh a talk page.
 from __future__ import annotations
 
 import bz2
+import itertools
 import random
 from xml.sax.saxutils import escape
 
@@ -30,8 +31,8 @@ def _vocabulary(rng: random.Random, size: int) -> list[str]:
     return sorted(words)
 
 
-def _sentence(rng: random.Random, vocab: list[str], weights: list[float]) -> str:
-    words = rng.choices(vocab, weights, k=rng.randint(6, 18))
+def _sentence(rng: random.Random, vocab: list[str], cum_weights: list[float]) -> str:
+    words = rng.choices(vocab, cum_weights=cum_weights, k=rng.randint(6, 18))
     if rng.random() < 0.4:
         words.insert(rng.randrange(len(words)), rng.choice(COLLOCATIONS))
     if rng.random() < 0.2:
@@ -40,13 +41,13 @@ def _sentence(rng: random.Random, vocab: list[str], weights: list[float]) -> str
     return " ".join(words).capitalize() + "."
 
 
-def _wikitext(rng: random.Random, title: str, vocab: list[str], weights: list[float], sentences: int) -> str:
+def _wikitext(rng: random.Random, title: str, vocab: list[str], cum_weights: list[float], sentences: int) -> str:
     parts = [f"{{{{Infobox thing|name={title}|stats={{| class=wikitable\n| a || b\n|}}|note={{{{small|x}}}}}}}}",
              f"'''{title}''' is a {rng.choice(vocab)}.<ref>{{{{cite web|url=http://example.org|title=t}}}}</ref>"]
     for i in range(sentences):
         if i and i % 8 == 0:
             parts.append(f"\n== {rng.choice(vocab).title()} ==\n[[File:X{i}.jpg|thumb|The [left] {rng.choice(vocab)}]]")
-        parts.append(_sentence(rng, vocab, weights))
+        parts.append(_sentence(rng, vocab, cum_weights))
     parts.append("\n== References ==\n{{reflist}}\n[[Category:Things]]\n[[de:Ding]]")
     return " ".join(parts)
 
@@ -62,7 +63,7 @@ def sample_pages(n: int, seed: int = 0, sentences: int = 40, vocab_size: int = 3
     rng = random.Random(seed)
     vocab = _vocabulary(rng, vocab_size)
     rng.shuffle(vocab)  # frequency rank apart from spelling
-    weights = [1 / (rank + 1) for rank in range(len(vocab))]
+    cum_weights = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(vocab))))  # Zipf
     pages = []
     for i in range(n):
         title = f"{rng.choice(vocab).title()} {i}"
@@ -70,7 +71,7 @@ def sample_pages(n: int, seed: int = 0, sentences: int = 40, vocab_size: int = 3
             pages.append(page_xml(i + 1, title, 0, f"#REDIRECT [[{vocab[i % 50]}]]", redirect=vocab[i % 50]))
         else:
             pages.append(page_xml(i + 1, title if i % 7 != 6 else f"Talk:{title}", 0 if i % 7 != 6 else 1,
-                                  _wikitext(rng, title, vocab, weights, sentences)))
+                                  _wikitext(rng, title, vocab, cum_weights, sentences)))
     return pages
 
 
