@@ -249,6 +249,11 @@ def test_the_same_dump_given_twice_is_refused(sources, tmp_path):  # bug 5
     sample_dump.write_multistream(pages, str(multi), str(tmp_path / "index.txt.bz2"), 2, header, footer)
     with pytest.raises(ValueError, match="start with the same page .id 1.: the same dump given twice"):
         dumpset.dump_files([plain, str(multi)])
+    from beam_jobs.build_queries import run
+
+    with pytest.raises(SystemExit, match="the same dump given twice"):
+        run(["--wikipedia", plain, "--wikipedia", str(tmp_path / "*multistream*"), "--output", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
     with pytest.raises(ValueError, match="is matched twice"):
         dumpset.dump_files([plain, plain])
     whole = "x/enwiki-20240501-pages-articles.xml.bz2"
