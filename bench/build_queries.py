@@ -12,7 +12,7 @@
    from reads.jsonl: reading, parsing, counting and the per-bundle sums, the part that grows
    with the dump). The reading phase's speed-up is printed last as `ratio:`.
 
-    python bench/build_queries.py [--pages 12000] [--range-mb 1] [--seed 0]
+    python bench/build_queries.py [--pages 12000] [--range-mb 1] [--seed 0] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -67,9 +67,14 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=12000)
     ap.add_argument("--range-mb", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=2, help="job runs per worker count (interleaved; best is kept)")
     args = ap.parse_args()
     print(f"{datetime.date.today()} {platform.machine()} x {os.cpu_count()} cores, Python {platform.python_version()}")
-    tmp = Path(tempfile.mkdtemp(prefix="wit-bench-queries-"))
+    with tempfile.TemporaryDirectory(prefix="wit-bench-queries-") as tmp:
+        bench(args, Path(tmp))
+
+
+def bench(args: argparse.Namespace, tmp: Path) -> None:
     pages = sample_dump.sample_pages(args.pages, args.seed, vocab_size=30000)
     plain = tmp / "enwiki-20240501-pages-articles.xml.bz2"
     multi = tmp / "multi" / "enwiki-20240501-pages-articles-multistream.xml.bz2"
@@ -88,16 +93,20 @@ def main() -> None:
           f"{xml_mb / secs:.2f} MB XML/s, {bz2_mb / secs:.2f} MB bz2/s ({len(uni):,} words, {len(bi):,} bigrams)")
     print(f"peer (textnorm.tokens per phrase): {tokens / secs_peer:,.0f} tokens/s; ratio {secs_peer / secs:.2f}")
 
-    times = {w: run_job(str(multi), tmp / f"out{w}", w, args.range_mb) for w in (1, 2)}
-    same = (tmp / "out1" / "allowlist.tsv").read_bytes() == (tmp / "out2" / "allowlist.tsv").read_bytes()
-    assert same, "1 and 2 workers wrote different allowlists"
-    phase = {}
-    for w, t in times.items():
-        reads = [json.loads(line) for line in (tmp / f"out{w}" / "reads.jsonl").read_text().splitlines()]
-        phase[w] = max(r["started"] + r["seconds"] for r in reads) - min(r["started"] for r in reads)
-        print(f"job, {w} worker(s): {t:.1f} s in all; reading phase {phase[w]:.1f} s, {len(reads)} ranges on "
-              f"{len({r['worker'] for r in reads})} worker process(es)")
-    print(f"whole job speed-up: {times[1] / times[2]:.2f}")
+    times: dict[int, float] = {}
+    phase: dict[int, float] = {}
+    for round_ in range(args.rounds):  # interleaved, best of each: the machine is shared
+        for w in (1, 2):
+            out = tmp / f"out{w}-{round_}"
+            t = run_job(str(multi), out, w, args.range_mb)
+            reads = [json.loads(line) for line in (out / "reads.jsonl").read_text().splitlines()]
+            p = max(r["started"] + r["seconds"] for r in reads) - min(r["started"] for r in reads)
+            print(f"job, {w} worker(s): {t:.1f} s in all; reading phase {p:.1f} s, {len(reads)} ranges on "
+                  f"{len({r['worker'] for r in reads})} worker process(es)")
+            times[w], phase[w] = min(times.get(w, t), t), min(phase.get(w, p), p)
+            same = (out / "allowlist.tsv").read_bytes() == (tmp / "out1-0" / "allowlist.tsv").read_bytes()
+            assert same, "1 and 2 workers wrote different allowlists"
+    print(f"best of {args.rounds}: whole job speed-up {times[1] / times[2]:.2f}")
     print(f"ratio: {phase[1] / phase[2]:.2f}")
 
 
