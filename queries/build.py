@@ -1,26 +1,25 @@
-"""Assembly of the allowlist from its four sources: rank, deduplicate, apply quotas, cap.
+"""Assembly of the allowlist from its sources: order, deduplicate, optional quotas, cap.
 
-The CLIP paper's base list is, in its words' order, Wikipedia words seen >= 100 times,
-high-PMI bigrams, article titles above a search volume and "all WordNet synsets not
-already in the list". The rows are written in this priority order, which also decides
-who owns a query that two sources produce and who is cut when the cap bites:
-
-1. unigrams, most frequent first;
-2. bigrams, highest PMI first (then higher count);
-3. titles, most viewed first;
-4. WordNet lemmas, those naming the most synsets first;
+The default is MetaCLIP v1's `build_metadata.py`: a union, in this order, of
+0. the strings "0".."99" (`numbers`; MetaCLIP starts its set with them),
+1. WordNet synset names (queries.wordnet; `wordnet_entries="lemmas"` takes every lemma),
+2. Wikipedia unigrams seen >= 100 times, most frequent first,
+3. bigrams with PMI >= 30 (queries.pmi), highest PMI first (then higher count),
+4. article titles with >= 70 page views (queries.pageviews), most viewed first,
 ties broken by the query string (code-point order), so the list is the same on every run.
+There are no per-source quotas. MetaCLIP's script cannot cap either: it rewrites its file
+after every entry once it holds 500,000, so its last file is the whole union; wit stops at
+`max_queries` (500,000, the CLIP paper's size), so with a full dump the cap cuts the end
+of the order (titles, then bigrams).
 
 A candidate is dropped as `duplicate` when a row above it has the same normal form
 (`textnorm.normalize`: "New York" and "new york" are one query), and as `over_cap` when
-its source has filled its quota or the list has `max_queries` rows. Without quotas the cap
-would fill 500k rows with English Wikipedia's ~1M frequent words and no title or WordNet
-entry would survive, so by default each Wikipedia source is held to MetaCLIP's published
-English composition (251,465 unigrams, 100,646 bigrams, 61,235 titles; WordNet fills the
-rest, 86,654 of 500,000 in MetaCLIP). `quotas={}` gives strict priority instead.
+its source has filled its quota or the list has `max_queries` rows. Quotas are an option:
+`metaclip2` is the English composition of MetaCLIP 2's worldwide builder (251,465
+unigrams, 100,646 bigrams, 61,235 titles; numbers and WordNet uncapped).
 
-`stat` per source: unigram = count, bigram = PMI ratio (queries.pmi, 4 decimals),
-title = summed page views, wordnet = number of synsets.
+`stat` per source: number = empty, wordnet = synsets with that name (or containing that
+lemma), unigram = count, bigram = PMI ratio (4 decimals), title = summed page views.
 """
 
 from __future__ import annotations
@@ -30,55 +29,81 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from queries import pageviews, pmi, wikipedia, wordnet
-from wit_pipeline.core.stats import Tally
+from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text import textnorm
 
 STAGE = "allowlist"
-SOURCES = ("unigram", "bigram", "title", "wordnet")
-METACLIP_QUOTAS: dict[str, int] = {"unigram": 251_465, "bigram": 100_646, "title": 61_235}
+SOURCES = ("number", "wordnet", "unigram", "bigram", "title")
+QUOTA_PRESETS: dict[str, dict[str, int]] = {
+    "none": {}, "metaclip2": {"unigram": 251_465, "bigram": 100_646, "title": 61_235}}
 PMI_DECIMALS = 4
 
-Row = tuple[str, str, float | int]  # (query, source, stat)
+Row = tuple[str, str, float | int | None]  # (query, source, stat)
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """MetaCLIP's published values by default (min_bigram_count is ours: see queries.pmi)."""
+class Recipe:
+    """What goes into the list; MetaCLIP v1's values by default (min_bigram_count is ours:
+    see queries.pmi). Validated once, here."""
 
     min_unigram_count: int = 100
     min_bigram_count: int = 100
     min_pmi: float = 30.0
     min_title_views: int = 70
+    title_rule: str = "wit"
+    wordnet_entries: str = "synsets"
+    numbers: int = 100
     max_queries: int = 500_000
-    quotas: Mapping[str, int] = field(default_factory=lambda: dict(METACLIP_QUOTAS))
+    quotas: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("min_unigram_count", "min_title_views", "numbers", "max_queries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.min_bigram_count < 1:
+            raise ValueError("min_bigram_count must be >= 1")
+        if self.title_rule not in pageviews.TITLE_RULES:
+            raise ValueError(f"title_rule must be one of {', '.join(pageviews.TITLE_RULES)}")
+        if self.wordnet_entries not in wordnet.MODES:
+            raise ValueError(f"wordnet_entries must be one of {', '.join(wordnet.MODES)}")
+        bad = {k: v for k, v in self.quotas.items() if k not in SOURCES or v < 0}
+        if bad:
+            raise ValueError(f"bad quotas {bad}: sources are {', '.join(SOURCES)}, values >= 0")
+
+    @property
+    def titles(self) -> pageviews.TitleRule:
+        return pageviews.TITLE_RULES[self.title_rule]
 
 
 def parse_quotas(text: str) -> dict[str, int]:
-    """`metaclip` | `none` | `unigram=N,bigram=N,...` -> per-source quotas."""
+    """`none` | `metaclip2` | `unigram=N,bigram=N,...` -> per-source quotas."""
     text = text.strip()
-    if text.lower() == "metaclip":
-        return dict(METACLIP_QUOTAS)
-    if text.lower() in ("none", ""):
-        return {}
+    if text.lower() in QUOTA_PRESETS or not text:
+        return dict(QUOTA_PRESETS[text.lower() or "none"])
     quotas: dict[str, int] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
         name = name.strip()
         if not sep or name not in SOURCES or not value.strip().isdigit():
-            raise ValueError(f"bad quota {part!r}: expected source=N with source in {', '.join(SOURCES)}")
+            raise ValueError(f"bad quota {part!r}: expected source=N with source in {', '.join(SOURCES)}, "
+                             f"or one of {', '.join(QUOTA_PRESETS)}")
         quotas[name] = int(value)
     return quotas
 
 
+def _by_stat(items: Iterable[tuple[str, float | int]]) -> list[tuple[str, float | int]]:
+    return sorted(items, key=lambda kv: (-kv[1], kv[0]))
+
+
 def ranked_candidates(unigrams: Mapping[str, int], bigrams: Mapping[str, tuple[float, int]],
-                      titles: Mapping[str, int], lemmas: Mapping[str, int]) -> list[Row]:
-    """Every candidate in priority order (see the module docstring)."""
-    rows: list[Row] = []
-    rows += [(q, "unigram", c) for q, c in sorted(unigrams.items(), key=lambda kv: (-kv[1], kv[0]))]
+                      titles: Mapping[str, int], entries: Mapping[str, int], numbers: int = 0) -> list[Row]:
+    """Every candidate in the recipe's order (see the module docstring)."""
+    rows: list[Row] = [(str(i), "number", None) for i in range(numbers)]
+    rows += [(q, "wordnet", n) for q, n in _by_stat(entries.items())]
+    rows += [(q, "unigram", c) for q, c in _by_stat(unigrams.items())]
     rows += [(q, "bigram", round(r, PMI_DECIMALS))
              for q, (r, _) in sorted(bigrams.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))]
-    rows += [(q, "title", v) for q, v in sorted(titles.items(), key=lambda kv: (-kv[1], kv[0]))]
-    rows += [(q, "wordnet", n) for q, n in sorted(lemmas.items(), key=lambda kv: (-kv[1], kv[0]))]
+    rows += [(q, "title", v) for q, v in _by_stat(titles.items())]
     return rows
 
 
@@ -106,24 +131,43 @@ def assemble(candidates: Iterable[Row], max_queries: int, quotas: Mapping[str, i
     return rows
 
 
-def build_allowlist(wikipedia_urls: Iterable[str], pageview_urls: Iterable[str], wordnet_dir: str | None,
-                    thresholds: Thresholds, tally: Tally) -> list[Row]:
-    """The whole build in one process (small inputs, tests); beam_jobs.build_queries scales it."""
+def count_dump(urls: Iterable[str], tally: Tally) -> tuple[Counter[str], Counter[str]]:
+    """Unigram and bigram counts of whole dump files in one process (stops at an error)."""
     unigrams: Counter[str] = Counter()
     bigrams: Counter[str] = Counter()
-    for url in wikipedia_urls:
-        for _, text in wikipedia.iter_articles(url, tally):
-            u, b = wikipedia.count_ngrams(text)
-            unigrams.update(u)
-            bigrams.update(b)
-    kept_uni = pmi.select_unigrams(unigrams, thresholds.min_unigram_count, tally)
-    kept_bi = pmi.select_bigrams(bigrams, unigrams, thresholds.min_bigram_count, thresholds.min_pmi, tally)
-    views = (tv for url in pageview_urls for tv in pageviews.iter_views(url, tally))
-    titles = pageviews.select_titles(views, thresholds.min_title_views, tally)
-    lemmas = wordnet.read_lemmas(wordnet_dir, tally) if wordnet_dir else {}
-    return assemble(ranked_candidates(kept_uni, kept_bi, titles, lemmas), thresholds.max_queries,
-                    thresholds.quotas, tally)
+    for url in urls:
+        for page in wikipedia.iter_pages(url, tally, wikipedia.raise_error):
+            tally.inc(wikipedia.STAGE, "in")
+            counts = wikipedia.article_ngrams(page)
+            if isinstance(counts, Drop):
+                tally.inc(wikipedia.STAGE, f"dropped.{counts.reason}")
+                continue
+            tally.inc(wikipedia.STAGE, "out")
+            unigrams.update(counts[0])
+            bigrams.update(counts[1])
+    return unigrams, bigrams
 
 
-__all__ = ["METACLIP_QUOTAS", "Row", "SOURCES", "Thresholds", "assemble", "build_allowlist", "parse_quotas",
-           "ranked_candidates"]
+def build_allowlist(wikipedia_urls: Iterable[str], pageview_urls: Iterable[str], wordnet_dir: str | None,
+                    recipe: Recipe, tally: Tally) -> list[Row]:
+    """The whole build in one process (small inputs, tests); beam_jobs.build_queries scales it."""
+    unigrams, bigrams = count_dump(wikipedia_urls, tally)
+    kept_uni = pmi.select_unigrams(unigrams, recipe.min_unigram_count, tally)
+    kept_bi = pmi.select_bigrams(bigrams, unigrams, recipe.min_bigram_count, recipe.min_pmi, tally)
+    views = (tv for url in pageview_urls for tv in pageviews.iter_views(url, tally, recipe.titles))
+    titles = pageviews.select_titles(views, recipe.min_title_views, tally, recipe.titles)
+    entries = wordnet.read_entries(wordnet_dir, tally, recipe.wordnet_entries) if wordnet_dir else {}
+    return assemble(ranked_candidates(kept_uni, kept_bi, titles, entries, recipe.numbers), recipe.max_queries,
+                    recipe.quotas, tally)
+
+
+def check_sources(stages: list[dict], numbers: int) -> None:
+    """allowlist.in must be exactly what the sources kept (stats.json stages)."""
+    by_name = {s["name"]: s for s in stages}
+    kept = numbers + sum(by_name[name]["out"] for name in ("unigrams", "pmi", "titles", "wordnet"))
+    if by_name[STAGE]["in"] != kept:
+        raise ValueError(f"allowlist.in={by_name[STAGE]['in']} but the sources kept {kept}")
+
+
+__all__ = ["QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "assemble", "build_allowlist", "check_sources", "count_dump",
+           "parse_quotas", "ranked_candidates"]

@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from wit_pipeline.core.stats import Tally
+from wit_pipeline.core.stats import Drop, Tally
 
 UNIGRAM_STAGE = "unigrams"
-BIGRAM_STAGE = "bigrams"
+BIGRAM_STAGE = "bigrams"  # the count floor: distinct bigrams in, those seen >= min_count out
+PMI_STAGE = "pmi"  # those bigrams in, PMI >= min_pmi out
 
 
 def pmi(c_ab: int, c_a: int, c_b: int, n_unigrams: int, n_bigrams: int) -> float:
@@ -48,15 +49,6 @@ def count_drop_reason(count: int, min_count: int) -> str | None:
     return "below_count" if count < min_count else None
 
 
-def bigram_drop_reason(c_ab: int, ratio: float | None, min_count: int, min_pmi: float) -> str | None:
-    """Why a bigram is not a query, or None; ratio may be None when c_ab already fails."""
-    if count_drop_reason(c_ab, min_count):
-        return "below_count"
-    if ratio is None or ratio < min_pmi:
-        return "below_pmi"
-    return None
-
-
 def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> dict[str, int]:
     """Unigrams seen at least min_count times (stage `unigrams`)."""
     kept: dict[str, int] = {}
@@ -73,26 +65,61 @@ def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> 
 
 def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_count: int, min_pmi: float,
                    tally: Tally, totals: tuple[int, int] | None = None) -> dict[str, tuple[float, int]]:
-    """Bigram -> (PMI, count) for those with count >= min_count and PMI >= min_pmi (stage `bigrams`).
-
-    totals: (U, B); by default the sums of the two count tables.
+    """Bigram -> (PMI, count) for those with count >= min_count (stage `bigrams`) and
+    PMI >= min_pmi (stage `pmi`). totals: (U, B); by default the sums of the two count tables.
     """
     n_uni, n_bi = totals if totals is not None else (sum(unigrams.values()), sum(bigrams.values()))
     kept: dict[str, tuple[float, int]] = {}
     for bigram in sorted(bigrams):
         tally.inc(BIGRAM_STAGE, "in")
         c_ab = bigrams[bigram]
-        ratio = None
-        if not count_drop_reason(c_ab, min_count):
-            a, b = bigram.split(" ")
-            ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
-        reason = bigram_drop_reason(c_ab, ratio, min_count, min_pmi)
+        reason = count_drop_reason(c_ab, min_count)
         if reason:
             tally.inc(BIGRAM_STAGE, f"dropped.{reason}")
+            continue
+        tally.inc(BIGRAM_STAGE, "out")
+        tally.inc(PMI_STAGE, "in")
+        a, b = bigram.split(" ")
+        ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
+        if ratio < min_pmi:
+            tally.inc(PMI_STAGE, "dropped.below_pmi")
         else:
-            tally.inc(BIGRAM_STAGE, "out")
-            kept[bigram] = (ratio, c_ab)  # type: ignore[assignment]
+            tally.inc(PMI_STAGE, "out")
+            kept[bigram] = (ratio, c_ab)
     return kept
 
 
-__all__ = ["bigram_drop_reason", "count_drop_reason", "pmi", "pmi_bits", "select_bigrams", "select_unigrams"]
+# The per-record steps of the distributed path (beam_jobs.build_queries), each a value or a Drop.
+
+
+def floor(item: tuple[str, int], min_count: int) -> tuple[str, int] | Drop:
+    """(n-gram, count) kept when count >= min_count."""
+    return Drop(reason) if (reason := count_drop_reason(item[1], min_count)) else item
+
+
+def by_first_word(item: tuple[str, int], min_count: int) -> tuple[str, tuple[str, int]] | Drop:
+    """(a b, n) -> (a, (a b, n)), bigrams under the count floor dropped before the joins."""
+    kept = floor(item, min_count)
+    return kept if isinstance(kept, Drop) else (item[0].split(" ")[0], item)
+
+
+def join_word(joined: tuple[str, dict[str, list]], position: int) -> list[tuple[str, tuple]] | Drop:
+    """(w, {bigrams: [(a b, ...)], counts: [c_w]}) -> [(the other word or the bigram, (a b, ..., c_w))]."""
+    _, groups = joined
+    bigrams = list(groups["bigrams"])
+    if not bigrams:
+        return Drop("no_bigram")
+    (c_w,) = groups["counts"]  # a surviving bigram's words always pass the floor: else a dead letter
+    return [(bigram.split(" ")[1] if position == 0 else bigram, (bigram, *rest, c_w)) for bigram, *rest in bigrams]
+
+
+def with_pmi(item: tuple[tuple[str, tuple[str, int, int, int]], tuple[int, int]],
+             min_pmi: float) -> tuple[str, tuple[float, int]] | Drop:
+    """((a b, (a b, c_ab, c_a, c_b)), (U, B)) -> (a b, (PMI, c_ab)), or below_pmi."""
+    (bigram, (_, c_ab, c_a, c_b)), totals = item
+    ratio = pmi(c_ab, c_a, c_b, *totals)
+    return Drop("below_pmi") if ratio < min_pmi else (bigram, (ratio, c_ab))
+
+
+__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "by_first_word", "count_drop_reason", "floor", "join_word",
+           "pmi", "pmi_bits", "select_bigrams", "select_unigrams", "with_pmi"]

@@ -1,68 +1,50 @@
-"""English Wikipedia dumps -> article plain text -> unigram and bigram counts.
+"""English Wikipedia dumps -> pages -> article plain text -> unigram and bigram counts.
 
 Reads `pages-articles` XML dumps (.xml, .xml.bz2 or .xml.gz; local or gs:// through fsspec)
-with `xml.etree.ElementTree.iterparse`, one <page> at a time, whatever the export schema's
-namespace URI. Accounting (stage `articles`): every <page> read is kept (an article: namespace
-0, not a redirect) or dropped as `redirect` or `non_article`.
+with expat's pull parser, one <page> at a time, whatever the export schema's namespace URI.
+A reading unit is a whole file, or one bz2 stream of a multistream dump (queries.multistream):
+a unit that stops parsing (corrupt bz2, broken XML) costs only the rest of itself, and a page
+whose fields do not parse (a non-numeric <ns>) costs only itself; both are reported through
+`on_error(source, exc)`. XML entity expansion is bounded by expat's own billion-laughs
+protection (expat >= 2.4).
 
-Wikitext is reduced to plain text by a small, ordered set of regexes (WIKITEXT_RULES below),
-not a full MediaWiki parser: comments, <ref>s, tables, templates, file/category/interlanguage
-links, external-link URLs, HTML tags, heading '=' marks, bold/italic quotes, list markers.
-What survives in rare malformed markup is a stray token or two, harmless to counts at scale.
-XML entity expansion is bounded by expat's own billion-laughs protection (expat >= 2.4).
+Accounting: stage `inputs` (units read: out, or dropped.error), stage `pages` (every <page>
+element: out, or dropped.error) and stage `articles` (every page: kept when it is an article,
+namespace 0 and not a redirect, else dropped as `redirect` or `non_article`).
 
 Tokens are exactly `wit_pipeline.text.textnorm.tokens` (the allowlist's and the matcher's rule,
 computed with the matcher's batch normaliser), so a word is counted in the form that a caption
-will be matched in. Bigrams are adjacent tokens within
-one phrase: text is cut at line breaks and clause punctuation (PHRASE_BREAK) first, so
-"Paris. London" gives no bigram "paris london" (MetaCLIP also resets at punctuation).
+will be matched in. Bigrams are adjacent tokens within one phrase: text is cut at line breaks
+and clause punctuation (PHRASE_BREAK) first, so "Paris. London" gives no bigram
+"paris london" (MetaCLIP also resets at punctuation).
 """
 
 from __future__ import annotations
 
-import html
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
 import fsspec
 
-from wit_pipeline.core.stats import Tally
+from queries.wikitext import wikitext_to_text
+from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text.matcher import normalize_batch
 
+INPUT_STAGE = "inputs"
+PAGE_STAGE = "pages"
 STAGE = "articles"
 _SEP = "\x00"  # what normalize_batch joins its texts with
-
-# Namespaced links that are not article text: media, categories, interlanguage/interwiki.
-_DROP_LINK = re.compile(
-    r"\[\[\s*:?\s*(?:file|image|media|category|[a-z]{2,3}(?:-[a-z]+)?)\s*:[^\[\]]*\]\]", re.IGNORECASE)
-_PIPED_LINK = re.compile(r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]")  # [[target|label]] -> label
-_PLAIN_LINK = re.compile(r"\[\[([^\[\]|]*)\]\]")  # [[target]] -> target
-_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")  # innermost {{...}}; repeated until none is left
-_TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.DOTALL)  # innermost {| ... |}
-
-# (name, pattern, replacement), applied in order; `templates`, `tables` and `links` repeat
-# until the text stops changing, so nested constructs go innermost first.
-WIKITEXT_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("comments", re.compile(r"<!--.*?(?:-->|$)", re.DOTALL), ""),
-    ("refs", re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE), ""),
-    ("dropped_blocks", re.compile(r"<(math|gallery|timeline|syntaxhighlight|source|score|nowiki)\b[^>]*>.*?</\1\s*>",
-                                  re.DOTALL | re.IGNORECASE), " "),
-    ("templates", _TEMPLATE, " "),
-    ("tables", _TABLE, "\n"),
-    ("external_links", re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]"), r"\1"),
-    ("html_tags", re.compile(r"</?[A-Za-z][^>]*>"), " "),
-    ("headings", re.compile(r"^\s*=+\s*(.*?)\s*=+\s*$", re.MULTILINE), r"\1"),
-    ("bold_italic", re.compile(r"'{2,}"), ""),
-    ("list_markers", re.compile(r"^[*#:;]+", re.MULTILINE), ""),
-    ("rules_and_magic", re.compile(r"^-{4,}|__[A-Z]+__", re.MULTILINE), ""),
-)
+READ_BYTES = 1 << 20
 
 # Bigrams never span these: line breaks and clause/sentence punctuation.
 PHRASE_BREAK = re.compile(r"[\n.!?,;:()\[\]{}<>\"“”«»|…–—=*#]+")
+
+OnError = Callable[[str, BaseException], None]
 
 
 @dataclass(frozen=True)
@@ -71,37 +53,6 @@ class Page:
     ns: int
     redirect: bool
     text: str
-
-
-def _links(text: str) -> str:
-    while True:
-        new = _PLAIN_LINK.sub(r"\1", _PIPED_LINK.sub(r"\1", _DROP_LINK.sub("", text)))
-        if new == text:
-            return new
-        text = new
-
-
-def _repeat(pattern: re.Pattern[str], repl: str, text: str) -> str:
-    while True:
-        new = pattern.sub(repl, text)
-        if new == text:
-            return new
-        text = new
-
-
-def wikitext_to_text(wikitext: str) -> str:
-    """Plain text of an article's wikitext (WIKITEXT_RULES, then links, then entities)."""
-    text = wikitext
-    for name, pattern, repl in WIKITEXT_RULES:
-        if name in ("templates", "tables"):
-            text = _repeat(pattern, repl, text)
-        else:
-            text = pattern.sub(repl, text)
-        if name == "external_links":  # links after templates/tables, before tags
-            text = _links(text)
-    # Leftover unbalanced template/table braces from broken markup carry no words.
-    text = re.sub(r"\{\{|\}\}|\{\||\|\}", " ", text)
-    return html.unescape(text)
 
 
 def _local(tag: str) -> str:
@@ -115,7 +66,8 @@ def _child_text(elem: ET.Element, name: str) -> str | None:
     return None
 
 
-def _page_of(elem: ET.Element) -> Page:
+def page_of(elem: ET.Element) -> Page:
+    """A <page> element's fields; raises ValueError on a non-numeric <ns>."""
     title = _child_text(elem, "title") or ""
     ns_text = _child_text(elem, "ns")
     ns = int(ns_text) if ns_text not in (None, "") else 0  # very old dumps carry no <ns>
@@ -127,36 +79,77 @@ def _page_of(elem: ET.Element) -> Page:
     return Page(title, ns, redirect, text)
 
 
-def iter_pages(source: str | IO[bytes]) -> Iterator[Page]:
-    """Every <page> of a dump, streamed: memory stays flat on a multi-GB file."""
-    if isinstance(source, str):
-        with fsspec.open(source, "rb", compression="infer") as f:
-            yield from iter_pages(f)
-        return
+def _page_elements(chunks: Iterable[bytes]) -> Iterator[ET.Element]:
+    """<page> elements of an XML byte stream, each cleared once used: memory stays flat."""
+    parser = ET.XMLPullParser(events=("start", "end"))
     root = None
-    for event, elem in ET.iterparse(source, events=("start", "end")):
-        if event == "start":
-            if root is None:
-                root = elem
-            continue
-        if _local(elem.tag) == "page":
-            yield _page_of(elem)
-            elem.clear()
-            if root is not None:
-                root.clear()  # drop finished pages from the tree
-
-
-def iter_articles(source: str | IO[bytes], tally: Tally) -> Iterator[tuple[str, str]]:
-    """(title, plain text) of every article (namespace 0, not a redirect), counted."""
-    for page in iter_pages(source):
-        tally.inc(STAGE, "in")
-        if page.ns != 0:
-            tally.inc(STAGE, "dropped.non_article")
-        elif page.redirect:
-            tally.inc(STAGE, "dropped.redirect")
+    for chunk in itertools.chain(chunks, [None]):
+        if chunk is None:
+            parser.close()
         else:
-            tally.inc(STAGE, "out")
-            yield page.title, wikitext_to_text(page.text)
+            parser.feed(chunk)
+        for event, elem in parser.read_events():
+            if event == "start":
+                root = elem if root is None else root
+            elif _local(elem.tag) == "page":
+                yield elem
+                elem.clear()
+                if root is not None:
+                    root.clear()
+
+
+def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
+    return iter(lambda: f.read(READ_BYTES), b"")
+
+
+def pages_of_unit(chunks: Iterable[bytes], source: str, tally: Tally, on_error: OnError) -> Iterator[Page]:
+    """Pages of one reading unit (stages `inputs` and `pages`; see the module docstring)."""
+    tally.inc(INPUT_STAGE, "in")
+    elements = _page_elements(chunks)
+    while True:
+        try:
+            elem = next(elements)
+        except StopIteration:
+            tally.inc(INPUT_STAGE, "out")
+            return
+        except Exception as exc:  # the unit is unreadable from here on; its pages so far count
+            tally.inc(INPUT_STAGE, "dropped.error")
+            on_error(source, exc)
+            return
+        tally.inc(PAGE_STAGE, "in")
+        try:
+            page = page_of(elem)
+        except Exception as exc:
+            tally.inc(PAGE_STAGE, "dropped.error")
+            on_error(f"{source} page {_child_text(elem, 'title')!r}", exc)
+            continue
+        tally.inc(PAGE_STAGE, "out")
+        yield page
+
+
+def iter_pages(source: str | IO[bytes], tally: Tally, on_error: OnError) -> Iterator[Page]:
+    """Every <page> of a whole dump file (any compression fsspec infers; bz2 multistream too)."""
+    if isinstance(source, str):
+        def chunks() -> Iterator[bytes]:
+            with fsspec.open(source, "rb", compression="infer") as f:
+                yield from _file_chunks(f)
+        yield from pages_of_unit(chunks(), source, tally, on_error)
+    else:
+        yield from pages_of_unit(_file_chunks(source), "<stream>", tally, on_error)
+
+
+def raise_error(source: str, exc: BaseException) -> None:
+    """An on_error for one-process use: stop, naming the source."""
+    raise RuntimeError(f"reading Wikipedia dump {source}: {type(exc).__name__}: {exc}") from exc
+
+
+def article_text(page: Page) -> tuple[str, str] | Drop:
+    """(title, plain text) of an article, or why the page is not one (stage `articles`)."""
+    if page.ns != 0:
+        return Drop("non_article")
+    if page.redirect:
+        return Drop("redirect")
+    return page.title, wikitext_to_text(page.text)
 
 
 def phrases(text: str) -> Iterator[list[str]]:
@@ -181,5 +174,11 @@ def count_ngrams(text: str) -> tuple[Counter[str], Counter[str]]:
     return unigrams, bigrams
 
 
-__all__ = ["PHRASE_BREAK", "Page", "WIKITEXT_RULES", "count_ngrams", "iter_articles", "iter_pages",
-           "phrases", "wikitext_to_text"]
+def article_ngrams(page: Page) -> tuple[Counter[str], Counter[str]] | Drop:
+    """A page's n-gram counts when it is an article (the per-record function of `articles`)."""
+    article = article_text(page)
+    return article if isinstance(article, Drop) else count_ngrams(article[1])
+
+
+__all__ = ["INPUT_STAGE", "PAGE_STAGE", "PHRASE_BREAK", "Page", "STAGE", "article_ngrams", "article_text",
+           "count_ngrams", "iter_pages", "page_of", "pages_of_unit", "phrases", "raise_error", "wikitext_to_text"]

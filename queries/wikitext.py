@@ -1,0 +1,121 @@
+"""Wikitext -> the plain text a reader sees, for counting words (not a full MediaWiki parser).
+
+Order matters and each step is linear in the text:
+1. comments go; `<nowiki>` content is kept as visible text, its markup characters escaped as
+   numeric entities so no later rule touches them (the final `html.unescape` restores them);
+2. `<ref>`s and blocks without prose (math, gallery, source, ...) go;
+3. templates `{{...}}` and tables `{|...|}` go, found by one balanced-brace scan, so a
+   template holding a table or single braces (`{{math|{x}}}`) goes whole;
+4. external links keep their label, bare URLs go;
+5. `[[...]]` links, found by one balanced-bracket scan: a link shows its label (or target);
+   file/image/media/category links and interlanguage links go whole, even when the caption
+   holds brackets (`[above]`, `Bicyclo[1.1.0]`); a leading colon (`[[:fr:X|X]]`,
+   `[[:Category:X|y]]`) makes a visible link, which keeps its label;
+6. HTML tags, heading marks (one line each: `==A==` then `==B==` stay two lines),
+   bold/italic quotes, list markers, rules and magic words go; entities are decoded.
+What survives in rare malformed markup is a stray token or two, harmless to counts at scale.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
+_NOWIKI = re.compile(r"<nowiki\s*/>|<nowiki\b[^>]*>(.*?)</nowiki\s*>", re.DOTALL | re.IGNORECASE)
+_REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
+_NO_PROSE = re.compile(r"<(math|chem|gallery|timeline|syntaxhighlight|source|score|graph|mapframe)\b[^>]*>.*?</\1\s*>",
+                       re.DOTALL | re.IGNORECASE)
+_EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]")
+_BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\[\]{}|\"]*")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_HEADING = re.compile(r"^[ \t]*=+[ \t]*(.*?)[ \t]*=+[ \t]*$", re.MULTILINE)  # [ \t], not \s: one line
+_BOLD_ITALIC = re.compile(r"'{2,}")
+_LIST_MARKER = re.compile(r"^[*#:;]+", re.MULTILINE)
+_RULE_OR_MAGIC = re.compile(r"^-{4,}|__[A-Z]+__", re.MULTILINE)
+_LEFTOVER_BRACES = re.compile(r"\{\{|\}\}|\{\||\|\}")
+_ESCAPE = re.compile(r"[^\w\s]")
+
+# Link prefixes whose link is not shown in the text (without a leading colon).
+HIDDEN_NAMESPACES = frozenset({"file", "image", "media", "category"})
+_INTERLANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*", re.IGNORECASE)
+
+
+def _escape(match: re.Match[str]) -> str:
+    body = match.group(1) or ""
+    return _ESCAPE.sub(lambda m: f"&#{ord(m.group())};", body)
+
+
+def _pairs(text: str, opener: str, closer: str) -> dict[int, int]:
+    """Position of every matched `opener` -> its `closer` (one stack pass: linear)."""
+    stack: list[int] = []
+    match: dict[int, int] = {}
+    for m in re.finditer(f"[{re.escape(opener)}{re.escape(closer)}]", text):
+        if m.group() == opener:
+            stack.append(m.start())
+        elif stack:
+            match[stack.pop()] = m.start()
+    return match
+
+
+def _replace_outer(text: str, opener: str, closer: str, render: Callable[[str, int, int], str | None]) -> str:
+    """Replace each outermost balanced span that `render(text, start, end)` claims (not None)."""
+    match = _pairs(text, opener, closer)
+    out: list[str] = []
+    pos = 0
+    for start in sorted(match):
+        if start < pos:
+            continue  # inside a span already replaced
+        repl = render(text, start, match[start])
+        if repl is not None:
+            out += [text[pos:start], repl]
+            pos = match[start] + 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _brace_span(text: str, start: int, end: int) -> str | None:
+    following = text[start + 1:start + 2]
+    return " " if following == "{" else "\n" if following == "|" and text[end - 1] == "|" else None
+
+
+def _link_span(text: str, start: int, end: int) -> str | None:
+    if text[start + 1:start + 2] != "[" or text[end - 1] != "]":
+        return None  # a single bracket, e.g. `[above]` or an external link
+    return render_link(text[start + 2:end - 1])
+
+
+def render_link(inner: str) -> str:
+    """What `[[inner]]` shows: '' for hidden links, else the label (or the target)."""
+    target, sep, label = inner.partition("|")
+    target = target.strip()
+    visible = target.startswith(":")
+    prefix, colon, _ = target.lstrip(":").partition(":")
+    prefix = prefix.strip().lower()
+    if not visible and colon and (prefix in HIDDEN_NAMESPACES or _INTERLANGUAGE.fullmatch(prefix)):
+        return ""
+    shown = label if sep and label.strip() else target.lstrip(":")
+    return _replace_outer(shown, "[", "]", _link_span)
+
+
+def wikitext_to_text(wikitext: str) -> str:
+    """Plain text of an article's wikitext (see the module docstring for the steps)."""
+    text = _COMMENT.sub("", wikitext)
+    text = _NOWIKI.sub(_escape, text)
+    text = _REF.sub("", text)
+    text = _NO_PROSE.sub(" ", text)
+    text = _replace_outer(text, "{", "}", _brace_span)
+    text = _EXTERNAL_LINK.sub(r"\1", text)
+    text = _BARE_URL.sub(" ", text)
+    text = _replace_outer(text, "[", "]", _link_span)
+    text = _HTML_TAG.sub(" ", text)
+    text = _HEADING.sub(r"\1", text)
+    text = _BOLD_ITALIC.sub("", text)
+    text = _LIST_MARKER.sub("", text)
+    text = _RULE_OR_MAGIC.sub("", text)
+    text = _LEFTOVER_BRACES.sub(" ", text)  # from broken markup; they carry no words
+    return html.unescape(text)
+
+
+__all__ = ["HIDDEN_NAMESPACES", "render_link", "wikitext_to_text"]
