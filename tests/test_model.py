@@ -26,7 +26,7 @@ from train.loss import clip_loss
 from train.model import CLIP, INIT_LOGIT_SCALE
 from train.step import backward as step_backward
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
-from train.train import lr_at, param_groups
+from train.train import lr_at, param_groups, parse_args
 from wit_pipeline.synthetic.concepts import all_concepts, caption_for
 
 TINY = CONFIGS["tiny"].replace(vocab_size=300, context_length=12)
@@ -321,6 +321,13 @@ def test_load_latest_readable_falls_back(tmp_path) -> None:
 
 
 # --- optimisation details --------------------------------------------------------------------
+
+
+def test_optimiser_defaults_are_the_papers() -> None:
+    """CLIP (and open_clip) do not clip gradients; AdamW beta2 0.98, eps 1e-6, weight decay 0.2."""
+    args = parse_args(["--shards", "x.tar", "--out", "o", "--steps", "10"])
+    assert args.grad_clip == 0 and (args.beta1, args.beta2, args.eps, args.wd) == (0.9, 0.98, 1e-6, 0.2)
+    assert args.accum == 1 and args.warmup == 1
 
 
 def test_schedule_warmup_then_cosine() -> None:
