@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 import torch
 import webdataset as wds
+from PIL import Image, ImageDraw
 
 from train import evaluate, preprocess
+from train.data import expand_shards, read_samples
 from train.evaluate import (
     DEFAULT_TEMPLATES,
     caption_label_fn,
@@ -23,6 +27,8 @@ from train.evaluate import (
 )
 from train.tokenizer import byte_tokenizer
 from wit_pipeline.core import keys
+from wit_pipeline.image import phash
+from wit_pipeline.shards import image_of
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, Concept, caption_for
 from wit_pipeline.synthetic.images import encode, render
 
@@ -209,3 +215,86 @@ def test_load_templates(tmp_path):
     (tmp_path / "bad.txt").write_text("a photo of a {}.\na photo\n")
     with pytest.raises(ValueError, match="every template needs a '{}'"):
         load_templates(str(tmp_path / "bad.txt"))
+
+
+def _tiny_checkpoint(path):
+    from train.checkpoint import save_checkpoint
+    from train.configs import CONFIGS
+    from train.model import CLIP
+
+    tok = byte_tokenizer()
+    cfg = CONFIGS["tiny"].replace(vocab_size=tok.vocab_size)
+    torch.manual_seed(0)
+    return save_checkpoint(path, model=CLIP(cfg, eot_id=tok.eot_id), optimizer=None, scheduler=None, step=1, rng=None,
+                           data_state=None, config={"model": cfg.to_dict()}, tokenizer_json=tok.to_json())
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "empty", "missing"])
+def test_wit_eval_on_a_bad_checkpoint_is_one_line(tmp_path, colour_shards, capsys, damage):
+    good = _tiny_checkpoint(tmp_path / "good.pt").read_bytes()
+    bad = tmp_path / "step-00000002.pt"
+    if damage != "missing":
+        bad.write_bytes({"truncated": good[: len(good) * 2 // 3], "random": random.Random(1).randbytes(4096),
+                         "empty": b""}[damage])
+    with pytest.raises(SystemExit) as err:
+        evaluate.run(["--checkpoint", str(bad), "--shards", colour_shards, "--no-retrieval"])
+    message = str(err.value.code)
+    assert message.startswith("wit eval: ") and str(bad) in message and "\n" not in message, message
+    assert "weights_only" not in message and "Traceback" not in capsys.readouterr().err
+
+
+def _training_shards(d, colour_shards, with_phash: bool):
+    """Training shards holding two of the eval images (one byte-identical, one re-encoded at
+    another size and quality) among unrelated images; returns their keys in the eval set."""
+    eval_samples = [s for s in read_samples(expand_shards(colour_shards), Counter()) if s["__key__"].startswith("00")]
+
+    def near_copy(s: dict) -> tuple[bytes, int]:
+        img = Image.open(io.BytesIO(image_of(s)[1])).convert("RGB").resize((96, 80))
+        ImageDraw.Draw(img).rectangle((0, 0, 8, 6), fill=(128, 128, 128))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=70)
+        return buf.getvalue(), phash.hamming(phash.phash64_bytes(buf.getvalue())[0], phash.phash64_bytes(image_of(s)[1])[0])
+
+    copied = eval_samples[3]
+    resaved, near = next((s, data) for s in eval_samples[4:] if 1 <= (data := near_copy(s))[1] <= 4)
+    train = [sample(500 + i, Concept(COLOUR_NAMES[i % 8], "star", "striped")) for i in range(12)]
+    train += [dict(sample(600, Concept("red", "circle", "plain"), text=copied["txt"].decode()), jpg=copied["jpg"]),
+              dict(sample(601, Concept("red", "circle", "plain")), jpg=near[0])]
+    with wds.TarWriter(str(d / "train-000000.tar")) as w:
+        for s in train:
+            if with_phash:
+                meta = json.loads(s["json"])
+                meta["phash"] = phash.to_hex(phash.phash64_bytes(image_of(s)[1])[0])
+                s = dict(s, json=json.dumps(meta))
+            w.write(s)
+    return str(d / "train-000000.tar"), {copied["__key__"], resaved["__key__"]}
+
+
+@pytest.mark.parametrize("with_phash", [True, False])
+def test_decontaminate_leaves_out_eval_images_seen_in_training(tmp_path, colour_shards, with_phash):
+    from train.decontaminate import decontaminate
+
+    train, seen = _training_shards(tmp_path, colour_shards, with_phash)
+    removed, report = decontaminate(colour_shards, train, max_distance=4)
+    assert removed == seen
+    assert report["removed"] == 2 and report["removed_at_distance_0"] == 1 and report["eval_samples"] == 19
+    assert report["train_images"] == 14 and report["unhashable"] == 1  # the eval set's "not an image"
+    assert report["captions_seen_in_training"] == 1
+    assert decontaminate(colour_shards, train, max_distance=0)[1]["removed"] == 1  # only the byte-identical copy
+
+    tok = byte_tokenizer()
+    model = ColourModel(tok)
+    full = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {} thing"], None, 32)
+    clean = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {} thing"], None, 32, exclude=removed)
+    assert clean["n"] == full["n"] - 2 and clean["skipped"] == {"decode_error": 1, "excluded": 2}
+    assert retrieval(model, tok, colour_shards, 32, exclude=removed)["n"] == 16
+
+
+def test_wit_eval_cli_reports_decontamination(tmp_path, colour_shards):
+    train, _ = _training_shards(tmp_path, colour_shards, with_phash=True)
+    ckpt = _tiny_checkpoint(tmp_path / "step-00000001.pt")
+    out = tmp_path / "metrics.json"
+    assert evaluate.run(["--checkpoint", str(ckpt), "--shards", colour_shards, "--train-shards", train,
+                         "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["decontamination"]["removed"] == 2 and doc["retrieval"]["n"] == 16

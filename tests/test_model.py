@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from train.checkpoint import (
+    BadCheckpoint,
     checkpoint_name,
     latest_checkpoint,
     load_checkpoint,
+    load_latest_readable,
     load_model,
     rng_state,
     save_checkpoint,
@@ -22,8 +24,9 @@ from train.checkpoint import (
 from train.configs import CONFIGS, ModelConfig
 from train.loss import clip_loss
 from train.model import CLIP, INIT_LOGIT_SCALE
+from train.step import backward as step_backward
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
-from train.train import lr_at, param_groups
+from train.train import lr_at, param_groups, parse_args
 from wit_pipeline.synthetic.concepts import all_concepts, caption_for
 
 TINY = CONFIGS["tiny"].replace(vocab_size=300, context_length=12)
@@ -116,9 +119,49 @@ def test_model_shapes_normalised_and_temperature() -> None:
     assert math.isclose(model.logit_scale.item(), INIT_LOGIT_SCALE) and math.isclose(scale.item(), 1 / 0.07, rel_tol=1e-5)
     with torch.no_grad():
         model.logit_scale.fill_(math.log(1000.0))
+    model.clamp_logit_scale_()  # what the trainer does after every optimizer step
     assert model(images, tokens)[2].item() == pytest.approx(100.0)
     with pytest.raises(ValueError):
         model.encode_image(torch.randn(1, 3, TINY.image_size + 8, TINY.image_size + 8))
+
+
+def test_temperature_gradient_is_not_zero_at_the_cap() -> None:
+    """At the cap, the scale can still be pushed down: its gradient must not vanish (a forward
+    clamp at 100 froze it, since float32(ln 100) exponentiates to just above 100)."""
+    torch.manual_seed(0)
+    tok = byte_tokenizer()
+    model = CLIP(TINY.replace(vocab_size=tok.vocab_size), eot_id=tok.eot_id)
+    with torch.no_grad():
+        model.logit_scale.fill_(1e3)
+    model.clamp_logit_scale_()
+    assert model.logit_scale.item() == pytest.approx(math.log(100.0))
+    images = torch.randn(8, 3, TINY.image_size, TINY.image_size)
+    clip_loss(*model(images, tok.encode([f"caption {i}" for i in range(8)], 12))).backward()
+    grad = model.logit_scale.grad.item()
+    assert grad != 0.0 and math.isfinite(grad)
+    # Untrained features are near-orthogonal noise: the loss wants a lower scale, so a step goes down.
+    assert grad > 0
+
+
+def test_vit_blocks_keep_pytorch_init_text_blocks_get_clips() -> None:
+    """CLIP and open_clip leave the ViT's blocks at PyTorch's defaults (nn.MultiheadAttention:
+    Xavier-uniform in-projection, zero biases; nn.Linear's uniform MLP) and give only the text
+    tower the 1/sqrt(width) normal scheme."""
+    torch.manual_seed(0)
+    model = CLIP(CONFIGS["small"].replace(vocab_size=300))
+    w = CONFIGS["small"].vision_width
+    for block in model.visual.blocks:
+        assert block.attn.qkv.weight.abs().max() <= math.sqrt(6 / (w + 3 * w))  # Xavier-uniform bound
+        assert block.attn.qkv.weight.std().item() == pytest.approx(math.sqrt(2 / (4 * w)), rel=0.02)
+        assert not block.attn.qkv.bias.any() and not block.attn.proj.bias.any()
+        for lin in (block.attn.proj, block.mlp[0], block.mlp[2]):  # nn.Linear: U(+-1/sqrt(fan_in))
+            bound = lin.weight.shape[1] ** -0.5
+            assert lin.weight.abs().max() <= bound and lin.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.03)
+        assert block.mlp[0].bias.abs().max() > 0  # nn.Linear's default bias, not zeroed
+    tw = CONFIGS["small"].text_width
+    for block in model.text.blocks:
+        assert block.attn.qkv.weight.std().item() == pytest.approx(tw**-0.5, rel=0.02)
+        assert not block.mlp[0].bias.any()
 
 
 def test_text_features_at_eot_are_causal() -> None:
@@ -151,6 +194,39 @@ def test_clip_loss_matches_definition() -> None:
     # Aligned pairs with a high scale give a near-zero loss; shuffled ones a large one.
     assert clip_loss(img, img, torch.tensor(100.0)).item() < 1e-3
     assert clip_loss(img, img.flip(0), torch.tensor(100.0)).item() > 10
+
+
+def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    return grads
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_accumulation_equals_one_batch_k_times_as_large(k) -> None:
+    """k micro-batches of b, each scored against the cached features of the others, give the
+    loss and gradient of one batch of k*b; the mean of k small losses (the old --accum) does not."""
+    torch.manual_seed(0)
+    tok = byte_tokenizer()
+    model = CLIP(TINY.replace(vocab_size=tok.vocab_size), eot_id=tok.eot_id)
+    images = torch.randn(16, 3, TINY.image_size, TINY.image_size)
+    tokens = tok.encode([f"a caption number {i}" for i in range(16)], 12)
+    big_loss = step_backward(model, [(images, tokens)])
+    big = _grads(model)
+    micro = list(zip(images.chunk(k), tokens.chunk(k)))
+    acc_loss = step_backward(model, micro)
+    acc = _grads(model)
+    assert acc_loss.item() == pytest.approx(big_loss.item(), rel=1e-6)
+    for name, g in big.items():
+        assert torch.allclose(acc[name], g, rtol=1e-4, atol=1e-6), (name, (acc[name] - g).abs().max())
+    assert acc["logit_scale"].item() == pytest.approx(big["logit_scale"].item(), rel=1e-4)  # counted once, not k times
+
+    small = sum(clip_loss(*model(i, t)) / k for i, t in micro)
+    small.backward()
+    old = _grads(model)
+    assert small.item() < big_loss.item() - 0.1  # fewer negatives: an easier, lower loss
+    flat = lambda d: torch.cat([v.flatten() for v in d.values()])  # noqa: E731
+    assert torch.nn.functional.cosine_similarity(flat(old), flat(big), dim=0) < 0.999
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -207,18 +283,51 @@ def test_checkpoint_load_refuses_pickled_code(tmp_path) -> None:
     path = tmp_path / checkpoint_name(1)
     with open(path, "wb") as f:  # a legacy pickle checkpoint carrying code
         torch.save({"format": "wit-clip-checkpoint/1", "model": _Evil()}, f)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(BadCheckpoint, match="refused: it holds pickled code or objects \\(exec\\)") as err:
         load_checkpoint(path)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)  # no advice to run the code
     assert not _Evil.marker.exists()
 
 
-def test_checkpoint_rejects_foreign_files(tmp_path) -> None:
+def test_checkpoint_rejects_foreign_truncated_and_random_files(tmp_path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
-    with pytest.raises(ValueError, match="not a wit CLIP checkpoint"):
+    with pytest.raises(BadCheckpoint, match="not a wit CLIP checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
+    model = CLIP(TINY, eot_id=2)
+    good = _save(tmp_path / checkpoint_name(1), model, None)
+    data = good.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "noise.pt").write_bytes(random.Random(0).randbytes(5000))
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name in ("cut.pt", "noise.pt", "empty.pt"):
+        with pytest.raises(BadCheckpoint, match="not a readable checkpoint") as err:
+            load_checkpoint(tmp_path / name)
+        assert "\n" not in str(err.value) and "weights_only" not in str(err.value), str(err.value)
+
+
+def test_load_latest_readable_falls_back(tmp_path) -> None:
+    assert load_latest_readable(tmp_path) is None
+    model = CLIP(TINY, eot_id=2)
+    for step in (2, 4):
+        _save(tmp_path / checkpoint_name(step), model, None, step)
+    (tmp_path / checkpoint_name(6)).write_bytes((tmp_path / checkpoint_name(4)).read_bytes()[:1000])
+    path, doc, skipped = load_latest_readable(tmp_path)
+    assert path.name == checkpoint_name(4) and doc["step"] == 4
+    assert len(skipped) == 1 and checkpoint_name(6) in skipped[0]
+    for step in (2, 4):
+        (tmp_path / checkpoint_name(step)).write_bytes(b"junk")
+    with pytest.raises(BadCheckpoint, match="no readable checkpoint"):
+        load_latest_readable(tmp_path)
 
 
 # --- optimisation details --------------------------------------------------------------------
+
+
+def test_optimiser_defaults_are_the_papers() -> None:
+    """CLIP (and open_clip) do not clip gradients; AdamW beta2 0.98, eps 1e-6, weight decay 0.2."""
+    args = parse_args(["--shards", "x.tar", "--out", "o", "--steps", "10"])
+    assert args.grad_clip == 0 and (args.beta1, args.beta2, args.eps, args.wd) == (0.9, 0.98, 1e-6, 0.2)
+    assert args.accum == 1 and args.warmup == 1
 
 
 def test_schedule_warmup_then_cosine() -> None:

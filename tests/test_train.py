@@ -20,6 +20,7 @@ from train.checkpoint import latest_checkpoint, load_checkpoint, load_model
 from train.configs import CONFIGS
 from train.loss import clip_loss
 from train.model import CLIP
+from train.step import backward as step_backward
 from train.train import run
 from wit_pipeline.core import keys
 from wit_pipeline.synthetic.concepts import COLOURS, SHAPES, all_concepts, caption_for
@@ -154,14 +155,71 @@ def test_resume_refuses_another_data_stream(data, tmp_path) -> None:
     assert latest_checkpoint(out).name == "step-00000006.pt"
 
 
-def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path) -> None:
+def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         run(["--shards", data["train"], "--out", str(tmp_path), "--steps", "0"])
     with pytest.raises(SystemExit, match="shard\\(s\\) not found, e.g. '/no/such.tar'"):
         run(["--shards", "/no/such.tar", "--out", str(tmp_path / "x"), "--steps", "1"])
     assert not (tmp_path / "x").exists()  # nothing written for a run that could not start
+    capsys.readouterr()
     _small_run(tmp_path / "r", data["train"], "--resume", "--stop-at", "1")
+    assert f"--resume: no checkpoint in {tmp_path / 'r'}; starting at step 0" in capsys.readouterr().err
     assert sorted(losses(read_log(tmp_path / "r"))) == [1]
+
+
+def test_rerun_into_the_same_out_without_resume_is_refused(data, tmp_path) -> None:
+    """A second run into a folder that holds one would append its steps to the first's log."""
+    out = tmp_path / "r"
+    _small_run(out, data["train"], "--stop-at", "3")
+    before = (out / "log.jsonl").read_bytes()
+    with pytest.raises(SystemExit, match="already holds a run \\(step-00000003.pt, log.jsonl\\): add --resume"):
+        _small_run(out, data["train"], "--seed", "1")
+    assert (out / "log.jsonl").read_bytes() == before
+    (out / "step-00000003.pt").unlink()  # a run killed before its first checkpoint: its log alone counts
+    with pytest.raises(SystemExit, match="already holds a run \\(log.jsonl\\)"):
+        _small_run(out, data["train"])
+
+
+def test_resume_falls_back_past_a_corrupt_latest_checkpoint(data, tmp_path, capsys) -> None:
+    """The newest checkpoint cut short (a full disk, a copy interrupted): resume from the one
+    before, say so, and still end where an uninterrupted run ends."""
+    full, split = tmp_path / "full", tmp_path / "split"
+    _small_run(full, data["train"])
+    _small_run(split, data["train"], "--stop-at", "4", "--save-every", "2")
+    latest = split / "step-00000004.pt"
+    latest.write_bytes(latest.read_bytes()[:4096])
+    capsys.readouterr()
+    _small_run(split, data["train"], "--resume")
+    err = capsys.readouterr().err
+    assert "skipping" in err and "step-00000004.pt: not a readable checkpoint" in err
+    assert "falling back to step-00000002.pt (step 2)" in err
+    a, b = losses(read_log(full)), losses(read_log(split))
+    assert [r["step"] for r in read_log(split) if "loss" in r] == [1, 2, 3, 4, 5, 6] and a == b
+    for step in range(1, 7):
+        assert b[step] == a[step], (step, a, b)
+    for p in split.glob("step-*.pt"):
+        p.write_bytes(b"garbage")
+    with pytest.raises(SystemExit, match="--resume: no readable checkpoint in"):
+        _small_run(split, data["train"], "--resume")
+
+
+def _accum_run(out: Path, shards: str, batch: int, accum: int, steps: int = 3, threads: str = "1") -> None:
+    run(["--threads", threads, "--shards", shards, "--config", "tiny", "--batch-size", str(batch), "--accum", str(accum),
+         "--steps", str(steps), "--warmup", "1", "--lr", "1e-3", "--tokenizer", "bytes", "--out", str(out), "--no-progress"])
+
+
+def test_accum_logs_the_loss_of_the_whole_batch(data, tmp_path) -> None:
+    """`--accum 4 --batch-size 4` is one batch of 16: same samples, same loss, same update."""
+    _accum_run(tmp_path / "big", data["train"], 16, 1)
+    _accum_run(tmp_path / "acc", data["train"], 4, 4)
+    big, acc = losses(read_log(tmp_path / "big")), losses(read_log(tmp_path / "acc"))
+    assert acc[1] == pytest.approx(big[1], rel=1e-6)
+    for step in (2, 3):  # after AdamW updates from gradients equal to float tolerance
+        assert acc[step] == pytest.approx(big[step], rel=1e-4), (step, big, acc)
+    wa = load_checkpoint(latest_checkpoint(tmp_path / "big"))["model"]
+    wb = load_checkpoint(latest_checkpoint(tmp_path / "acc"))["model"]
+    for name in wa:
+        assert torch.allclose(wa[name], wb[name], atol=1e-5), name
 
 
 # --- DDP -------------------------------------------------------------------------------------
@@ -177,7 +235,7 @@ def _global_batch(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return images, tokens
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str, argv: list[str]) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, argvs: list[list[str]]) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -186,15 +244,18 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, argv: list[str]) -> 
     images, tokens = _global_batch()
     n = images.shape[0] // world
     mine = slice(rank * n, (rank + 1) * n)
-    loss = clip_loss(*model(images[mine], tokens[mine]))
-    loss.backward()
-    mean = loss.detach().clone()
-    dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+    result = {}
+    for accum in (1, 2):  # this rank's rows in one batch, then as two micro-batches
+        micro = list(zip(images[mine].chunk(accum), tokens[mine].chunk(accum)))
+        loss = step_backward(model, micro)
+        dist.all_reduce(loss, op=dist.ReduceOp.AVG)
+        result[accum] = {"loss": loss, "grads": {k: p.grad.clone() for k, p in model.module.named_parameters()}}
+        model.zero_grad(set_to_none=True)
     if rank == 0:
-        grads = {k: p.grad for k, p in model.module.named_parameters()}
-        torch.save({"loss": mean, "grads": grads}, out)
+        torch.save(result, out)
     # Then the torchrun path of `wit train` in the same processes (it reuses the process group).
-    run(argv)
+    for argv in argvs:
+        run(argv)
 
 
 def _free_port() -> int:
@@ -204,10 +265,13 @@ def _free_port() -> int:
 
 
 def test_two_process_ddp_equals_one_process(data, tmp_path) -> None:
+    """2 gloo ranks of 4 rows, with and without --accum 2, equal one process on all 8 rows."""
     out, run_dir = tmp_path / "ddp.pt", tmp_path / "ddp-run"
-    argv = ["--shards", data["train"], "--config", "tiny", "--batch-size", "8", "--steps", "2", "--tokenizer", "bytes",
-            "--out", str(run_dir), "--no-progress", "--threads", "1"]
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), argv), nprocs=2, join=True)
+    argv = ["--shards", data["train"], "--config", "tiny", "--steps", "2", "--tokenizer", "bytes", "--no-progress",
+            "--threads", "1", "--lr", "1e-3", "--warmup", "1"]
+    argvs = [[*argv, "--batch-size", "8", "--out", str(run_dir)],
+             [*argv, "--batch-size", "4", "--accum", "2", "--out", str(tmp_path / "ddp-accum")]]
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), argvs), nprocs=2, join=True)
 
     torch.manual_seed(0)
     model = CLIP(CFG, eot_id=2)
@@ -215,9 +279,10 @@ def test_two_process_ddp_equals_one_process(data, tmp_path) -> None:
     loss = clip_loss(*model(images, tokens))
     loss.backward()
     got = torch.load(out, weights_only=True)
-    assert got["loss"].item() == pytest.approx(loss.item(), abs=1e-5)
-    for name, p in model.named_parameters():
-        assert torch.allclose(got["grads"][name], p.grad, atol=1e-5, rtol=1e-4), name
+    for accum in (1, 2):
+        assert got[accum]["loss"].item() == pytest.approx(loss.item(), abs=1e-5), accum
+        for name, p in model.named_parameters():
+            assert torch.allclose(got[accum]["grads"][name], p.grad, atol=1e-5, rtol=1e-4), (accum, name)
     # Without the all-gather each rank sees only its own negatives: a different (smaller) loss.
     half = clip_loss(*model(images[:4], tokens[:4]), gather=False)
     assert not math.isclose(half.item(), loss.item(), abs_tol=1e-3)
@@ -228,6 +293,10 @@ def test_two_process_ddp_equals_one_process(data, tmp_path) -> None:
     assert all(r["samples_per_s"] > 0 for r in rows if "loss" in r)
     assert latest_checkpoint(run_dir).name == "step-00000002.pt"
     assert load_checkpoint(latest_checkpoint(run_dir))["data_state"]["world_size"] == 2
+    # --accum 2 of 4 per rank logs the loss of the same global batch of 16, and makes the same update.
+    accum_rows = losses(read_log(tmp_path / "ddp-accum"))
+    assert accum_rows[1] == pytest.approx(losses(rows)[1], rel=1e-6)
+    assert accum_rows[2] == pytest.approx(losses(rows)[2], rel=1e-4)
 
 
 def _resume_worker(rank: int, world: int, port: int, outs: list[str], argv: list[str], result: str) -> None:

@@ -9,6 +9,7 @@ killed mid-save leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -98,21 +99,69 @@ def save_checkpoint(
     return path
 
 
+class BadCheckpoint(ValueError):
+    """A file that is not a readable wit checkpoint; the message is one line for the user."""
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with weights_only=True: a pickle that wants to run code is refused."""
-    doc = torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint with weights_only=True: a pickle that wants to run code is refused.
+
+    Every failure to read it (truncated, random bytes, pickled code, another format) is a
+    BadCheckpoint with a one-line reason; torch's own text would advise weights_only=False,
+    which is exactly what must not be done with an untrusted file."""
+    try:
+        doc = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).partition("WeightsUnpickler error:")[2].strip() or str(exc).strip()
+        detail = (detail.splitlines() or [type(exc).__name__])[0]
+        if "Unsupported global" in detail:
+            name = detail.partition("GLOBAL ")[2].split(" ")[0]
+            raise BadCheckpoint(f"{path}: refused: it holds pickled code or objects ({name}), not only tensors "
+                                "and plain data; loading it could run code") from None
+        raise BadCheckpoint(f"{path}: not a readable checkpoint (corrupt: {detail[:200]})") from None
+    except Exception as exc:  # truncated zip, random bytes, EOF: torch raises many types
+        raise BadCheckpoint(f"{path}: not a readable checkpoint (truncated or corrupt: {_first_line(exc)})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a wit CLIP checkpoint (format {doc.get('format') if isinstance(doc, dict) else type(doc)})")
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise BadCheckpoint(f"{path}: not a wit CLIP checkpoint (format {found})")
     return doc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an exception's first line: torch's texts run on with advice."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0].split('. ')[0][:200]}" if text else type(exc).__name__
+
+
+def checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Every `step-NNNNNNNN.pt` in `directory`, highest step first."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     """The highest-step `step-NNNNNNNN.pt` in `directory` (None if there is none)."""
-    d = Path(directory)
-    if not d.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
-    return max(found)[1] if found else None
+    found = checkpoints(directory)
+    return found[0] if found else None
+
+
+def load_latest_readable(directory: str | os.PathLike) -> tuple[Path, dict[str, Any], list[str]] | None:
+    """(path, doc, reasons the newer ones were skipped) of the newest checkpoint that loads;
+    None when `directory` has no checkpoint. Raises BadCheckpoint when none of them loads."""
+    skipped: list[str] = []
+    for path in checkpoints(directory):
+        try:
+            return path, load_checkpoint(path), skipped
+        except BadCheckpoint as exc:
+            skipped.append(str(exc))
+    if skipped:
+        raise BadCheckpoint(f"no readable checkpoint in {directory}: " + "; ".join(skipped))
+    return None
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):

@@ -132,7 +132,7 @@ class _MemberTally:
             self.counts["bad_members"] += n
 
 
-def _read(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any]]:
+def read_samples(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any]]:
     """Raw samples of each shard; a shard that fails to open or parse is counted and left."""
     tally = _MemberTally(counts)
     failed_in_a_row = 0
@@ -210,7 +210,7 @@ class _Stream(IterableDataset):
 
     def _samples(self, worker: int, workers: int, counts: Counter) -> Iterator[dict[str, Any]]:
         for n, urls in enumerate(self._passes(worker, workers, counts)):
-            samples: Iterator[dict[str, Any]] = _read(iter(urls), counts)
+            samples: Iterator[dict[str, Any]] = read_samples(iter(urls), counts)
             if self.train:
                 salt = f"|{n}" if n else ""
                 rng = random.Random(f"buffer|{self.seed}|{self.epoch}|{self.rank}|{worker}{salt}")
@@ -377,15 +377,27 @@ def make_loader(
     return Loader(stream, workers, start_step, endless)
 
 
-def iter_eval(shards: str | list[str], image_size: int, batch_size: int,
-              counts: Counter | None = None) -> Iterator[tuple[torch.Tensor, list[str], list[dict[str, Any]]]]:
+def _without(samples: Iterable[dict[str, Any]], exclude: frozenset[str], counts: Counter) -> Iterator[dict[str, Any]]:
+    for s in samples:
+        if s["__key__"] in exclude:
+            counts["skipped.excluded"] += 1
+        else:
+            yield s
+
+
+def iter_eval(shards: str | list[str], image_size: int, batch_size: int, counts: Counter | None = None,
+              exclude: frozenset[str] = frozenset()) -> Iterator[tuple[torch.Tensor, list[str], list[dict[str, Any]]]]:
     """Every usable sample once, in shard order, centre-cropped: (images, captions, sample jsons).
 
-    The last batch may be partial; unusable samples are counted into `counts` like the Loader's.
+    The last batch may be partial; unusable samples are counted into `counts` like the Loader's;
+    samples whose key is in `exclude` (decontamination) are left out, counted as `skipped.excluded`.
     """
     counts = Counter() if counts is None else counts
     pixels, captions, metas = [], [], []
-    for _, image, caption, s in _decoded(_read(expand_shards(shards), counts), image_size, counts):
+    samples = read_samples(expand_shards(shards), counts)
+    if exclude:
+        samples = _without(samples, exclude, counts)
+    for _, image, caption, s in _decoded(samples, image_size, counts):
         try:
             meta = json.loads(s["json"]) if "json" in s else {}
         except ValueError:
@@ -405,7 +417,7 @@ def iter_eval(shards: str | list[str], image_size: int, batch_size: int,
 def iter_captions(shards: str | list[str], limit: int) -> Iterator[str]:
     """Up to `limit` captions in shard order, without decoding images (BPE training)."""
     n = 0
-    for s in _read(expand_shards(shards), Counter()):
+    for s in read_samples(expand_shards(shards), Counter()):
         if n >= limit:
             return
         caption = _caption(s)

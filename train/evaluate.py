@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from train.data import DEFAULT_CONTEXT_LENGTH, iter_eval
+from train.decontaminate import DEFAULT_MAX_DISTANCE, decontaminate
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.text import textnorm
@@ -129,6 +130,7 @@ def zero_shot(
     label_fn: LabelFn | None,
     image_size: int,
     batch_size: int = 64,
+    exclude: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Top-1/top-5 accuracy over the labelled samples of `shards`; per-class counts for
     single-label samples. Raises ValueError when no sample has a label: a 0% would lie."""
@@ -142,7 +144,7 @@ def zero_shot(
     n = correct1 = correctk = 0
     chance = 0.0
     per_class = {c: {"n": 0, "correct": 0} for c in classnames}
-    for images, _, metas in iter_eval(shards, image_size, batch_size, counts):
+    for images, _, metas in iter_eval(shards, image_size, batch_size, counts, exclude):
         labels = [label_fn(m) for m in metas]
         keep = [i for i, y in enumerate(labels) if y]
         counts["unlabelled"] += len(labels) - len(keep)
@@ -202,12 +204,13 @@ def recall_at_k(image_emb: torch.Tensor, text_emb: torch.Tensor, ks: Sequence[in
 
 
 @torch.inference_mode()
-def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], image_size: int, batch_size: int = 64) -> dict[str, Any]:
+def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], image_size: int, batch_size: int = 64,
+              exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Image->text and text->image recall@1/5/10 over every usable (image, caption) of `shards`."""
     ctx, device = _context_length(model), _device(model)
     images_emb, texts_emb = [], []
     counts: Counter = Counter()
-    for images, captions, _ in iter_eval(shards, image_size, batch_size, counts):
+    for images, captions, _ in iter_eval(shards, image_size, batch_size, counts, exclude):
         images_emb.append(F.normalize(model.encode_image(images.to(device)).float(), dim=-1))
         texts_emb.append(F.normalize(model.encode_text(tokenizer.encode(captions, ctx).to(device)).float(), dim=-1))
     if not images_emb:
@@ -226,42 +229,49 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--templates", default=None, help="prompt templates, one per line, '{}' = class (default: CLIP-style)")
     p.add_argument("--label-from", choices=("text", "queries"), default="text",
                    help="label a sample by the class named in its caption, or among its matched queries")
+    p.add_argument("--train-shards", default=None,
+                   help="the shards the model trained on: leave out every eval image within --max-distance pHash "
+                   "bits of one of their images (curate's rule), and report how many")
+    p.add_argument("--max-distance", type=int, default=DEFAULT_MAX_DISTANCE, help="pHash distance for --train-shards")
     p.add_argument("--no-retrieval", action="store_true")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="write metrics JSON here (printed either way)")
     args = p.parse_args(argv)
+    if not 0 <= args.max_distance <= 64:
+        p.error("--max-distance must be within 0..64")
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    except (OSError, ValueError) as exc:  # unreadable checkpoint, missing shards, bad class file: one line
+        raise SystemExit(f"wit eval: {exc}") from None
 
+
+def _run(args: argparse.Namespace) -> int:
     from train.checkpoint import load_model
     from train.data import check_shards
 
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if args.device == "auto" else args.device)
-    try:
-        check_shards(args.shards)
-        model, tokenizer = load_model(args.checkpoint)
-    except (OSError, ValueError) as exc:
-        p.error(str(exc))
+    check_shards(args.shards)
+    model, tokenizer = load_model(args.checkpoint)
     model = model.to(device)
     image_size = model.cfg.image_size
     metrics: dict[str, Any] = {"checkpoint": args.checkpoint, "shards": args.shards}
+    exclude: frozenset[str] = frozenset()
+    if args.train_shards:
+        check_shards(args.train_shards)
+        exclude, metrics["decontamination"] = decontaminate(args.shards, args.train_shards, args.max_distance)
     if args.classes:
         classes = load_classnames(args.classes)
-        try:
-            templates = load_templates(args.templates)
-        except ValueError as exc:
-            p.error(str(exc))
+        templates = load_templates(args.templates)
         label_fn = caption_label_fn(classes) if args.label_from == "text" else query_label_fn(classes)
-        try:
-            metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size,
-                                             args.batch_size)
-        except NoLabelledSamples as exc:
-            p.error(str(exc))
+        metrics["zero_shot"] = zero_shot(model, tokenizer, args.shards, classes, templates, label_fn, image_size,
+                                         args.batch_size, exclude)
     if not args.no_retrieval:
-        metrics["retrieval"] = retrieval(model, tokenizer, args.shards, image_size, args.batch_size)
+        metrics["retrieval"] = retrieval(model, tokenizer, args.shards, image_size, args.batch_size, exclude)
     text = json.dumps(metrics, indent=2)
     if args.out:
         fsio.write_json(args.out, metrics)

@@ -8,10 +8,14 @@ import torch.nn.functional as F
 
 
 def _gather(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' rows concatenated in rank order; gradients flow back to each rank's own rows."""
-    from torch.distributed.nn.functional import all_gather
+    """All ranks' rows concatenated in rank order; gradients flow back to each rank's own rows.
 
-    return torch.cat(all_gather(x), dim=0)
+    `all_gather_single` is torch's current autograd-aware gather (its backward is a summing
+    reduce-scatter); `torch.distributed.nn.functional.all_gather` warns as deprecated.
+    """
+    from torch.distributed._functional_collectives import all_gather_single
+
+    return all_gather_single(x.contiguous(), 0, dist.group.WORLD)  # waited for on first use
 
 
 def clip_loss(

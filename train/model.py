@@ -115,21 +115,31 @@ class CLIP(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """CLIP's scheme: 1/sqrt(width) for attention, residual projections shrunk by depth."""
+        """CLIP's scheme for the text tower (1/sqrt(width) for attention, residual projections
+        shrunk by depth); the ViT blocks keep PyTorch's defaults, as CLIP and open_clip leave
+        them (their nn.MultiheadAttention: Xavier-uniform in-projection, zero biases)."""
         nn.init.normal_(self.text.token_embedding.weight, std=0.02)
-        for tower, width, layers in (
-            (self.visual, self.cfg.vision_width, self.cfg.vision_layers),
-            (self.text, self.cfg.text_width, self.cfg.text_layers),
-        ):
-            proj_std = width**-0.5 * (2 * layers) ** -0.5
-            for block in tower.blocks:
-                nn.init.normal_(block.attn.qkv.weight, std=width**-0.5)
-                nn.init.normal_(block.attn.proj.weight, std=proj_std)
-                nn.init.normal_(block.mlp[0].weight, std=(2 * width) ** -0.5)
-                nn.init.normal_(block.mlp[2].weight, std=proj_std)
-                for lin in (block.attn.qkv, block.attn.proj, block.mlp[0], block.mlp[2]):
-                    nn.init.zeros_(lin.bias)
-            nn.init.normal_(tower.proj.weight, std=width**-0.5)
+        width, layers = self.cfg.text_width, self.cfg.text_layers
+        proj_std = width**-0.5 * (2 * layers) ** -0.5
+        for block in self.text.blocks:
+            nn.init.normal_(block.attn.qkv.weight, std=width**-0.5)
+            nn.init.normal_(block.attn.proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp[0].weight, std=(2 * width) ** -0.5)
+            nn.init.normal_(block.mlp[2].weight, std=proj_std)
+            for lin in (block.attn.qkv, block.attn.proj, block.mlp[0], block.mlp[2]):
+                nn.init.zeros_(lin.bias)
+        for block in self.visual.blocks:
+            nn.init.xavier_uniform_(block.attn.qkv.weight)
+            nn.init.zeros_(block.attn.qkv.bias)
+            nn.init.zeros_(block.attn.proj.bias)
+        for tower, w in ((self.visual, self.cfg.vision_width), (self.text, width)):
+            nn.init.normal_(tower.proj.weight, std=w**-0.5)
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> None:
+        """The paper's cap, applied to the parameter after each optimizer step (as open_clip
+        does): the forward pass stays exp(param), so the gradient never vanishes at the cap."""
+        self.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """L2-normalised image embeddings [B, embed_dim]."""
@@ -140,5 +150,5 @@ class CLIP(nn.Module):
         return F.normalize(self.text(tokens), dim=-1)
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(image_features, text_features, logit_scale); logit_scale = exp(param) clamped at 100."""
-        return self.encode_image(images), self.encode_text(tokens), self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        """(image_features, text_features, logit_scale = exp(param)); the trainer keeps param <= ln 100."""
+        return self.encode_image(images), self.encode_text(tokens), self.logit_scale.exp()

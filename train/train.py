@@ -5,22 +5,28 @@
     torchrun --nproc_per_node 8 -m train.train --shards ... --config ViT-B/32 ...
 
 `--batch-size` is per process and per micro-step; the global batch of one optimizer step is
-batch_size * accum * world_size. Negatives span one micro-batch across all ranks (features are
-all-gathered), so --accum saves memory but does not add negatives.
+batch_size * accum * world_size, and its negatives span all of it: features are all-gathered
+across ranks, and `--accum k` caches the features of its k micro-batches (as open_clip does),
+so the gradient is that of one batch k times as large, for one extra forward pass.
+Defaults follow the CLIP paper (AdamW betas 0.9/0.98, eps 1e-6, wd 0.2, no gradient clipping,
+temperature init 1/0.07 capped at 100).
 Resuming (`--resume`) restores weights, optimizer, RNG states and the step; the loader is
 rebuilt at the same position (seeded, resampled stream), so the next batch is the one an
-uninterrupted run would have seen.
+uninterrupted run would have seen. An unreadable latest checkpoint is skipped for the one
+before it. Without --resume, an --out that already holds a run is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,18 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
 from train.checkpoint import (
+    BadCheckpoint,
     checkpoint_name,
-    latest_checkpoint,
-    load_checkpoint,
+    load_latest_readable,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from train.configs import CONFIGS, ModelConfig, get_config
-from train.loss import clip_loss
-from train.model import CLIP, MAX_LOGIT_SCALE
+from train.model import CLIP
+from train.step import backward as step_backward
 from train.tokenizer import Tokenizer, byte_tokenizer, train_bpe
 from wit_pipeline.core.cli_help import HelpFormatter
 
@@ -52,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size")
     p.add_argument("--context-length", type=int, default=None, help="override the config's text context length")
     p.add_argument("--batch-size", type=int, default=64, help="per process, per micro-step")
-    p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
+    p.add_argument("--accum", type=int, default=1,
+                   help="micro-batches per optimizer step; the loss spans all of them (one extra forward each)")
     p.add_argument("--steps", type=int, required=True, help="optimizer steps in the whole run")
     p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (after warmup)")
     p.add_argument("--min-lr", type=float, default=0.0, help="cosine floor")
@@ -61,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1")
     p.add_argument("--beta2", type=float, default=0.98, help="AdamW beta2 (CLIP's)")
     p.add_argument("--eps", type=float, default=1e-6, help="AdamW epsilon (CLIP's)")
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="max gradient norm (0 = off, as in the paper)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model, the data order and every crop")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes per rank")
     p.add_argument("--tokenizer", default="bpe", help="'bpe' (trained on the shards' captions), 'bytes', or a tokenizer JSON path")
@@ -190,16 +198,40 @@ def check_same_stream(doc: dict[str, Any], args: argparse.Namespace, world: int,
         raise ValueError(f"--resume: the checkpoint's tokenizer hashes to {tokenizer.sha256}, but it was saved as {want}")
 
 
-def agree_on_resume_step(step: int, device: torch.device) -> None:
+def agree_on_resume_step(step: int, device: torch.device, refuse: bool = False) -> bool:
     """Every rank must resume from the same step: a node that cannot see the checkpoints
-    (--out on a machine-local disk) would otherwise start over and hang the collectives."""
-    t = torch.tensor([step, -step], dtype=torch.int64, device=device)
+    (--out on a machine-local disk) would otherwise start over and hang the collectives.
+    Also returns whether any rank refuses to start (so all of them stop, none hangs)."""
+    t = torch.tensor([step, -step, int(refuse)], dtype=torch.int64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     if int(t[0]) != -int(t[1]):
         raise RuntimeError(
             f"--resume: ranks found checkpoints from step {-int(t[1])} to step {int(t[0])} (this rank: {step}); "
             "--out must be a folder every node shares"
         )
+    return bool(t[2])
+
+
+def existing_run(out: Path) -> list[str]:
+    """What in `out` shows an earlier run (its log and checkpoints): a new run must not mix with it."""
+    return [p.name for p in sorted(out.glob("step-*.pt"))[-1:]] + (["log.jsonl"] if (out / "log.jsonl").exists() else [])
+
+
+def resume_point(out: Path, say: bool) -> tuple[Path | None, dict[str, Any] | None]:
+    """(checkpoint, its contents) to resume from, newest readable first; says (on rank 0) when it
+    skips an unreadable one or finds none."""
+    found = load_latest_readable(out)
+    if found is None:
+        if say:
+            print(f"wit train: --resume: no checkpoint in {out}; starting at step 0", file=sys.stderr, flush=True)
+        return None, None
+    path, doc, skipped = found
+    if say:
+        for reason in skipped:
+            print(f"wit train: --resume: skipping {reason}", file=sys.stderr)
+        if skipped:
+            print(f"wit train: --resume: falling back to {path.name} (step {doc['step']})", file=sys.stderr, flush=True)
+    return path, doc
 
 
 def _json_row(line: str) -> dict[str, Any] | None:
@@ -263,11 +295,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(args.seed)
 
-    resume_doc = None
-    if args.resume and (ckpt := latest_checkpoint(out)) is not None:
-        resume_doc = load_checkpoint(ckpt)
+    ckpt, resume_doc = resume_point(out, master) if args.resume else (None, None)
+    earlier = [] if args.resume else existing_run(out)
     if world > 1:
-        agree_on_resume_step(int(resume_doc["step"]) if resume_doc is not None else 0, device)
+        refuse = agree_on_resume_step(int(resume_doc["step"]) if resume_doc is not None else 0, device, bool(earlier))
+    else:
+        refuse = bool(earlier)
+    if refuse:
+        raise SystemExit(f"wit train: --out {out} already holds a run ({', '.join(earlier) or 'on another rank'}): "
+                         "add --resume to continue it, or choose a new --out")
     if resume_doc is not None:
         saved = resume_doc["config"].get("config_name")
         if saved != args.config:
@@ -300,7 +336,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.compile:
         model = torch.compile(model)
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        functools.partial(torch.autocast, "cuda", dtype=torch.bfloat16) if device.type == "cuda"
+        else contextlib.nullcontext
     )
 
     loader = make_loader(
@@ -354,31 +391,27 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         lr = lr_at(step, **schedule)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=device)
-        for micro in range(args.accum):
+        micro_batches = []
+        for _ in range(args.accum):
             try:
                 images, tokens = next(batches)
             except StopIteration:
                 raise RuntimeError(f"the loader ran dry at step {step}: {_loader_stats(loader)}") from None
-            images, tokens = images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
-            sync = world == 1 or micro == args.accum - 1
-            with (contextlib.nullcontext() if sync else model.no_sync()), autocast:
-                image_features, text_features, logit_scale = model(images, tokens)
-                loss = clip_loss(image_features, text_features, logit_scale) / args.accum
-            loss.backward()
-            loss_sum += loss.detach()
-        grad_norm = (
-            torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip) if args.grad_clip > 0 else None
-        )
+            micro_batches.append((images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)))
+        loss = step_backward(model, micro_batches, autocast)
+        del micro_batches
+        grads = [p.grad for p in raw_model.parameters() if p.grad is not None]
+        grad_norm = get_total_norm(grads)
+        if args.grad_clip > 0:
+            clip_grads_with_norm_(raw_model.parameters(), args.grad_clip, grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():  # the paper's clip: the scale never exceeds 100
-            raw_model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
+        raw_model.clamp_logit_scale_()  # the paper's cap: the scale never exceeds 100
         step += 1
 
         if world > 1:
-            dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-        loss_value = loss_sum.item()
+            dist.all_reduce(loss, op=dist.ReduceOp.AVG)
+        loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss is {loss_value} at step {step}")
         dt = time.perf_counter() - t0
@@ -386,10 +419,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             scale = raw_model.logit_scale.exp().item()
             row = {
                 "step": step, "loss": loss_value, "lr": lr, "logit_scale": scale, "temperature": 1.0 / scale,
-                "samples_per_s": args.batch_size * args.accum * world / dt,
+                "samples_per_s": args.batch_size * args.accum * world / dt, "grad_norm": float(grad_norm),
             }
-            if grad_norm is not None:
-                row["grad_norm"] = float(grad_norm)
             logger.log(row)
         if progress is not None:
             progress.update(1)
@@ -434,10 +465,13 @@ def run(argv: list[str] | None = None) -> int:
                 check_shards(getattr(args, what))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit train: --{what.replace('_', '-')}: {exc}") from exc
+    caller_group = dist.is_available() and dist.is_initialized()
     try:
         summary = train(args)
+    except BadCheckpoint as exc:
+        raise SystemExit(f"wit train: --resume: {exc}") from None
     finally:
-        if dist.is_initialized():
+        if not caller_group and dist.is_available() and dist.is_initialized():  # only the group train() made
             dist.destroy_process_group()
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, sort_keys=True))

@@ -110,7 +110,7 @@ def run(argv: list[str] | None = None) -> int:
                          "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", "1e-3",
                          "--threads", "1", "--out", str(run_dir), "--seed", str(args.seed)], timings)
         _stage("eval", ["--checkpoint", str(run_dir / f"step-{args.steps:08d}.pt"),
-                        "--shards", ",".join(map(str, eval_shards)), "--classes", str(classes),
+                        "--shards", ",".join(map(str, eval_shards)), "--train-shards", str(shards), "--classes", str(classes),
                         "--threads", "1", "--out", str(run_dir / "metrics.json")], timings)
 
     print("\n=== demo finished in %.0f s" % (time.perf_counter() - total))
