@@ -52,9 +52,9 @@ _RAW_SHARD = re.compile(r"^(\d+)\.tar$")
 EVAL_IMAGE_EXTS = (*shards.IMAGE_EXTS, "gif", "bmp", "tif", "tiff")  # eval sets come in any format
 
 
-def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
-    """(tar URLs to read, incomplete raw shards skipped) from comma-separated globs of tars or
-    folders of tars; sorted, unique.
+def expand_inputs(patterns: list[str]) -> tuple[list[str], list[str]]:
+    """(tar URLs to read, incomplete raw shards skipped) from globs of tars or folders of tars
+    (one per --input); sorted, unique.
 
     A folder's own tars are read, or, where it has none, those one level down: the layout
     `wit download --engine beam` writes (one subfolder per selected-pairs file). An
@@ -66,7 +66,7 @@ def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
     from wit_pipeline.stages.download import complete_shards
 
     found: set[str] = set()
-    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+    for pattern in patterns:
         for url in fsio.expand(pattern):
             fs, path = fsio.filesystem(url)
             if fs.isdir(path):
@@ -500,7 +500,8 @@ def _cleanup(output: str, keep: set[str]) -> None:
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    parser.add_argument("--input", required=True, help="comma-separated globs of raw tar shards or folders of them")
+    parser.add_argument("--input", required=True, action="append",
+                        help="raw tar shards: a glob, or a download's folder (repeat for several)")
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     parser.add_argument("--allowlist", default=DEMO,
                         help="names the query ids of raw shards that carry no query names (the harvest "
@@ -515,8 +516,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
-    if args.samples_per_shard <= 0 or args.t <= 0 or args.max_distance < 0:
-        parser.error("--samples-per-shard and --t must be positive, --max-distance >= 0")
+    if args.samples_per_shard <= 0 or args.t <= 0:
+        parser.error("--samples-per-shard and --t must be positive")
+    if not 0 <= args.max_distance < neardup.BITS:
+        parser.error(f"--max-distance is a pHash Hamming distance in 0..{neardup.BITS - 1}, got {args.max_distance}")
     if not 1 <= args.order_bucket_bits <= 24:
         parser.error("--order-bucket-bits must be in 1..24")
     return args, beam_args

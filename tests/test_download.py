@@ -2,6 +2,7 @@
 processes), so one module-scoped run serves several tests; 4 img2dataset runs in all."""
 
 import collections
+import dataclasses
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 N_GOOD = 6
 SHARD = 4  # samples per shard: 9 fetched pairs -> 3 shards
+CONFIG = dl.DownloadConfig(allow_loopback=True, number_sample_per_shard=SHARD, threads=4, processes=1, timeout=5)
 
 
 def _rows(urls):
@@ -77,7 +79,7 @@ def site(tmp_path_factory):
             f"{base}/img/corrupt.jpg",
             f"{base}/img/missing.jpg",
             f"{base}/img/tiny.jpg",
-            "http://169.254.169.254/latest/meta-data/iam/",  # refused even with allow_private
+            "http://169.254.169.254/latest/meta-data/iam/",  # refused even with allow_loopback
             "file:///etc/passwd",
         ]
         rows = _rows(urls)
@@ -105,12 +107,12 @@ def first_run(site, tmp_path_factory):
     work = tmp_path_factory.mktemp("dl")
     selected = _write(work / "selected.parquet", site["rows"])
     out = str(work / "raw")
-    doc = dl.download(selected, out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, processes=1, timeout=5)
+    doc = dl.download(selected, out, CONFIG)
     return {"work": work, "selected": selected, "out": out, "doc": doc}
 
 
-def _stage(doc):
-    (stage,) = doc["stages"]
+def _stage(doc, name=dl.STAGE):
+    (stage,) = [s for s in doc["stages"] if s["name"] == name]
     return {k: stage[k] for k in ("in", "out", "dropped")}
 
 
@@ -168,7 +170,7 @@ def test_rerun_after_killed_run_has_no_duplicates(site, first_run, tmp_path):
     lost = set(pq.read_table(os.path.join(first_run["out"], "00001.parquet")).column(dl.KEY_COLUMN).to_pylist())
     os.makedirs(os.path.join(out, "_tmp"))  # img2dataset's scratch left behind
 
-    doc = dl.download(first_run["selected"], out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, timeout=5)
+    doc = dl.download(first_run["selected"], out, CONFIG)
 
     assert _stage(doc) == EXPECTED  # every pair once, by its latest outcome
     found = tar_keys(out)
@@ -199,7 +201,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
     out = str(tmp_path / "raw")
     code = job.run(
         ["--input", str(tmp_path / "selected-*.parquet"), "--output", out, "--engine", "beam",
-         "--allow-private-hosts", "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5",
+         "--allow-loopback", "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5",
          # bundles on worker threads, two files at once: what a Dataflow SDK harness does
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
@@ -212,7 +214,10 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
     expected = dict(EXPECTED, **{"in": 12})
     expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
     assert _stage(doc) == expected
+    assert _stage(doc, job.FILES_STAGE) == {"in": 2, "out": 2, "dropped": {}}
     assert a in doc["inputs"] and b in doc["inputs"]
+    assert doc["config"] == dataclasses.asdict(dl.DownloadConfig(
+        allow_loopback=True, number_sample_per_shard=SHARD, threads=4, timeout=5))
 
 
 @pytest.mark.parametrize(
@@ -268,8 +273,8 @@ def test_cli_takes_a_harvest_folder_and_explains_failures(site, first_run, tmp_p
     (harvest / "selected").mkdir(parents=True)
     shutil.copy(first_run["selected"], harvest / "selected" / "part-00000-of-00001.parquet")
     assert dl.input_files(str(harvest)) == [str(harvest / "selected" / "part-00000-of-00001.parquet")]
-    with pytest.raises(SystemExit, match="no selected-pairs parquet files match"):
-        job.run(["--input", str(tmp_path / "nope-*.parquet"), "--output", str(tmp_path / "x")])
-    # loopback images without --allow-private-hosts: every pair refused, exit 1 with the hint
+    assert job.run(["--input", str(tmp_path / "nope-*.parquet"), "--output", str(tmp_path / "x")]) == 2
+    assert "no selected-pairs parquet files match" in capsys.readouterr().err
+    # loopback images without --allow-loopback: every pair refused, exit 1 with the hint
     assert job.run(["--input", str(harvest), "--output", str(tmp_path / "raw"), "--threads", "2"]) == 1
-    assert "needs --allow-private-hosts" in capsys.readouterr().out
+    assert "needs --allow-loopback" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """The egress guard: a loopback proxy that checks the address of every fetch and redirect hop.
 
 No traffic ever leaves loopback: "public" names resolve to 127.0.0.1 through an injected
-resolver (with allow_private=True), unsafe names to link-local/metadata/private addresses,
+resolver (with allow_loopback=True), unsafe names to link-local/metadata/private addresses,
 and the injected connector refuses anything but a loopback IP, recording every attempt, so
 a proxy that connected where it should not fails the test instead of sending a packet."""
 
@@ -140,8 +140,8 @@ def opener(proxy):
     return urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url, "https": proxy.url}))
 
 
-def guard(allow_private=True, dns=None, connect=None):
-    return EgressProxy(allow_private, dns or fake_dns(), timeout=TIMEOUT, connect=connect or Connects())
+def guard(allow_loopback=True, dns=None, connect=None):
+    return EgressProxy(allow_loopback, dns or fake_dns(), timeout=TIMEOUT, connect=connect or Connects())
 
 
 def raw(proxy, request: bytes, then: bytes = b"") -> bytes:
@@ -186,7 +186,7 @@ def test_request_is_rewritten_to_origin_form(origin):
     assert seen["headers"] == {"Host": f"public.example:{origin['port']}", "User-Agent": "test", "Connection": "close"}
 
 
-@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize("allow_loopback", [False, True])
 @pytest.mark.parametrize(
     "url, reason",
     [
@@ -198,9 +198,9 @@ def test_request_is_rewritten_to_origin_form(origin):
         ("http://nowhere.example/x.jpg", "unresolvable"),
     ],
 )
-def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_private):
+def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_loopback):
     connects = Connects()
-    with guard(allow_private, connect=connects) as proxy:
+    with guard(allow_loopback, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError) as err:
             opener(proxy).open(url, timeout=TIMEOUT)
         assert proxy.refusals == {reason: 1}
@@ -214,23 +214,23 @@ def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_private):
 @pytest.mark.parametrize(
     "host, reason", [("127.0.0.1", "loopback"), ("public.example", "loopback"), ("localhost", "localhost")]
 )
-def test_loopback_only_with_allow_private(origin, host, reason):
+def test_loopback_only_with_allow_loopback(origin, host, reason):
     url = f"http://{host}:{origin['port']}/blob.bin"
     connects = Connects()
-    with guard(allow_private=False, connect=connects) as proxy:
+    with guard(allow_loopback=False, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError) as err:
             opener(proxy).open(url, timeout=TIMEOUT)
         assert err.value.code == 403
         assert proxy.refusals == {reason: 1}
     assert connects.calls == []
-    with guard(allow_private=True, connect=connects) as proxy:
+    with guard(allow_loopback=True, connect=connects) as proxy:
         assert opener(proxy).open(url, timeout=TIMEOUT).read() == BLOB
     assert connects.calls == [("127.0.0.1", origin["port"])]
 
 
 def test_private_network_refused_by_default():
     connects = Connects()
-    with guard(allow_private=False, connect=connects) as proxy:
+    with guard(allow_loopback=False, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError, match=r"403: Forbidden by wit egress guard \(private\)"):
             opener(proxy).open("http://intranet.example/x.jpg", timeout=TIMEOUT)
     assert connects.calls == []
@@ -330,7 +330,7 @@ def test_urllib_default_handler_uses_proxy_for_loopback(origin, monkeypatch):
     assert not urllib.request.proxy_bypass_environment("127.0.0.1", {"http": "x", "no": ""})
     assert not urllib.request.proxy_bypass_environment("localhost:80")  # no_proxy is "" here
     assert urllib.request.proxy_bypass_environment("localhost", {"http": "x", "no": "localhost"})  # what we clear
-    with guard(allow_private=False) as proxy:
+    with guard(allow_loopback=False) as proxy:
         for name in dl.PROXY_VARIABLES:
             monkeypatch.setenv(name, proxy.url)
         with pytest.raises(urllib.error.HTTPError, match=r"\(loopback\)"):
@@ -364,7 +364,7 @@ def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
     dns = fake_dns()
 
     # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
-    doc = dl.download(selected, out, allow_private_hosts=True, resolve=dns, threads=4, timeout=TIMEOUT)
+    doc = dl.download(selected, out, dl.DownloadConfig(allow_loopback=True, threads=4, timeout=TIMEOUT), resolve=dns)
 
     (stage,) = [{k: s[k] for k in ("in", "out", "dropped")} for s in doc["stages"]]
     assert stage == {"in": 4, "out": 3, "dropped": {"unsafe_host.cloud_metadata": 1}}
