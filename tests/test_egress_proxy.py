@@ -24,6 +24,7 @@ from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.web.urlsafety import classify_address
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -381,3 +382,107 @@ def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
     # the pre-check resolved each host once; the proxy resolved at every fetch and hop
     assert dns.calls.count("metadata-alias.example") >= 1
     assert {name: os.environ.get(name) for name in dl.PROXY_VARIABLES} == before
+
+
+class Listener:
+    """A loopback TCP listener that records every connection (and its first bytes): an FTP
+    server, or anything else a fetch must never reach."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"220 hello\r\n")  # an FTP greeting: a client that got here would talk
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(1024) or b"<connected>")
+                except OSError:
+                    self.received.append(b"<connected>")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_ftp_through_the_guard_is_refused_without_connecting(allow_loopback):
+    connects = Connects()
+    with Listener() as ftp, guard(allow_loopback, connect=connects) as proxy:
+        reply = raw(proxy, f"GET ftp://127.0.0.1:{ftp.port}/x.jpg HTTP/1.1\r\n\r\n".encode())
+        assert reply.startswith(b"HTTP/1.0 403 Forbidden by wit egress guard (bad_scheme)")
+        assert proxy.refusals == {"bad_scheme": 1}
+    assert connects.calls == [] and ftp.received == []
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_redirect_to_ftp_never_leaves_the_guard(origin, allow_loopback, monkeypatch):
+    """urllib's default opener follows a 302 to ftp://; with the environment the download sets
+    (ftp_proxy too), that hop reaches the guard, which refuses it. The origin is "public"
+    (a documentation address the connector maps to the loopback origin), so the first hop
+    passes without allow_loopback too."""
+    public = "192.0.2.80"
+    dns = FakeDNS({"public.example": public})
+
+    def connect(address, timeout):
+        return socket.create_connection(("127.0.0.1", address[1]) if address[0] == public else address, timeout)
+
+    monkeypatch.setattr("wit_pipeline.web.urlsafety.classify_address",
+                        lambda ip, real=classify_address: None if str(ip) == public else real(ip))
+    monkeypatch.setattr(dl, "EgressProxy", functools.partial(EgressProxy, connect=connect))
+    with Listener() as ftp:
+        with dl._egress_guard(allow_loopback, dns, TIMEOUT) as proxy:
+            url = f"http://public.example:{origin['port']}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.build_opener().open(url, timeout=TIMEOUT)
+        assert refused_reason(str(err.value)) == "bad_scheme"
+        assert proxy.refusals == {"bad_scheme": 1}
+    assert ftp.received == []
+
+
+def test_worker_opener_follows_http_redirects_only(origin):
+    """What img2dataset's workers fetch with, with or without the guard: http(s) on every hop."""
+    from wit_pipeline.stages.download_worker import http_only_opener
+
+    with Listener() as ftp:
+        base = f"http://127.0.0.1:{origin['port']}"
+        for target in (f"ftp://127.0.0.1:{ftp.port}/x.jpg", "file:///etc/passwd", "data:,hello"):
+            with pytest.raises(urllib.error.URLError) as err:
+                http_only_opener().open(f"{base}/redirect?to={target}", timeout=TIMEOUT)
+            assert "bad_scheme" in str(err.value) or "not allowed" in str(err.value)
+        with pytest.raises(urllib.error.URLError, match="unknown url type"):
+            http_only_opener().open(f"ftp://127.0.0.1:{ftp.port}/x.jpg", timeout=TIMEOUT)
+        assert http_only_opener().open(f"{base}/redirect?to={base}/blob.bin", timeout=TIMEOUT).read() == BLOB
+    assert ftp.received == []
+
+
+@pytest.mark.parametrize("egress_guard", [True, False])
+def test_download_redirect_to_ftp_is_refused_on_every_hop(origin, tmp_path, egress_guard):
+    """The whole download, img2dataset's workers included: a 302 to ftp:// reaches nothing,
+    is counted as bad_url.scheme and dead-lettered; the other images are saved."""
+    with Listener() as ftp:
+        base = f"http://127.0.0.1:{origin['port']}"
+        evil = f"{base}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+        selected, rows = selected_pairs(tmp_path / "selected.parquet", [f"{base}/img/0.jpg", evil, f"{base}/img/1.jpg"])
+        config = dl.DownloadConfig(allow_loopback=True, egress_guard=egress_guard, threads=2, timeout=TIMEOUT, retries=0)
+        doc = dl.download(selected, str(tmp_path / "raw"), config)
+    (stage,) = doc["stages"]
+    assert {k: stage[k] for k in ("in", "out", "dropped")} == {"in": 3, "out": 2, "dropped": {"bad_url.scheme": 1}}
+    dead = pq.read_table(os.path.join(tmp_path, "raw", dl.DEAD_LETTER_FILE)).to_pylist()
+    assert dead == [{"stage": "download", "source": f"{rows[1]['key']} {evil}", "error": "bad_url.scheme (at fetch)"}]
+    assert ftp.received == []

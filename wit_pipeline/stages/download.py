@@ -430,7 +430,10 @@ def _run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None
     # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
     # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
     img2dataset_main.signal = _SignalOnMainThread
+    from wit_pipeline.stages.download_worker import GuardedLogger
+
     img2dataset_main.multiprocessing_distributor = _guarded_distributor
+    img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.download(
         url_list=url_list,
         output_folder=output,

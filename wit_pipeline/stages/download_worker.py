@@ -1,13 +1,13 @@
-"""What runs inside img2dataset's worker processes: two guards its own code lacks.
+"""What runs inside img2dataset's processes: two guards its own code lacks.
 
-img2dataset spawns its workers (`multiprocessing` "spawn" context) and fetches with
-`urllib.request.urlopen`. `Guarded` wraps its downloader, so in each worker, before the
-first shard:
+img2dataset spawns its workers and a logger process (`multiprocessing` "spawn" context) and
+fetches with `urllib.request.urlopen`. `Guarded` wraps its downloader and `GuardedLogger`
+replaces its logger process, so that:
 
-- the worker dies with the process that started it (Linux `PR_SET_PDEATHSIG`): a killed
-  `wit download` must not leave workers fetching for minutes, writing into a folder that a
-  rerun is cleaning up;
-- urllib fetches http and https only, on every hop. Its default opener follows a redirect to
+- every process it spawns dies with the process that started it (Linux `PR_SET_PDEATHSIG`;
+  multiprocessing's resource tracker then ends too): a killed `wit download` must not leave
+  workers fetching for minutes, writing into a folder that a rerun is cleaning up;
+- urllib in the workers, before their first shard, fetches http and https only, on every hop. Its default opener follows a redirect to
   `ftp://` and has handlers for ftp, file and data URLs; the egress guard sees only what goes
   through `http(s)_proxy`, so an FTP hop would connect directly to any address. Here the
   opener has no handler for other schemes, and a redirect elsewhere is refused with the
@@ -24,6 +24,8 @@ import urllib.request
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
+
+from img2dataset.logger import LoggerProcess
 
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES
@@ -84,3 +86,15 @@ class Guarded:
             urllib.request.install_opener(http_only_opener())
             _ready = True
         return self.downloader(row)
+
+
+class GuardedLogger(LoggerProcess):
+    """img2dataset's logger process, dying with the process that started it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.parent_pid = os.getpid()
+
+    def run(self) -> None:
+        die_with_parent(self.parent_pid)
+        super().run()
