@@ -21,6 +21,7 @@ import pytest
 
 from wit_pipeline.core import keys, schema
 from wit_pipeline.stages import download as dl
+from wit_pipeline.stages import fetch
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
@@ -332,7 +333,7 @@ def test_urllib_default_handler_uses_proxy_for_loopback(origin, monkeypatch):
     assert not urllib.request.proxy_bypass_environment("localhost:80")  # no_proxy is "" here
     assert urllib.request.proxy_bypass_environment("localhost", {"http": "x", "no": "localhost"})  # what we clear
     with guard(allow_loopback=False) as proxy:
-        for name in dl.PROXY_VARIABLES:
+        for name in fetch.PROXY_VARIABLES:
             monkeypatch.setenv(name, proxy.url)
         with pytest.raises(urllib.error.HTTPError, match=r"\(loopback\)"):
             urllib.request.build_opener().open(f"http://127.0.0.1:{origin['port']}/blob.bin", timeout=TIMEOUT)
@@ -342,13 +343,13 @@ def test_urllib_default_handler_uses_proxy_for_loopback(origin, monkeypatch):
 def test_guard_environment_is_shared_and_restored(monkeypatch):
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
     monkeypatch.delenv("NO_PROXY")
-    for name in dl.PROXY_VARIABLES:
+    for name in fetch.PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("https_proxy", "http://corporate.example:3128")
-    with dl._egress_guard(True, fake_dns(), TIMEOUT) as a:
-        with dl._egress_guard(True, a.resolve, TIMEOUT) as b:  # a second download on another thread
+    with fetch.egress_guard(True, fake_dns(), TIMEOUT) as a:
+        with fetch.egress_guard(True, a.resolve, TIMEOUT) as b:  # a second download on another thread
             assert b is a
-        assert all(os.environ[name] == a.url for name in dl.PROXY_VARIABLES)
+        assert all(os.environ[name] == a.url for name in fetch.PROXY_VARIABLES)
         assert os.environ["no_proxy"] == os.environ["NO_PROXY"] == ""
     assert os.environ["no_proxy"] == "localhost,127.0.0.1" and "NO_PROXY" not in os.environ
     assert os.environ["https_proxy"] == "http://corporate.example:3128"
@@ -361,7 +362,7 @@ def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
     evil = f"http://public.example:{port}/redirect?to=http://metadata-alias.example/latest/meta-data/x.jpg"
     selected, rows = selected_pairs(tmp_path / "selected.parquet", [*good, evil])
     out = str(tmp_path / "raw")
-    before = {name: os.environ.get(name) for name in dl.PROXY_VARIABLES}
+    before = {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES}
     dns = fake_dns()
 
     # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
@@ -381,7 +382,7 @@ def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
                      "error": "unsafe_host.cloud_metadata (at fetch)"}]
     # the pre-check resolved each host once; the proxy resolved at every fetch and hop
     assert dns.calls.count("metadata-alias.example") >= 1
-    assert {name: os.environ.get(name) for name in dl.PROXY_VARIABLES} == before
+    assert {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES} == before
 
 
 class Listener:
@@ -444,9 +445,9 @@ def test_redirect_to_ftp_never_leaves_the_guard(origin, allow_loopback, monkeypa
 
     monkeypatch.setattr("wit_pipeline.web.urlsafety.classify_address",
                         lambda ip, real=classify_address: None if str(ip) == public else real(ip))
-    monkeypatch.setattr(dl, "EgressProxy", functools.partial(EgressProxy, connect=connect))
+    monkeypatch.setattr(fetch, "EgressProxy", functools.partial(EgressProxy, connect=connect))
     with Listener() as ftp:
-        with dl._egress_guard(allow_loopback, dns, TIMEOUT) as proxy:
+        with fetch.egress_guard(allow_loopback, dns, TIMEOUT) as proxy:
             url = f"http://public.example:{origin['port']}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.build_opener().open(url, timeout=TIMEOUT)
@@ -457,17 +458,15 @@ def test_redirect_to_ftp_never_leaves_the_guard(origin, allow_loopback, monkeypa
 
 def test_worker_opener_follows_http_redirects_only(origin):
     """What img2dataset's workers fetch with, with or without the guard: http(s) on every hop."""
-    from wit_pipeline.stages.download_worker import http_only_opener
-
     with Listener() as ftp:
         base = f"http://127.0.0.1:{origin['port']}"
         for target in (f"ftp://127.0.0.1:{ftp.port}/x.jpg", "file:///etc/passwd", "data:,hello"):
             with pytest.raises(urllib.error.URLError) as err:
-                http_only_opener().open(f"{base}/redirect?to={target}", timeout=TIMEOUT)
+                fetch.http_only_opener().open(f"{base}/redirect?to={target}", timeout=TIMEOUT)
             assert "bad_scheme" in str(err.value) or "not allowed" in str(err.value)
         with pytest.raises(urllib.error.URLError, match="unknown url type"):
-            http_only_opener().open(f"ftp://127.0.0.1:{ftp.port}/x.jpg", timeout=TIMEOUT)
-        assert http_only_opener().open(f"{base}/redirect?to={base}/blob.bin", timeout=TIMEOUT).read() == BLOB
+            fetch.http_only_opener().open(f"ftp://127.0.0.1:{ftp.port}/x.jpg", timeout=TIMEOUT)
+        assert fetch.http_only_opener().open(f"{base}/redirect?to={base}/blob.bin", timeout=TIMEOUT).read() == BLOB
     assert ftp.received == []
 
 

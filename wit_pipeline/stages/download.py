@@ -11,7 +11,10 @@ highest existing one. What this module adds around it:
   pointed at an `egress_proxy.EgressProxy` in this process, which checks the address of
   every fetch and redirect hop as it connects (DNS rebinding, redirects to private hosts).
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
-  `unsafe_host.<reason>` too.
+  `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
+  that fetch http(s) only and die with this process.
+- The folder: `--output` must be new, empty or a download's own (`check_output`); a run
+  deletes only what downloads write there.
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
   also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
   sample's json and parquet row.
@@ -36,10 +39,7 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import socket
-import threading
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline.core import fsio, schema
 from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
-from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
@@ -348,9 +348,11 @@ def download(
         with fsio.atomic_open(todo_file, "wb") as f:
             pq.write_table(pa.concat_tables(plan.todo), f)
         log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo), len(plan.seen), output)
-        guard = _egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
+        from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
+
+        guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
         with guard:
-            _run_img2dataset(todo_file, output, config)
+            fetch.run_img2dataset(todo_file, output, config)
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     dead = _account(plan, shard_outcomes(output), tally)
@@ -420,119 +422,6 @@ def _account(plan: _Plan, after: dict[str, str | None], tally: DictTally) -> lis
         else:
             tally.dropped(STAGE, "not_attempted")
     return dead
-
-
-def _run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
-    import importlib
-
-    # the module, not the `main` function img2dataset/__init__.py re-exports under that name
-    img2dataset_main = importlib.import_module("img2dataset.main")
-    # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
-    # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
-    img2dataset_main.signal = _SignalOnMainThread
-    from wit_pipeline.stages.download_worker import GuardedLogger
-
-    img2dataset_main.multiprocessing_distributor = _guarded_distributor
-    img2dataset_main.LoggerProcess = GuardedLogger
-    img2dataset_main.download(
-        url_list=url_list,
-        output_folder=output,
-        image_size=config.image_size,
-        resize_mode=config.resize_mode,
-        resize_only_if_bigger=True,
-        min_image_size=config.min_image_size,
-        max_aspect_ratio=config.max_aspect_ratio,
-        max_image_area=config.max_image_area,
-        processes_count=config.processes,
-        thread_count=config.threads,
-        timeout=config.timeout,
-        retries=config.retries,
-        number_sample_per_shard=config.number_sample_per_shard,
-        encode_format="jpg",
-        encode_quality=config.encode_quality,
-        output_format="webdataset",
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=list(EXTRA_COLUMNS),
-        disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
-        incremental_mode="extend",
-        enable_wandb=False,
-        max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
-        distributor="multiprocessing",
-    )
-
-
-def _guarded_distributor(processes: int, downloader: Any, *rest: Any) -> Any:
-    """img2dataset's multiprocessing distributor, its downloader wrapped in `worker.Guarded`
-    (workers that die with this process and fetch http(s) only, on every hop)."""
-    from img2dataset.distributor import multiprocessing_distributor
-
-    from wit_pipeline.stages.download_worker import Guarded
-
-    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid()), *rest)
-
-
-# ftp too: urllib follows a redirect to ftp://, which this way reaches the guard (and is refused)
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY")
-NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
-_guard_lock = threading.Condition()
-_guard: dict[str, Any] = {}  # the process's running guard: key, proxy, users, saved environment
-
-
-@contextlib.contextmanager
-def _egress_guard(allow_loopback: bool, resolve: Resolver, timeout: float) -> Iterator[EgressProxy]:
-    """Point urllib in this process and the workers it spawns at an EgressProxy meanwhile.
-
-    urllib's default ProxyHandler reads `http(s)_proxy` from os.environ, which spawned
-    workers inherit; an empty `no_proxy` leaves no host (127.0.0.1 included) bypassing it.
-    os.environ is process-wide and the Beam engine runs several downloads on threads of one
-    process, so concurrent downloads share one proxy and the last to finish restores the
-    environment; a download with other settings waits for them.
-    """
-    key = (allow_loopback, resolve, timeout)
-    with _guard_lock:
-        while _guard and _guard["key"] != key:
-            _guard_lock.wait()
-        if not _guard:
-            names = PROXY_VARIABLES + NO_PROXY_VARIABLES
-            saved = {name: os.environ.get(name) for name in names}
-            if any(saved[name] for name in PROXY_VARIABLES):
-                log.warning("download: the egress guard replaces the configured http(s)_proxy for img2dataset")
-            proxy = EgressProxy(allow_loopback, resolve, timeout=timeout).start()
-            os.environ.update({name: proxy.url for name in PROXY_VARIABLES})
-            os.environ.update({name: "" for name in NO_PROXY_VARIABLES})
-            _guard.update(key=key, proxy=proxy, users=0, saved=saved)
-        _guard["users"] += 1
-        proxy = _guard["proxy"]
-    try:
-        yield proxy
-    finally:
-        with _guard_lock:
-            _guard["users"] -= 1
-            if not _guard["users"]:
-                for name, value in _guard["saved"].items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-                proxy.stop()
-                if proxy.refusals:
-                    log.info("download: the egress guard refused %s", proxy.refusals)
-                _guard.clear()
-                _guard_lock.notify_all()
-
-
-class _SignalOnMainThread:
-    """Stands in for the `signal` module inside img2dataset.main: a no-op off the main thread."""
-
-    SIGINT = signal.SIGINT
-
-    @staticmethod
-    def signal(signum: int, handler: Any) -> Any:
-        if threading.current_thread() is threading.main_thread():
-            return signal.signal(signum, handler)
-        return None
 
 
 def saved_keys(output: str) -> list[str]:

@@ -21,7 +21,7 @@ cannot pin the address used for the fetch, so `wit download` runs img2dataset be
 `wit_pipeline.web.egress_proxy`: a loopback forward proxy that applies these same rules
 (`checked_addresses`) to every request and every redirect hop, resolving once and
 connecting to exactly the address it checked; img2dataset's workers fetch http(s) only, on
-every hop (`wit_pipeline.stages.download_worker`: a redirect to `ftp://` is refused, not
+every hop (`wit_pipeline.stages.fetch`: a redirect to `ftp://` is refused, not
 followed around the proxy). What it does not cover: runs with `--no-egress-guard`, whose
 redirect hops to other http(s) hosts rely on the network alone. On a real crawl also run workers
 without a route to private ranges (firewall egress rules on the workers' network, IMDSv2
