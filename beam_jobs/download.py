@@ -123,7 +123,10 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     if args.engine == "local" and pipeline_args:
-        parser.error(f"unrecognized arguments: {' '.join(pipeline_args)} (Beam options need --engine beam)")
+        first = pipeline_args[0]
+        hint = ("Beam options need --engine beam" if first.startswith("--")
+                else "" if first.startswith("-") else "repeat --input for each input")
+        parser.error(f"unrecognised arguments: {' '.join(pipeline_args)}" + (f" ({hint})" if hint else ""))
     reject_unknown_flags(parser, pipeline_args)
     try:
         config = dl.config_from_args(args)

@@ -127,6 +127,8 @@ def _busy_port():
          "--processes must be at least 1, got 0"),
         ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--engine", "beam", "-t", "5"],
          "unrecognised arguments: -t 5"),
+        ("beam_jobs.download", ["--input", "a.parquet", "b.parquet", "--output", "{tmp}/d"],
+         "unrecognised arguments: b.parquet (repeat --input for each input)"),
         ("beam_jobs.build_queries", ["--wikipedia", "x", "--output", "{tmp}/q", "-m", "5"], "unrecognised arguments: -m 5"),
         ("wit_pipeline.demo", ["--out", "{tmp}/demo", "--port", "99999"], "a port is a number in 0..65535"),
         ("wit_pipeline.synthetic.server", ["{tmp}", "--port", "{busy}"], "cannot serve on 127.0.0.1:"),
