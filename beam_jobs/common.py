@@ -193,7 +193,7 @@ class Counted(beam.DoFn):
         if self._make is not None:
             self._fn = self._make()
 
-    def process(self, element: Any, *side) -> Iterator[Any]:  # no hint on *side: Beam's type check reads a string hint there as Any and fails
+    def process(self, element: Any, *side) -> Iterator[Any]:  # *side unannotated: else Beam checks side inputs as one tuple
         self.tally.inc(self.stage, "in")
         try:
             result = self._fn(element, *side)
@@ -237,3 +237,48 @@ class WriteShards(beam.PTransform):
             return write(shard, [r for r in rows if r is not None])
 
         return keyed | "GroupShards" >> beam.GroupByKey() | "Write" >> beam.Map(write_group)
+
+
+class CapPerQuery(beam.PTransform):
+    """Cap balancing (`wit_pipeline.stages.balance`; `select_cap` is the same rule on a list).
+
+    In:  (query_id: int, key: str), with `seed` given: the rank is `cap_rank(key, query_id, seed)`;
+         or (query_id: int, (rank: str, key: str)) with that rank precomputed, `seed=None`.
+    Out: (key: str, query_id: int) for every pair a query keeps: its `t` smallest (rank, key).
+         A key that several queries keep comes once per query; a query with fewer than t
+         pairs keeps them all.
+    Both sides are typed, so each shuffle uses deterministic coders (varint, utf-8
+    strings); ranks are fixed-width hex, never 64-bit ints that Beam would pickle.
+    """
+
+    def __init__(self, t: int, seed: int | None = None) -> None:
+        super().__init__()
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise ValueError(f"CapPerQuery: t must be a positive int, got {t!r}")
+        self.t, self.seed = t, seed
+
+    def expand(self, pairs: beam.PCollection) -> beam.PCollection:
+        return (
+            pairs
+            | "Rank" >> beam.Map(_cap_ranked, self.seed).with_output_types(tuple[int, tuple[str, str]])
+            | "SmallestRanks" >> beam.combiners.Top.SmallestPerKey(self.t)
+            | "KeptPairs" >> beam.FlatMap(_cap_kept_pairs).with_output_types(tuple[str, int])
+        )
+
+
+def _cap_ranked(pair: tuple[int, Any], seed: int | None) -> tuple[int, tuple[str, str]]:
+    from wit_pipeline.stages.balance import cap_order
+
+    query_id, value = pair
+    if isinstance(value, str):
+        if seed is None:
+            raise TypeError("CapPerQuery: (query_id, key) elements need a seed to rank them")
+        return int(query_id), cap_order(value, int(query_id), seed)
+    rank, key = value
+    return int(query_id), (str(rank), str(key))
+
+
+def _cap_kept_pairs(query_top: tuple[int, list[tuple[str, str]]]) -> Iterator[tuple[str, int]]:
+    query_id, top = query_top
+    for _, key in top:
+        yield key, query_id

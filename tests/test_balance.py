@@ -9,7 +9,16 @@ from collections import Counter, defaultdict
 import pytest
 
 from wit_pipeline.core.keys import salted_hash, sample_key, uniform
-from wit_pipeline.stages.balance import cap_rank, count_queries, keep_prob, keep_probability, select_cap, select_prob
+from wit_pipeline.stages.balance import (
+    cap_kept,
+    cap_order,
+    cap_rank,
+    count_queries,
+    keep_prob,
+    keep_probability,
+    select_cap,
+    select_prob,
+)
 
 
 def test_keep_probability():
@@ -44,7 +53,12 @@ def test_cap_small_exact():
     keys = [f"{i:016x}" for i in range(6)]
     pairs = [(k, [0]) for k in keys[:5]] + [(keys[5], [1])]
     ranked = sorted(keys[:5], key=lambda k: cap_rank(k, 0, 9))
-    assert cap_rank(keys[0], 0, 9) == salted_hash(keys[0], 0, 9)
+    assert cap_rank(keys[0], 0, 9) == f"{salted_hash(keys[0], 0, 9):016x}"
+    assert cap_order(keys[0], 0, 9) == (cap_rank(keys[0], 0, 9), keys[0])
+    # Fixed-width hex sorts as the integers do, including above 2**63.
+    ranks = [cap_rank(k, 0, 9) for k in keys]
+    assert sorted(ranks) == [f"{v:016x}" for v in sorted(int(r, 16) for r in ranks)]
+    assert any(int(r, 16) >= 1 << 63 for r in ranks)
     assert select_cap(pairs, t=2, seed=9) == set(ranked[:2]) | {keys[5]}
     assert select_cap(pairs, t=0, seed=9) == set()
     assert select_cap(pairs, t=10, seed=9) == set(keys)
@@ -114,8 +128,8 @@ def test_cap_statistics(pairs):
             by_query[q].append(key)
     chosen: dict[int, set[str]] = {}
     for q, keys in by_query.items():
-        chosen[q] = set(sorted(keys, key=lambda k: (cap_rank(k, q, 1), k))[:T])
-        assert len(chosen[q]) == min(counts[q], T)
+        chosen[q] = set(sorted(keys, key=lambda k: (int(cap_rank(k, q, 1), 16), k))[:T])
+        assert len(chosen[q]) == cap_kept(counts[q], T)
     assert kept == set().union(*chosen.values())
     singles_kept = Counter(ids[0] for key, ids in pairs if len(ids) == 1 and key in kept)
     assert max(singles_kept.values()) <= T
@@ -125,3 +139,55 @@ def test_cap_statistics(pairs):
     assert select_cap(pairs, T, seed=1) == kept
     other = select_cap(pairs, T, seed=2)
     assert other != kept and len(other & kept) < 0.9 * len(kept)
+
+
+def _expected_cap_pairs(pairs: list[tuple[str, list[int]]], t: int, seed: int) -> set[tuple[str, int]]:
+    by_query: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for key, ids in pairs:
+        for q in ids:
+            by_query[q].append(cap_order(key, q, seed))
+    return {(key, q) for q, ranked in by_query.items() for _, key in sorted(ranked)[:t]}
+
+
+def test_cap_per_query_in_a_pipeline_equals_select_cap_with_deterministic_coders():
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from beam_jobs.common import CapPerQuery
+
+    pairs = zipf_pairs(n=3000, n_queries=40, seed=4)
+    t, seed = 25, 7
+    expected = _expected_cap_pairs(pairs, t, seed)
+    assert {k for k, _ in expected} == select_cap(pairs, t, seed)
+    assert len(expected) < sum(len(ids) for _, ids in pairs)  # some query was capped
+    flat = [(q, key) for key, ids in pairs for q in ids]
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        elements = p | beam.Create(flat)
+        kept = elements | "ByKey" >> CapPerQuery(t, seed=seed)
+        assert_that(kept, equal_to(sorted(expected)), label="FromKeys")
+        ranked = elements | beam.Map(lambda qk: (qk[0], cap_order(qk[1], qk[0], seed)))
+        assert_that(ranked | "Precomputed" >> CapPerQuery(t), equal_to(sorted(expected)), label="FromRanks")
+        # Every PCollection inside is typed: no FastPrimitives/pickle fallback for 64-bit ranks.
+        inner: list = []
+
+        class Collect(beam.pipeline.PipelineVisitor):
+            def visit_transform(self, node):
+                if node.full_label.startswith("ByKey/"):
+                    inner.extend(node.outputs.values())
+
+        p.visit(Collect())
+    assert len(inner) >= 3
+    for coll in inner:
+        coder = beam.coders.registry.get_coder(coll.element_type)
+        assert coder.is_deterministic(), (coll, coder)
+        assert "FastPrimitives" not in repr(coder) and "Pickle" not in repr(coder), (coll, coder)
+
+def test_cap_per_query_needs_a_seed_for_bare_keys_and_a_positive_t():
+    from beam_jobs.common import CapPerQuery, _cap_ranked
+
+    with pytest.raises(ValueError):
+        CapPerQuery(0)
+    with pytest.raises(TypeError, match="seed"):
+        _cap_ranked((3, "00000000000000ab"), None)
+    assert _cap_ranked((3, "00000000000000ab"), 1) == (3, cap_order("00000000000000ab", 3, 1))

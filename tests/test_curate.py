@@ -1,12 +1,14 @@
 """beam_jobs.curate end to end on generated img2dataset-style raw shards.
 
 Beam runs are few (each costs seconds): one full run, the same job on two processes into
-the same output (determinism, atomic overwrite), one run without rebalancing, and a small
-pipeline checking the banded near-dup transform against `near_duplicates` and brute force.
+the same output (determinism, atomic overwrite), one run without rebalancing, one with a
+record whose handling raises, and a small pipeline checking the banded near-dup transform
+against `near_duplicates` on one machine and brute force.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -15,7 +17,6 @@ import tarfile
 from pathlib import Path
 
 import apache_beam as beam
-import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
@@ -23,8 +24,9 @@ from PIL import Image
 from beam_jobs import curate
 from beam_jobs.common import make_pipeline
 from wit_pipeline import shards
-from wit_pipeline.core import keys
+from wit_pipeline.core import keys, parquet_io, schema
 from wit_pipeline.image import neardup, phash
+from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.balance import select_cap
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
@@ -47,14 +49,15 @@ class RawShard:
         self.tar = tarfile.open(path, "w")
         self.n = 0
 
-    def add(self, url: str, caption: str, image: bytes | None, query_ids: list[int], with_json: bool = True) -> str:
+    def add(self, url: str, caption: str, image: bytes | None, query_ids: list[int], with_json: bool = True,
+            sample_key: str | None = None) -> str:
         k = f"{self.n:09d}"
         self.n += 1
         meta = {
             "url": url,
             "caption": caption,
             "key": k,
-            "sample_key": keys.sample_key(url, caption),
+            "sample_key": sample_key or keys.sample_key(url, caption),
             "page_url": "http://page.example/" + url.rsplit("/", 1)[-1],
             "language": "en",
             "lang_score": 0.75,
@@ -109,6 +112,7 @@ def make_raw(root: Path) -> dict:
     b.add("http://img.example/noimage.jpg", "no image", None, [0])
     k["noquery"] = b.add("http://img.example/nq.jpg", "no query", encode(render(all_concepts()[0], (256, 256), 99)), [])
     _add(a.tar, "../evil.jpg", data[11])
+    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")  # issue 8: bad_key
     # planted distances to the original (d=4): same hash -> exact_duplicate, 1..d -> near_duplicate
     dist = {
         name: phash.hamming(hashes[i], phash.phash64_bytes(img)[0])
@@ -162,14 +166,19 @@ def _read_all(out: Path) -> list[dict]:
 
 EXPECTED_BASE = {
     # 00000.tar: 7 base + requal, resized, junk, trunc, bomb, nojson(1 group), ../evil; 00001: 7 + exact,
-    # cropped, bigger, dup8, noimage, noquery; 00002.tar is not a tar.
-    "read": {"in": 28, "out": 24, "dropped": {"bad_member": 1, "bad_tar": 1, "missing_image": 1, "missing_json": 1}},
+    # cropped, bigger, dup8, noimage, noquery, a sample_key ../../evil10; 00002.tar is not a tar.
+    "read": {"in": 29, "out": 24, "dropped": {"bad_key": 1, "bad_member": 1, "bad_tar": 1, "missing_image": 1,
+                                              "missing_json": 1}},
     "decode": {"in": 24, "out": 21, "dropped": {"too_many_pixels": 1, "truncated": 1, "undecodable": 1}},
     # exact: copy of 0, re-encoded 1, 5 (its upscaled copy ranks first); near: resized 3, cropped 4
     "dedup": {"in": 21, "out": 15, "dropped": {"duplicate_key": 1, "exact_duplicate": 3, "near_duplicate": 2}},
     "decontaminate": {"in": 15, "out": 14, "dropped": {"near_eval": 1}},
     "eval_images": {"in": 1, "out": 1, "dropped": {}},  # outside the chain: the eval folder's images
 }
+
+
+def _dead_letters(out: Path) -> list[dict]:
+    return parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER).to_pylist()
 
 
 def _stages(out: Path) -> dict:
@@ -188,7 +197,9 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     }
     manifest = shards.read_manifest(str(out))
     assert [(s["name"], s["samples"]) for s in manifest["shards"]] == [("wit-000000.tar", 4), ("wit-000001.tar", 2)]
-    assert manifest["seed"] == 5 and manifest["config"]["t"] == 2
+    assert manifest["seed"] == 5 and manifest["config"]["t"] == 2 and manifest["config"]["rebalance"] is True
+    assert manifest["config"] == json.loads((out / "stats.json").read_text())["config"]
+    assert sorted(manifest["config"]) == sorted(f.name for f in dataclasses.fields(stage.CurateConfig))
     assert [shards.sha256_of(str(out / s["name"])) for s in manifest["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
     samples = _read_all(out)
@@ -216,9 +227,11 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     again = shards.read_manifest(str(out))
     assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
     assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "stats.json", "wit-000000.tar", "wit-000001.tar"]
+    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", "stats.json", "wit-000000.tar",
+                                                     "wit-000001.tar"]
     assert _stages(out)["write"]["out"] == 6
-    assert not list(raw["raw"].parent.rglob("evil.jpg"))
+    assert _dead_letters(out) == []
+    assert not list(raw["raw"].parent.rglob("evil.jpg")) and not list(raw["raw"].parent.rglob("evil10*"))
 
 
 def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path) -> None:
@@ -236,6 +249,46 @@ def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path
     dropped = {k[0] if k[0] > k["exact"] else k["exact"], k["requal"] if k["requal"] > k[1] else k[1]}
     dropped |= {k["resized"], k["cropped"], k[5], k[6]}  # smaller copies lose; 6 is near the eval image
     assert kept == {v for v in k.values()} - dropped
+
+
+def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: Path, monkeypatch) -> None:
+    """Fault injection (issue 8): one record's decode raises; the job exits 0, the record is a
+    dead letter and a dropped.error, and every other record is where it was."""
+    victim = raw["keys"][2]
+    decode = stage.decode
+
+    def flaky_decode(record, max_pixels):
+        if record["key"] == victim:
+            raise RuntimeError("injected fault")
+        return decode(record, max_pixels)
+
+    monkeypatch.setattr(stage, "decode", flaky_decode)
+    out = tmp_path / "out"
+    assert curate.run(_args(raw, out, "--samples-per-shard", "5")) == 0
+    assert _stages(out) == {
+        **EXPECTED_BASE,
+        "decode": {"in": 24, "out": 20, "dropped": {"error": 1, "too_many_pixels": 1, "truncated": 1, "undecodable": 1}},
+        "dedup": {"in": 20, "out": 14, "dropped": {"duplicate_key": 1, "exact_duplicate": 3, "near_duplicate": 2}},
+        "decontaminate": {"in": 14, "out": 13, "dropped": {"near_eval": 1}},
+        "rebalance": {"in": 13, "out": 13, "dropped": {}},
+        "write": {"in": 13, "out": 13, "dropped": {}},
+    }
+    assert _dead_letters(out) == [{"stage": "decode", "source": victim, "error": "RuntimeError: injected fault"}]
+    k = raw["keys"]
+    kept = {s["__key__"] for s in _read_all(out)}
+    dropped = {max(k[0], k["exact"]), max(k["requal"], k[1]), k["resized"], k["cropped"], k[5], k[6], victim}
+    assert kept == set(k.values()) - dropped
+
+
+def test_curate_config_is_validated_once_with_one_line_errors(raw: dict, tmp_path: Path, capsys) -> None:
+    for flags, message in ((("--max-distance", "64"), "--max-distance must be in 0..63"),
+                           (("--t", "0"), "--t must be positive"),
+                           (("--order-bucket-bits", "25"), "--order-bucket-bits must be in 1..24")):
+        with pytest.raises(SystemExit) as exit_:
+            curate.parse_args(["--input", "x", "--output", str(tmp_path), *flags])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="samples-per-shard"):
+        stage.CurateConfig(input=("x",), output="y", allowlist="demo", samples_per_shard=0)
 
 
 def _clustered_hashes(n: int, seed: int) -> list[int]:
@@ -266,12 +319,11 @@ def test_banded_beam_near_dup_equals_near_duplicates_and_brute_force() -> None:
             brute[worse] = min(brute.get(worse, 99), min(dist, 1))  # 0: exact copy, 1: near
     assert 50 < len(brute) < 250 and 0 in brute.values()
 
-    rank = [(-area, key) for key, _, area in items]
-    ref = neardup.near_duplicates([i[0] for i in items], np.array(hashes, dtype=np.uint64), D, rank=rank)
-    assert set(ref) == set(brute)
+    # The same rule on one machine (one group holding everything) gives the same answer.
+    assert neardup.near_duplicates([(k, phash.from_hex(h), a) for k, h, a in items], D) == brute
 
     with make_pipeline([]) as p:
-        drops = p | beam.Create(items) | curate.NearDuplicateDrops(D)
+        drops = p | beam.Create(items) | curate.NearDuplicates(D)
         assert_that(drops, equal_to(sorted(brute.items())))
 
 
@@ -325,15 +377,15 @@ def test_eval_images_are_found_in_class_folders(tmp_path: Path):
 
 def test_one_key_under_two_near_hashes_is_not_its_own_near_duplicate():
     """The same sample fetched twice (the image changed a bit in between) must not drop itself:
-    resolve_dedup keeps one copy and counts the other as duplicate_key."""
+    dedup_verdicts keeps one copy and counts the other as duplicate_key."""
     items = [("K", phash.to_hex(0x1234), 100), ("K", phash.to_hex(0x1234 ^ 1), 50),
              ("L", phash.to_hex(0x1234 ^ 3), 10)]
     groups: dict = {}
     for item in items:
-        for band, value in curate.emit_bands(item, D):
+        for band, value in stage.band_entries(item, D):
             groups.setdefault(band, []).append(value)
     drops: dict[str, int] = {}
     for band, members in groups.items():
-        for key, dist in curate.band_pairs((band, members), D):
+        for key, dist in stage.band_drops((band, members), D):
             drops[key] = min(drops.get(key, 9), dist)
     assert drops == {"L": 1}  # L is near K's better copy; K is not near itself

@@ -128,7 +128,7 @@ def test_corrupt_and_incomplete_samples_are_skipped_and_counted(tmp_path):
     batches = list(ld)
     assert len(batches) == 2
     stats = ld.stats()
-    assert stats["skipped"] == {"decode_error": 2, "no_text": 1, "too_large": 1}
+    assert stats["skipped"] == {"truncated": 2, "no_text": 1, "too_many_pixels": 1}
     assert stats["read"] == 11 and stats["batched"] == 6 and stats["unbatched"] == 1
     assert stats["shard_errors"] == 1 and stats["bad_members"] == 1
     assert stats["read"] == stats["batched"] + stats["unbatched"] + sum(stats["skipped"].values())

@@ -100,7 +100,7 @@ def test_zero_shot_with_a_model_that_knows_colours_is_perfect(colour_shards):
     res = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a photo of a {}.", "a {} thing"],
                     caption_label_fn(COLOUR_NAMES), image_size=32, batch_size=5)
     assert res["n"] == 16 and res["top1"] == 1.0 and res["top5"] == 1.0
-    assert res["unlabelled"] == 2 and res["skipped"] == {"decode_error": 1}
+    assert res["unlabelled"] == 2 and res["skipped"] == {"undecodable": 1}
     assert res["per_class"] == {c: {"n": 2, "correct": 2} for c in COLOUR_NAMES}
     assert res["chance"] == 1 / 8
 
@@ -199,7 +199,7 @@ def test_wit_eval_cli_on_a_checkpoint(tmp_path, colour_shards):
                          "--out", str(out), "--batch-size", "7"]) == 0
     doc = json.loads(out.read_text())
     assert doc["zero_shot"]["n"] == 16 and doc["zero_shot"]["unlabelled"] == 2 and 0.0 <= doc["zero_shot"]["top1"] <= 1.0
-    assert doc["retrieval"]["n"] == 18 and doc["retrieval"]["skipped"] == {"decode_error": 1}
+    assert doc["retrieval"]["n"] == 18 and doc["retrieval"]["skipped"] == {"undecodable": 1}
 
 
 def test_load_templates(tmp_path):

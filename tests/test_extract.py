@@ -168,12 +168,14 @@ def test_warc_exact_pairs_and_counts(tmp_path: Path, gzipped: bool) -> None:
 
 def test_wat_exact_pairs_and_counts(tmp_path: Path) -> None:
     pairs, counts, errors = extract(str(make_wat(tmp_path / "x.warc.wat.gz")))
-    assert errors == []
+    # the two payloads that are no JSON envelope are named, each by its record
+    assert [msg for _, msg in errors] == ["WAT payload is not a JSON envelope"] * 2
+    assert len({source for source, _ in errors}) == 2
     assert pairs == [
         {"url": "https://news.example.com/static/photos/sunset.jpg", "text": "Sunset over the bay",
          "page_url": WAT_PAGE, "text_source": "alt"},
         {"url": "https://cdn.example.com/x.png", "text": "A title only", "page_url": WAT_PAGE, "text_source": "title"},
-        {"url": "https://img.example.com/Big%2FCat.JPG", "text": "A big cat",
+        {"url": "https://img.example.com/Big%2fCat.JPG", "text": "A big cat",
          "page_url": WAT_PAGE, "text_source": "alt"},
     ]
     assert counts == {
@@ -219,7 +221,7 @@ def test_decode_html_charsets() -> None:
     assert decode_html("é".encode("latin-1"), "text/html; charset=iso-8859-1") == "é"
     assert decode_html(b'<meta charset="koi8-r">\xc1', "text/html") == '<meta charset="koi8-r">а'
     assert decode_html("é".encode("utf-8"), None) == "é"
-    assert decode_html(b"\xff ok", "text/html; charset=no-such-codec") == "\ufffd ok"  # unknown -> utf-8
+    assert decode_html(b"caf\xc3\xa9", "text/html; charset=no-such-codec") == "café"  # unknown: next source
 
 
 # --- the real Common Crawl sample: 13 <img>, 7 with alt text, all relative -------------------

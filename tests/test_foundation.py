@@ -120,7 +120,7 @@ def _busy_port():
         ("beam_jobs.harvest", ["--input", "x.wat.gz", "--output", "{tmp}/h", "--t", "5", "stray"],
          "unrecognised arguments: stray"),
         ("beam_jobs.curate", ["--input", "x", "--output", "{tmp}/c", "-s", "3"], "unrecognised arguments: -s 3"),
-        ("beam_jobs.curate", ["--input", "x", "--output", "{tmp}/c", "--max-distance", "65"], "--max-distance is a pHash"),
+        ("beam_jobs.curate", ["--input", "x", "--output", "{tmp}/c", "--max-distance", "65"], "--max-distance must be in 0..63"),
         ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--number-sample-per-shard", "0"],
          "--number-sample-per-shard must be at least 1, got 0"),
         ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--processes", "0"],

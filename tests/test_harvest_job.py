@@ -16,8 +16,10 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that
 
 from beam_jobs import harvest
+from beam_jobs import harvest_global as hg
 from wit_pipeline.core import keys, parquet_io, schema, stats
-from wit_pipeline.stages.balance import cap_rank, select_cap
+from wit_pipeline.stages.balance import cap_rank, select_cap, select_prob
+from wit_pipeline.stages.harvest_inputs import source_files
 
 
 def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
@@ -30,25 +32,29 @@ def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
     return records
 
 
-def test_cap_balance_keeps_at_most_t_per_query_in_a_pipeline():
+@pytest.mark.parametrize("mode", ["prob", "cap"])
+def test_balance_in_a_pipeline_equals_the_reference(mode):
+    """Both modes through Beam select exactly what balance.select_prob / select_cap select."""
     records = _skewed_records(3000, 40)
     t = 25
-
-    expected = select_cap([(r["key"], r["query_ids"]) for r in records], t, 0)
+    pairs = [(r["key"], r["query_ids"]) for r in records]
+    expected = select_cap(pairs, t, 0) if mode == "cap" else select_prob(pairs, t, 0)
 
     def check(selected):
-        chosen = [r["key"] for r in selected]
+        chosen = [light.key for light, _ in selected]
         assert len(chosen) == len(set(chosen))  # no record twice
         assert set(chosen) == expected
-        # Each query's own picks are its t lowest ranks: exactly min(count, t) of them.
-        for q in (0, 1, 39):
-            ranked = sorted((cap_rank(r["key"], q, 0), r["key"]) for r in records if q in r["query_ids"])
-            assert {k for _, k in ranked[:t]} <= set(chosen)
         assert len(chosen) < len(records) / 2  # the frequent queries (hundreds of pairs) were capped
+        if mode == "cap":  # each query's own picks are its t lowest ranks
+            for q in (0, 1, 39):
+                ranked = sorted((cap_rank(r["key"], q, 0), r["key"]) for r in records if q in r["query_ids"])
+                assert {k for _, k in ranked[:t]} == {light.key for light, kept_by in selected if q in kept_by}
 
+    lights = [hg.Light(r["key"], 0, i, tuple(r["query_ids"])) for i, r in enumerate(records)]
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
-        selected = p | beam.Create(records) | harvest.Balance("cap", t, seed=0)
-        assert_that(selected, check)
+        pcoll = p | beam.Create(lights)
+        counts = pcoll | beam.FlatMap(lambda light: light.query_ids) | beam.combiners.Count.PerElement()
+        assert_that(pcoll | hg.Balance(mode, t, 0, counts), check)
 
 
 def _run_harvest(crawl, out: Path, *extra: str, input_glob: str | None = None) -> dict:
@@ -69,6 +75,11 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
+def _candidate_rows(folder: Path) -> list[tuple]:
+    table = parquet_io.read_table(str(folder / "candidates" / "*.parquet"), schema.CANDIDATES)
+    return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
+
+
 @pytest.fixture(scope="module")
 def wat_run(crawl, tmp_path_factory):
     out = tmp_path_factory.mktemp("harvest_wat")
@@ -78,8 +89,8 @@ def wat_run(crawl, tmp_path_factory):
 def test_harvest_accounts_for_every_record(crawl, wat_run):
     out, doc = wat_run
     stages = doc["stages"]
-    assert [s["name"] for s in stages] == list(harvest.STAGES)
-    stats.check_stages(stages, harvest.CHAINED)
+    assert [s["name"] for s in stages] == list(hg.STAGES)
+    stats.check_stages(stages, hg.CHAINED)
     by = {s["name"]: s for s in stages}
     assert by["read"]["in"] > 0 and by["extract"]["in"] > by["extract"]["out"] > 0
     assert by["filter"]["dropped"].get("wrong_language", 0) > 0
@@ -96,16 +107,18 @@ def test_harvest_outputs_are_consistent(wat_run):
     candidates = parquet_io.read_table(str(out / "candidates" / "*.parquet"), schema.CANDIDATES)
     selected = parquet_io.read_table(str(out / "selected" / "*.parquet"), schema.SELECTED)
     counts = parquet_io.read_table(str(out / "query_counts.parquet"), schema.QUERY_COUNTS)
-    assert candidates.num_rows == by["match"]["out"]
+    assert candidates.num_rows == by["match"]["out"]  # one part per crawl file, before dedup across them
     assert selected.num_rows == by["balance"]["out"]
     cand_keys = candidates.column("key").to_pylist()
-    assert len(set(cand_keys)) == len(cand_keys)
-    assert set(selected.column("key").to_pylist()) <= set(cand_keys)
+    assert len(set(cand_keys)) == by["dedup"]["out"]
+    selected_keys = selected.column("key").to_pylist()
+    assert len(set(selected_keys)) == len(selected_keys) and set(selected_keys) <= set(cand_keys)
     for row in candidates.to_pylist():
         assert row["key"] == keys.sample_key(row["url"], row["text"])
         assert row["query_ids"] and row["url"].startswith("http")
         assert row["language"] == "en"
-    per_query = collections.Counter(q for ids in candidates.column("query_ids").to_pylist() for q in ids)
+    unique = {r["key"]: r["query_ids"] for r in candidates.to_pylist()}
+    per_query = collections.Counter(q for ids in unique.values() for q in ids)
     assert dict(zip(counts.column("query_id").to_pylist(), counts.column("count").to_pylist())) == dict(per_query)
     sel_per_query = collections.Counter(q for ids in selected.column("query_ids").to_pylist() for q in ids)
     assert dict(zip(counts.column("query_id").to_pylist(), counts.column("selected").to_pylist())) == {
@@ -141,7 +154,7 @@ def test_real_common_crawl_warc_parses(real_warc, tmp_path):
     doc = json.loads((out / "stats.json").read_text())
     by = {s["name"]: s for s in doc["stages"]}
     assert by["extract"]["in"] == 13  # <img> tags on the page
-    stats.check_stages(doc["stages"], harvest.CHAINED)
+    stats.check_stages(doc["stages"], hg.CHAINED)
 
 
 def test_unreadable_input_goes_to_dead_letter(tmp_path):
@@ -201,11 +214,14 @@ def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
     argv = ["--input-list", str(listing), "--input-prefix", crawl.base_url + "/", "--output", str(out),
             "--balance", "cap", "--t", "3", "--num-shards", "2"]
     assert harvest.run(argv) == 0
-    same = {k: v for k, v in _digest(out).items() if not k.startswith("dead_letter")}
-    assert same == {k: v for k, v in _digest(out_local).items() if not k.startswith("dead_letter")}
+    # The same records are selected wherever the crawl is read from; parts are named from
+    # their file's URL (and carry its dead letters), so compare their rows.
+    same = {k: v for k, v in _digest(out).items() if not k.startswith(("dead_letter", "candidates"))}
+    assert same == {k: v for k, v in _digest(out_local).items() if not k.startswith(("dead_letter", "candidates"))}
+    assert _candidate_rows(out) == _candidate_rows(out_local)
     dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER)
     assert dead.column("source").to_pylist()[0].startswith(crawl.base_url)  # the truncated file, by URL
-    assert harvest.source_files("list", str(listing), "https://data.commoncrawl.org/", max_files=2) == [
+    assert source_files("list", str(listing), "https://data.commoncrawl.org/", max_files=2) == [
         f"https://data.commoncrawl.org/{p}" for p in paths[:2]]
     trial = tmp_path / "trial"
     assert harvest.run([*argv[:-2], "--num-shards", "1", "--output", str(trial), "--max-files", "1"]) == 0
@@ -251,4 +267,5 @@ def test_rerun_with_fewer_shards_leaves_no_stale_parts(crawl, wat_run, tmp_path)
     shutil.copytree(out_two, out)
     _run_harvest(crawl, out, "--num-shards", "1")  # argparse: the last --num-shards wins
     assert sorted(p.name for p in (out / "selected").glob("*.parquet")) == ["part-00000-of-00001.parquet"]
-    assert sorted(p.name for p in (out / "candidates").glob("*.parquet")) == ["part-00000-of-00001.parquet"]
+    assert sorted(p.name for p in (out / "candidates").glob("*.parquet")) == sorted(
+        p.name for p in (out_two / "candidates").glob("*.parquet"))  # one per crawl file, whatever the shards

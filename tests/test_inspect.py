@@ -206,13 +206,28 @@ def test_check_duplicate_key_unsafe_name_and_json_keys(final_dir: Path, tmp_path
                 data = json.dumps(doc).encode()
                 m.size = len(data)
             dst.addfile(m, io.BytesIO(data))
-    problems = _problems(root, capsys)  # no manifest: plain webdataset shards
+    problems = _problems(root, capsys)
     dup_key = first[0][0].name.split(".")[0]
     assert problems == [
         f"wit-000001.tar: sample {key} json lacks phash",
         f"duplicate key {dup_key} (in wit-000000.tar and wit-000002.tar)",
         "wit-000002.tar: 1 unsafe member name(s) or non-file member(s)",
+        "manifest.json: missing beside 3 final shard(s): an unfinished wit curate (rerun it)",
     ]
+
+
+def test_check_fails_on_a_killed_curate(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Issue 8: tars, no manifest, no stats (curate writes both last) must not pass --check."""
+    root = copy(final_dir, tmp_path / "killed")
+    (root / "manifest.json").unlink()
+    (root / "stats.json").unlink()
+    assert _problems(root, capsys) == ["manifest.json: missing beside 3 final shard(s): an unfinished wit curate (rerun it)"]
+    # Plain webdataset shards under other names (an eval set), or one tar on its own, are not curate's.
+    (root / "wit-000000.tar").rename(root / "00000.tar")
+    (root / "wit-000001.tar").rename(root / "00001.tar")
+    (root / "wit-000002.tar").rename(root / "00002.tar")
+    assert _problems(root, capsys) == []
+    assert _problems(final_dir / "wit-000000.tar", capsys) == []
 
 
 def test_check_undecodable_image(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -237,7 +252,7 @@ def test_check_stats_not_adding_up(final_dir: Path, tmp_path: Path, capsys: pyte
     doc["stages"][0]["dropped"] = {"bad_json": 1}
     (root / "stats.json").write_text(json.dumps(doc))
     want0 = "manifest.json: counts disagree with stats.json stages"
-    want = "stats.json: stage 'read' does not add up: in=12 out=10 dropped=1 (+1 unaccounted)"
+    want = "stats.json: stage 'read': in=12 out=10 dropped={'bad_json': 1} leaves 1 unaccounted"
     assert _problems(root, capsys) == [want, want0]
     # the same file on its own
     assert wi.run([str(root / "stats.json"), "--check"]) == 1

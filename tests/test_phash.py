@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wit_pipeline.image.decode import MAX_PIXELS, decode_image, open_image
 from wit_pipeline.image.phash import (
-    MAX_PIXELS,
-    decode_image,
     from_hex,
     hamming,
     phash64,
@@ -95,7 +94,7 @@ def test_decompression_bomb_is_refused_from_the_header():
             assert len(data) < 200
             # The pixel data is 64 bytes: decoding would fail as truncated, so this reason
             # proves the header check came first.
-            expected_size = (w, h) if w * h < 2 * MAX_PIXELS else (0, 0)  # PIL refuses those in open()
+            expected_size = (w, h) if w * h < 2 * Image.MAX_IMAGE_PIXELS else (0, 0)  # PIL refuses those in open()
             assert phash64_bytes(data) == (None, *expected_size, "too_many_pixels")
             assert decode_image(data) == (None, "too_many_pixels")
     assert 10_000 * 10_000 > MAX_PIXELS
@@ -152,3 +151,27 @@ def test_hex_and_hamming():
             from_hex(bad)
     with pytest.raises(ValueError):
         to_hex(1 << 64)
+
+
+def test_curate_and_training_share_one_cap_and_one_set_of_reasons():
+    """A 70 MP image (the case that passed curate and was then skipped in training) and a
+    truncated one get the same verdict and the same reason name from both."""
+    from train import preprocess
+
+    bomb = _png_declaring(9000, 7800)
+    assert 9000 * 7800 > MAX_PIXELS
+    jpg = encode(_photo(2, (300, 200)), "JPEG")
+    for data, reason in ((bomb, "too_many_pixels"), (jpg[: len(jpg) // 2], "truncated"), (b"junk", "undecodable")):
+        assert phash64_bytes(data)[3] == reason
+        with pytest.raises(preprocess.BadImage) as bad:
+            preprocess.decode(data, 64)
+        assert bad.value.reason == reason
+    assert preprocess.decode(jpg, 64).size == (150, 100)  # drafted: the shorter side still covers 64
+
+
+def test_draft_decodes_a_large_jpeg_at_reduced_scale_only_when_asked():
+    data = encode(_photo(6, (1024, 768)), "JPEG")
+    full, w, h, _ = open_image(data)
+    small, *_ = open_image(data, draft=lambda w, h: (w // 8, h // 8))
+    assert (w, h) == (1024, 768) and full.size == (1024, 768) and small.size == (128, 96)
+    assert open_image(data, draft=(64, 64))[0].size == (128, 96)  # never below the request

@@ -72,15 +72,24 @@ def test_iter_tar_samples_groups_and_skips_unsafe_members(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["00000.tar"]  # nothing extracted anywhere
     assert not (tmp_path.parent / "evil.jpg").exists()
 
-    results = [shards.raw_record(s, key_of=keys.sample_key) for s in samples]
+    results = [shards.raw_record(s) for s in samples]
     assert [r for _, r in results] == [None, None, None, "missing_image", "missing_json", "bad_json"]
     rec = results[1][0]
     assert rec["key"] == keys.sample_key("http://img.example/1.jpg", "a red circle 1")
     assert rec["query_ids"] == [0, 2] and rec["image"] == b"jpegbytes1" and rec["ext"] == "jpg"
     # the download job carries our key as `sample_key`; it wins over recomputing
     carried = {**samples[1], "json": json.dumps(_meta(1, sample_key="00000000000000ab")).encode()}
-    assert shards.raw_record(carried, key_of=keys.sample_key)[0]["key"] == "00000000000000ab"
-    assert shards.raw_record(samples[1])[0]["key"] == "000000001"  # no key_of: img2dataset's key as is
+    assert shards.raw_record(carried)[0]["key"] == "00000000000000ab"
+
+
+@pytest.mark.parametrize("bad", ["../../evil10", "/etc/evil12", "00000000000000AB", "00000000000000a", "0" * 17,
+                                 "0000000000000\ab", "", 12, ["00000000000000ab"]])
+def test_a_carried_key_that_is_not_a_key_is_dropped(bad) -> None:
+    """Keys name tar members: anything but 16 lower-case hex chars is `bad_key` (issue 8)."""
+    meta = {"url": "http://e.com/a.jpg", "caption": "c", "sample_key": bad}
+    assert shards.raw_record({"jpg": b"x", "json": json.dumps(meta).encode()}) == (None, "bad_key")
+    assert not keys.is_key(bad)
+    assert keys.is_key(keys.sample_key("http://e.com/a.jpg", "c"))
 
 
 def _final(i: int) -> dict:
@@ -131,10 +140,7 @@ def test_manifest_roundtrip(tmp_path: Path) -> None:
     entries = []
     for i, idx in enumerate([(1, 2), (3,)]):
         name = shards.shard_name(i)
-        with shards.ShardWriter(str(tmp_path / name)) as w:
-            for j in idx:
-                w.write(_final(j))
-        n, nbytes, sha = w.close()
+        n, nbytes, sha = shards.write_shard(str(tmp_path / name), [_final(j) for j in idx])
         entries.append({"name": name, "samples": n, "bytes": nbytes, "sha256": sha})
     doc = shards.write_manifest(str(tmp_path), entries[::-1], {"write": 3}, {"samples_per_shard": 2}, 7)
     assert doc == shards.read_manifest(str(tmp_path))
@@ -151,7 +157,7 @@ def test_query_names_travel_with_the_sample():
 
     from wit_pipeline.shards import raw_record, sample_json
 
-    meta = {"url": "http://e.com/a.jpg", "caption": "a striped cat", "sample_key": "00ff", "query_ids": [7, 3],
+    meta = {"url": "http://e.com/a.jpg", "caption": "a striped cat", "sample_key": "00000000000000ff", "query_ids": [7, 3],
             "queries": ["cat", "striped"], "page_url": "http://e.com/", "language": "en", "lang_score": 0.9}
     rec, reason = raw_record({"jpg": b"\xff\xd8", "json": _json.dumps(meta).encode()})
     assert reason is None and rec["queries"] == ["cat", "striped"]

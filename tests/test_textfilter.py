@@ -15,6 +15,12 @@ from wit_pipeline.text.textfilter import clean_text, drop_reason, filter_pairs, 
         ("Fish &amp; chips &lt;3", "Fish & chips <3"),
         ("caf&eacute;&nbsp;au&#160;lait", "café au lait"),
         ("zero\u200bwidth\u00adsoft", "zerowidthsoft"),
+        ("781\x97451", "781\u2014451"),  # C1 as windows-1252 (text decoded upstream as latin-1)
+        ("Don\x92t \x93quoted\x94", "Don\u2019t \u201cquoted\u201d"),
+        ("a\x81b\x8dc\x9d", "abc"),  # the five C1 codes windows-1252 leaves undefined go
+        ("&#146;&#x97;", "\u2019\u2014"),  # as HTML reads the same numbers as references
+        ("per\u200cs\u2060ian\ufeff", "persian"),
+        ("non\u00a0breaking\u3000ideographic", "non breaking ideographic"),
         ("", ""),
         (" \n ", ""),
     ],

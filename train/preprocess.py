@@ -8,7 +8,6 @@ of the loader's speed on large images. No horizontal flip: captions say "left" a
 
 from __future__ import annotations
 
-import io
 import math
 import random
 
@@ -16,11 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE, classify, open_image
+
 # CLIP's (OpenAI) normalisation constants, as open_clip uses them.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-# Decompression-bomb cap: a header claiming more pixels than this is refused before decoding.
-MAX_PIXELS = 8192 * 8192
 TRAIN_SCALE = (0.9, 1.0)
 TRAIN_RATIO = (3 / 4, 4 / 3)
 
@@ -34,26 +33,19 @@ class BadImage(ValueError):
 
 
 def decode(data: bytes, image_size: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode to RGB, refusing bombs; JPEG at reduced DCT scale when the image is large."""
+    """Decode to RGB through the one safe decoder (curate's cap and reason names), JPEG at
+    the smallest DCT scale whose shorter side still covers image_size."""
+    def draft(w: int, h: int) -> tuple[int, int]:  # draft() keeps both sides >= the request
+        scale = image_size / min(w, h)
+        return math.ceil(w * scale), math.ceil(h * scale)
+
+    img, w, h, reason = open_image(data, max_pixels, draft)
+    if img is None:
+        raise BadImage(reason or UNDECODABLE, f"{reason} ({w}x{h}, cap {max_pixels} pixels)")
     try:
-        img = Image.open(io.BytesIO(data))
-        w, h = img.size
-        if w * h > max_pixels:
-            raise BadImage("too_large", f"{w}x{h} exceeds {max_pixels} pixels")
-        if w < 1 or h < 1:
-            raise BadImage("decode_error", f"empty image {w}x{h}")
-        if img.format == "JPEG":
-            # draft() keeps both sides >= the request; ask for the shorter side to cover image_size.
-            scale = image_size / min(w, h)
-            img.draft("RGB", (math.ceil(w * scale), math.ceil(h * scale)))
-        img = img.convert("RGB")  # forces the full decode: truncated files fail here
-    except BadImage:
-        raise
-    except Image.DecompressionBombError as e:
-        raise BadImage("too_large", str(e)) from e
+        return img.convert("RGB")
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...)
-        raise BadImage("decode_error", f"{type(e).__name__}: {e}") from e
-    return img
+        raise BadImage(classify(e), f"{type(e).__name__}: {e}") from e
 
 
 def centre_box(w: int, h: int) -> tuple[float, float, float, float]:

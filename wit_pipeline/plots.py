@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from wit_pipeline.image.phash import decode_image
+from wit_pipeline.image.decode import decode_image
 
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)

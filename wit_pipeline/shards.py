@@ -1,6 +1,6 @@
 """Reading raw (img2dataset) tar shards and writing the final, byte-reproducible WebDataset shards.
 
-Tars are streamed member by member through fsspec and never extracted to disk: a member is
+Tars are streamed member by member (fsio, so any fsspec URL) and never extracted to disk: a member is
 only ever bytes in memory, so a hostile name (`../x`, `/etc/x`, a symlink) cannot land a file
 anywhere; such members are skipped and counted. Final shards are deterministic (sorted by
 key, fixed metadata), so the same samples give the same sha256 on any runner.
@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-import fsspec
-
-from wit_pipeline.core import fsio
+from wit_pipeline.core import fsio, keys
 from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
 from wit_pipeline.core.stats import Tally
 
@@ -27,6 +26,9 @@ SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; im
 MANIFEST = "manifest.json"
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
+
+
+FINAL_SHARD = re.compile(r"wit-\d{6}\.tar")  # the names shard_name gives
 
 
 def shard_name(i: int) -> str:
@@ -55,7 +57,7 @@ def iter_tar_samples(
     `dropped.bad_member` of `stage` on `tally`; so are members over `max_member_bytes`
     (`dropped.oversized_member`), which are never read into memory.
     """
-    with fsspec.open(url, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+    with fsio.open(url) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
         current: dict[str, Any] | None = None
         for member in tar:
             base = _safe_member_name(member)
@@ -88,12 +90,13 @@ def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
     return None
 
 
-def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str, Any] | None, str | None]:
+def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """An img2dataset sample -> (record, None) or (None, drop reason).
 
     img2dataset owns the json's `key` (its running number), so our key travels as
-    `sample_key` (wit_pipeline.stages.download.KEY_COLUMN); without it, the key is recomputed as
-    `key_of(url, caption)` (keys.sample_key), or else the json's `key` is taken as is.
+    `sample_key` (wit_pipeline.stages.download.KEY_COLUMN); without it, the key is recomputed
+    as keys.sample_key(url, caption). A carried key that is not the project's key format is
+    `bad_key`: it will name tar members, so `../../x` must never get through.
     """
     image = image_of(sample)
     if image is None:
@@ -113,10 +116,10 @@ def raw_record(sample: Mapping[str, Any], key_of: Any = None) -> tuple[dict[str,
     if not isinstance(url, str) or not url or not isinstance(text, str):
         return None, "missing_url_or_text"
     key = meta.get(SAMPLE_KEY_FIELD)
-    if not isinstance(key, str) or not key:
-        key = key_of(url, text) if key_of is not None else meta.get("key")
-    if not isinstance(key, str) or not key:
-        return None, "missing_key"
+    if key is None:
+        key = keys.sample_key(url, text)
+    elif not keys.is_key(key):
+        return None, "bad_key"
     qids = meta.get("query_ids") or []
     names = meta.get("queries")
     try:
@@ -221,31 +224,6 @@ def write_shard(url: str, samples: Iterable[Mapping[str, Any]]) -> tuple[int, in
     return len(ordered), out.nbytes, out.sha.hexdigest()
 
 
-class ShardWriter:
-    """Collect samples for one shard and write them on close (they are sorted first)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._samples: list[Mapping[str, Any]] = []
-        self.result: tuple[int, int, str] | None = None
-
-    def write(self, sample: Mapping[str, Any]) -> None:
-        self._samples.append(sample)
-
-    def close(self) -> tuple[int, int, str]:
-        if self.result is None:
-            self.result = write_shard(self.url, self._samples)
-            self._samples = []
-        return self.result
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        if exc_type is None:
-            self.close()
-
-
 def write_manifest(
     output: str,
     shards: Iterable[Mapping[str, Any]],
@@ -293,7 +271,7 @@ def shard_urls(output: str) -> list[str]:
 
 def sha256_of(url: str) -> str:
     h = hashlib.sha256()
-    with fsspec.open(url, "rb") as f:
+    with fsio.open(url) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -302,7 +280,6 @@ def sha256_of(url: str) -> str:
 __all__ = [
     "IMAGE_EXTS",
     "MANIFEST",
-    "ShardWriter",
     "image_of",
     "iter_tar_samples",
     "raw_record",

@@ -32,7 +32,44 @@ def makedirs(url: str) -> None:
 
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
-    return fs.exists(path)
+    return bool(fs.exists(path))
+
+
+def isdir(url: str) -> bool:
+    fs, path = filesystem(url)
+    return bool(fs.isdir(path))
+
+
+def size(url: str) -> int:
+    fs, path = filesystem(url)
+    return int(fs.size(path))
+
+
+def rm(url: str) -> None:
+    """Remove one file."""
+    fs, path = filesystem(url)
+    fs.rm(path)
+
+
+def ls(url: str) -> list[str]:
+    """The URLs of a folder's entries, sorted."""
+    fs, path = filesystem(url)
+    paths = sorted(p.rstrip("/") for p in fs.ls(path, detail=False))
+    return [fs.unstrip_protocol(p) if "://" in url else p for p in paths]
+
+
+def find(url: str) -> list[str]:
+    """The URLs of every file under a folder, sorted."""
+    fs, path = filesystem(url)
+    return [fs.unstrip_protocol(p) if "://" in url else p for p in sorted(fs.find(path))]
+
+
+def open(url: str, mode: str = "rb") -> IO[Any]:  # noqa: A001 - fsio.open, as fsspec.open
+    """Open a file for reading (write through atomic_open)."""
+    if "w" in mode or "a" in mode:
+        raise ValueError("fsio.open is for reading; write through atomic_open")
+    fs, path = filesystem(url)
+    return fs.open(path, mode)
 
 
 def expand(pattern: str) -> list[str]:

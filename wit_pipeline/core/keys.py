@@ -8,14 +8,22 @@ rerun (a Beam bundle may be retried on another worker; a hash does not care).
 from __future__ import annotations
 
 import hashlib
+import re
 
 KEY_HEX_CHARS = 16  # 64-bit key
+_KEY = re.compile(rf"[0-9a-f]{{{KEY_HEX_CHARS}}}")
 
 
 def sample_key(url: str, text: str) -> str:
     """64-bit hex key of an (image URL, text) pair; the NUL separator keeps ("ab","c") != ("a","bc")."""
     digest = hashlib.blake2b(f"{url}\0{text}".encode("utf-8"), digest_size=8).digest()
     return digest.hex()
+
+
+def is_key(value: object) -> bool:
+    """True for a key `sample_key` can produce: 16 lower-case hex chars. Keys read back from
+    files are checked with it before they name anything (a tar member, a file)."""
+    return isinstance(value, str) and _KEY.fullmatch(value) is not None
 
 
 def _hash64(*parts: object) -> int:

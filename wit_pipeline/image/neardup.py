@@ -1,14 +1,26 @@
-"""Near-duplicate search over 64-bit perceptual hashes with multi-index hashing (MIH).
+"""Near-duplicate search over 64-bit perceptual hashes, and the dedup rule built on it.
 
 Pigeonhole: split the 64 bits into d+1 bands; two hashes within Hamming distance d differ
-in at most d bits, so at least one band holds none of them and agrees exactly. Grouping by
-band value and verifying the distance inside groups finds every pair. `bands`,
-`band_keys` and `first_shared_band` are that scheme for a distributed job (group by
-(band index, band value), emit a pair only from the first band it agrees on, so it is
-emitted once).
+in at most d bits, so at least one band holds none of them and agrees exactly.
 
-`near_pairs` is the local, vectorised search. Plain MIH at 10^6 hashes and d=4 has
-~122 hashes per 13-bit bucket, 3*10^8 candidate pairs; this stays close to linear:
+The dedup rule, `near_duplicates`: a sample is dropped iff another sample within d ranks
+before it (`dedup_rank`: the largest image first, ties by key). Identical hashes are
+collapsed first (all but the best-ranked copy are exact duplicates); the distinct hashes are
+then judged in rank order by `earliest_neighbour`, which never lists the quadratically many
+pairs of a dense cluster. In a chain A~B~C with A!~C and A first, both B and C are dropped
+(C is near B, which ranks before it) even though C has no kept neighbour; dropping is never
+undone by another drop, which keeps the rule local: no two kept samples are within d, and
+the kept set does not depend on the order of the input.
+
+That locality is what lets `wit curate` run it at scale: every sample goes to each of its
+d+1 `band_keys` groups, each group runs `near_duplicates` on its own members (exact copies
+reported from band 0 only, since identical hashes meet in every band), and a sample's
+reports are merged across bands (the smallest wins). Every pair within d shares a band, so
+the groups together drop exactly what one `near_duplicates` over everything drops.
+
+`near_pairs` is the local, vectorised search behind `earliest_neighbour`. Plain MIH at 10^6
+hashes and d=4 has ~122 hashes per 13-bit bucket, 3*10^8 candidate pairs; this stays close
+to linear:
 * identical hashes are collapsed first (one sort); all copies of one hash are pairs of
   each other and are reported as a group, never as a quadratic list;
 * the pigeonhole argument has slack to spare: cut the bits into m > d chunks and at least
@@ -23,13 +35,6 @@ Each mask is one sort of (compressed key, index) packed in a uint64; candidate p
 verified with a vectorised popcount (`np.bitwise_count`) and de-duplicated across masks
 with one sort. Cost is C(m, m-d) sorts of n values with m growing slowly with n: x10-17
 per 10x hashes (bench/dedup.py), 10^6 hashes in about a second and a half.
-
-The dedup rule, `near_duplicates`: a sample is dropped iff another sample within d ranks
-before it (default rank: largest image first, ties by key). It is decided per pair, so a
-distributed job gets the same answer. In a chain A~B~C with A!~C and A first, both B and C
-are dropped (C is near B, which ranks before it) even though C has no kept neighbour;
-dropping is never undone by another drop, which keeps the rule local. Consequence: no two
-kept samples are within d, and the kept set does not depend on the order of the input.
 """
 
 from __future__ import annotations
@@ -79,18 +84,6 @@ def bands(max_distance: int) -> list[tuple[int, int]]:
 def band_keys(h: int, max_distance: int) -> list[tuple[int, int]]:
     """[(band index, band value)] of a hash: the grouping keys of the distributed search."""
     return [(b, (int(h) >> s) & ((1 << w) - 1)) for b, (s, w) in enumerate(_bands(_check_distance(max_distance)))]
-
-
-def first_shared_band(a: int, b: int, max_distance: int) -> int | None:
-    """Index of the first band on which a and b agree, None if none (then they are > d apart).
-
-    A distributed job emits a candidate pair only from this band, so each pair once; the
-    distance still has to be checked (agreeing on a band does not make them near)."""
-    x = int(a) ^ int(b)
-    for i, (s, w) in enumerate(_bands(_check_distance(max_distance))):
-        if (x >> s) & ((1 << w) - 1) == 0:
-            return i
-    return None
 
 
 def as_hashes(hashes: Iterable[int] | np.ndarray) -> np.ndarray:
@@ -363,16 +356,8 @@ def near_pairs(hashes: np.ndarray | Iterable[int], max_distance: int, max_pairs:
     return NearPairs(unique=unique, inverse=inverse, pairs=pairs)
 
 
-def pairs_within(hashes: np.ndarray, max_distance: int) -> np.ndarray:
-    """(k, 2) int64 index pairs i < j with hamming(hashes[i], hashes[j]) <= d, sorted.
-
-    The output is quadratic in the number of copies of one hash by nature; use near_pairs
-    (or near_duplicates) where thousands of identical hashes are expected."""
-    return near_pairs(hashes, max_distance).expand()
-
-
 def brute_force_pairs(hashes: np.ndarray, max_distance: int) -> np.ndarray:
-    """Reference for pairs_within: every pair compared, in tiles (quadratic time)."""
+    """Reference for near_pairs(...).expand(): every pair compared, in tiles (quadratic time)."""
     d = _check_distance(max_distance)
     h = as_hashes(hashes)
     n = len(h)
@@ -447,66 +432,46 @@ def _earliest_by_scan(h: np.ndarray, d: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- dedup rule
 
-
-def default_rank(keys: Sequence[str], widths: Sequence[int], heights: Sequence[int]) -> list[tuple[int, str]]:
-    """The default rank: the largest image first, ties by key."""
-    return [(-(int(w) * int(h)), k) for k, w, h in zip(keys, widths, heights, strict=True)]
+EXACT, NEAR = 0, 1  # why near_duplicates drops a sample: a copy of a better one's hash, or within d of it
 
 
-def near_duplicates(
-    keys: Sequence[str],
-    hashes: np.ndarray,
-    max_distance: int,
-    rank: Sequence | None = None,
-) -> dict[str, str]:
-    """{dropped key: best-ranked key within d of it}, for every dropped sample.
+def dedup_rank(key: str, area: int) -> tuple[int, str]:
+    """Where a sample stands among its near duplicates, best first: the largest image
+    (area = width * height), ties broken by key, so every runner and input order agrees."""
+    return -int(area), key
 
-    A sample is dropped iff another sample within d ranks before it; rank[i] are sortable
-    values (e.g. `default_rank(...)`), compared with the key as tie-break; None ranks by key
-    alone. The value is the best-ranked neighbour, the reason for the drop; in a chain it
-    may itself be dropped (see the module docstring). Keys must be unique.
+
+def near_duplicates(members: Iterable[tuple[str, int, int]], max_distance: int,
+                    exact: bool = True) -> dict[str, int]:
+    """{dropped key: EXACT or NEAR} for the (key, hash, area) members that a better-ranked
+    member (dedup_rank) within max_distance drops; the module docstring has the rule.
+
+    `exact=False` leaves copies of one hash unreported (a band group other than band 0:
+    identical hashes meet in every band). One key under two hashes (the same sample fetched
+    twice) is one sample: judged by its best-ranked copy, never against itself; which copy
+    it keeps is the caller's choice.
     """
-    keys = list(keys)
-    n = len(keys)
-    h = as_hashes(hashes)
-    if len(h) != n:
-        raise ValueError(f"{n} keys but {len(h)} hashes")
-    if len(set(keys)) != n:
-        raise ValueError("keys must be unique")
-    if rank is not None and len(rank) != n:
-        raise ValueError(f"{n} keys but {len(rank)} ranks")
-    if n == 0:
-        return {}
     d = _check_distance(max_distance)
-    unique, inv = np.unique(h, return_inverse=True)
-    inv = inv.astype(np.int64).reshape(-1)
-    by_pos = np.array(
-        sorted(range(n), key=(lambda i: keys[i]) if rank is None else (lambda i: (rank[i], keys[i]))),
-        dtype=np.int64,
-    )
-    pos = np.empty(n, dtype=np.int64)
-    pos[by_pos] = np.arange(n, dtype=np.int64)
-    nu = len(unique)
-    big = np.int64(n)
-    # Best and second-best position inside each group of identical hashes.
-    srt = np.lexsort((pos, inv))
-    counts = np.bincount(inv, minlength=nu)
-    first = np.cumsum(counts) - counts
-    best1 = pos[srt[first]]
-    best2 = np.full(nu, big, dtype=np.int64)
-    multi = counts >= 2
-    best2[multi] = pos[srt[first[multi] + 1]]
-    # Best position among each group's near (distinct) neighbours that rank before it (a
-    # later one could not drop any of its copies).
-    order = np.argsort(best1, kind="stable")
-    first_near = earliest_neighbour(unique[order], d)
-    nb = np.full(nu, big, dtype=np.int64)
-    has = first_near >= 0
-    nb[order[has]] = best1[order[first_near[has]]]
-    own = np.where(pos == best1[inv], best2[inv], best1[inv])
-    cand = np.minimum(own, nb[inv])
-    dropped = np.flatnonzero(cand < pos)
-    return {keys[i]: keys[by_pos[cand[i]]] for i in sorted(dropped.tolist(), key=lambda i: keys[i])}
+    by_hash: dict[int, list[tuple[int, str]]] = {}
+    for key, h, area in members:
+        by_hash.setdefault(int(h), []).append(dedup_rank(key, area))
+    out: dict[str, int] = {}
+    reps = []
+    for h, copies in sorted(by_hash.items()):
+        copies.sort()
+        best = copies[0]
+        if exact:
+            out.update((rank[1], EXACT) for rank in copies[1:] if rank[1] != best[1])
+        reps.append((best, h))
+    reps.sort()  # best rank first
+    seen: set[str] = set()
+    reps = [r for r in reps if not (r[0][1] in seen or seen.add(r[0][1]))]
+    if len(reps) >= 2:
+        earlier = earliest_neighbour(np.array([h for _, h in reps], dtype=np.uint64), d)
+        for (rank, _), first in zip(reps, earlier.tolist()):
+            if first >= 0 and rank[1] not in out:
+                out[rank[1]] = NEAR
+    return dict(sorted(out.items()))
 
 
 # ---------------------------------------------------------------- decontamination
@@ -554,33 +519,3 @@ class EvalIndex:
     def contains_near(self, h: int) -> bool:
         """True iff some evaluation hash is within d of h."""
         return self.nearest(h) is not None
-
-    def contains_near_many(self, hashes: np.ndarray | Iterable[int]) -> np.ndarray:
-        """Vectorised contains_near over many hashes (bool array)."""
-        q = as_hashes(hashes)
-        hit = np.zeros(len(q), dtype=bool)
-        for (s, w), keys, vals in zip(self._bands, self._keys, self._vals):
-            k = (q >> np.uint64(s)) & np.uint64((1 << w) - 1)
-            lo = np.searchsorted(keys, k, "left")
-            cnt = np.searchsorted(keys, k, "right") - lo
-            todo = np.flatnonzero((cnt > 0) & ~hit)
-            if not len(todo):
-                continue
-            for sl in _batches_by_count(cnt[todo]):
-                t = todo[sl]
-                c = cnt[t]
-                rows = np.repeat(t, c)
-                off = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
-                near = np.bitwise_count(vals[lo[rows] + off] ^ q[rows]) <= self.max_distance
-                hit[rows[near]] = True
-        return hit
-
-
-def _batches_by_count(counts: np.ndarray) -> Iterable[slice]:
-    cum = np.cumsum(counts)
-    start, n = 0, len(counts)
-    while start < n:
-        base = cum[start - 1] if start else 0
-        stop = max(int(np.searchsorted(cum, base + _CHUNK, side="right")), start + 1)
-        yield slice(start, stop)
-        start = stop

@@ -9,22 +9,18 @@ give the same hash on every machine. One consequence: a flat image hashes to
 0x8000000000000000 (only the DC term is above the median; black: 0) where imagehash's answer
 depends on rounding noise.
 
-`phash64_bytes` is the fast path for pipelines: JPEGs are decoded at 1/2..1/8 scale in the
-DCT domain (`Image.draft`; 1/8 for 1024x768), which is several times faster on large photos and moves the
-hash by a bit or two at most (see bench/phash.py). Other formats take the exact path.
+`phash64_bytes` is the fast path for pipelines: bytes are opened by the one safe decoder
+(`wit_pipeline.image.decode`, its pixel cap and reasons), JPEGs at 1/2..1/8 scale in the DCT
+domain (`Image.draft`; 1/8 for 1024x768), which is several times faster on large photos and
+moves the hash by a bit or two at most (see bench/phash.py). Other formats take the exact path.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
-
 import numpy as np
 from PIL import Image
 
-# PIL's own warning threshold (Image.MAX_IMAGE_PIXELS, ~0.25 GiB of RGB): at or below it PIL
-# never warns before our check runs, and a 89 MP photo is already far beyond what CLIP uses.
-MAX_PIXELS = 89_478_485
+from wit_pipeline.image.decode import MAX_PIXELS, classify, open_image
 
 HASH_SIZE = 8
 _IMG_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
@@ -35,56 +31,6 @@ _DRAFT_SIZE = (2 * _IMG_SIZE, 2 * _IMG_SIZE)  # keep >= 2x the resize target so 
 _N = np.arange(_IMG_SIZE)
 _DCT = 2.0 * np.cos(np.pi * np.arange(HASH_SIZE)[:, None] * (2 * _N[None, :] + 1) / (2 * _IMG_SIZE))
 _BIT_WEIGHTS = np.array([1 << (63 - i) for i in range(64)], dtype=np.uint64)
-
-_TRUNCATED_MARKERS = ("truncated", "broken data stream", "end of file", "premature end")
-
-
-def _classify(exc: BaseException) -> str:
-    msg = str(exc).lower()
-    if isinstance(exc, EOFError) or any(m in msg for m in _TRUNCATED_MARKERS):
-        return "truncated"
-    return "undecodable"
-
-
-def _open(
-    data: bytes, max_pixels: int, draft: tuple[int, int] | None
-) -> tuple[Image.Image | None, int, int, str | None]:
-    """Open, check the declared size, then decode (at reduced scale if `draft` and JPEG)."""
-    try:
-        with warnings.catch_warnings():
-            # Our own limit decides below; PIL's warning for sizes past its limit is noise here.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        return None, 0, 0, "too_many_pixels"
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure on untrusted bytes is a drop
-        return None, 0, 0, _classify(exc)
-    width, height = img.size
-    if width <= 0 or height <= 0:
-        return None, width, height, "undecodable"
-    if width * height > max_pixels:
-        return None, width, height, "too_many_pixels"  # refused from the header, nothing decoded
-    try:
-        if draft is not None and img.format == "JPEG":
-            # Mode RGB, not L: the decoder's grey output (Y) is not PIL's convert("L") luma, and
-            # keeping RGB leaves JPEGs too small to scale bit-identical to imagehash.
-            img.draft("RGB", draft)
-        img.load()
-    except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        return None, width, height, _classify(exc)
-    return img, width, height, None
-
-
-def decode_image(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[Image.Image | None, str | None]:
-    """(fully decoded image, None) or (None, reason); reason is one of
-    `undecodable`, `truncated`, `too_many_pixels` (checked from the header, before decoding)."""
-    img, _, _, reason = _open(data, max_pixels, None)
-    return img, reason
-
 
 def _hash_grey32(pixels: np.ndarray) -> int:
     low = _DCT @ pixels.astype(np.float64) @ _DCT.T
@@ -106,7 +52,7 @@ def phash64_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int | None
     rotation, like img2dataset's original_width/height; JPEGs are decoded at reduced scale.
     When PIL itself refuses the header (over twice its own limit) the size is unknown: 0, 0.
     """
-    img, width, height, reason = _open(data, max_pixels, _DRAFT_SIZE)
+    img, width, height, reason = open_image(data, max_pixels, _DRAFT_SIZE)
     if img is None:
         return None, width, height, reason
     try:
@@ -114,7 +60,7 @@ def phash64_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[int | None
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. a mode PIL cannot convert to L
-        return None, width, height, _classify(exc)
+        return None, width, height, classify(exc)
 
 
 def hamming(a: int, b: int) -> int:

@@ -6,11 +6,11 @@ Two modes, both decided by hashes of the sample key, so any runner and any rerun
   min(1, t / count), the coin being `keys.uniform(key, query_id, seed)`; a pair survives if
   ANY of its queries keeps it. One pass once the per-query counts are known; each query's
   expected kept count is min(count, t) (more through pairs that other queries keep).
-* cap (exact): per query, the t pairs with the lowest (cap_rank, key) are kept (in Beam:
-  elements (query_id, (cap_rank(key, query_id, seed), key)) through
-  `beam.combiners.Top.SmallestPerKey(t)`); a pair survives if ANY of its queries keeps it.
+* cap (exact): per query, the t pairs of smallest `cap_order` (rank, key) are kept, so a
+  query matched by `count` pairs keeps `cap_kept(count, t)` of them; a pair survives if ANY
+  of its queries keeps it. In Beam: `beam_jobs.common.CapPerQuery`.
 
-The pure references here (`select_prob`, `select_cap`) serve tests and small local runs.
+`select_prob` and `select_cap` are the whole rule on an in-memory list (tests, small runs).
 """
 
 from __future__ import annotations
@@ -51,13 +51,25 @@ def keep_prob(key: str, query_ids: Sequence[int], counts: Mapping[int, int] | Se
     return bool(keeping_queries(key, query_ids, counts, t, seed))
 
 
-def cap_rank(key: str, query_id: int, seed: int) -> int:
+def cap_rank(key: str, query_id: int, seed: int) -> str:
     """The order in which a query keeps its pairs under `--balance cap`: lowest first.
 
-    Compare (rank, key) tuples, as select_cap does: the key breaks the (astronomically rare)
-    hash ties, so every runner keeps the same pairs.
+    16 hex chars of a salted hash: they sort as the 64-bit integer does, and cross a Beam
+    shuffle with a deterministic string coder (Beam's integer coder stops at 2**63 and
+    would fall back to pickle). Compare `cap_order` tuples: the key breaks the
+    (astronomically rare) hash ties, so every runner keeps the same pairs.
     """
-    return salted_hash(key, query_id, seed)
+    return f"{salted_hash(key, query_id, seed):016x}"
+
+
+def cap_order(key: str, query_id: int, seed: int) -> tuple[str, str]:
+    """(cap_rank, key): what a query sorts its pairs by under cap balancing, smallest kept."""
+    return cap_rank(key, query_id, seed), key
+
+
+def cap_kept(count: int, t: int) -> int:
+    """How many pairs cap balancing keeps for a query matched by `count` pairs."""
+    return min(count, t)
 
 
 def count_queries(pairs: Iterable[tuple[str, Sequence[int]]]) -> dict[int, int]:
@@ -79,13 +91,13 @@ def select_prob(pairs: Iterable[tuple[str, Sequence[int]]], t: int, seed: int,
 
 
 def select_cap(pairs: Iterable[tuple[str, Sequence[int]]], t: int, seed: int) -> set[str]:
-    """Keys kept by `cap` balancing: per query the t pairs of lowest (cap_rank, key)."""
+    """Keys kept by `cap` balancing: per query the t pairs of smallest cap_order."""
     if t < 0:
         raise ValueError(f"t must be >= 0, got {t}")
-    by_query: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    by_query: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for key, ids in pairs:
         for q in set(ids):
-            by_query[q].append((cap_rank(key, q, seed), key))
+            by_query[q].append(cap_order(key, q, seed))
     kept: set[str] = set()
     for ranked in by_query.values():
         kept.update(key for _, key in heapq.nsmallest(t, ranked))

@@ -312,8 +312,7 @@ def check_output(output: str) -> None:
 
 
 def _is_download_folder(url: str) -> bool:
-    fs, path = fsio.filesystem(url)
-    if not fs.isdir(path) or not _ls(url):
+    if not fsio.isdir(url) or not _ls(url):
         return False
     try:
         check_output(url)

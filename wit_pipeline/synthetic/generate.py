@@ -6,6 +6,8 @@ Writes, under `out_dir`:
   site-*/page-*.html             the pages themselves (also served)
   images/, noai/images/          the images the pages link to (serve with `wit serve out_dir`)
   truth.json                     every planted thing, with counts per category
+  realweb/*.html                 with --real-web: pages in many encodings, lazy images and
+                                 captions that need Unicode-aware normalisation (realweb.py)
 
 Each `<img>` link has one *category* (what was planted: a clean pair, junk alt text, a
 broken link, a decompression bomb, ...), one *url_form* (absolute, relative, protocol-relative,
@@ -33,7 +35,7 @@ from PIL import Image
 
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.core.keys import sample_key
-from wit_pipeline.synthetic import corruptions
+from wit_pipeline.synthetic import corruptions, realweb
 from wit_pipeline.synthetic.concepts import Concept, all_concepts, caption_for
 from wit_pipeline.synthetic.foreign import LANGS, foreign_caption
 from wit_pipeline.synthetic.images import encode, render
@@ -104,7 +106,8 @@ def eval_image(concept: Concept, k: int, seed: int = EVAL_SEED, size: tuple[int,
 class _Crawl:
     """Builds the link plan, the files and the truth for one (base_url, seed)."""
 
-    def __init__(self, base_url: str, seed: int, pages: int, imgs_per_page: int, files: int) -> None:
+    def __init__(self, base_url: str, seed: int, pages: int, imgs_per_page: int, files: int,
+                 real_web: bool = False) -> None:
         if pages < 1 or files < 1 or imgs_per_page < 1:
             raise ValueError("pages, files and imgs_per_page must be positive")
         parts = urlsplit(check_base_url(base_url))
@@ -112,6 +115,7 @@ class _Crawl:
         self.netloc = parts.netloc
         self.base_path = parts.path.rstrip("/")
         self.seed = seed
+        self.real_web = real_web
         self.pages = pages
         self.files = min(files, pages)
         self.target_links = pages * imgs_per_page
@@ -379,6 +383,11 @@ class _Crawl:
             writer.add_page(page, CRAWL_START + timedelta(seconds=7 * t))
             page_files.append(writer.warc_name)
             t += 1
+        real_pages, real_links = realweb.real_web_pages(self) if self.real_web else ([], [])
+        for path, page in real_pages:  # drawn after every other page: the default crawl is unchanged
+            self.files_out[path] = page.html.encode("utf-8") if page.body is None else page.body
+            writers[0].add_page(page, CRAWL_START + timedelta(seconds=7 * t))
+            t += 1
         lost = self.build_page(self.pages, lost_links, title="A page the crawler lost")
         last = writers[-1]
         last.add_request_and_response_only(lost, CRAWL_START + timedelta(seconds=7 * t))
@@ -399,6 +408,13 @@ class _Crawl:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(self.files_out[path])
         truth = self.truth(warc_files, wat_files, writers, lost, lost_links, a_links)
+        if self.real_web:
+            truth["real_web"] = {
+                "pages": [{"path": path, "url": page.url, "content_type": page.content_type} for path, page in real_pages],
+                "counts": {"pages": len(real_pages), "img_links": len(real_links),
+                           "by_kind": dict(sorted(Counter(x["kind"] for x in real_links).items()))},
+                "links": real_links,
+            }
         (out / "truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False, sort_keys=True) + "\n",
                                         encoding="utf-8")
         return truth
@@ -474,9 +490,11 @@ def _bomb() -> bytes:
 
 
 def generate_crawl(out_dir: str | Path, base_url: str, seed: int = 0, pages: int = DEFAULT_PAGES,
-                   imgs_per_page: int = DEFAULT_IMGS_PER_PAGE, files: int = DEFAULT_FILES) -> dict[str, Any]:
-    """Generate the crawl under `out_dir` for a server at `base_url`; returns (and writes) truth.json."""
-    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files)
+                   imgs_per_page: int = DEFAULT_IMGS_PER_PAGE, files: int = DEFAULT_FILES,
+                   real_web: bool = False) -> dict[str, Any]:
+    """Generate the crawl under `out_dir` for a server at `base_url`; returns (and writes) truth.json.
+    `real_web` adds the pages of realweb.py (truth["real_web"])."""
+    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files, real_web)
     crawl.plan()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -580,8 +598,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgs-per-page", type=_positive, default=DEFAULT_IMGS_PER_PAGE, help="<img> links per page")
     parser.add_argument("--files", type=_positive, default=DEFAULT_FILES, help="number of WARC (and WAT) files")
     parser.add_argument("--eval-dir", help="also write the held-out eval set here")
+    parser.add_argument("--real-web", action="store_true",
+                        help="also plant pages in many encodings, lazy-loaded images and captions that need "
+                             "Unicode-aware normalisation (truth.json: real_web)")
     args = parser.parse_args(argv)
-    truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files)
+    truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files,
+                           args.real_web)
     if args.eval_dir:
         render_eval_set(args.eval_dir)
     c = truth["counts"]

@@ -40,6 +40,8 @@ class Page:
     head_links: list[dict[str, str]] = field(default_factory=list)  # WAT Head.Link entries
     metas: list[dict[str, str]] = field(default_factory=list)
     ip: str = "127.0.0.1"
+    body: bytes | None = None  # the bytes sent, when not `html` in UTF-8 (other encodings)
+    content_type: str = "text/html; charset=UTF-8"
 
 
 def warc_date(t: datetime) -> str:
@@ -142,10 +144,10 @@ class CrawlFileWriter:
             },
         })
 
-        body = page.html.encode("utf-8")
+        body = page.html.encode("utf-8") if page.body is None else page.body
         resp_http = StatusAndHeaders(
             "200 OK",
-            [("Date", http_date(when)), ("Server", "wit-synthetic/1.0"), ("Content-Type", "text/html; charset=UTF-8"),
+            [("Date", http_date(when)), ("Server", "wit-synthetic/1.0"), ("Content-Type", page.content_type),
              ("Content-Length", str(len(body))), ("Last-Modified", http_date(when - timedelta(days=14)))],
             protocol="HTTP/1.1",
         )

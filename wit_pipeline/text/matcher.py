@@ -33,24 +33,24 @@ __init__; the matcher refuses to be pickled so that mistake fails loudly.
 from __future__ import annotations
 
 import itertools
-import re
-import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
-from wit_pipeline.text.textnorm import TYPOGRAPHIC_APOSTROPHES
+from wit_pipeline.text import textnorm
 
 # The batch separator: normalisation turns it into a space in any caption, and no entry can
 # contain it, so no match crosses from one caption into the next.
 _SEP = "\x00"
 # ASCII bytes that are not token characters (textnorm: not a letter, digit or apostrophe)
-# become spaces; the separator and every byte of a multi-byte UTF-8 sequence pass through.
+# become spaces, "`" an apostrophe; the separator and every byte of a multi-byte UTF-8
+# sequence pass through.
 _ASCII_TABLE = bytes(
-    c if c >= 0x80 or c == 0 or chr(c) == "'" or (chr(c).isalnum()) else 0x20 for c in range(256)
+    0x27 if chr(c) == "`" else c if c >= 0x80 or c == 0 or chr(c) == "'" or chr(c).isalnum() else 0x20
+    for c in range(256)
 )
-# What the table let through that is not a token character: non-ASCII non-word characters.
-_NON_ASCII_NON_TOKEN = re.compile(r"[^\x00-\x7f\w]+")
+# What the table let through that is not a token character.
+_NON_ASCII_NON_TOKEN = textnorm.NON_ASCII_NON_TOKEN
 
 
 def normalize_batch(texts: Sequence[str], case_sensitive: bool = False) -> str:
@@ -61,18 +61,15 @@ def normalize_batch(texts: Sequence[str], case_sensitive: bool = False) -> str:
 def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str]:
     """textnorm.tokens() of every text, with a NUL token between texts, in whole-batch passes.
 
-    NFKC only for non-ASCII texts (ASCII is already normal), typographic apostrophes, then lower() and the
-    token-character rule over the whole batch (neither acts across the spaces around a NUL),
-    then edge apostrophes. A NUL inside a text is a space, as textnorm makes it.
+    textnorm.fold only for non-ASCII texts (ASCII is already normal), then textnorm.lower and
+    the token-character rule over the whole batch (neither acts across the spaces around a
+    NUL), then edge apostrophes. A NUL inside a text is a space, as textnorm makes it.
     """
     if any(_SEP in t for t in texts):
         texts = [t.replace(_SEP, " ") for t in texts]
-    joined = " \x00 ".join(t if t.isascii() else unicodedata.normalize("NFKC", t) for t in texts)
-    if not joined.isascii():
-        for typographic in TYPOGRAPHIC_APOSTROPHES:
-            joined = joined.replace(typographic, "'")
+    joined = " \x00 ".join(t if t.isascii() else textnorm.fold(t) for t in texts)
     if not case_sensitive:
-        joined = joined.lower()
+        joined = textnorm.lower(joined)
     ascii_only = joined.isascii()
     text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
     if not ascii_only:

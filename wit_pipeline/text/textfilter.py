@@ -1,6 +1,7 @@
 """Alt/title text cleaning and the rules that drop text which cannot describe an image.
 
-`clean_text` makes the text comparable (entities unescaped, whitespace collapsed);
+`clean_text` gives the text a browser shows (entities unescaped, C1 controls read as
+windows-1252, invisibles removed, whitespace collapsed);
 `drop_reason` says why a cleaned text is unusable: `too_short`, `too_long` or `junk`.
 Junk is a small set of rules (see `junk_rule`), each aimed at a kind of alt text that web
 authors and CMSs emit without describing the picture:
@@ -37,8 +38,8 @@ GENERIC_WORDS = frozenset(
     """.split()
 )
 
-_WHITESPACE = re.compile(r"\s+")
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_C1 = re.compile("[\x80-\x9f]+")
 _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
 _FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
 _CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
@@ -46,13 +47,22 @@ _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*
 _BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
 
 
+def _c1(m: re.Match) -> str:
+    return m.group(0).encode("latin-1").decode("cp1252", "ignore")
+
+
 def clean_text(text: str, unescape: bool = True) -> str:
-    """HTML entities unescaped (unless the HTML parser already did), invisible characters
-    removed, whitespace collapsed, stripped."""
+    """The text a browser shows: HTML entities unescaped (unless the HTML parser already
+    did); C1 controls read as the windows-1252 characters they stand for, as HTML reads
+    `&#146;` (they come from text decoded upstream as true latin-1: `Don\x92t` is `Don’t`),
+    the five that windows-1252 leaves undefined removed; invisible characters removed;
+    whitespace collapsed and stripped."""
     if unescape:
         text = html.unescape(text)
-    text = _INVISIBLE.sub("", text)
-    return _WHITESPACE.sub(" ", text).strip()
+    if not text.isascii():
+        text = _C1.sub(_c1, text)
+        text = _INVISIBLE.sub("", text)
+    return " ".join(text.split())
 
 
 def junk_rule(text: str) -> str | None:
@@ -62,8 +72,7 @@ def junk_rule(text: str) -> str | None:
     if _FILENAME.match(text) or _CAMERA_NAME.match(text):
         return "filename"
     chars = text.replace(" ", "")
-    letters = sum(c.isalpha() for c in chars)
-    if letters * 2 < len(chars):
+    if not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars):  # all letters: the common case
         return "non_letters"
     toks = tokens(text)
     if all(t in GENERIC_WORDS or t.isdigit() for t in toks):

@@ -1,37 +1,37 @@
 """(image URL, alt text) pairs from Common Crawl WARC and WAT files, every record counted.
 
 The kind of each record decides how it is read, not the file name: a WARC `response` record
-with an HTML payload is parsed with lexbor (selectolax); a `metadata` record with a JSON
+with an HTML payload is an HTML page (`page.html_images`); a `metadata` record with a JSON
 payload is a WAT envelope whose `HTML-Metadata.Links` lists `IMG@/src` links with their
-`alt`/`title`. Both kinds may sit in one file; gzip (per-record members) or plain.
-A pair's text is the `alt` attribute, or `title` when alt is missing or blank, passed through
-`textfilter.clean_text`; its URL is `urls.resolve_image_url` against the page (or `<base>`).
+`alt`/`title`. Both kinds may sit in one file; gzip (per-record members) or plain
+(`archive.iter_records`). A page's images become pairs in `page.pairs_from_images`.
 
 Counts go to a `Tally` (C4-style injectable counter), under two stages:
 - `read`: `in` = records read; `out` = records that carried an HTML page; dropped
   `not_response` (warcinfo, request, WARC metadata, WAT envelopes of non-responses, ...),
   `http_error` (status not 200), `not_html`, `bad_json` (WAT payload not a JSON envelope),
-  `decode_error` (HTML the parser rejects), `unreadable` (I/O or gzip failure).
-- `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs yielded; dropped `no_text`
-  and the URL reasons of `urls.resolve_image_url` (`empty_src`, `data_url`,
-  `javascript_url`, `not_http`, `bad_url`).
-A file that cannot be read further (truncated gzip, not an archive, missing) is reported
-through `on_error(source, message)` with source `<file_url>@<record offset>`, its failing
-record counted `read: dropped.unreadable`, and reading that file stops; pairs already
-yielded stay valid.
+  `decode_error` (a payload that cannot be decoded), `unreadable` (damaged archive bytes:
+  a corrupt or truncated gzip member, a record cut short) and `error` (handling the record
+  raised).
+- `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped as
+  `page.pairs_from_images` says.
+Every `unreadable`, `bad_json` and `error` record is reported through `on_error(source, message)` with
+source `<file_url>@<record offset>`; reading goes on with the next record (a corrupt gzip
+member is skipped to the next member; a truncated one is the end of the file).
 """
 
 from __future__ import annotations
 
-import json
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import fsspec
-from warcio.archiveiterator import ArchiveIterator
+import orjson
 
-from wit_pipeline.core.stats import Tally
-from wit_pipeline.web.page import Image, decode_html, html_images, pairs_from_images
+from wit_pipeline.core.stats import DictTally, Tally, error_text
+from wit_pipeline.web.archive import MAX_RECORD_BYTES, Broken, Record, iter_records
+from wit_pipeline.web.page import Image, html_images, pairs_from_images
 
 READ = "read"
 
@@ -41,61 +41,139 @@ NOT_HTML = "not_html"
 BAD_JSON = "bad_json"
 DECODE_ERROR = "decode_error"
 UNREADABLE = "unreadable"
+ERROR = "error"
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 # A page with images: (page URL, <base href> or None, images).
 Page = tuple[str, str | None, list[Image]]
+OnError = Callable[[str, str], None]
 
 
-class _Unreadable(Exception):
-    """The archive stream failed while reading a record's payload."""
-
-
-def _read_payload(record: Any) -> bytes:
+def iter_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]:
+    """Pairs {"url", "text", "page_url", "text_source"} from one WARC or WAT file (any fsspec
+    URL). Never raises for what is in the file: each record's fate is counted."""
     try:
-        return record.content_stream().read()
-    except Exception as e:  # zlib.error, EOFError, OSError, ...: the stream is broken
-        raise _Unreadable(f"{type(e).__name__}: {e}") from e
+        fh = fsspec.open(file_url, "rb").open()
+    except Exception as exc:
+        tally.inc(READ, "in")
+        tally.inc(READ, f"dropped.{UNREADABLE}")
+        on_error(file_url, error_text(exc))
+        return
+    with fh:
+        records = iter_records(fh)
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except Exception as exc:  # the stream itself failed (I/O): nothing more to read
+                tally.inc(READ, "in")
+                tally.inc(READ, f"dropped.{UNREADABLE}")
+                on_error(file_url, error_text(exc))
+                return
+            yield from record_pairs(file_url, record, tally, on_error)
 
 
-def _warc_page(record: Any) -> Page | str:
-    http = record.http_headers
-    if http is None:
+def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error: OnError) -> list[dict]:
+    """One record's pairs, its fate counted; whatever raises while handling it costs only it."""
+    tally.inc(READ, "in")
+    if isinstance(record, Broken):
+        tally.inc(READ, f"dropped.{UNREADABLE}")
+        on_error(f"{file_url}@{record.offset}", record.error)
+        return []
+    local = DictTally()  # counted into `tally` only once the whole record went through
+    try:
+        page = record_page(record)
+        if isinstance(page, str):
+            tally.inc(READ, f"dropped.{page}")
+            if page == BAD_JSON:  # a damaged or crafted WAT record: say where it is
+                on_error(f"{file_url}@{record.offset}", "WAT payload is not a JSON envelope")
+            return []
+        page_url, base_href, images = page
+        # WAT attribute values are raw HTML; the HTML parser has decoded the WARC page's
+        pairs = list(pairs_from_images(page_url, base_href, images, local, decode_entities=record.type != "response"))
+    except Exception as exc:
+        tally.inc(READ, f"dropped.{ERROR}")
+        on_error(f"{file_url}@{record.offset}", error_text(exc))
+        return []
+    tally.inc(READ, "out")
+    for name, n in local.counts.items():
+        stage, _, field = name.partition(":")
+        tally.inc(stage, field, n)
+    return pairs
+
+
+def record_page(record: Record) -> Page | str:
+    """A record's page, or the `read` drop reason."""
+    kind = record.type
+    if kind == "response":
+        return warc_page(record)
+    if kind == "metadata" and record.headers.get("content-type", "").lower().startswith("application/json"):
+        return wat_page(record.block)
+    return NOT_RESPONSE
+
+
+def warc_page(record: Record) -> Page | str:
+    """An HTML page from a WARC response record (HTTP status line, headers, body)."""
+    block = record.block
+    if not block.startswith(b"HTTP/"):
         return NOT_RESPONSE
-    if http.get_statuscode() != "200":
+    head_end = block.find(b"\r\n\r\n")
+    if head_end < 0:
+        return NOT_RESPONSE
+    lines = block[:head_end].split(b"\r\n")
+    status = lines[0].split(b" ", 2)
+    if len(status) < 2 or status[1] != b"200":
         return HTTP_ERROR
-    content_type = http.get_header("Content-Type") or ""
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().decode("latin-1")
+    content_type = headers.get(b"content-type", "")
     if content_type.split(";", 1)[0].strip().lower() not in HTML_TYPES:
         return NOT_HTML
-    body = _read_payload(record)
-    try:
-        base_href, images = html_images(decode_html(body, content_type))
-    except Exception:  # the parser rejected the document: count it, keep reading the file
+    body = _decoded_body(block[head_end + 4 :], headers)
+    if body is None:
         return DECODE_ERROR
-    page_url = (record.rec_headers.get_header("WARC-Target-URI") or "").strip()
+    base_href, images = html_images(body, content_type)
+    page_url = record.headers.get("warc-target-uri", "").strip()
     return page_url, base_href, images
 
 
-def _check_complete(records: ArchiveIterator, record: Any) -> None:
-    """Raise _Unreadable if the record or its gzip member ended early.
+def _decoded_body(body: bytes, headers: dict[bytes, str]) -> bytes | None:
+    """The payload as the server meant it: de-chunked and inflated (Common Crawl mostly
+    stores it decoded already, other crawlers may not); None when that fails."""
+    if "chunked" in headers.get(b"transfer-encoding", "").lower():
+        body = _dechunk(body)
+        if body is None:
+            return None
+    encoding = headers.get(b"content-encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflater = zlib.decompressobj(47 if encoding != "deflate" else zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, MAX_RECORD_BYTES)
+        except zlib.error:
+            return None
+    return body
 
-    warcio treats a short read as the end of the data, so a truncated download would pass
-    for a shorter page; checking Content-Length and the gzip end marker catches it.
-    """
-    if not record.rec_headers.get_header("Content-Length"):
-        # Content-Length is mandatory in WARC: without it the header was cut short.
-        raise _Unreadable("record header truncated (no Content-Length)")
-    try:
-        records.read_to_end()
-    except Exception as e:
-        raise _Unreadable(f"{type(e).__name__}: {e}") from e
-    missing = getattr(record.raw_stream, "limit", 0)
-    if missing:
-        raise _Unreadable(f"record truncated: {missing} bytes of its Content-Length missing")
-    decompressor = records.reader.decompressor if records.reader is not None else None
-    if decompressor is not None and not decompressor.eof and not records.next_line:
-        raise _Unreadable("gzip member truncated (no end-of-stream marker)")
+
+def _dechunk(body: bytes) -> bytes | None:
+    out, i = [], 0
+    while True:
+        eol = body.find(b"\r\n", i)
+        if eol < 0:
+            return None
+        size_text = body[i:eol].split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return b"".join(out)
+        out.append(body[eol + 2 : eol + 2 + size])
+        i = eol + 2 + size + 2
 
 
 def _get(doc: Any, *path: str) -> Any:
@@ -107,10 +185,11 @@ def _get(doc: Any, *path: str) -> Any:
 
 
 def wat_page(envelope_json: bytes) -> Page | str:
-    """(page URL, base href, IMG links) from one WAT JSON payload, or the `read` drop reason."""
+    """(page URL, base href, IMG links) from one WAT JSON payload, or the `read` drop reason.
+    orjson refuses nesting deeper than 1024, so a crafted payload costs its size, no more."""
     try:
-        doc = json.loads(envelope_json)
-    except (ValueError, UnicodeDecodeError):
+        doc = orjson.loads(envelope_json)
+    except orjson.JSONDecodeError:
         return BAD_JSON
     envelope = _get(doc, "Envelope")
     if not isinstance(envelope, dict):
@@ -134,71 +213,11 @@ def wat_page(envelope_json: bytes) -> Page | str:
         for link in links
         if isinstance(link, dict) and link.get("path") == "IMG@/src"
     ]
-    page_url = str(_get(envelope, "WARC-Header-Metadata", "WARC-Target-URI") or "").strip()
+    page_url = _get(envelope, "WARC-Header-Metadata", "WARC-Target-URI")
+    page_url = page_url.strip() if isinstance(page_url, str) else ""
     return page_url, base_href if isinstance(base_href, str) else None, images
 
 
 def _str_or_none(value: Any) -> str | None:
     """A WAT field as text; anything else (a number, a list: a malformed record) is absent."""
     return value if isinstance(value, str) else None
-
-
-def _is_json(record: Any) -> bool:
-    ctype = (record.rec_headers.get_header("Content-Type") or "").lower()
-    return ctype.startswith("application/json")
-
-
-def _page(record: Any) -> Page | str:
-    rec_type = record.rec_type
-    if rec_type == "response":
-        return _warc_page(record)
-    if rec_type == "metadata" and _is_json(record):
-        return wat_page(_read_payload(record))
-    return NOT_RESPONSE
-
-
-def iter_pairs(file_url: str, tally: Tally, on_error: Callable[[str, str], None]) -> Iterator[dict]:
-    """Pairs {"url", "text", "page_url", "text_source"} from one WARC or WAT file (any fsspec URL)."""
-    try:
-        fh = fsspec.open(file_url, "rb").open()
-    except Exception as e:
-        tally.inc(READ, "in")
-        tally.inc(READ, f"dropped.{UNREADABLE}")
-        on_error(file_url, f"{type(e).__name__}: {e}")
-        return
-    with fh:
-        records = ArchiveIterator(fh, check_digests=False)
-        while True:
-            offset = records.offset
-            try:
-                record = next(records)
-            except StopIteration:
-                if records.offset < fh.tell():  # bytes left that formed no complete record
-                    tally.inc(READ, "in")
-                    tally.inc(READ, f"dropped.{UNREADABLE}")
-                    on_error(f"{file_url}@{records.offset}", "truncated or unparseable data after the last complete record")
-                return
-            except Exception as e:  # the header of the next record could not be read
-                tally.inc(READ, "in")
-                tally.inc(READ, f"dropped.{UNREADABLE}")
-                on_error(f"{file_url}@{offset}", f"{type(e).__name__}: {e}")
-                return
-            tally.inc(READ, "in")
-            offset = records.offset
-            if not record.format.startswith("warc"):  # warcio falls back to ARC on garbage
-                tally.inc(READ, f"dropped.{UNREADABLE}")
-                on_error(f"{file_url}@{offset}", f"not a WARC record (parsed as {record.format})")
-                return
-            try:
-                page = _page(record)
-                _check_complete(records, record)
-            except _Unreadable as e:
-                tally.inc(READ, f"dropped.{UNREADABLE}")
-                on_error(f"{file_url}@{offset}", str(e))
-                return
-            if isinstance(page, str):
-                tally.inc(READ, f"dropped.{page}")
-                continue
-            tally.inc(READ, "out")
-            page_url, base_href, images = page
-            yield from pairs_from_images(page_url, base_href, images, tally, decode_entities=record.rec_type != "response")

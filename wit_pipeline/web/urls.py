@@ -1,164 +1,150 @@
-"""Turn an `<img src>` into one canonical absolute image URL, or a reason it is unusable.
+"""Turn an `<img src>` into the absolute URL a browser would fetch, or a reason it is unusable.
 
-The same image is written many ways across the web; one canonical spelling lets the sample
-key (keys.sample_key(url, text)) and the downloader see it once. Normalisation, in order:
+Resolution and serialisation follow the WHATWG URL Standard, through ada-url (the parser
+Node.js uses): the URL is the one the page and a browser fetch, so sample keys
+(keys.sample_key(url, text)) are stable across tools. In order:
 
-1. Strip leading/trailing whitespace and drop tabs/newlines inside the value (as browsers do).
-2. Reject `data:` (inline bytes, not fetchable) and `javascript:` sources by scheme.
-3. Resolve against the document base: `<base href>` (itself resolved against the page URL)
-   when the page has one, else the page URL. This handles relative (`a.png`, `/a.png`,
-   `../a.png`) and protocol-relative (`//cdn.example/a.png`) sources and dot segments.
-4. Keep only http and https.
-5. Lower-case the scheme and host; encode an internationalised host with IDNA (UTS #46),
-   e.g. `bücher.example` -> `xn--bcher-kva.example`; drop a trailing dot; drop the port when it
-   is the scheme's default (80, 443). A port that is not a number, or a host with characters a
-   hostname cannot hold, is `bad_url`.
-6. Make percent-encoding canonical in path and query: escapes upper-case (`%c3` -> `%C3`),
-   escaped unreserved characters decoded (`%7E` -> `~`), non-ASCII and other unsafe
-   characters UTF-8 percent-encoded, a stray `%` becomes `%25`. Reserved characters are
-   left as they are, because decoding them could change what the server sees. Dot segments
-   that decoding revealed (`%2e%2e`) are resolved too. A backslash in the source is a slash.
-7. An empty path becomes `/`; the fragment is dropped (it never reaches the server).
-   The query string keeps its order (reordering can change the resource).
+1. Leading/trailing C0 controls and spaces are stripped, tabs and newlines inside removed, a
+   backslash is a slash (all as browsers do).
+2. Relative sources resolve against the document base: `<base href>` (itself resolved against
+   the page URL) when the page has one, else the page URL; dot segments (`..`, `%2e%2e`) go.
+3. The scheme decides: `data:` -> `data_url`, `javascript:` -> `javascript_url`, anything but
+   http(s) -> `not_http`; a URL the standard cannot parse -> `bad_url`.
+4. What the standard serialises: scheme and host lower-cased, internationalised hosts as IDNA
+   (`bücher.example` -> `xn--bcher-kva.example`), IPv4 in dotted decimal, default port
+   dropped, an empty path as `/`, and percent-encoding of exactly the characters each
+   component's percent-encode set names (`[`, `]`, `|`, `^` stay as written; a space is
+   `%20`; existing escapes are kept as written). The fragment is dropped: it never reaches
+   the server.
+5. Limits no fetch can use: over MAX_URL_CHARS -> `url_too_long`; a host label over 63
+   characters, a host over 253 or an empty label -> `bad_host` (DNS cannot hold them).
+
+`PageUrls(page_url, base_href)` computes the document base once per page and gives the common
+shapes (an absolute URL already in its serialised form, a simple root- or path-relative
+source) a pure-string fast path that yields exactly what the parser would.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-import idna
+import ada_url
 
 EMPTY_SRC = "empty_src"
 DATA_URL = "data_url"
 JAVASCRIPT_URL = "javascript_url"
 NOT_HTTP = "not_http"
 BAD_URL = "bad_url"
+URL_TOO_LONG = "url_too_long"
+BAD_HOST = "bad_host"
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_INNER_WS = re.compile(r"[\t\n\r]")
-_ESCAPE_SPLIT = re.compile(r"(%[0-9A-Fa-f]{2})")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_PATH_SAFE = "/:@!$&'()*+,;="
-_QUERY_SAFE = _PATH_SAFE + "?"
-_HOST_OK = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
-_SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*):")
+MAX_URL_CHARS = 2048  # the sitemaps limit and what every browser and CDN accepts
+MAX_HOST_CHARS = 253
+MAX_LABEL_CHARS = 63
 
-
-def _canonical_escapes(part: str, safe: str) -> str:
-    out = []
-    for piece in _ESCAPE_SPLIT.split(part):
-        if not piece:
-            continue
-        if len(piece) == 3 and piece[0] == "%" and _ESCAPE_SPLIT.fullmatch(piece):
-            char = chr(int(piece[1:], 16))
-            out.append(char if char in _UNRESERVED else piece.upper())
-        else:
-            out.append(quote(piece, safe=safe))
-    return "".join(out)
+# Characters the WHATWG serialiser leaves alone in a path segment / a special URL's query.
+_SEG = r"[A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]|]"
+_QUERY = r"(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?\[\]|^{}`]*)?"
+# Path segments that cannot be dot segments (no leading "." or "%2e").
+_PATH = rf"(?:/(?![.]|%2[eE]){_SEG}*)+"
+# A lower-case DNS name whose last label starts with a letter (so it is not parsed as IPv4),
+# no punycode (ada validates it), within DNS limits.
+_HOST = r"(?=[a-z0-9.-]{1,253}/)(?!\S*?xn--)(?:[a-z0-9-]{1,63}\.)*[a-z][a-z0-9-]{0,62}"
+_SERIALISED = re.compile(rf"https?://{_HOST}{_PATH}{_QUERY}")
+_ROOT_RELATIVE = re.compile(rf"(?!//){_PATH}{_QUERY}")
+# Path-relative: the first segment holds no ":" (that would be a scheme) and is not a dot segment.
+_PATH_RELATIVE = re.compile(rf"(?![.]|%2[eE])[A-Za-z0-9\-._~!$&'()*+,;=@%\[\]|]+(?:{_PATH})?{_QUERY}")
 
 
-def _canonical_host(host: str) -> str | None:
-    if host.startswith("["):  # IPv6 literal: keep as written, lower-cased
-        return host.lower() if host.endswith("]") and len(host) > 2 else None
-    host = host.rstrip(".")
-    if not host:
+def _host_reason(url: str) -> str | None:
+    """`bad_host` when the (serialised http(s)) URL's host breaks DNS limits, else None."""
+    authority = url[url.index("//") + 2:].split("/", 1)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
         return None
-    if host.isascii():
-        host = host.lower()
-    else:
-        try:
-            host = idna.encode(host, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            return None
-    return host if _HOST_OK.match(host) and ".." not in host else None
+    host = host.rsplit(":", 1)[0] if ":" in host else host
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if len(host) > MAX_HOST_CHARS or any(not 0 < len(label) <= MAX_LABEL_CHARS for label in labels):
+        return BAD_HOST
+    return None
 
 
-def normalize_url(url: str) -> tuple[str | None, str | None]:
-    """Canonical form of an absolute http(s) URL: (url, None) or (None, reason)."""
+def _checked(url: str) -> tuple[str | None, str | None]:
+    """The parser's href of an absolute URL, with the scheme and the limits applied."""
+    if not url.startswith(("http://", "https://")):
+        if url.startswith("data:"):
+            return None, DATA_URL
+        if url.startswith("javascript:"):
+            return None, JAVASCRIPT_URL
+        return None, NOT_HTTP
+    url = url.split("#", 1)[0]  # serialised: a "#" can only start the fragment
+    if len(url) > MAX_URL_CHARS:
+        return None, URL_TOO_LONG
+    return (None, reason) if (reason := _host_reason(url)) else (url, None)
+
+
+def _parse(src: str, base: str | None) -> tuple[str | None, str | None]:
     try:
-        parts = urlsplit(url)
+        href = ada_url.join_url(base, src) if base else ada_url.URL(src).href
     except ValueError:
         return None, BAD_URL
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        return None, NOT_HTTP
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    if hostport.startswith("["):
-        host, _, rest = hostport.partition("]")
-        host += "]"
-        port_text = rest[1:] if rest.startswith(":") else ("" if not rest else None)
-    else:
-        host, _, port_text = hostport.partition(":")
-    if port_text is None:
-        return None, BAD_URL
-    host = _canonical_host(host)
-    if host is None:
-        return None, BAD_URL
-    netloc = host
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-            return None, BAD_URL
-        port = int(port_text)
-        if port != _DEFAULT_PORTS[scheme]:
-            netloc = f"{host}:{port}"
-    if userinfo:
-        netloc = f"{userinfo}@{netloc}"
-    path = _remove_dot_segments(_canonical_escapes(parts.path, _PATH_SAFE)) or "/"
-    query = _canonical_escapes(parts.query, _QUERY_SAFE)
-    return urlunsplit((scheme, netloc, path, query, "")), None
+    return _checked(href)
 
 
-def _remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4 again after escapes are decoded: `/a/%2e%2e/b` is `/b`, as browsers see it."""
-    if "." not in path:
-        return path
-    out: list[str] = []
-    segments = path.split("/")
-    for i, seg in enumerate(segments):
-        last = i == len(segments) - 1
-        if seg == ".":
-            if last:
-                out.append("")
-        elif seg == "..":
-            if len(out) > 1:
-                out.pop()
-            if last:
-                out.append("")
-        else:
-            out.append(seg)
-    return "/".join(out)
+class PageUrls:
+    """Resolves one page's image sources: the document base is parsed once."""
+
+    __slots__ = ("base", "origin", "directory")
+
+    def __init__(self, page_url: str, base_href: str | None = None) -> None:
+        self.base = document_base(page_url, base_href)
+        self.origin = self.directory = None
+        if self.base and self.base.startswith(("http://", "https://")):
+            end = self.base.find("/", self.base.index("//") + 2)
+            path = self.base[end:].split("?", 1)[0]
+            if _host_reason(self.base) is not None:
+                return
+            self.origin = self.base[:end]
+            self.directory = self.origin + path[: path.rfind("/") + 1]
+
+    def resolve(self, src: str | None) -> tuple[str | None, str | None]:
+        """(absolute URL, None) or (None, reason); reasons are the module constants."""
+        if not src:
+            return None, EMPTY_SRC
+        if len(src) <= MAX_URL_CHARS:
+            if _SERIALISED.fullmatch(src):
+                return src, None
+            if self.origin is not None:
+                if src[0] == "/":
+                    if _ROOT_RELATIVE.fullmatch(src) and len(self.origin) + len(src) <= MAX_URL_CHARS:
+                        return self.origin + src, None
+                elif _PATH_RELATIVE.fullmatch(src) and len(self.directory) + len(src) <= MAX_URL_CHARS:
+                    return self.directory + src, None
+        if src.isspace():
+            return None, EMPTY_SRC
+        return _parse(src, self.base)
 
 
-def document_base(page_url: str, base_href: str | None = None) -> str:
-    """The URL relative sources resolve against: `<base href>` (resolved) or the page URL."""
-    if base_href:
-        base_href = _INNER_WS.sub("", base_href.strip())
-        if base_href:
-            try:
-                return urljoin(page_url, base_href)
-            except ValueError:
-                return page_url
-    return page_url
+def document_base(page_url: str, base_href: str | None = None) -> str | None:
+    """The URL relative sources resolve against: `<base href>` resolved against the page URL
+    (when it parses), else the page URL; None when not even the page URL parses."""
+    try:
+        page = ada_url.URL(page_url).href
+    except ValueError:
+        page = None
+    if base_href and base_href.strip():
+        try:
+            return ada_url.join_url(page, base_href) if page else ada_url.URL(base_href).href
+        except ValueError:
+            pass
+    return page
 
 
 def resolve_image_url(page_url: str, src: str | None, base_href: str | None = None) -> tuple[str | None, str | None]:
-    """(normalised absolute URL, None) or (None, reason); reasons are the module constants."""
-    if src is None:
-        return None, EMPTY_SRC
-    src = _INNER_WS.sub("", src.strip())
-    if not src:
-        return None, EMPTY_SRC
-    m = _SCHEME.match(src)
-    if m:
-        scheme = m.group(1).lower()
-        if scheme == "data":
-            return None, DATA_URL
-        if scheme == "javascript":
-            return None, JAVASCRIPT_URL
-    src = src.replace("\\", "/")  # browsers read a backslash as a slash in http(s) URLs
-    try:
-        absolute = urljoin(document_base(page_url, base_href), src)
-    except ValueError:
-        return None, BAD_URL
-    return normalize_url(absolute)
+    """(absolute URL, None) or (None, reason) for one source; per page, use PageUrls."""
+    return PageUrls(page_url, base_href).resolve(src)
+
+
+def normalize_url(url: str) -> tuple[str | None, str | None]:
+    """The serialised form of an absolute http(s) URL: (url, None) or (None, reason)."""
+    return PageUrls("", None).resolve(url)

@@ -1,0 +1,214 @@
+"""Harvest, the per-file half: one crawl file -> its matched candidates, in one pass.
+
+read -> extract -> filter (text rules, language) -> match happen here, per file, so the
+only thing a crawl file leaves behind is a part: the parquet of its matched candidates
+(schema.CANDIDATES, in extraction order) whose metadata holds the file's counts and dead
+letters. A part is written atomically, named from its input file, and stamped with the
+fingerprint of everything that decides its contents, so a rerun of the same command skips
+every file whose part is complete and a changed setting redoes them all. The global half
+(dedup across files, per-query counts, balancing) reads only keys and query ids back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wit_pipeline import __version__
+from wit_pipeline.core import fsio, keys, schema
+from wit_pipeline.core.stats import DictTally, Tally, error_text
+from wit_pipeline.text.textfilter import drop_reason
+from wit_pipeline.web.extract import iter_pairs
+
+FILTER, MATCH = "filter", "match"
+PER_FILE_STAGES = ("read", "extract", FILTER, MATCH)
+META_STATS, META_DEAD, META_FINGERPRINT = b"wit.stats", b"wit.dead_letters", b"wit.fingerprint"
+BALANCE_MODES = ("prob", "cap")
+LID_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class HarvestConfig:
+    """Every setting of a harvest, validated once; stats.json records it with asdict()."""
+
+    allowlist: str = "demo"
+    case_sensitive: bool = False
+    lid_model: str | None = None
+    languages: tuple[str, ...] = ("en",)
+    min_lang_score: float = 0.3
+    min_chars: int = 5
+    max_chars: int = 1000
+    balance: str = "prob"
+    t: int = 20000
+    seed: int = 0
+    num_shards: int = 8
+    # what went into the per-file parts besides the settings: the allowlist's bytes
+    allowlist_sha256: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.t <= 0:
+            problems.append("--t must be positive")
+        if self.num_shards <= 0:
+            problems.append("--num-shards must be positive")
+        if not 0.0 <= self.min_lang_score <= 1.0:
+            problems.append("--min-lang-score is a probability in [0, 1]")
+        if self.min_chars < 0 or self.max_chars < self.min_chars:
+            problems.append("--min-chars and --max-chars must satisfy 0 <= min <= max")
+        if self.balance not in BALANCE_MODES:
+            problems.append(f"--balance must be one of {', '.join(BALANCE_MODES)}")
+        if not self.languages:
+            problems.append("--languages names no language")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def fingerprint(self) -> str:
+        """What a part depends on: the per-file settings, the allowlist's bytes, the code."""
+        per_file = {k: v for k, v in asdict(self).items() if k not in ("balance", "t", "seed", "num_shards")}
+        doc = json.dumps({"wit": __version__, **per_file}, sort_keys=True)
+        return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+def part_name(file_url: str) -> str:
+    """The part of an input file: its base name made safe, plus a hash of the whole URL
+    (two crawls' files may share a base name)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", file_url.rstrip("/").rsplit("/", 1)[-1])[-120:]
+    digest = hashlib.blake2b(file_url.encode("utf-8"), digest_size=6).hexdigest()
+    return f"{base}-{digest}.parquet"
+
+
+class Models:
+    """What the per-file pass needs besides its config: the language identifier and the
+    allowlist matcher, built once per worker process (they are large)."""
+
+    def __init__(self, lid: Any, matcher: Any) -> None:
+        self.lid, self.matcher = lid, matcher
+
+
+def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[pa.Table, dict[str, int], list[dict]]:
+    """One crawl file -> (its matched candidates, its counts, its dead letters)."""
+    tally = DictTally()
+    dead: list[dict] = []
+
+    def on_error(source: str, error: str) -> None:
+        dead.append({"stage": "read", "source": source, "error": error})
+
+    pairs = list(iter_pairs(file_url, tally, on_error))
+    kept, dropped = filter_text(pairs, config)
+    kept = filter_language(kept, config, models.lid, dropped, dead)
+    _count(tally, FILTER, len(pairs), len(kept), dropped)
+    rows = match(kept, models.matcher)
+    _count(tally, MATCH, len(kept), len(rows), Counter({"no_match": len(kept) - len(rows)}))
+    return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), dead
+
+
+def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
+    """One stage's counts for a whole file at once (a Tally call per pair costs more than the rule)."""
+    tally.inc(stage, "in", n_in)
+    tally.inc(stage, "out", n_out)
+    for reason, n in dropped.items():
+        tally.inc(stage, f"dropped.{reason}", n)
+
+
+def filter_text(pairs: Sequence[dict], config: HarvestConfig) -> tuple[list[dict], Counter[str]]:
+    """What the text rules (`textfilter.drop_reason`) keep, and why the rest went."""
+    kept, dropped = [], Counter()
+    for pair in pairs:
+        reason = drop_reason(pair["text"], config.min_chars, config.max_chars)
+        if reason is None:
+            kept.append(pair)
+        else:
+            dropped[reason] += 1
+    return kept, dropped
+
+
+def filter_language(pairs: Sequence[dict], config: HarvestConfig, lid: Any, dropped: Counter[str],
+                    dead: list[dict]) -> list[dict]:
+    """fastText language ID on what the text rules kept; one text the model cannot take
+    costs only itself (a dead letter)."""
+    kept = []
+    languages = frozenset(config.languages)
+    for pair in pairs:
+        try:
+            language, score = lid.predict(pair["text"])
+        except Exception as exc:
+            dropped["error"] += 1
+            dead.append({"stage": FILTER, "source": pair["page_url"], "error": error_text(exc)})
+            continue
+        if language not in languages:
+            dropped["wrong_language"] += 1
+        elif score < config.min_lang_score:
+            dropped["low_lang_score"] += 1
+        else:
+            pair["language"], pair["lang_score"] = language, score
+            kept.append(pair)
+    return kept
+
+
+def match(pairs: Sequence[dict], matcher: Any) -> list[dict]:
+    """Allowlist matching in one batch; rows of schema.CANDIDATES for the pairs that match."""
+    rows = []
+    for pair, query_ids in zip(pairs, matcher.match_many([p["text"] for p in pairs])):
+        if query_ids:
+            rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
+                         "page_url": pair["page_url"], "language": pair["language"],
+                         "lang_score": pair["lang_score"], "query_ids": list(query_ids)})
+    return rows
+
+
+def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dict], fingerprint: str) -> None:
+    """The part, atomically: rows plus the file's counts, dead letters and fingerprint."""
+    meta = {META_STATS: json.dumps(counts, sort_keys=True), META_DEAD: json.dumps(dead, sort_keys=True),
+            META_FINGERPRINT: fingerprint}
+    table = table.replace_schema_metadata(meta)
+    with fsio.atomic_open(url, "wb") as f:
+        pq.write_table(table, f, compression="zstd")
+
+
+def read_part_meta(url: str) -> dict[bytes, bytes] | None:
+    """A part's metadata, or None when there is no readable part at `url`."""
+    try:
+        with fsio.open(url, "rb") as f:
+            return pq.read_schema(f).metadata or {}
+    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+        return None
+
+
+def part_is_complete(url: str, fingerprint: str) -> bool:
+    meta = read_part_meta(url)
+    return meta is not None and meta.get(META_FINGERPRINT) == fingerprint.encode()
+
+
+def part_counts(meta: dict[bytes, bytes]) -> tuple[dict[str, int], list[dict]]:
+    return json.loads(meta[META_STATS]), json.loads(meta[META_DEAD])
+
+
+def failed_file(file_url: str, exc: BaseException) -> tuple[pa.Table, dict[str, int], list[dict]]:
+    """What a file whose pass raised (a bug, or a model that failed) leaves: no rows, one
+    counted read error, one dead letter; so the run goes on and says what happened."""
+    counts = {"read:in": 1, "read:dropped.error": 1}
+    dead = [{"stage": "read", "source": file_url, "error": error_text(exc)}]
+    return schema.CANDIDATES.empty_table(), counts, dead
+
+
+def file_sha256(url: str) -> str:
+    """The sha256 of a file's bytes (the allowlist: its contents decide the parts')."""
+    digest = hashlib.sha256()
+    with fsio.open(url, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_output(url: str) -> None:
+    """Refuse an --output that is an existing file, before any work is done."""
+    if fsio.exists(url) and not fsio.isdir(url):
+        raise ValueError(f"--output {url!r} is a file, not a folder")

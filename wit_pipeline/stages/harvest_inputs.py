@@ -1,0 +1,42 @@
+"""Which crawl files a harvest reads: globs (`--input`) and path lists (`--input-list`).
+
+Lists are expanded on the workers (a crawl lists ~100k files; the job graph stays small) and
+checked in the launcher first, so a typo stops the job before it starts.
+"""
+
+from __future__ import annotations
+
+from wit_pipeline.core import fsio
+
+COMMON_CRAWL_PREFIX = "https://data.commoncrawl.org/"
+
+
+def _listed_url(line: str, prefix: str) -> str:
+    """A line of a paths list as a URL: URLs and absolute local paths as they are, relative
+    paths (Common Crawl's `crawl-data/...`) under `prefix`."""
+    if "://" in line or line.startswith("/"):
+        return line
+    return prefix.rstrip("/") + "/" + line
+
+
+def source_files(kind: str, url: str, prefix: str = COMMON_CRAWL_PREFIX, max_files: int = 0) -> list[str]:
+    """The crawl files of one --input glob ("glob") or --input-list file ("list"), sorted;
+    the first `max_files` of them when it is positive. Listed files are not checked one by
+    one: a missing one becomes its own dead letter."""
+    if kind == "glob":
+        files = [url] if url.startswith(("http://", "https://")) else fsio.expand(url)
+    else:
+        listed = (line.strip() for line in fsio.read_text(url).splitlines())
+        files = sorted({_listed_url(line, prefix) for line in listed if line and not line.startswith("#")})
+    return files[:max_files] if max_files > 0 else files
+
+
+def check_sources(sources: list[tuple[str, str]], prefix: str) -> None:
+    """Raise a one-line error for a source that names no crawl file (or names a folder)."""
+    for kind, url in sources:
+        flag = "--input" if kind == "glob" else "--input-list"
+        if kind == "glob" and not url.startswith(("http://", "https://")) and fsio.isdir(url):
+            raise ValueError(f"{flag} {url!r} is a folder: give its files, e.g. '{url.rstrip('/')}/*.warc.gz'")
+        if not source_files(kind, url, prefix, max_files=1):
+            raise FileNotFoundError(f"{flag} {url!r} " + ("matches no files" if kind == "glob" else "lists no files"))
+

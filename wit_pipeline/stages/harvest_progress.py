@@ -1,0 +1,75 @@
+"""A progress line for a local harvest: files done / total, MB/s of crawl read, pairs, ETA.
+
+The per-file parts are the progress: a thread watches the parts folder and counts the
+parts of this run's files as they appear (a part is renamed into place when complete).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from types import TracebackType
+
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from wit_pipeline.stages.harvest import part_name
+from wit_pipeline.stages.harvest_inputs import source_files
+
+POLL_SECONDS = 1.0
+
+
+class Progress:
+    """Shows progress while its `with` block runs; silent when the inputs or the output are
+    not local files (a Dataflow job has its own console) or when disabled."""
+
+    def __init__(self, sources: list[tuple[str, str]], output: str, prefix: str, max_files: int,
+                 enabled: bool = True) -> None:
+        self.parts_dir = os.path.join(output, "candidates")
+        self.files: dict[str, str] = {}
+        if enabled and "://" not in output:
+            files = [f for kind, url in sources for f in source_files(kind, url, prefix, max_files)]
+            if all("://" not in f for f in files):
+                self.files = {part_name(f): f for f in files}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.files:
+            self._thread = threading.Thread(target=self._watch, name="harvest-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _present(self) -> set[str]:
+        try:
+            return set(os.listdir(self.parts_dir)) & self.files.keys()
+        except FileNotFoundError:
+            return set()
+
+    def _watch(self) -> None:
+        seen = self._present()  # done by an earlier run: resumed, not re-read
+        start, read_bytes, pairs = time.monotonic(), 0, 0
+        bar = tqdm(total=len(self.files), initial=len(seen), unit="file", desc="harvest", dynamic_ncols=True)
+        bar.set_postfix_str(f"{len(seen)} already done")
+        while True:
+            stopping = self._stop.wait(POLL_SECONDS)
+            new = self._present() - seen
+            for name in new:
+                try:
+                    read_bytes += os.path.getsize(self.files[name])
+                    pairs += pq.read_metadata(os.path.join(self.parts_dir, name)).num_rows
+                except OSError:
+                    pass
+            seen |= new
+            elapsed = max(time.monotonic() - start, 1e-9)
+            bar.update(len(new))
+            bar.set_postfix_str(f"{read_bytes / elapsed / 1e6:.1f} MB/s, {pairs:,} candidates")
+            if stopping:
+                bar.close()
+                return

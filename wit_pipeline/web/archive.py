@@ -1,0 +1,189 @@
+"""WARC records of one archive file, read so that a damaged record costs only itself.
+
+Common Crawl writes one gzip member per record. Members are inflated one by one with zlib
+(C speed, a bounded output per call, so a decompression bomb costs time, not memory); a
+member that fails to inflate is reported as `Broken` and reading resumes at the next gzip
+header found after it, so bit flips or a spliced record lose only the records they touch.
+A member cut short by the end of the file (a truncated download) is `Broken` too: zlib
+knows where a member ends, and a record whose block is shorter than its Content-Length is
+reported rather than passed off as a shorter page. Plain (uncompressed) WARC files are
+read whole. Offsets are those of the record's gzip member (or of the record in a plain
+file): what a dead letter names and `dd`/`warcio extract` accept.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+READ_CHUNK = 1 << 20
+INFLATE_CHUNK = 8 << 20  # most bytes one zlib call may produce
+MAX_RECORD_BYTES = 256 << 20  # a member or record larger than this is skipped as Broken
+MAX_HEADER_BYTES = 64 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One WARC record: its headers (names lower-cased) and its content block."""
+
+    offset: int
+    headers: dict[str, str]
+    block: bytes
+
+    @property
+    def type(self) -> str:
+        return self.headers.get("warc-type", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """Bytes at `offset` that formed no complete record, and why."""
+
+    offset: int
+    error: str
+
+
+def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
+    """Every record of a gzip-per-record or plain WARC/WAT stream, in file order."""
+    head = stream.read(READ_CHUNK)
+    if not head:
+        return
+    if head.startswith(GZIP_MAGIC):
+        for offset, data, error in _gzip_members(_Buffer(stream, head)):
+            if error is not None:
+                yield Broken(offset, error)
+            else:
+                yield from parse_records(data, offset, in_member=True)
+        return
+    if not head.startswith(b"WARC/"):
+        yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
+        return
+    yield from parse_records(head + stream.read(), 0, in_member=False)
+
+
+class _Buffer:
+    """The file's bytes from `mark` on, read in chunks; `pos` is the next byte to inflate."""
+
+    def __init__(self, stream: BinaryIO, head: bytes) -> None:
+        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, head, 0, 0, 0, False
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def available(self, n: int) -> int:
+        """Read until n bytes are ready at `pos` (or the file ends); how many there are."""
+        while len(self.data) - self.pos < n and not self.eof:
+            more = self.stream.read(READ_CHUNK)
+            if not more:
+                self.eof = True
+                break
+            keep = min(self.pos, self.mark)  # drop what no one can come back to
+            self.data = self.data[keep:] + more
+            self.base, self.pos, self.mark = self.base + keep, self.pos - keep, self.mark - keep
+        return len(self.data) - self.pos
+
+    def find_magic(self, start: int) -> bool:
+        """Move `pos` to the next gzip header at or after data[start]; False at the end."""
+        self.pos = start
+        while True:
+            found = self.data.find(GZIP_MAGIC, self.pos)
+            if found >= 0:
+                self.pos = found
+                return True
+            self.pos = max(self.pos, len(self.data) - len(GZIP_MAGIC) + 1)  # a header may straddle reads
+            self.mark = self.pos
+            if self.available(len(GZIP_MAGIC) + READ_CHUNK // 2) < len(GZIP_MAGIC):
+                self.pos = len(self.data)
+                return False
+
+
+def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
+    """(offset, inflated bytes, None) per gzip member, or (offset, b"", error) for bytes that
+    are no member or a corrupt one (reading goes on at the next gzip header) or a member cut
+    short by the end of the file."""
+    while buf.available(len(GZIP_MAGIC)):
+        start = buf.offset()
+        if not buf.data.startswith(GZIP_MAGIC, buf.pos):
+            if not buf.data[buf.pos:].strip() and buf.eof:  # trailing padding
+                return
+            buf.mark = buf.pos
+            buf.find_magic(buf.pos + 1)
+            yield start, b"", "bytes between records are not a gzip member"
+            continue
+        buf.mark = buf.pos
+        data, error = _inflate_member(buf)
+        yield start, data, error
+        if error is not None:
+            if error.startswith("gzip member truncated"):
+                return
+            buf.find_magic(buf.mark + 1)
+
+
+FEED_BYTES = 16 << 10  # compressed bytes per zlib call: what is left over is copied, keep it small
+
+
+def _inflate_member(buf: _Buffer) -> tuple[bytes, str | None]:
+    """Inflate the member at buf.pos, leaving pos after it: (data, None) or (b"", error)."""
+    inflater = zlib.decompressobj(31)
+    out: list[bytes] = []
+    size = 0
+    error: str | None = None
+    while not inflater.eof:
+        if not buf.available(FEED_BYTES):
+            return b"", "gzip member truncated (no end-of-stream marker)"
+        feed = memoryview(buf.data)[buf.pos : buf.pos + FEED_BYTES]
+        try:
+            piece = inflater.decompress(feed, INFLATE_CHUNK)
+            while True:
+                size += len(piece)
+                if size <= MAX_RECORD_BYTES:
+                    out.append(piece)
+                elif error is None:
+                    error, out = f"gzip member inflates to over {MAX_RECORD_BYTES >> 20} MiB", []
+                if inflater.eof or not inflater.unconsumed_tail:
+                    break
+                piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_CHUNK)
+        except zlib.error as exc:
+            return b"", f"corrupt gzip member: {exc}"
+        buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+    return (b"", error) if error is not None else (b"".join(out), None)
+
+
+def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record | Broken]:
+    """The records in `data` (one gzip member's or a whole plain file's bytes). In a plain
+    file a record's offset is its own position; in a member it is the member's."""
+    i, n = 0, len(data)
+    while i < n:
+        while i < n and data[i] in b"\r\n":  # the blank lines that end the previous record
+            i += 1
+        if i >= n:
+            return
+        here = offset if in_member else offset + i
+        record, i = _parse_record(data, i, here)
+        yield record
+        if isinstance(record, Broken):
+            return  # the rest of this member (or plain file) has no trustworthy boundary
+
+
+def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, int]:
+    if not data.startswith(b"WARC/", i):
+        return Broken(offset, "not a WARC record (no WARC/ version line)"), len(data)
+    end = data.find(b"\r\n\r\n", i, i + MAX_HEADER_BYTES)
+    if end < 0:
+        return Broken(offset, "record header truncated or over 64 KiB"), len(data)
+    headers: dict[str, str] = {}
+    for line in data[i:end].decode("utf-8", "replace").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    length = headers.get("content-length", "")
+    if not (length.isascii() and length.isdigit()):
+        return Broken(offset, f"record header without a valid Content-Length ({length[:40]!r})"), len(data)
+    start = end + 4
+    stop = start + int(length)
+    if stop > len(data):
+        return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
+    return Record(offset, headers, data[start:stop]), stop
