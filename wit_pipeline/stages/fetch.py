@@ -35,6 +35,7 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
+from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 
 from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig
@@ -42,6 +43,7 @@ from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
 
 log = logging.getLogger(__name__)
+
 
 def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     """img2dataset over `url_list` (selected pairs, our key as KEY_COLUMN) into `output`."""
@@ -84,8 +86,6 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
 def _guarded_distributor(processes: int, downloader: Any, *rest: Any) -> Any:
     """img2dataset's multiprocessing distributor, its downloader wrapped in `Guarded`
     (workers that die with this process and fetch http(s) only, on every hop)."""
-    from img2dataset.distributor import multiprocessing_distributor
-
     return multiprocessing_distributor(processes, Guarded(downloader, os.getpid()), *rest)
 
 
