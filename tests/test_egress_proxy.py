@@ -356,30 +356,34 @@ def test_guard_environment_is_shared_and_restored(monkeypatch):
     assert not any(name in os.environ for name in ("http_proxy", "HTTP_PROXY", "HTTPS_PROXY"))
 
 
-def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
+def test_download_counts_a_redirect_to_metadata_or_ftp_as_unsafe(origin, tmp_path):
     port = origin["port"]
     good = [f"http://public.example:{port}/img/{i}.jpg" for i in range(3)]
     evil = f"http://public.example:{port}/redirect?to=http://metadata-alias.example/latest/meta-data/x.jpg"
-    selected, rows = selected_pairs(tmp_path / "selected.parquet", [*good, evil])
     out = str(tmp_path / "raw")
     before = {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES}
     dns = fake_dns()
 
-    # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
-    doc = dl.download(selected, out, dl.DownloadConfig(allow_loopback=True, threads=4, timeout=TIMEOUT), resolve=dns)
+    with Listener() as ftp:
+        to_ftp = f"http://public.example:{port}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+        selected, rows = selected_pairs(tmp_path / "selected.parquet", [*good, evil, to_ftp])
+        # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
+        doc = dl.download(selected, out, dl.DownloadConfig(allow_loopback=True, threads=4, timeout=TIMEOUT), resolve=dns)
+    assert ftp.received == []
 
     (stage,) = [{k: s[k] for k in ("in", "out", "dropped")} for s in doc["stages"]]
-    assert stage == {"in": 4, "out": 3, "dropped": {"unsafe_host.cloud_metadata": 1}}
+    assert stage == {"in": 5, "out": 3, "dropped": {"bad_url.scheme": 1, "unsafe_host.cloud_metadata": 1}}
     assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
     assert dl.saved_keys(out) == sorted(r["key"] for r in rows[:3])
     (shard,) = doc["shards"]
     table = pq.read_table(os.path.join(out, f"{shard}.parquet")).to_pylist()
-    (failed,) = [r for r in table if r["status"] != "success"]
-    assert failed[dl.KEY_COLUMN] == rows[3]["key"]
-    assert refused_reason(failed["error_message"]) == "cloud_metadata"
+    failed = {r[dl.KEY_COLUMN]: refused_reason(r["error_message"]) for r in table if r["status"] != "success"}
+    assert failed == {rows[3]["key"]: "cloud_metadata", rows[4]["key"]: "bad_scheme"}
     dead = pq.read_table(os.path.join(out, dl.DEAD_LETTER_FILE)).to_pylist()
-    assert dead == [{"stage": "download", "source": f"{rows[3]['key']} {evil}",
-                     "error": "unsafe_host.cloud_metadata (at fetch)"}]
+    assert sorted(dead, key=lambda d: d["error"]) == [
+        {"stage": "download", "source": f"{rows[4]['key']} {to_ftp}", "error": "bad_url.scheme (at fetch)"},
+        {"stage": "download", "source": f"{rows[3]['key']} {evil}", "error": "unsafe_host.cloud_metadata (at fetch)"},
+    ]
     # the pre-check resolved each host once; the proxy resolved at every fetch and hop
     assert dns.calls.count("metadata-alias.example") >= 1
     assert {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES} == before
@@ -470,15 +474,15 @@ def test_worker_opener_follows_http_redirects_only(origin):
     assert ftp.received == []
 
 
-@pytest.mark.parametrize("egress_guard", [True, False])
-def test_download_redirect_to_ftp_is_refused_on_every_hop(origin, tmp_path, egress_guard):
-    """The whole download, img2dataset's workers included: a 302 to ftp:// reaches nothing,
-    is counted as bad_url.scheme and dead-lettered; the other images are saved."""
+def test_download_without_the_guard_still_refuses_a_redirect_to_ftp(origin, tmp_path):
+    """--no-egress-guard: img2dataset's workers themselves fetch http(s) only, so a 302 to
+    ftp:// reaches nothing, is counted as bad_url.scheme and dead-lettered; the other images
+    are saved. (With the guard: test_download_counts_a_redirect_to_metadata_or_ftp_as_unsafe.)"""
     with Listener() as ftp:
         base = f"http://127.0.0.1:{origin['port']}"
         evil = f"{base}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
         selected, rows = selected_pairs(tmp_path / "selected.parquet", [f"{base}/img/0.jpg", evil, f"{base}/img/1.jpg"])
-        config = dl.DownloadConfig(allow_loopback=True, egress_guard=egress_guard, threads=2, timeout=TIMEOUT, retries=0)
+        config = dl.DownloadConfig(allow_loopback=True, egress_guard=False, threads=2, timeout=TIMEOUT, retries=0)
         doc = dl.download(selected, str(tmp_path / "raw"), config)
     (stage,) = doc["stages"]
     assert {k: stage[k] for k in ("in", "out", "dropped")} == {"in": 3, "out": 2, "dropped": {"bad_url.scheme": 1}}
