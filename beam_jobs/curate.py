@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import logging
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -44,37 +44,26 @@ from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig
 # ---------------------------------------------------------------- file-level reading
 
 
-class ReadTars(beam.DoFn):
-    """Tar URL -> raw samples. Unsafe members are counted drops of `stage`; a tar that
-    cannot be read on is `bad_tar`; anything else a dead letter naming the file."""
+class ReadFiles(beam.DoFn):
+    """File URL -> what `read(url, tally, stage)` yields. Members `read` refuses are its
+    counted drops; a file that cannot be read on is `unreadable` (one `in`, one drop);
+    anything else a dead letter naming the file. What came before the failure is kept."""
 
-    def __init__(self, stage_name: str) -> None:
-        self.stage = stage_name
+    def __init__(self, stage_name: str, read: Callable[..., Iterator[Any]], unreadable: str) -> None:
+        self.stage, self.read, self.unreadable = stage_name, read, unreadable
 
     def process(self, url: str) -> Iterator[Any]:
         tally = BeamTally()
         try:
-            yield from shards.iter_tar_samples(url, tally, self.stage)
+            yield from self.read(url, tally, self.stage)
         except (OSError, EOFError, tarfile.TarError) as exc:  # truncated or corrupt: count it, keep going
-            logging.warning("curate: unreadable tar %s: %s", url, exc)
+            logging.warning("curate: unreadable %s: %s", url, exc)
             tally.inc(self.stage, "in")
-            tally.dropped(self.stage, "bad_tar")
+            tally.dropped(self.stage, self.unreadable)
         except Exception as exc:  # noqa: BLE001 - one file's failure is its own
             tally.inc(self.stage, "in")
             tally.dropped(self.stage, ERROR)
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter(self.stage, url, error_text(exc)))
-
-
-def eval_images(url: str) -> Iterator[tuple[str, bytes]]:
-    """(source, bytes) of every image of one eval source (an image file, or a tar)."""
-    if not url.endswith(".tar"):
-        with fsio.open(url) as f:
-            yield url, f.read()
-        return
-    for sample in shards.iter_tar_samples(url, BeamTally(), EVAL_STAGE):
-        image = shards.image_of(sample)
-        if image is not None:
-            yield stage.sample_source(sample), image[1]
 
 
 class NearEval:
@@ -135,10 +124,16 @@ def _by_key(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 class _Graph:
-    """Applies Counted steps and keeps their dead-letter outputs for one parquet file."""
+    """Applies file readers and Counted steps, keeping their dead letters for one parquet file."""
 
     def __init__(self) -> None:
         self.dead: list[beam.PCollection] = []
+
+    def read(self, files: beam.PCollection, label: str, name: str, read: Callable[..., Iterator[Any]],
+             unreadable: str) -> beam.PCollection:
+        out = files | label >> beam.ParDo(ReadFiles(name, read, unreadable)).with_outputs(DEAD_LETTER, main="out")
+        self.dead.append(out[DEAD_LETTER])
+        return out.out
 
     def counted(self, pcoll: beam.PCollection, label: str, name: str, *side: Any, **kw: Any) -> beam.PCollection:
         out = pcoll | label >> beam.ParDo(Counted(name, **kw), *side).with_outputs(DEAD_LETTER, main="out")
@@ -149,9 +144,8 @@ class _Graph:
 def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_sources: list[str]) -> None:
     d, g = config.max_distance, _Graph()
     files = p | "InputFiles" >> beam.Create(inputs) | "ReshuffleFiles" >> beam.Reshuffle()
-    samples = files | "ReadTars" >> beam.ParDo(ReadTars("read")).with_outputs(DEAD_LETTER, main="out")
-    g.dead.append(samples[DEAD_LETTER])
-    records = g.counted(samples.out, "Read", "read", fn=stage.read, source=stage.sample_source)
+    samples = g.read(files, "ReadTars", "read", shards.iter_tar_samples, "bad_tar")
+    records = g.counted(samples, "Read", "read", fn=stage.read, source=stage.sample_source)
     decoded = g.counted(records, "Decode", "decode", fn=functools.partial(stage.decode, max_pixels=config.max_pixels),
                         source=stage.record_source)
 
@@ -163,7 +157,8 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
                         fn=stage.judged, source=stage.verdict_source)
 
     eval_files = p | "EvalFiles" >> beam.Create(eval_sources)
-    eval_hashes = g.counted(eval_files | "EvalImages" >> beam.FlatMap(eval_images), "EvalHashes", EVAL_STAGE,
+    eval_images = g.read(eval_files, "EvalImages", EVAL_STAGE, stage.eval_images, "unreadable")
+    eval_hashes = g.counted(eval_images, "EvalHashes", EVAL_STAGE,
                             fn=functools.partial(stage.eval_hash, max_pixels=config.max_pixels),
                             source=lambda image: image[0])
     clean = g.counted(deduped, "Decontaminate", "decontaminate", beam.pvalue.AsList(eval_hashes),
@@ -226,7 +221,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--t", type=int, default=20_000, help="per-query cap for --rebalance")
     parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples in each final shard (the last holds the rest)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards (and of --rebalance's picks)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="larger images are dropped (decompression bombs)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="images whose header declares more pixels are dropped before decoding (decompression "
+                        "bombs); training uses the same cap")
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)

@@ -153,6 +153,9 @@ def main() -> None:
     _stub_pyspark()
     import logging
 
+    from loguru import logger
+
+    logger.remove()  # cc2dataset logs a line per file
     logging.disable(logging.INFO)
     root = Path(tempfile.mkdtemp(prefix="wit-bench-"))
     try:

@@ -252,19 +252,31 @@ def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path
 
 
 def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: Path, monkeypatch) -> None:
-    """Fault injection (issue 8): one record's decode raises; the job exits 0, the record is a
-    dead letter and a dropped.error, and every other record is where it was."""
+    """Fault injection (issue 8): one record's decode raises, and so does reading one eval
+    file; the job exits 0, each is a dead letter and a dropped.error, an eval tar that is not
+    a tar is `unreadable`, and every other record is where it was."""
     victim = raw["keys"][2]
-    decode = stage.decode
+    decode, eval_images = stage.decode, stage.eval_images
 
     def flaky_decode(record, max_pixels):
         if record["key"] == victim:
             raise RuntimeError("injected fault")
         return decode(record, max_pixels)
 
+    def flaky_eval_images(url, tally, name):
+        if url.endswith("boom.png"):
+            raise RuntimeError("injected eval fault")
+        return eval_images(url, tally, name)
+
     monkeypatch.setattr(stage, "decode", flaky_decode)
+    monkeypatch.setattr(stage, "eval_images", flaky_eval_images)
+    evals = tmp_path / "eval"
+    evals.mkdir()
+    (evals / "e6.png").write_bytes((raw["eval"] / "e6.png").read_bytes())
+    (evals / "boom.png").write_bytes(b"never read")
+    (evals / "broken.tar").write_bytes(b"not a tar" * 100)
     out = tmp_path / "out"
-    assert curate.run(_args(raw, out, "--samples-per-shard", "5")) == 0
+    assert curate.run([*_args(raw, out, "--samples-per-shard", "5"), "--eval-images", str(evals)]) == 0
     assert _stages(out) == {
         **EXPECTED_BASE,
         "decode": {"in": 24, "out": 20, "dropped": {"error": 1, "too_many_pixels": 1, "truncated": 1, "undecodable": 1}},
@@ -272,8 +284,12 @@ def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: P
         "decontaminate": {"in": 14, "out": 13, "dropped": {"near_eval": 1}},
         "rebalance": {"in": 13, "out": 13, "dropped": {}},
         "write": {"in": 13, "out": 13, "dropped": {}},
+        "eval_images": {"in": 3, "out": 1, "dropped": {"error": 1, "unreadable": 1}},
     }
-    assert _dead_letters(out) == [{"stage": "decode", "source": victim, "error": "RuntimeError: injected fault"}]
+    assert _dead_letters(out) == [
+        {"stage": "eval_images", "source": str(evals / "boom.png"), "error": "RuntimeError: injected eval fault"},
+        {"stage": "decode", "source": victim, "error": "RuntimeError: injected fault"},
+    ]
     k = raw["keys"]
     kept = {s["__key__"] for s in _read_all(out)}
     dropped = {max(k[0], k["exact"]), max(k["requal"], k[1]), k["resized"], k["cropped"], k[5], k[6], victim}

@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import apache_beam as beam
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -18,6 +19,7 @@ from apache_beam.testing.util import assert_that
 from beam_jobs import harvest
 from beam_jobs import harvest_global as hg
 from wit_pipeline.core import keys, parquet_io, schema, stats
+from wit_pipeline.stages import harvest_global as hglobal
 from wit_pipeline.stages.balance import cap_rank, select_cap, select_prob
 from wit_pipeline.stages.harvest_inputs import source_files
 
@@ -32,29 +34,54 @@ def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
     return records
 
 
+def _lights(records: list[dict]) -> hglobal.Lights:
+    qstart = np.cumsum([0] + [len(r["query_ids"]) for r in records])
+    n = len(records)
+    return hglobal.Lights(np.array([int(r["key"], 16) for r in records], np.uint64), np.arange(n, dtype=np.int64),
+                          np.zeros(n, np.int64), np.arange(n, dtype=np.int64), qstart.astype(np.int64),
+                          np.array([q for r in records for q in r["query_ids"]], np.int32))
+
+
 @pytest.mark.parametrize("mode", ["prob", "cap"])
 def test_balance_in_a_pipeline_equals_the_reference(mode):
-    """Both modes through Beam select exactly what balance.select_prob / select_cap select."""
+    """Both modes through Beam, over key buckets, select exactly what balance.select_prob /
+    select_cap select on one list."""
     records = _skewed_records(3000, 40)
     t = 25
     pairs = [(r["key"], r["query_ids"]) for r in records]
     expected = select_cap(pairs, t, 0) if mode == "cap" else select_prob(pairs, t, 0)
+    by_key = {r["key"]: r["query_ids"] for r in records}
 
-    def check(selected):
-        chosen = [light.key for light, _ in selected]
+    def check(balanced):
+        chosen = [hglobal.key_hex(lights.key[i]) for (lights, _), kept_by in balanced
+                  for i, kept in enumerate(kept_by) if kept]
         assert len(chosen) == len(set(chosen))  # no record twice
         assert set(chosen) == expected
         assert len(chosen) < len(records) / 2  # the frequent queries (hundreds of pairs) were capped
         if mode == "cap":  # each query's own picks are its t lowest ranks
+            kept_by = {hglobal.key_hex(lights.key[i]): kept for (lights, _), ks in balanced
+                       for i, kept in enumerate(ks)}
             for q in (0, 1, 39):
-                ranked = sorted((cap_rank(r["key"], q, 0), r["key"]) for r in records if q in r["query_ids"])
-                assert {k for _, k in ranked[:t]} == {light.key for light, kept_by in selected if q in kept_by}
+                ranked = sorted((cap_rank(k, q, 0), k) for k, ids in by_key.items() if q in ids)
+                assert {k for _, k in ranked[:t]} == {k for k, kept in kept_by.items() if q in kept}
 
-    lights = [hg.Light(r["key"], 0, i, tuple(r["query_ids"])) for i, r in enumerate(records)]
+    buckets = list(hglobal.by_bucket(_lights(records)))
+    assert len(buckets) > 100  # spread over many buckets, as a crawl's candidates are
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
-        pcoll = p | beam.Create(lights)
-        counts = pcoll | beam.FlatMap(lambda light: light.query_ids) | beam.combiners.Count.PerElement()
-        assert_that(pcoll | hg.Balance(mode, t, 0, counts), check)
+        pcoll = p | beam.Create([(b, (lights, len(lights))) for b, lights in buckets])
+        matched = (pcoll | beam.Map(lambda item: {"matched_by_query": hglobal.query_counts(item[1][0])})
+                   | beam.CombineGlobally(hglobal.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
+        assert_that(pcoll | hg.Balance(mode, t, 0, matched), check)
+
+
+def test_dedup_keeps_the_lowest_page_hash_and_its_query_ids():
+    a = hglobal.Lights(np.array([5, 7, 5, 9], np.uint64), np.array([3, 1, 2, 4], np.int64),
+                       np.array([0, 0, 1, 1], np.int64), np.array([0, 1, 0, 1], np.int64),
+                       np.array([0, 2, 3, 5, 6], np.int64), np.array([1, 2, 3, 1, 2, 4], np.int32))
+    first, second = hglobal.take(a, np.array([0, 1])), hglobal.take(a, np.array([2, 3]))
+    kept, n = hglobal.dedup([second, first])
+    assert n == 4 and kept.key.tolist() == [5, 7, 9]  # key order, key 5 once: from the lower page hash
+    assert kept.page.tolist() == [2, 1, 4] and [kept.query_ids(i) for i in range(3)] == [[1, 2], [3], [4]]
 
 
 def _run_harvest(crawl, out: Path, *extra: str, input_glob: str | None = None) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 
 from wit_pipeline import shards
 from wit_pipeline.core import fsio, keys, parquet_io, schema
-from wit_pipeline.core.stats import Drop
+from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 
@@ -167,6 +167,19 @@ def light(record: dict[str, Any]) -> dict[str, Any]:
         "query_ids": record["query_ids"],
         "digest": record["digest"],
     }
+
+
+def eval_images(url: str, tally: Tally, stage: str = EVAL_STAGE) -> Iterator[tuple[str, bytes]]:
+    """(source, bytes) of every image of one eval source: an image file, or each image of a
+    tar (its refused members counted on `tally`)."""
+    if not url.endswith(".tar"):
+        with fsio.open(url) as f:
+            yield url, f.read()
+        return
+    for sample in shards.iter_tar_samples(url, tally, stage):
+        image = shards.image_of(sample)
+        if image is not None:
+            yield sample_source(sample), image[1]
 
 
 def eval_hash(image: tuple[str, bytes], max_pixels: int) -> str | Drop:

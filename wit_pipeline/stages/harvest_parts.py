@@ -4,52 +4,49 @@ the writer, each part's counts and dead letters. Pure functions of a part's URL.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterable, Iterator
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, keys
+from wit_pipeline.core import fsio, keys, schema
 from wit_pipeline.stages import harvest as h
 
 
-def part_id(url: str) -> int:
-    """A 63-bit id of a part (from its name): what crosses a shuffle instead of its URL."""
-    return _hash63(url.rsplit("/", 1)[-1])
-
-
-def _read(url: str, columns: list[str] | None = None):
+def _read(url: str):
     with fsio.open(url, "rb") as f:
-        return pq.read_table(f, columns=columns)
+        return pq.read_table(f)
 
 
-def _hash63(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1
+def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
+                  config: h.HarvestConfig) -> Iterator[tuple[int, bytes]]:
+    """(shard, schema.SELECTED rows as Arrow IPC bytes) for the chosen rows of one part: its
+    records read back, columnar all the way (no Python object per row)."""
+    pid, batches = group
+    table = _read(urls[pid]).take(sorted(row for batch in batches for row in batch))
+    shard = np.fromiter((keys.shard_of(k, config.num_shards, config.seed) for k in table.column("key").to_pylist()),
+                        np.int64, table.num_rows)
+    names = pa.array(query_names(config.allowlist, config.case_sensitive), pa.string())
+    ids = table.column("query_ids").combine_chunks()
+    queries = pa.ListArray.from_arrays(ids.offsets, names.take(ids.values.cast(pa.int64())))
+    selected = pa.table({"url": table.column("url"), "caption": table.column("text"), "key": table.column("key"),
+                         "page_url": table.column("page_url"), "language": table.column("language"),
+                         "lang_score": table.column("lang_score"), "query_ids": ids, "queries": queries},
+                        schema=schema.SELECTED)
+    for s in np.unique(shard):
+        yield int(s), to_ipc(selected.filter(pa.array(shard == s)))
 
 
-def light_rows(url: str) -> Iterator[tuple[bytes, tuple[int, int, int, tuple[int, ...]]]]:
-    """(8-byte key, (page URL hash, part id, row, query ids)) per candidate of a part.
-
-    Dedup keeps the occurrence of lowest page URL hash: a property of the record, not of
-    where its crawl file was read from, so a copy of the crawl elsewhere selects the same."""
-    table = _read(url, ["key", "page_url", "query_ids"])
-    pid = part_id(url)
-    columns = (table.column(c).to_pylist() for c in ("key", "page_url", "query_ids"))
-    for row, (key, page_url, query_ids) in enumerate(zip(*columns)):
-        yield bytes.fromhex(key), (_hash63(page_url), pid, row, tuple(query_ids))
+def to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
-def selected_rows(group: tuple[int, Iterable[int]], urls: dict[int, str],
-                  config: h.HarvestConfig) -> Iterator[tuple[int, dict]]:
-    """(shard, schema.SELECTED row) for the chosen rows of one part."""
-    pid, rows = group
-    table = _read(urls[pid]).take(sorted(rows))
-    names = query_names(config.allowlist, config.case_sensitive)
-    for r in table.to_pylist():
-        yield keys.shard_of(r["key"], config.num_shards, config.seed), {
-            "url": r["url"], "caption": r["text"], "key": r["key"], "page_url": r["page_url"],
-            "language": r["language"], "lang_score": r["lang_score"], "query_ids": r["query_ids"],
-            "queries": [names[q] for q in r["query_ids"]]}
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
 
 
 def counts(url: str) -> dict[str, int]:

@@ -1,0 +1,179 @@
+"""Harvest, the global half, as pure functions over columns: dedup, query counts, balancing.
+
+Candidates travel in `Lights`, columns of one key bucket (the key's top byte), not one Beam
+element each: a shuffle moves a few numpy arrays per (part, bucket), and the per-candidate
+work is numpy or a tight loop. Each candidate weighs tens of bytes: its 64-bit key, the hash
+of its page URL (dedup keeps the occurrence of lowest page hash, a property of the record),
+its part and row (where the record itself is read back), and its query ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
+
+import numpy as np
+
+from wit_pipeline.core import fsio
+from wit_pipeline.stages.balance import cap_order, keeping_queries
+
+BUCKET_BITS = 8  # 256 buckets: at a crawl's billions of candidates, a few million per bucket
+
+
+class Lights(NamedTuple):
+    """Candidates as columns; query ids are ragged: row i's are qids[qstart[i]:qstart[i+1]]."""
+
+    key: np.ndarray  # uint64
+    page: np.ndarray  # int64: hash of the page URL
+    part: np.ndarray  # int64: part_id of the part holding the record
+    row: np.ndarray  # int64: its row there
+    qstart: np.ndarray  # int64, len n + 1
+    qids: np.ndarray  # int32
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+    def query_ids(self, i: int) -> list[int]:
+        return self.qids[self.qstart[i]:self.qstart[i + 1]].tolist()
+
+
+def bucket_of(key: str) -> int:
+    """The bucket of a hex key: its top BUCKET_BITS bits, as `by_bucket` computes them."""
+    return int(key, 16) >> (64 - BUCKET_BITS)
+
+
+def hash63(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1
+
+
+def part_id(url: str) -> int:
+    """A 63-bit id of a part, from its name: what crosses a shuffle instead of its URL."""
+    return hash63(url.rsplit("/", 1)[-1])
+
+
+def read_lights(url: str) -> Lights:
+    """A part's candidates as Lights, in row order."""
+    import pyarrow.parquet as pq
+
+    with fsio.open(url, "rb") as f:
+        table = pq.read_table(f, columns=["key", "page_url", "query_ids"])
+    n = table.num_rows
+    qids = table.column("query_ids").combine_chunks()
+    key = np.frombuffer(bytes.fromhex("".join(table.column("key").to_pylist())), ">u8").astype(np.uint64)
+    page = np.fromiter(map(hash63, table.column("page_url").to_pylist()), np.int64, n)
+    offsets = np.asarray(qids.offsets, dtype=np.int64) if n else np.zeros(1, np.int64)
+    values = np.asarray(qids.values, dtype=np.int32) if n else np.zeros(0, np.int32)
+    return Lights(key, page, np.full(n, part_id(url), np.int64), np.arange(n, dtype=np.int64),
+                  offsets - offsets[0], values[offsets[0]:offsets[-1]])
+
+
+def take(lights: Lights, idx: np.ndarray) -> Lights:
+    """The rows `idx` of `lights`, query ids included."""
+    lens = np.diff(lights.qstart)[idx]
+    qstart = np.zeros(len(idx) + 1, np.int64)
+    np.cumsum(lens, out=qstart[1:])
+    within = np.arange(qstart[-1], dtype=np.int64) - np.repeat(qstart[:-1], lens)
+    qids = lights.qids[np.repeat(lights.qstart[:-1][idx], lens) + within]
+    return Lights(lights.key[idx], lights.page[idx], lights.part[idx], lights.row[idx], qstart, qids)
+
+
+def concat(blocks: Iterable[Lights]) -> Lights:
+    blocks = [b for b in blocks if len(b)]
+    if not blocks:
+        return Lights(*(np.zeros(0, t) for t in (np.uint64, np.int64, np.int64, np.int64)), np.zeros(1, np.int64),
+                      np.zeros(0, np.int32))
+    starts = np.cumsum([0] + [len(b.qids) for b in blocks[:-1]])
+    qstart = np.concatenate([b.qstart[:-1] + s for b, s in zip(blocks, starts)] + [[starts[-1] + len(blocks[-1].qids)]])
+    return Lights(*(np.concatenate([getattr(b, f) for b in blocks]) for f in ("key", "page", "part", "row")),
+                  qstart.astype(np.int64), np.concatenate([b.qids for b in blocks]))
+
+
+def by_bucket(lights: Lights) -> Iterator[tuple[int, Lights]]:
+    """(bucket, its candidates) for every bucket the part has candidates in."""
+    buckets = (lights.key >> np.uint64(64 - BUCKET_BITS)).astype(np.int64)
+    for b in np.unique(buckets):
+        yield int(b), take(lights, np.flatnonzero(buckets == b))
+
+
+def dedup(blocks: Iterable[Lights]) -> tuple[Lights, int]:
+    """One candidate per key, the occurrence of lowest (page hash, part, row), in key order
+    (whatever order a shuffle delivered the blocks in); and how many candidates there were."""
+    lights = concat(blocks)
+    order = np.lexsort((lights.row, lights.part, lights.page, lights.key))
+    keys = lights.key[order]
+    first = np.ones(len(keys), bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return take(lights, order[first]), len(lights)
+
+
+def query_counts(lights: Lights) -> dict[int, int]:
+    ids, counts = np.unique(lights.qids, return_counts=True)
+    return dict(zip(ids.tolist(), counts.tolist()))
+
+
+def key_hex(key: np.uint64 | int) -> str:
+    return f"{int(key):016x}"
+
+
+def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> list[list[int]]:
+    """Per candidate, the queries whose own coin keeps it (MetaCLIP's min(1, t/count))."""
+    return [keeping_queries(key_hex(lights.key[i]), lights.query_ids(i), counts, t, seed) for i in range(len(lights))]
+
+
+def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
+    """(query, (rank, key)) for each query's t smallest here: the global t smallest of a
+    query are among the union of the buckets' own."""
+    ranked: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for i in range(len(lights)):
+        key = key_hex(lights.key[i])
+        for q in lights.query_ids(i):
+            ranked[q].append(cap_order(key, q, seed))
+    for q, pairs in ranked.items():
+        for pair in heapq.nsmallest(t, pairs):
+            yield q, pair
+
+
+def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> list[list[int]]:
+    """Per candidate, the queries that chose it (cap balancing's global picks)."""
+    by_key: dict[int, list[int]] = defaultdict(list)
+    for key, q in chosen:
+        by_key[int(key, 16)].append(q)
+    return [sorted(by_key.get(int(k), ())) for k in lights.key]
+
+
+def selection_report(lights: Lights, kept_by: list[list[int]], total: int) -> dict[str, object]:
+    """What a bucket contributes to stats.json and query_counts.parquet."""
+    chosen = [i for i, kept in enumerate(kept_by) if kept]
+    selected: Counter[int] = Counter()
+    for i in chosen:
+        selected.update(lights.query_ids(i))
+    return {"dedup_in": total, "dedup_out": len(lights), "selected": len(chosen),
+            "matched_by_query": query_counts(lights), "selected_by_query": dict(selected),
+            "kept_by_query": dict(Counter(q for kept in kept_by for q in kept))}
+
+
+def selected_rows_by_part(lights: Lights, kept_by: list[list[int]]) -> Iterator[tuple[int, list[int]]]:
+    """(part, rows) of the selected candidates: where the writer reads them back."""
+    rows: dict[int, list[int]] = defaultdict(list)
+    for i, kept in enumerate(kept_by):
+        if kept:
+            rows[int(lights.part[i])].append(int(lights.row[i]))
+    yield from rows.items()
+
+
+def merge_reports(reports: Iterable[dict[str, object]]) -> dict[str, object]:
+    """Sum of bucket reports (a Beam CombineGlobally function: associative, commutative)."""
+    total: dict[str, object] = {"dedup_in": 0, "dedup_out": 0, "selected": 0, "matched_by_query": {},
+                                "selected_by_query": {}, "kept_by_query": {}}
+    for report in reports:
+        for name, value in report.items():
+            if isinstance(value, dict):
+                into = total[name]
+                for q, n in value.items():
+                    into[q] = into.get(q, 0) + n  # type: ignore[union-attr]
+            else:
+                total[name] += value  # type: ignore[operator]
+    return total
