@@ -7,7 +7,7 @@ import argparse
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -50,31 +50,35 @@ def make_pipeline(pipeline_args: list[str]) -> beam.Pipeline:
 
 
 def reject_unknown_flags(parser: argparse.ArgumentParser, pipeline_args: list[str]) -> None:
-    """Exit with a usage error for a --flag that neither the job nor Beam knows: Beam only
-    logs "Discarding unparseable args", so a misspelt --balanse would run with defaults."""
-    known = _beam_flags()
-    unknown = [a for a in pipeline_args if a.startswith("--") and a.split("=", 1)[0] not in known]
+    """Exit with a one-line usage error for anything left over that Beam would not parse: Beam
+    only logs "Discarding unparseable args", so a misspelt --balanse, a single-dash `-t 5` or a
+    stray value would run with the defaults."""
+    try:
+        _, unknown = _beam_parser().parse_known_args(pipeline_args)
+    except _BadBeamOption as exc:
+        parser.error(str(exc))
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)}")
 
 
-@functools.lru_cache(maxsize=1)
-def _beam_flags() -> frozenset[str]:
-    """Every --flag some Beam PipelineOptions class declares (Dataflow's included)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+class _BadBeamOption(Exception):
+    pass
 
-    flags: set[str] = set()
-    classes, seen = list(PipelineOptions.__subclasses__()), set()
-    while classes:
-        cls = classes.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        classes += cls.__subclasses__()
-        probe = argparse.ArgumentParser(add_help=False)
-        cls._add_argparse_args(probe)  # noqa: SLF001 - Beam's own hook for exactly this
-        flags.update(opt for action in probe._actions for opt in action.option_strings)  # noqa: SLF001
-    return frozenset(flags)
+
+@functools.lru_cache(maxsize=1)
+def _beam_parser() -> argparse.ArgumentParser:
+    """A parser of every Beam pipeline option, built as PipelineOptions builds its own (no
+    abbreviations), whose errors raise instead of printing Beam's usage and exiting."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    class Parser(_BeamArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise _BadBeamOption(message)
+
+    parser = Parser(allow_abbrev=False, add_help=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 - Beam's own hook for exactly this
+    return parser
 
 
 class BeamTally:

@@ -209,7 +209,8 @@ def shard_slots(balanced: beam.PCollection, config: CurateConfig) -> beam.PColle
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    parser.add_argument("--input", required=True, help="comma-separated globs of raw tar shards or folders of them")
+    parser.add_argument("--input", required=True, action="append",
+                        help="raw tar shards: a glob, or a download's folder (repeat for several)")
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     parser.add_argument("--allowlist", default=DEMO,
                         help="names the query ids of raw shards that carry no query names (the harvest "
@@ -226,6 +227,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
+    args.input = tuple(args.input)
     try:  # validated once, here: a usage error before anything runs
         args.config = CurateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CurateConfig)})
     except ValueError as exc:

@@ -304,7 +304,7 @@ def test_curate_config_is_validated_once_with_one_line_errors(raw: dict, tmp_pat
             curate.parse_args(["--input", "x", "--output", str(tmp_path), *flags])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(ValueError, match="samples-per-shard"):
-        stage.CurateConfig(input="x", output="y", allowlist="demo", samples_per_shard=0)
+        stage.CurateConfig(input=("x",), output="y", allowlist="demo", samples_per_shard=0)
 
 
 def _clustered_hashes(n: int, seed: int) -> list[int]:
@@ -350,7 +350,7 @@ def test_inputs_are_a_folders_tars_or_those_of_its_subfolders(tmp_path: Path):
         (beam_layout / sub).mkdir(parents=True)
         (beam_layout / sub / "00000.tar").write_bytes(b"")
         (beam_layout / sub / "00000_stats.json").write_text("{}")
-    assert curate.expand_inputs(str(beam_layout)) == ([
+    assert curate.expand_inputs([str(beam_layout)]) == ([
         str(beam_layout / "part-00000-of-00002" / "00000.tar"),
         str(beam_layout / "part-00001-of-00002" / "00000.tar"),
     ], [])
@@ -359,7 +359,7 @@ def test_inputs_are_a_folders_tars_or_those_of_its_subfolders(tmp_path: Path):
     (local_layout / "00000.tar").write_bytes(b"")
     (local_layout / "00000_stats.json").write_text("{}")
     (local_layout / "nested" / "00000.tar").write_bytes(b"")
-    assert curate.expand_inputs(f"{local_layout}, {tmp_path / 'missing'}") == ([str(local_layout / "00000.tar")], [])
+    assert curate.expand_inputs([str(local_layout), str(tmp_path / "missing")]) == ([str(local_layout / "00000.tar")], [])
 
 
 def test_unfinished_download_shards_are_skipped_and_reported(tmp_path: Path):
@@ -372,7 +372,7 @@ def test_unfinished_download_shards_are_skipped_and_reported(tmp_path: Path):
     (raw / "00000_stats.json").write_text("{}")
     (raw / "00002_stats.json").write_text("{}")
     (raw / "wit-000000.tar").write_bytes(b"")  # final shards (eval sets) need no stats file
-    assert curate.expand_inputs(str(raw / "*.tar")) == (
+    assert curate.expand_inputs([str(raw / "*.tar")]) == (
         [str(raw / "00000.tar"), str(raw / "00002.tar"), str(raw / "wit-000000.tar")], [str(raw / "00001.tar")])
     (raw / "00000_stats.json").unlink()
     (raw / "00002_stats.json").unlink()

@@ -30,3 +30,30 @@ def test_small_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (out / "contact-sheet.png").stat().st_size > 0 and (out / "queries.png").stat().st_size > 0
     metrics = json.loads((out / "train" / "metrics.json").read_text())
     assert metrics["zero_shot"]["n"] == 384 - metrics["decontamination"]["removed"] and 0.0 <= metrics["zero_shot"]["top1"] <= 1.0
+
+
+def test_demo_out_deletes_only_its_own_outputs(tmp_path: Path) -> None:
+    """`--out` is new, empty, or an earlier demo's: there, only the demo's named outputs go."""
+    checkout = tmp_path / "checkout"
+    (checkout / "src").mkdir(parents=True)
+    (checkout / "src" / "a.py").write_text("keep")
+    (checkout / "web").mkdir()  # a demo output's name, but this folder never held a demo run
+    with pytest.raises(SystemExit, match="not empty and holds no earlier demo run"):
+        demo.prepare_out(checkout)
+    assert sorted(p.name for p in checkout.iterdir()) == ["src", "web"]
+    with pytest.raises(SystemExit, match="is a file"):
+        demo.prepare_out(checkout / "src" / "a.py")
+
+    out = tmp_path / "demo"
+    demo.prepare_out(out)  # new: created, and marked
+    for name in ("web", "harvest", "train"):
+        (out / name / "x").mkdir(parents=True)
+    (out / "queries.png").write_bytes(b"png")
+    (out / "my-notes.txt").write_text("mine")
+    demo.prepare_out(out)  # an earlier run's: its outputs go, the user's file stays
+    assert sorted(p.name for p in out.iterdir()) == [demo.MARKER, "my-notes.txt"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    demo.prepare_out(empty)
+    assert [p.name for p in empty.iterdir()] == [demo.MARKER]

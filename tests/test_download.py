@@ -2,6 +2,8 @@
 processes), so one module-scoped run serves several tests; 4 img2dataset runs in all."""
 
 import collections
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -21,6 +23,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 N_GOOD = 6
 SHARD = 4  # samples per shard: 9 fetched pairs -> 3 shards
+CONFIG = dl.DownloadConfig(allow_loopback=True, number_sample_per_shard=SHARD, threads=4, processes=1, timeout=5)
 
 
 def _rows(urls):
@@ -77,7 +80,7 @@ def site(tmp_path_factory):
             f"{base}/img/corrupt.jpg",
             f"{base}/img/missing.jpg",
             f"{base}/img/tiny.jpg",
-            "http://169.254.169.254/latest/meta-data/iam/",  # refused even with allow_private
+            "http://169.254.169.254/latest/meta-data/iam/",  # refused even with allow_loopback
             "file:///etc/passwd",
         ]
         rows = _rows(urls)
@@ -105,12 +108,12 @@ def first_run(site, tmp_path_factory):
     work = tmp_path_factory.mktemp("dl")
     selected = _write(work / "selected.parquet", site["rows"])
     out = str(work / "raw")
-    doc = dl.download(selected, out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, processes=1, timeout=5)
+    doc = dl.download(selected, out, CONFIG)
     return {"work": work, "selected": selected, "out": out, "doc": doc}
 
 
-def _stage(doc):
-    (stage,) = doc["stages"]
+def _stage(doc, name=dl.STAGE):
+    (stage,) = [s for s in doc["stages"] if s["name"] == name]
     return {k: stage[k] for k in ("in", "out", "dropped")}
 
 
@@ -168,7 +171,7 @@ def test_rerun_after_killed_run_has_no_duplicates(site, first_run, tmp_path):
     lost = set(pq.read_table(os.path.join(first_run["out"], "00001.parquet")).column(dl.KEY_COLUMN).to_pylist())
     os.makedirs(os.path.join(out, "_tmp"))  # img2dataset's scratch left behind
 
-    doc = dl.download(first_run["selected"], out, allow_private_hosts=True, number_sample_per_shard=SHARD, threads=4, timeout=5)
+    doc = dl.download(first_run["selected"], out, CONFIG)
 
     assert _stage(doc) == EXPECTED  # every pair once, by its latest outcome
     found = tar_keys(out)
@@ -199,7 +202,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
     out = str(tmp_path / "raw")
     code = job.run(
         ["--input", str(tmp_path / "selected-*.parquet"), "--output", out, "--engine", "beam",
-         "--allow-private-hosts", "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5",
+         "--allow-loopback", "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5",
          # bundles on worker threads, two files at once: what a Dataflow SDK harness does
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
@@ -212,7 +215,10 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
     expected = dict(EXPECTED, **{"in": 12})
     expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
     assert _stage(doc) == expected
+    assert _stage(doc, job.FILES_STAGE) == {"in": 2, "out": 2, "dropped": {}}
     assert a in doc["inputs"] and b in doc["inputs"]
+    assert doc["config"] == dataclasses.asdict(dl.DownloadConfig(
+        allow_loopback=True, number_sample_per_shard=SHARD, threads=4, timeout=5))
 
 
 @pytest.mark.parametrize(
@@ -268,8 +274,154 @@ def test_cli_takes_a_harvest_folder_and_explains_failures(site, first_run, tmp_p
     (harvest / "selected").mkdir(parents=True)
     shutil.copy(first_run["selected"], harvest / "selected" / "part-00000-of-00001.parquet")
     assert dl.input_files(str(harvest)) == [str(harvest / "selected" / "part-00000-of-00001.parquet")]
-    with pytest.raises(SystemExit, match="no selected-pairs parquet files match"):
-        job.run(["--input", str(tmp_path / "nope-*.parquet"), "--output", str(tmp_path / "x")])
-    # loopback images without --allow-private-hosts: every pair refused, exit 1 with the hint
+    assert job.run(["--input", str(tmp_path / "nope-*.parquet"), "--output", str(tmp_path / "x")]) == 2
+    assert "no selected-pairs parquet files match" in capsys.readouterr().err
+    # loopback images without --allow-loopback: every pair refused, exit 1 with the hint
     assert job.run(["--input", str(harvest), "--output", str(tmp_path / "raw"), "--threads", "2"]) == 1
-    assert "needs --allow-private-hosts" in capsys.readouterr().out
+    assert "needs --allow-loopback" in capsys.readouterr().out
+
+
+def _state(pid):
+    """(state letter, parent pid) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def _children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _state(int(entry))
+            if st and st[1] == pid and st[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_killed_download_takes_its_workers_with_it(tmp_path):
+    """img2dataset's workers hang on a server that never answers; SIGKILL to `wit download`
+    must end them too, not leave them fetching for the --timeout (120 s here)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    held = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        selected = _write(tmp_path / "s.parquet", _rows([f"http://127.0.0.1:{port}/{i}.jpg" for i in range(8)]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wit_pipeline.cli", "download", "--input", selected, "--output", str(tmp_path / "raw"),
+             "--allow-loopback", "--no-egress-guard", "--timeout", "120", "--threads", "2", "--processes", "1",
+             "--number-sample-per-shard", "4"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers = []
+        try:
+            held.append(server.accept()[0])  # a worker is fetching and will wait for an answer
+            workers = _children(proc.pid)
+            assert workers
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            deadline = time.monotonic() + 60  # a bound for a slow machine, far below the timeout
+            while any(_state(p) and _state(p)[0] != "Z" for p in workers) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert [p for p in workers if _state(p) and _state(p)[0] != "Z"] == []
+        finally:
+            proc.kill()
+            for p in workers:
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGKILL)
+            for conn in held:
+                conn.close()
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_output_that_is_not_a_download_is_refused_untouched(tmp_path, capsys):
+    """A harvest folder or a user's folder as --output: refused before anything is written."""
+    from beam_jobs import download as job
+
+    harvest = tmp_path / "harvest"
+    (harvest / "selected").mkdir(parents=True)
+    (harvest / "dead_letter").mkdir()
+    selected = _write(harvest / "selected" / "part-00000-of-00001.parquet", _rows(["file:///etc/passwd"]))
+    (harvest / "stats.json").write_text(json.dumps({"stages": [{"name": "extract", "in": 1, "out": 1, "dropped": {}}]}))
+    (harvest / "query_counts.parquet").write_bytes(b"counts")
+    (harvest / "dead_letter" / "part-00000-of-00001.parquet").write_bytes(b"dead")
+    before = _files(harvest)
+    with pytest.raises(ValueError, match="another stage's output"):
+        dl.download(str(harvest), str(harvest))
+    assert _files(harvest) == before
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for engine in ("local", "beam"):
+        assert job.run(["--input", str(harvest), "--output", str(mine), "--engine", engine]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a wit download output" in err
+    assert _files(mine) == {"notes.txt": b"mine"}
+
+    # a download's own folder with a user's file added: reruns keep the file
+    raw = tmp_path / "raw"
+    dl.download(selected, str(raw))
+    (raw / "notes.txt").write_text("mine")
+    doc = dl.download(selected, str(raw))
+    assert _stage(doc) == {"in": 1, "out": 0, "dropped": {"bad_url.scheme": 1}}
+    assert (raw / "notes.txt").read_text() == "mine"
+
+
+def test_selected_pairs_missing_columns_exit_2_in_one_line(tmp_path):
+    """A real process: the SchemaError in one line, exit 2, no abort of the interpreter."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"url": ["http://x/a.jpg"]}), tmp_path / "bad.parquet")
+    done = subprocess.run([sys.executable, "-m", "wit_pipeline.cli", "download", "--input", str(tmp_path / "bad.parquet"),
+                           "--output", str(tmp_path / "raw")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.startswith("wit download: SchemaError: ") and done.stderr.count("\n") == 1
+    assert "missing column 'caption'" in done.stderr
+    assert not (tmp_path / "raw").exists()
+
+
+def test_beam_engine_one_failing_file_costs_only_itself(tmp_path, monkeypatch, capsys):
+    """Fault injection: one file's handling raises (monkeypatched), another is not selected
+    pairs at all; both are dead letters, the third file's pairs are all accounted for."""
+    import pyarrow as pa
+
+    from beam_jobs import download as job
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = _write(inputs / "a.parquet", _rows(["file:///etc/passwd", "http://169.254.169.254/latest/x.jpg"]))
+    boom = _write(inputs / "b.parquet", _rows(["http://169.254.169.254/y.jpg"]))
+    pq.write_table(pa.table({"url": ["http://x/a.jpg"]}), inputs / "c.parquet")
+    real = dl.download
+
+    def flaky(path, *args, **kwargs):
+        if path == boom:
+            raise RuntimeError("injected fault")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dl, "download", flaky)
+    out = tmp_path / "raw"
+    code = job.run(["--input", str(inputs / "*.parquet"), "--output", str(out), "--engine", "beam"])
+    assert code == 1  # the job finished; it saved no image (the good file's URLs are refused)
+    assert "2 input file(s) failed" in capsys.readouterr().out
+    doc = json.loads((out / "stats.json").read_text())
+    assert _stage(doc, job.FILES_STAGE) == {"in": 3, "out": 1, "dropped": {"error": 2}}
+    assert _stage(doc) == {"in": 2, "out": 0, "dropped": {"bad_url.scheme": 1, "unsafe_host.cloud_metadata": 1}}
+    dead = pq.read_table(out / job.FILES_DEAD_LETTER).to_pylist()
+    assert [(d["stage"], d["source"]) for d in dead] == [(job.FILES_STAGE, boom), (job.FILES_STAGE, str(inputs / "c.parquet"))]
+    assert dead[0]["error"] == "RuntimeError: injected fault" and dead[1]["error"].startswith("SchemaError: ")
+    assert good in doc["inputs"]

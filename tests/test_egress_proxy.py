@@ -1,7 +1,7 @@
 """The egress guard: a loopback proxy that checks the address of every fetch and redirect hop.
 
 No traffic ever leaves loopback: "public" names resolve to 127.0.0.1 through an injected
-resolver (with allow_private=True), unsafe names to link-local/metadata/private addresses,
+resolver (with allow_loopback=True), unsafe names to link-local/metadata/private addresses,
 and the injected connector refuses anything but a loopback IP, recording every attempt, so
 a proxy that connected where it should not fails the test instead of sending a packet."""
 
@@ -21,9 +21,11 @@ import pytest
 
 from wit_pipeline.core import keys, schema
 from wit_pipeline.stages import download as dl
+from wit_pipeline.stages import fetch
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.web.urlsafety import classify_address
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -140,8 +142,8 @@ def opener(proxy):
     return urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy.url, "https": proxy.url}))
 
 
-def guard(allow_private=True, dns=None, connect=None):
-    return EgressProxy(allow_private, dns or fake_dns(), timeout=TIMEOUT, connect=connect or Connects())
+def guard(allow_loopback=True, dns=None, connect=None):
+    return EgressProxy(allow_loopback, dns or fake_dns(), timeout=TIMEOUT, connect=connect or Connects())
 
 
 def raw(proxy, request: bytes, then: bytes = b"") -> bytes:
@@ -186,7 +188,7 @@ def test_request_is_rewritten_to_origin_form(origin):
     assert seen["headers"] == {"Host": f"public.example:{origin['port']}", "User-Agent": "test", "Connection": "close"}
 
 
-@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize("allow_loopback", [False, True])
 @pytest.mark.parametrize(
     "url, reason",
     [
@@ -198,9 +200,9 @@ def test_request_is_rewritten_to_origin_form(origin):
         ("http://nowhere.example/x.jpg", "unresolvable"),
     ],
 )
-def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_private):
+def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_loopback):
     connects = Connects()
-    with guard(allow_private, connect=connects) as proxy:
+    with guard(allow_loopback, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError) as err:
             opener(proxy).open(url, timeout=TIMEOUT)
         assert proxy.refusals == {reason: 1}
@@ -214,23 +216,23 @@ def test_unsafe_hosts_are_refused_before_connecting(url, reason, allow_private):
 @pytest.mark.parametrize(
     "host, reason", [("127.0.0.1", "loopback"), ("public.example", "loopback"), ("localhost", "localhost")]
 )
-def test_loopback_only_with_allow_private(origin, host, reason):
+def test_loopback_only_with_allow_loopback(origin, host, reason):
     url = f"http://{host}:{origin['port']}/blob.bin"
     connects = Connects()
-    with guard(allow_private=False, connect=connects) as proxy:
+    with guard(allow_loopback=False, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError) as err:
             opener(proxy).open(url, timeout=TIMEOUT)
         assert err.value.code == 403
         assert proxy.refusals == {reason: 1}
     assert connects.calls == []
-    with guard(allow_private=True, connect=connects) as proxy:
+    with guard(allow_loopback=True, connect=connects) as proxy:
         assert opener(proxy).open(url, timeout=TIMEOUT).read() == BLOB
     assert connects.calls == [("127.0.0.1", origin["port"])]
 
 
 def test_private_network_refused_by_default():
     connects = Connects()
-    with guard(allow_private=False, connect=connects) as proxy:
+    with guard(allow_loopback=False, connect=connects) as proxy:
         with pytest.raises(urllib.error.HTTPError, match=r"403: Forbidden by wit egress guard \(private\)"):
             opener(proxy).open("http://intranet.example/x.jpg", timeout=TIMEOUT)
     assert connects.calls == []
@@ -330,8 +332,8 @@ def test_urllib_default_handler_uses_proxy_for_loopback(origin, monkeypatch):
     assert not urllib.request.proxy_bypass_environment("127.0.0.1", {"http": "x", "no": ""})
     assert not urllib.request.proxy_bypass_environment("localhost:80")  # no_proxy is "" here
     assert urllib.request.proxy_bypass_environment("localhost", {"http": "x", "no": "localhost"})  # what we clear
-    with guard(allow_private=False) as proxy:
-        for name in dl.PROXY_VARIABLES:
+    with guard(allow_loopback=False) as proxy:
+        for name in fetch.PROXY_VARIABLES:
             monkeypatch.setenv(name, proxy.url)
         with pytest.raises(urllib.error.HTTPError, match=r"\(loopback\)"):
             urllib.request.build_opener().open(f"http://127.0.0.1:{origin['port']}/blob.bin", timeout=TIMEOUT)
@@ -341,43 +343,149 @@ def test_urllib_default_handler_uses_proxy_for_loopback(origin, monkeypatch):
 def test_guard_environment_is_shared_and_restored(monkeypatch):
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
     monkeypatch.delenv("NO_PROXY")
-    for name in dl.PROXY_VARIABLES:
+    for name in fetch.PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("https_proxy", "http://corporate.example:3128")
-    with dl._egress_guard(True, fake_dns(), TIMEOUT) as a:
-        with dl._egress_guard(True, a.resolve, TIMEOUT) as b:  # a second download on another thread
+    with fetch.egress_guard(True, fake_dns(), TIMEOUT) as a:
+        with fetch.egress_guard(True, a.resolve, TIMEOUT) as b:  # a second download on another thread
             assert b is a
-        assert all(os.environ[name] == a.url for name in dl.PROXY_VARIABLES)
+        assert all(os.environ[name] == a.url for name in fetch.PROXY_VARIABLES)
         assert os.environ["no_proxy"] == os.environ["NO_PROXY"] == ""
     assert os.environ["no_proxy"] == "localhost,127.0.0.1" and "NO_PROXY" not in os.environ
     assert os.environ["https_proxy"] == "http://corporate.example:3128"
     assert not any(name in os.environ for name in ("http_proxy", "HTTP_PROXY", "HTTPS_PROXY"))
 
 
-def test_download_counts_a_redirect_to_metadata_as_unsafe(origin, tmp_path):
+def test_download_counts_a_redirect_to_metadata_or_ftp_as_unsafe(origin, tmp_path):
     port = origin["port"]
     good = [f"http://public.example:{port}/img/{i}.jpg" for i in range(3)]
     evil = f"http://public.example:{port}/redirect?to=http://metadata-alias.example/latest/meta-data/x.jpg"
-    selected, rows = selected_pairs(tmp_path / "selected.parquet", [*good, evil])
     out = str(tmp_path / "raw")
-    before = {name: os.environ.get(name) for name in dl.PROXY_VARIABLES}
+    before = {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES}
     dns = fake_dns()
 
-    # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
-    doc = dl.download(selected, out, allow_private_hosts=True, resolve=dns, threads=4, timeout=TIMEOUT)
+    with Listener() as ftp:
+        to_ftp = f"http://public.example:{port}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+        selected, rows = selected_pairs(tmp_path / "selected.parquet", [*good, evil, to_ftp])
+        # Safe even if the guard failed: the workers' own DNS does not know metadata-alias.example.
+        doc = dl.download(selected, out, dl.DownloadConfig(allow_loopback=True, threads=4, timeout=TIMEOUT), resolve=dns)
+    assert ftp.received == []
 
     (stage,) = [{k: s[k] for k in ("in", "out", "dropped")} for s in doc["stages"]]
-    assert stage == {"in": 4, "out": 3, "dropped": {"unsafe_host.cloud_metadata": 1}}
+    assert stage == {"in": 5, "out": 3, "dropped": {"bad_url.scheme": 1, "unsafe_host.cloud_metadata": 1}}
     assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
     assert dl.saved_keys(out) == sorted(r["key"] for r in rows[:3])
     (shard,) = doc["shards"]
     table = pq.read_table(os.path.join(out, f"{shard}.parquet")).to_pylist()
-    (failed,) = [r for r in table if r["status"] != "success"]
-    assert failed[dl.KEY_COLUMN] == rows[3]["key"]
-    assert refused_reason(failed["error_message"]) == "cloud_metadata"
+    failed = {r[dl.KEY_COLUMN]: refused_reason(r["error_message"]) for r in table if r["status"] != "success"}
+    assert failed == {rows[3]["key"]: "cloud_metadata", rows[4]["key"]: "bad_scheme"}
     dead = pq.read_table(os.path.join(out, dl.DEAD_LETTER_FILE)).to_pylist()
-    assert dead == [{"stage": "download", "source": f"{rows[3]['key']} {evil}",
-                     "error": "unsafe_host.cloud_metadata (at fetch)"}]
+    assert sorted(dead, key=lambda d: d["error"]) == [
+        {"stage": "download", "source": f"{rows[4]['key']} {to_ftp}", "error": "bad_url.scheme (at fetch)"},
+        {"stage": "download", "source": f"{rows[3]['key']} {evil}", "error": "unsafe_host.cloud_metadata (at fetch)"},
+    ]
     # the pre-check resolved each host once; the proxy resolved at every fetch and hop
     assert dns.calls.count("metadata-alias.example") >= 1
-    assert {name: os.environ.get(name) for name in dl.PROXY_VARIABLES} == before
+    assert {name: os.environ.get(name) for name in fetch.PROXY_VARIABLES} == before
+
+
+class Listener:
+    """A loopback TCP listener that records every connection (and its first bytes): an FTP
+    server, or anything else a fetch must never reach."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"220 hello\r\n")  # an FTP greeting: a client that got here would talk
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(1024) or b"<connected>")
+                except OSError:
+                    self.received.append(b"<connected>")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_ftp_through_the_guard_is_refused_without_connecting(allow_loopback):
+    connects = Connects()
+    with Listener() as ftp, guard(allow_loopback, connect=connects) as proxy:
+        reply = raw(proxy, f"GET ftp://127.0.0.1:{ftp.port}/x.jpg HTTP/1.1\r\n\r\n".encode())
+        assert reply.startswith(b"HTTP/1.0 403 Forbidden by wit egress guard (bad_scheme)")
+        assert proxy.refusals == {"bad_scheme": 1}
+    assert connects.calls == [] and ftp.received == []
+
+
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_redirect_to_ftp_never_leaves_the_guard(origin, allow_loopback, monkeypatch):
+    """urllib's default opener follows a 302 to ftp://; with the environment the download sets
+    (ftp_proxy too), that hop reaches the guard, which refuses it. The origin is "public"
+    (a documentation address the connector maps to the loopback origin), so the first hop
+    passes without allow_loopback too."""
+    public = "192.0.2.80"
+    dns = FakeDNS({"public.example": public})
+
+    def connect(address, timeout):
+        return socket.create_connection(("127.0.0.1", address[1]) if address[0] == public else address, timeout)
+
+    monkeypatch.setattr("wit_pipeline.web.urlsafety.classify_address",
+                        lambda ip, real=classify_address: None if str(ip) == public else real(ip))
+    monkeypatch.setattr(fetch, "EgressProxy", functools.partial(EgressProxy, connect=connect))
+    with Listener() as ftp:
+        with fetch.egress_guard(allow_loopback, dns, TIMEOUT) as proxy:
+            url = f"http://public.example:{origin['port']}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.build_opener().open(url, timeout=TIMEOUT)
+        assert refused_reason(str(err.value)) == "bad_scheme"
+        assert proxy.refusals == {"bad_scheme": 1}
+    assert ftp.received == []
+
+
+def test_worker_opener_follows_http_redirects_only(origin):
+    """What img2dataset's workers fetch with, with or without the guard: http(s) on every hop."""
+    with Listener() as ftp:
+        base = f"http://127.0.0.1:{origin['port']}"
+        for target in (f"ftp://127.0.0.1:{ftp.port}/x.jpg", "file:///etc/passwd", "data:,hello"):
+            with pytest.raises(urllib.error.URLError) as err:
+                fetch.http_only_opener().open(f"{base}/redirect?to={target}", timeout=TIMEOUT)
+            assert "bad_scheme" in str(err.value) or "not allowed" in str(err.value)
+        with pytest.raises(urllib.error.URLError, match="unknown url type"):
+            fetch.http_only_opener().open(f"ftp://127.0.0.1:{ftp.port}/x.jpg", timeout=TIMEOUT)
+        assert fetch.http_only_opener().open(f"{base}/redirect?to={base}/blob.bin", timeout=TIMEOUT).read() == BLOB
+    assert ftp.received == []
+
+
+def test_download_without_the_guard_still_refuses_a_redirect_to_ftp(origin, tmp_path):
+    """--no-egress-guard: img2dataset's workers themselves fetch http(s) only, so a 302 to
+    ftp:// reaches nothing, is counted as bad_url.scheme and dead-lettered; the other images
+    are saved. (With the guard: test_download_counts_a_redirect_to_metadata_or_ftp_as_unsafe.)"""
+    with Listener() as ftp:
+        base = f"http://127.0.0.1:{origin['port']}"
+        evil = f"{base}/redirect?to=ftp://127.0.0.1:{ftp.port}/x.jpg"
+        selected, rows = selected_pairs(tmp_path / "selected.parquet", [f"{base}/img/0.jpg", evil, f"{base}/img/1.jpg"])
+        config = dl.DownloadConfig(allow_loopback=True, egress_guard=False, threads=2, timeout=TIMEOUT, retries=0)
+        doc = dl.download(selected, str(tmp_path / "raw"), config)
+    (stage,) = doc["stages"]
+    assert {k: stage[k] for k in ("in", "out", "dropped")} == {"in": 3, "out": 2, "dropped": {"bad_url.scheme": 1}}
+    dead = pq.read_table(os.path.join(tmp_path, "raw", dl.DEAD_LETTER_FILE)).to_pylist()
+    assert dead == [{"stage": "download", "source": f"{rows[1]['key']} {evil}", "error": "bad_url.scheme (at fetch)"}]
+    assert ftp.received == []

@@ -99,3 +99,51 @@ def test_cli_lists_stages_and_every_stage_module_exists(capsys):
         assert name in out
         assert importlib.util.find_spec(module) is not None, module
     assert cli.main(["no-such-stage"]) == 2
+
+
+def test_wit_without_a_stage_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+    assert "usage: wit <stage>" in capsys.readouterr().err
+
+
+def _busy_port():
+    import socket
+
+    s = socket.create_server(("127.0.0.1", 0))
+    return s, str(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("beam_jobs.harvest", ["--input", "x.wat.gz", "--output", "{tmp}/h", "-t", "5"], "unrecognised arguments: -t 5"),
+        ("beam_jobs.harvest", ["--input", "x.wat.gz", "--output", "{tmp}/h", "--t", "5", "stray"],
+         "unrecognised arguments: stray"),
+        ("beam_jobs.curate", ["--input", "x", "--output", "{tmp}/c", "-s", "3"], "unrecognised arguments: -s 3"),
+        ("beam_jobs.curate", ["--input", "x", "--output", "{tmp}/c", "--max-distance", "65"], "--max-distance must be in 0..63"),
+        ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--number-sample-per-shard", "0"],
+         "--number-sample-per-shard must be at least 1, got 0"),
+        ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--processes", "0"],
+         "--processes must be at least 1, got 0"),
+        ("beam_jobs.download", ["--input", "x", "--output", "{tmp}/d", "--engine", "beam", "-t", "5"],
+         "unrecognised arguments: -t 5"),
+        ("beam_jobs.download", ["--input", "a.parquet", "b.parquet", "--output", "{tmp}/d"],
+         "unrecognised arguments: b.parquet (repeat --input for each input)"),
+        ("beam_jobs.build_queries", ["--wikipedia", "x", "--output", "{tmp}/q", "-m", "5"], "unrecognised arguments: -m 5"),
+        ("wit_pipeline.demo", ["--out", "{tmp}/demo", "--port", "99999"], "a port is a number in 0..65535"),
+        ("wit_pipeline.synthetic.server", ["{tmp}", "--port", "{busy}"], "cannot serve on 127.0.0.1:"),
+        ("wit_pipeline.synthetic.generate", ["--out", "{tmp}/g", "--base-url", "x"], "base_url must be http(s)://"),
+    ],
+)
+def test_usage_errors_exit_2_without_a_traceback(module, argv, message, tmp_path, capsys):
+    """Each ends in argparse's usage error (exit 2, one `prog: error: ...` line), before
+    anything runs or is written."""
+    busy, port = _busy_port()
+    with busy:
+        argv = [a.format(tmp=tmp_path, busy=port) for a in argv]
+        with pytest.raises(SystemExit) as exit_:
+            importlib.import_module(module).run(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -87,7 +87,7 @@ def test_check_url_default(url, reason):
     [
         ("http://127.0.0.1:8000/a.jpg", None),
         ("http://localhost/a.jpg", None),
-        # still refused: allow_private is for loopback demos, not for other machines on the
+        # still refused: allow_loopback is for loopback demos, not for other machines on the
         # user's network, nor for the metadata server
         ("http://intranet.example.com/a.jpg", "private"),
         ("http://10.0.0.5/a.jpg", "private"),
@@ -100,8 +100,8 @@ def test_check_url_default(url, reason):
         ("file:///etc/passwd", "bad_scheme"),
     ],
 )
-def test_check_url_allow_private(url, reason):
-    assert check_url(url, allow_private=True, resolve=DNS) == reason
+def test_check_url_allow_loopback(url, reason):
+    assert check_url(url, allow_loopback=True, resolve=DNS) == reason
 
 
 def test_literals_and_names_never_resolve():

@@ -19,9 +19,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wit_pipeline.core.cli_help import HelpFormatter
-from wit_pipeline.synthetic.server import LoopbackServer
+from wit_pipeline.synthetic.server import LoopbackServer, port_number
 
 DEMO_PORT = 8931
+MARKER = ".wit-demo"  # left in --out: the folder holds a demo's outputs, which a rerun replaces
+# Everything the demo writes under --out; a rerun removes these and nothing else.
+OUTPUTS = ("web", "harvest", "raw", "shards", "train", "eval-images", "eval-shards", "colours.txt",
+           "contact-sheet.png", "queries.png")
+
+
+def prepare_out(out: Path) -> None:
+    """Make `out` ready for a run: a new or empty folder, or an earlier demo's (its marker says
+    so), whose named outputs are removed; a user's other files there are left alone. Any other
+    non-empty folder is refused (SystemExit): `--out .` must never delete a checkout."""
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"wit demo: --out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise SystemExit(f"wit demo: --out {out} is not empty and holds no earlier demo run "
+                             f"(no {MARKER}); give a new or empty folder")
+        for name in OUTPUTS:
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by wit demo: a rerun with this --out replaces the demo's outputs here\n")
 
 
 @contextlib.contextmanager
@@ -55,13 +79,15 @@ def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wit demo", description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--out", default="wit-demo", help="folder for everything the demo writes (replaced)")
+    p.add_argument("--out", default="wit-demo",
+                   help="a new or empty folder for everything the demo writes, or an earlier demo's folder (its "
+                   "outputs are replaced; nothing else there is touched)")
     p.add_argument("--pages", type=int, default=300, help="pages in the generated crawl (10 images each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t", type=int, default=20, help="per-query cap for balancing (the paper's is 20000)")
     p.add_argument("--steps", type=int, default=300, help="training steps (0 skips training)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--port", type=int, default=DEMO_PORT,
+    p.add_argument("--port", type=port_number, default=DEMO_PORT,
                    help=f"loopback port for the generated web (default {DEMO_PORT}; 0: any free port). URLs, and so "
                    "sample keys and every number after them, depend on it: the same port and seed give the same run")
     return p
@@ -76,8 +102,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.steps > 0 and importlib.util.find_spec("torch") is None:
         parser.error("training needs the train extra: pip install 'wit[train]' (or --steps 0 to stop before it)")
     out = Path(args.out).resolve()
-    if out.exists():
-        shutil.rmtree(out)
+    prepare_out(out)
     web, harvest, raw, shards, run_dir = (out / n for n in ("web", "harvest", "raw", "shards", "train"))
     timings: dict[str, float] = {}
     total = time.perf_counter()
@@ -97,7 +122,7 @@ def run(argv: list[str] | None = None) -> int:
                timings)
         # The demo's images live on 127.0.0.1: downloading them needs the explicit opt-in.
         _stage("download", ["--input", str(harvest / "selected" / "*.parquet"), "--output", str(raw),
-                            "--allow-private-hosts", "--image-size", "128", "--processes", "1", "--threads", "8"],
+                            "--allow-loopback", "--image-size", "128", "--processes", "1", "--threads", "8"],
                timings)
     _stage("curate", ["--input", str(raw), "--output", str(shards), "--eval-images", str(out / "eval-images" / "images"),
                       "--samples-per-shard", "512", "--seed", str(args.seed)], timings)

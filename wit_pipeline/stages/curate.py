@@ -43,7 +43,7 @@ class CurateConfig:
     """Everything a curate run depends on; validated once, recorded in stats.json and
     manifest.json (dataclasses.asdict)."""
 
-    input: str
+    input: tuple[str, ...]  # globs of raw tars or folders of them, one per --input
     output: str
     allowlist: str
     max_distance: int = 4
@@ -72,9 +72,9 @@ _RAW_SHARD = re.compile(r"^(\d+)\.tar$")
 EVAL_IMAGE_EXTS = (*shards.IMAGE_EXTS, "gif", "bmp", "tif", "tiff")  # eval sets come in any format
 
 
-def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
-    """(tar URLs to read, incomplete raw shards skipped) from comma-separated globs of tars or
-    folders of tars; sorted, unique.
+def expand_inputs(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(tar URLs to read, incomplete raw shards skipped) from globs of tars or folders of tars
+    (one per --input); sorted, unique.
 
     A folder's own tars are read, or, where it has none, those one level down: the layout
     `wit download --engine beam` writes (one subfolder per selected-pairs file). An
@@ -86,7 +86,7 @@ def expand_inputs(patterns: str) -> tuple[list[str], list[str]]:
     from wit_pipeline.stages.download import complete_shards
 
     found: set[str] = set()
-    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+    for pattern in patterns:
         for url in fsio.expand(pattern):
             if fsio.isdir(url):
                 tars = fsio.expand(fsio.join(url, "*.tar")) or fsio.expand(fsio.join(url, "*", "*.tar"))

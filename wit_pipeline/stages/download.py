@@ -11,7 +11,10 @@ highest existing one. What this module adds around it:
   pointed at an `egress_proxy.EgressProxy` in this process, which checks the address of
   every fetch and redirect hop as it connects (DNS rebinding, redirects to private hosts).
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
-  `unsafe_host.<reason>` too.
+  `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
+  that fetch http(s) only and die with this process.
+- The folder: `--output` must be new, empty or a download's own (`check_output`); a run
+  deletes only what downloads write there.
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
   also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
   sample's json and parquet row.
@@ -31,14 +34,13 @@ highest existing one. What this module adds around it:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
 import re
-import signal
 import socket
-import threading
-from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import pyarrow as pa
@@ -46,7 +48,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline.core import fsio, schema
 from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
-from wit_pipeline.web.egress_proxy import EgressProxy, failure_reason, refused_reason
+from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,77 @@ DEFAULT_MAX_IMAGE_AREA = 89_478_485
 
 _SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
+
+
+def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:  # noqa: A002 - argparse's word
+    return field(default=default, metadata={"help": help, **argparse_kwargs})
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """Every download option, declared once: `wit download`'s flags are made from these
+    fields (`--image-size` is `image_size`; a bool is a switch), validated here once, and
+    recorded with `dataclasses.asdict` in stats.json."""
+
+    image_size: int = _opt(256, "resize target in pixels")
+    resize_mode: str = _opt("keep_ratio", "img2dataset's resize mode (keep_ratio: the smaller side becomes "
+                            "--image-size)", choices=RESIZE_MODES)
+    min_image_size: int = _opt(64, "drop images whose smaller side is below this")
+    max_aspect_ratio: float = _opt(3.0, "drop images more elongated than this")
+    max_image_area: float = _opt(DEFAULT_MAX_IMAGE_AREA, "pixel cap (decompression bombs)")
+    retries: int = _opt(1, "retries of a failed fetch")
+    processes: int = _opt(1, "img2dataset processes (per worker with --engine beam)")
+    threads: int = _opt(32, "fetching threads per process")
+    timeout: int = _opt(10, "seconds to connect and between bytes")
+    number_sample_per_shard: int = _opt(10_000, "samples per raw shard")
+    encode_quality: int = _opt(95, "JPEG quality of the saved images (1..100)")
+    allow_loopback: bool = _opt(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
+                                "demo's and tests' servers; never on a crawl. Private, link-local and metadata "
+                                "addresses stay refused")
+    egress_guard: bool = _opt(True, "let img2dataset connect directly instead of through wit's loopback egress "
+                              "proxy, which checks the address of every fetch and redirect hop; only for workers "
+                              "that already sit behind an egress firewall blocking private, loopback and "
+                              "link-local destinations (the proxy also replaces any http(s)_proxy you configured)",
+                              flag="--no-egress-guard")
+
+    def __post_init__(self) -> None:
+        at_least = {"image_size": 1, "min_image_size": 0, "retries": 0, "processes": 1, "threads": 1,
+                    "timeout": 1, "number_sample_per_shard": 1, "encode_quality": 1}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{flag_of(name)} must be at least {low}, got {getattr(self, name)}")
+        for name in ("max_aspect_ratio", "max_image_area"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
+        if self.encode_quality > 100:
+            raise ValueError(f"--encode-quality is at most 100, got {self.encode_quality}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a DownloadConfig field."""
+    meta = {f.name: f.metadata for f in fields(DownloadConfig)}[name]
+    return meta.get("flag") or "--" + name.replace("_", "-")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per DownloadConfig field, with its default and help."""
+    for f in fields(DownloadConfig):
+        extra = {k: v for k, v in f.metadata.items() if k not in ("help", "flag")}
+        if f.type == "bool":
+            action = "store_false" if f.default else "store_true"
+            parser.add_argument(flag_of(f.name), dest=f.name, action=action, help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type]
+            parser.add_argument(flag_of(f.name), dest=f.name, type=kind, default=f.default,
+                                help=f.metadata["help"], **extra)
+
+
+def config_from_args(args: argparse.Namespace) -> DownloadConfig:
+    """The DownloadConfig of parsed flags (ValueError names a flag out of range)."""
+    return DownloadConfig(**{f.name: getattr(args, f.name) for f in fields(DownloadConfig)})
 
 
 def download_reason(error_message: str | None) -> str:
@@ -208,228 +281,146 @@ def input_files(selected: str | list[str]) -> list[str]:
     return paths
 
 
+def check_output(output: str) -> None:
+    """Refuse (ValueError) an output folder that is not new, empty, or a download's own.
+
+    A rerun cleans up after itself (`clean_incomplete` deletes shards it did not finish and its
+    stats.json), so pointing `--output` at a harvest folder, or any folder of someone else's,
+    must stop before anything there is touched. A download's folder has a download stats.json,
+    img2dataset's shard files or scratch, or (the Beam engine's) subfolders that are downloads.
+    """
+    names = _ls(output)
+    if not names:
+        return
+    stats_url = fsio.join(output, STATS_FILE)
+    if STATS_FILE in names:
+        try:
+            stages = [s.get("name") for s in fsio.read_json(stats_url).get("stages", [])]
+        except (ValueError, OSError, AttributeError):
+            stages = []
+        if STAGE in stages:
+            return
+        raise ValueError(f"{output} holds another stage's output ({stats_url} is not a download's): "
+                         "give wit download a new or empty --output")
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0]}
+    if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
+        return
+    subfolders = [n for n in names if not n.startswith("_")]
+    if subfolders and all(_is_download_folder(fsio.join(output, n)) for n in subfolders):
+        return  # the Beam engine's layout, before its first stats.json: one download per subfolder
+    raise ValueError(f"{output} is not empty and is not a wit download output: give a new or empty --output")
+
+
+def _is_download_folder(url: str) -> bool:
+    if not fsio.isdir(url) or not _ls(url):
+        return False
+    try:
+        check_output(url)
+    except ValueError:
+        return False
+    return True
+
+
 def download(
     selected: str | list[str],
     output: str,
+    config: DownloadConfig = DownloadConfig(),  # noqa: B008 - frozen, so one shared default is safe
     *,
-    image_size: int = 256,
-    resize_mode: str = "keep_ratio",
-    min_image_size: int = 64,
-    max_aspect_ratio: float = 3.0,
-    max_image_area: float = DEFAULT_MAX_IMAGE_AREA,
-    retries: int = 1,
-    processes: int = 1,
-    threads: int = 32,
-    allow_private_hosts: bool = False,
-    timeout: int = 10,
-    number_sample_per_shard: int = 10_000,
-    encode_quality: int = 95,
     resolve: Resolver = socket.getaddrinfo,
-    egress_guard: bool = True,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
-    (and writes as `output/stats.json`) the stats document. See the module docstring.
-
-    `egress_guard=False` lets img2dataset connect directly: only for workers whose network
-    already blocks private, loopback and link-local destinations."""
+    (and writes as `output/stats.json`, with the config) the stats document. See the
+    module docstring. `resolve` is for tests (a fake DNS)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
+    tables = [read_selected(path) for path in paths]  # every file checked before anything is written
+    check_output(output)
     fsio.makedirs(output)
     clean_incomplete(output)
     before = shard_outcomes(output)
 
     tally = DictTally()
-    checker = UrlChecker(allow_private_hosts, resolve)
-    seen: set[str] = set()
-    refused: dict[str, str] = {}
-    dead: list[dict[str, str]] = []
-    todo: list[pa.Table] = []
-    for path in paths:
-        table = read_selected(path)
-        keys = table.column("key").to_pylist()
-        urls = table.column("url").to_pylist()
-        wanted = []
-        for key, url in zip(keys, urls):
-            tally.inc(STAGE, "in")
-            if key in seen:
-                tally.dropped(STAGE, "duplicate_key")
-                wanted.append(False)
-                continue
-            seen.add(key)
-            if before.get(key, "") is None or before.get(key) == "opted_out":
-                wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
-                continue
-            reason = checker(url)
-            if reason is not None:
-                refused[key] = refusal_reason(reason)
-                dead.append({"stage": STAGE, "source": f"{key} {url}", "error": refused[key]})
-                wanted.append(False)
-                continue
-            wanted.append(True)
-        part = table.filter(pa.array(wanted, pa.bool_())) if table.num_rows else table
-        if part.num_rows:
-            todo.append(part.rename_columns([KEY_COLUMN if c == "key" else c for c in part.column_names]))
-
-    n_todo = sum(t.num_rows for t in todo)
-    if n_todo:
+    plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
+    if plan.todo:
         todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
         fsio.makedirs(fsio.join(output, TODO_DIR))
         with fsio.atomic_open(todo_file, "wb") as f:
-            pq.write_table(pa.concat_tables(todo), f)
-        log.info("download: %d of %d pairs to fetch into %s", n_todo, len(seen), output)
-        guard = _egress_guard(allow_private_hosts, resolve, timeout) if egress_guard else contextlib.nullcontext()
+            pq.write_table(pa.concat_tables(plan.todo), f)
+        log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo), len(plan.seen), output)
+        from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
+
+        guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
         with guard:
-            _run_img2dataset(
-                todo_file,
-                output,
-                image_size=image_size,
-                resize_mode=resize_mode,
-                min_image_size=min_image_size,
-                max_aspect_ratio=max_aspect_ratio,
-                max_image_area=max_image_area,
-                retries=retries,
-                processes=processes,
-                threads=threads,
-                timeout=timeout,
-                number_sample_per_shard=number_sample_per_shard,
-                encode_quality=encode_quality,
-            )
+            fetch.run_img2dataset(todo_file, output, config)
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
-    after = shard_outcomes(output)
-    url_of = {k: u for t in todo for k, u in zip(t.column(KEY_COLUMN).to_pylist(), t.column("url").to_pylist())}
-    for key in seen:
-        if after.get(key, "") is None:
-            tally.kept(STAGE)
-        elif key in refused:
-            tally.dropped(STAGE, refused[key])
-        elif key in after:
-            tally.dropped(STAGE, after[key])  # type: ignore[arg-type]
-            if after[key].startswith("unsafe_host.") and key in url_of:  # the egress guard, this run
-                dead.append({"stage": STAGE, "source": f"{key} {url_of[key]}", "error": f"{after[key]} (at fetch)"})
-        else:
-            tally.dropped(STAGE, "not_attempted")
+    dead = _account(plan, shard_outcomes(output), tally)
     if dead:
         dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
         with fsio.atomic_open(fsio.join(output, DEAD_LETTER_FILE), "wb") as f:
             pq.write_table(dead_table, f)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
     check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=complete_shards(output))
+    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
     fsio.write_json(fsio.join(output, STATS_FILE), doc)
     return doc
 
 
-def _run_img2dataset(
-    url_list: str,
-    output: str,
-    *,
-    image_size: int,
-    resize_mode: str,
-    min_image_size: int,
-    max_aspect_ratio: float,
-    max_image_area: float,
-    retries: int,
-    processes: int,
-    threads: int,
-    timeout: int,
-    number_sample_per_shard: int,
-    encode_quality: int,
-) -> None:
-    import importlib
+@dataclass
+class _Plan:
+    """What a run does with each selected key, decided before anything is fetched."""
 
-    # the module, not the `main` function img2dataset/__init__.py re-exports under that name
-    img2dataset_main = importlib.import_module("img2dataset.main")
-    # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
-    # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
-    img2dataset_main.signal = _SignalOnMainThread
-    img2dataset_main.download(
-        url_list=url_list,
-        output_folder=output,
-        image_size=image_size,
-        resize_mode=resize_mode,
-        resize_only_if_bigger=True,
-        min_image_size=min_image_size,
-        max_aspect_ratio=max_aspect_ratio,
-        max_image_area=max_image_area,
-        processes_count=processes,
-        thread_count=threads,
-        timeout=timeout,
-        retries=retries,
-        number_sample_per_shard=number_sample_per_shard,
-        encode_format="jpg",
-        encode_quality=encode_quality,
-        output_format="webdataset",
-        input_format="parquet",
-        url_col="url",
-        caption_col="caption",
-        save_additional_columns=list(EXTRA_COLUMNS),
-        disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
-        incremental_mode="extend",
-        enable_wandb=False,
-        max_shard_retry=1,  # a shard still failing after that is deleted; the next run retries it
-    )
+    seen: set[str] = field(default_factory=set)
+    refused: dict[str, str] = field(default_factory=dict)  # key -> drop reason (URL refused up front)
+    dead: list[dict[str, str]] = field(default_factory=list)
+    todo: list[pa.Table] = field(default_factory=list)  # rows for img2dataset, key as KEY_COLUMN
 
 
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")
-NO_PROXY_VARIABLES = ("no_proxy", "NO_PROXY")
-_guard_lock = threading.Condition()
-_guard: dict[str, Any] = {}  # the process's running guard: key, proxy, users, saved environment
+def _plan(tables: list[pa.Table], before: dict[str, str | None], checker: UrlChecker, tally: DictTally) -> _Plan:
+    """Count every selected row in; pick the rows to fetch: not a repeat, not saved or opted out
+    by an earlier run, and a URL that urlsafety accepts (refusals are dead-lettered)."""
+    plan = _Plan()
+    for table in tables:
+        wanted = []
+        for key, url in zip(table.column("key").to_pylist(), table.column("url").to_pylist()):
+            tally.inc(STAGE, "in")
+            if key in plan.seen:
+                tally.dropped(STAGE, "duplicate_key")
+                wanted.append(False)
+                continue
+            plan.seen.add(key)
+            if before.get(key, "") is None or before.get(key) == "opted_out":
+                wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
+                continue
+            reason = checker(url)
+            if reason is not None:
+                plan.refused[key] = refusal_reason(reason)
+                plan.dead.append({"stage": STAGE, "source": f"{key} {url}", "error": plan.refused[key]})
+            wanted.append(reason is None)
+        part = table.filter(pa.array(wanted, pa.bool_())) if table.num_rows else table
+        if part.num_rows:
+            plan.todo.append(part.rename_columns([KEY_COLUMN if c == "key" else c for c in part.column_names]))
+    return plan
 
 
-@contextlib.contextmanager
-def _egress_guard(allow_private: bool, resolve: Resolver, timeout: float) -> Iterator[EgressProxy]:
-    """Point urllib in this process and the workers it spawns at an EgressProxy meanwhile.
-
-    urllib's default ProxyHandler reads `http(s)_proxy` from os.environ, which spawned
-    workers inherit; an empty `no_proxy` leaves no host (127.0.0.1 included) bypassing it.
-    os.environ is process-wide and the Beam engine runs several downloads on threads of one
-    process, so concurrent downloads share one proxy and the last to finish restores the
-    environment; a download with other settings waits for them.
-    """
-    key = (allow_private, resolve, timeout)
-    with _guard_lock:
-        while _guard and _guard["key"] != key:
-            _guard_lock.wait()
-        if not _guard:
-            names = PROXY_VARIABLES + NO_PROXY_VARIABLES
-            saved = {name: os.environ.get(name) for name in names}
-            if any(saved[name] for name in PROXY_VARIABLES):
-                log.warning("download: the egress guard replaces the configured http(s)_proxy for img2dataset")
-            proxy = EgressProxy(allow_private, resolve, timeout=timeout).start()
-            os.environ.update({name: proxy.url for name in PROXY_VARIABLES})
-            os.environ.update({name: "" for name in NO_PROXY_VARIABLES})
-            _guard.update(key=key, proxy=proxy, users=0, saved=saved)
-        _guard["users"] += 1
-        proxy = _guard["proxy"]
-    try:
-        yield proxy
-    finally:
-        with _guard_lock:
-            _guard["users"] -= 1
-            if not _guard["users"]:
-                for name, value in _guard["saved"].items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
-                proxy.stop()
-                if proxy.refusals:
-                    log.info("download: the egress guard refused %s", proxy.refusals)
-                _guard.clear()
-                _guard_lock.notify_all()
-
-
-class _SignalOnMainThread:
-    """Stands in for the `signal` module inside img2dataset.main: a no-op off the main thread."""
-
-    SIGINT = signal.SIGINT
-
-    @staticmethod
-    def signal(signum: int, handler: Any) -> Any:
-        if threading.current_thread() is threading.main_thread():
-            return signal.signal(signum, handler)
-        return None
+def _account(plan: _Plan, after: dict[str, str | None], tally: DictTally) -> list[dict[str, str]]:
+    """Count every distinct key once by its latest outcome; returns the dead letters (the
+    up-front refusals and this run's refusals at fetch time)."""
+    dead = list(plan.dead)
+    url_of = {k: u for t in plan.todo for k, u in zip(t.column(KEY_COLUMN).to_pylist(), t.column("url").to_pylist())}
+    for key in plan.seen:
+        reason = after.get(key, "")
+        if reason is None:
+            tally.kept(STAGE)
+        elif key in plan.refused:
+            tally.dropped(STAGE, plan.refused[key])
+        elif key in after:
+            tally.dropped(STAGE, reason)
+            if reason.startswith(("unsafe_host.", "bad_url.")) and key in url_of:  # refused at fetch, this run
+                dead.append({"stage": STAGE, "source": f"{key} {url_of[key]}", "error": f"{reason} (at fetch)"})
+        else:
+            tally.dropped(STAGE, "not_attempted")
+    return dead
 
 
 def saved_keys(output: str) -> list[str]:

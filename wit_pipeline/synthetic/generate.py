@@ -110,9 +110,7 @@ class _Crawl:
                  real_web: bool = False) -> None:
         if pages < 1 or files < 1 or imgs_per_page < 1:
             raise ValueError("pages, files and imgs_per_page must be positive")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be http(s)://host[:port][/prefix], got {base_url!r}")
+        parts = urlsplit(check_base_url(base_url))
         self.base_url = base_url.rstrip("/")
         self.netloc = parts.netloc
         self.base_path = parts.path.rstrip("/")
@@ -564,15 +562,41 @@ def write_concept_shards(out_dir: str | Path, n_samples: int = 64, seed: int = 0
     return paths
 
 
+def check_base_url(base_url: str) -> str:
+    """base_url itself if it is http(s)://host[:port][/prefix], else a ValueError saying so."""
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0..65535
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"base_url must be http(s)://host[:port][/prefix], got {base_url!r}")
+    return base_url
+
+
+def _base_url_arg(text: str) -> str:
+    try:
+        return check_base_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wit gen-crawl", description=__doc__,
                                      formatter_class=HelpFormatter)
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--base-url", required=True, help="where the output will be served, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--base-url", required=True, type=_base_url_arg,
+                        help="where the output will be served, e.g. http://127.0.0.1:8000")
     parser.add_argument("--seed", type=int, default=0, help="every draw of the generator comes from it")
-    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES, help="HTML pages")
-    parser.add_argument("--imgs-per-page", type=int, default=DEFAULT_IMGS_PER_PAGE, help="<img> links per page")
-    parser.add_argument("--files", type=int, default=DEFAULT_FILES, help="number of WARC (and WAT) files")
+    parser.add_argument("--pages", type=_positive, default=DEFAULT_PAGES, help="HTML pages")
+    parser.add_argument("--imgs-per-page", type=_positive, default=DEFAULT_IMGS_PER_PAGE, help="<img> links per page")
+    parser.add_argument("--files", type=_positive, default=DEFAULT_FILES, help="number of WARC (and WAT) files")
     parser.add_argument("--eval-dir", help="also write the held-out eval set here")
     parser.add_argument("--real-web", action="store_true",
                         help="also plant pages in many encodings, lazy-loaded images and captions that need "

@@ -62,13 +62,25 @@ def serve(root: str | Path, port: int = 0) -> Iterator[str]:
         server.stop()
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0..65535 (0: any free port)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number in 0..65535, got {text!r}")
+    return int(text)
+
+
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wit serve", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("root", help="directory to serve (a generated crawl's output directory)")
-    parser.add_argument("--port", type=int, default=8000,
+    parser.add_argument("--port", type=port_number, default=8000,
                         help="loopback port; serve a demo's web (wit-demo/web) on 8931, the port its URLs name")
     args = parser.parse_args(argv)
-    server = LoopbackServer(args.root, args.port)
+    if not Path(args.root).is_dir():
+        parser.error(f"{args.root} is not a directory")
+    try:
+        server = LoopbackServer(args.root, args.port)
+    except OSError as exc:  # the port is taken (or not ours to take)
+        parser.error(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}")
     print(f"serving {args.root} at {server.base_url} (Ctrl-C to stop)", flush=True)
     try:
         server.httpd.serve_forever()

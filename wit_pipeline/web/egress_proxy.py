@@ -7,6 +7,8 @@ hop through this proxy: plain http as `GET http://host/path`, https as `CONNECT 
 The proxy resolves the host once with urlsafety's rules (`checked_addresses`), refuses an
 unsafe host before connecting, and otherwise connects to exactly the address it checked.
 Redirects are relayed unchanged, so urllib's next hop comes back here and is checked again.
+Only http and https are fetched: with `ftp_proxy` pointing here too, urllib sends a hop to
+`ftp://` as `GET ftp://...`, which is refused (`bad_scheme`) without connecting anywhere.
 
 A refusal is `403 Forbidden by wit egress guard (<reason>)` with an `X-Wit-Refused: <reason>`
 header. urllib puts the reason phrase into its error message, which img2dataset records,
@@ -80,8 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        if parts.scheme.lower() != "http" or not parts.netloc:
+        if parts.scheme.lower() in ("", "https") or not parts.netloc:  # https comes as CONNECT
             return self._reply(400, "Bad Request (wit egress guard needs an absolute http:// URI)")
+        if parts.scheme.lower() != "http":  # ftp:// (urllib's ftp_proxy) and the like: never fetched
+            return self._refuse("bad_scheme")
         upstream = self._connect(self.path)
         if upstream is None:
             return
@@ -110,11 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _connect(self, url: str) -> socket.socket | None:
         """A socket to the checked address of url's host, or None after replying with a refusal."""
-        reason, addresses = checked_addresses(url, self.server.allow_private, self.server.resolve)
+        reason, addresses = checked_addresses(url, self.server.allow_loopback, self.server.resolve)
         if reason is not None:
-            self.server.count_refusal(reason)
-            body = f"wit egress guard refused this request: {reason}\n".encode()
-            self._reply(403, REFUSED_PHRASE.format(reason=reason), body, {"X-Wit-Refused": reason})
+            self._refuse(reason)
             return None
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -126,6 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
                 error = err
         self._reply(*_failure(error))
         return None
+
+    def _refuse(self, reason: str) -> None:
+        self.server.count_refusal(reason)
+        body = f"wit egress guard refused this request: {reason}\n".encode()
+        self._reply(403, REFUSED_PHRASE.format(reason=reason), body, {"X-Wit-Refused": reason})
 
     def _request_head(self, target: str, host: str) -> bytes:
         """The client's request in origin-form, without hop-by-hop or proxy headers."""
@@ -195,7 +202,7 @@ class _Server(socketserver.ThreadingTCPServer):
     request_queue_size = 512  # img2dataset opens processes x threads connections at once
 
     def __init__(self, proxy: EgressProxy, max_connections: int) -> None:
-        self.allow_private = proxy.allow_private
+        self.allow_loopback = proxy.allow_loopback
         self.resolve = proxy.resolve
         self.connect = proxy.connect
         self.io_timeout = proxy.timeout
@@ -222,23 +229,23 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class EgressProxy:
-    """`with EgressProxy(allow_private) as proxy:` serves on `proxy.url` from a daemon thread.
+    """`with EgressProxy(allow_loopback) as proxy:` serves on `proxy.url` from a daemon thread.
 
-    `allow_private` lifts loopback/private refusals as in urlsafety (demo and tests only).
+    `allow_loopback` lifts the loopback refusals as in urlsafety (demo and tests only).
     `resolve` and `connect` are socket.getaddrinfo and socket.create_connection unless a
     test injects others; `timeout` bounds connecting and every idle read or write.
     """
 
     def __init__(
         self,
-        allow_private: bool = False,
+        allow_loopback: bool = False,
         resolve: Resolver = socket.getaddrinfo,
         *,
         timeout: float = 10.0,
         max_connections: int = 1024,
         connect: Connector = socket.create_connection,
     ) -> None:
-        self.allow_private = allow_private
+        self.allow_loopback = allow_loopback
         self.resolve = resolve
         self.connect = connect
         self.timeout = timeout

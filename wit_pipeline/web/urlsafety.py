@@ -9,7 +9,7 @@ unspecified or a metadata address. IP literals are parsed the way the C resolver
 them (`2130706433`, `0177.0.0.1`, `0x7f.1` are all 127.0.0.1) and IPv4-mapped / NAT64 IPv6
 addresses are judged by the IPv4 address inside.
 
-`allow_private=True` additionally permits loopback and `localhost` (not the private and shared
+`allow_loopback=True` additionally permits loopback and `localhost` (not the private and shared
 ranges: those are other machines on the user's network, never the demo's server);
 it exists for the demo and the tests (a loopback server) and must not be used on a crawl.
 Link-local, metadata, multicast, reserved and unspecified addresses stay refused.
@@ -20,9 +20,10 @@ there (DNS rebinding), and urllib follows HTTP redirects to any host. This check
 cannot pin the address used for the fetch, so `wit download` runs img2dataset behind
 `wit_pipeline.web.egress_proxy`: a loopback forward proxy that applies these same rules
 (`checked_addresses`) to every request and every redirect hop, resolving once and
-connecting to exactly the address it checked. What it does not cover: fetches that ignore
-`http(s)_proxy` (img2dataset's urllib honours it), and runs with `--no-egress-guard`,
-which rely on this up-front check plus the network. On a real crawl also run workers
+connecting to exactly the address it checked; img2dataset's workers fetch http(s) only, on
+every hop (`wit_pipeline.stages.fetch`: a redirect to `ftp://` is refused, not
+followed around the proxy). What it does not cover: runs with `--no-egress-guard`, whose
+redirect hops to other http(s) hosts rely on the network alone. On a real crawl also run workers
 without a route to private ranges (firewall egress rules on the workers' network, IMDSv2
 on AWS); the damage a bypass leaves is a blind GET whose response is kept only if it
 decodes as an image.
@@ -51,9 +52,9 @@ METADATA_ADDRESSES = frozenset(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
-# Reasons check_url returns. PRIVATE_REASONS are lifted by allow_private: the loopback servers
+# Reasons check_url returns. LOOPBACK_REASONS are lifted by allow_loopback: the loopback servers
 # of the demo and tests.
-PRIVATE_REASONS = frozenset({"localhost", "loopback"})
+LOOPBACK_REASONS = frozenset({"localhost", "loopback"})
 REASONS = (
     "bad_scheme",
     "bad_url",
@@ -113,7 +114,7 @@ def classify_address(ip: IPAddress) -> str | None:
 
 
 def _host_verdict(host: str, port: int, resolve: Resolver) -> tuple[str | None, list[IPAddress]]:
-    """A normalised host's refusal reason (before allow_private) and the addresses judged."""
+    """A normalised host's refusal reason (before allow_loopback) and the addresses judged."""
     if host == "localhost" or host.endswith(".localhost"):
         return "localhost", [_LOCALHOST]  # RFC 6761: always loopback, never asked of DNS
     if host in METADATA_HOSTS:
@@ -139,8 +140,8 @@ def _host_verdict(host: str, port: int, resolve: Resolver) -> tuple[str | None, 
     reasons = sorted({r for r in map(classify_address, addresses) if r is not None})
     if not reasons:
         return None, addresses
-    # Report the most severe; PRIVATE_REASONS rank last so allow_private cannot hide the others.
-    severe = [r for r in reasons if r not in PRIVATE_REASONS]
+    # Report the most severe; LOOPBACK_REASONS rank last so allow_loopback cannot hide the others.
+    severe = [r for r in reasons if r not in LOOPBACK_REASONS]
     return (severe or reasons)[0], addresses
 
 
@@ -166,14 +167,14 @@ def _split_url(url: str) -> tuple[str | None, str, int]:
 
 def check_url(
     url: str,
-    allow_private: bool = False,
+    allow_loopback: bool = False,
     resolve: Resolver = socket.getaddrinfo,
     cache: MutableMapping[tuple[str, int], str | None] | None = None,
 ) -> str | None:
     """A refusal reason (one of REASONS) for `url`, or None when it is safe to fetch.
 
     `cache` maps (host, port) to the host's verdict; pass one dict per run so each host is
-    resolved once (verdicts do not depend on allow_private, which is applied after).
+    resolved once (verdicts do not depend on allow_loopback, which is applied after).
     """
     reason, host, port = _split_url(url)
     if reason is not None:
@@ -185,13 +186,13 @@ def check_url(
         reason = _host_verdict(host, port, resolve)[0]
         if cache is not None:
             cache[key] = reason
-    if reason in PRIVATE_REASONS and allow_private:
+    if reason in LOOPBACK_REASONS and allow_loopback:
         return None
     return reason
 
 
 def checked_addresses(
-    url: str, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo
+    url: str, allow_loopback: bool = False, resolve: Resolver = socket.getaddrinfo
 ) -> tuple[str | None, list[IPAddress]]:
     """check_url's verdict together with the addresses it judged, resolving afresh (no cache).
 
@@ -203,18 +204,18 @@ def checked_addresses(
     if reason is not None:
         return reason, []
     reason, addresses = _host_verdict(host, port, resolve)
-    if reason in PRIVATE_REASONS and allow_private:
+    if reason in LOOPBACK_REASONS and allow_loopback:
         return None, addresses
     return reason, addresses
 
 
 class UrlChecker:
-    """check_url with one DNS cache for a run: `UrlChecker(allow_private)(url) -> reason | None`."""
+    """check_url with one DNS cache for a run: `UrlChecker(allow_loopback)(url) -> reason | None`."""
 
-    def __init__(self, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo) -> None:
-        self.allow_private = allow_private
+    def __init__(self, allow_loopback: bool = False, resolve: Resolver = socket.getaddrinfo) -> None:
+        self.allow_loopback = allow_loopback
         self.resolve = resolve
         self.cache: dict[tuple[str, int], str | None] = {}
 
     def __call__(self, url: str) -> str | None:
-        return check_url(url, self.allow_private, self.resolve, self.cache)
+        return check_url(url, self.allow_loopback, self.resolve, self.cache)
