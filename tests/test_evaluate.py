@@ -286,7 +286,7 @@ def test_decontaminate_leaves_out_eval_images_seen_in_training(tmp_path, colour_
     model = ColourModel(tok)
     full = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {} thing"], None, 32)
     clean = zero_shot(model, tok, colour_shards, COLOUR_NAMES, ["a {} thing"], None, 32, exclude=removed)
-    assert clean["n"] == full["n"] - 2 and clean["skipped"] == {"decode_error": 1, "excluded": 2}
+    assert clean["n"] == full["n"] - 2 and clean["skipped"] == {"undecodable": 1, "excluded": 2}
     assert retrieval(model, tok, colour_shards, 32, exclude=removed)["n"] == 16
 
 
