@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import signal
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from wit_pipeline.core.stats import DictTally
 from wit_pipeline.web.charset import decode_html, lookup
@@ -168,13 +170,14 @@ def test_deep_nesting_costs_time_linear_in_size() -> None:
     signal.alarm(60)
     try:
         _, images = html_images(html, "text/html")
-        _, unclosed = html_images(b"<img alt='" * 200_000, "text/html")
-        _, attrs = html_images(b"<img " + b'a="' * 200_000, "text/html")
+        hostile = [b"<img alt='" * 200_000, b"<img " + b'a="' * 200_000, b'<a title="x' + b"<b " * 200_000,
+                   b"<" * 500_000, b"<a " * 200_000, b"<a b=" * 200_000, b"<!--" * 200_000, b"<script>" * 200_000]
+        found = [html_images(doc, "text/html")[1] for doc in hostile]
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert images == [("/deep.jpg", "deep", None, "src")]
-    assert unclosed == [] and attrs == []
+    assert found == [[]] * len(hostile)
 
 
 def test_pairs_count_every_image_and_where_urls_came_from() -> None:
@@ -211,7 +214,6 @@ def test_pairs_accept_three_field_images() -> None:
 
 def test_scan_agrees_with_an_html5_parser_on_a_real_page(real_warc) -> None:
     """The Common Crawl sample page: the same <img> elements, src and alt, as lexbor's DOM."""
-    from selectolax.lexbor import LexborHTMLParser
     from warcio.archiveiterator import ArchiveIterator
 
     with open(real_warc, "rb") as fh:
@@ -220,3 +222,25 @@ def test_scan_agrees_with_an_html5_parser_on_a_real_page(real_warc) -> None:
     dom = [(n.attributes.get("src"), n.attributes.get("alt")) for n in LexborHTMLParser(body.decode()).css("img")]
     _, images = html_images(body, ctype)
     assert [(src, alt) for src, alt, _, _ in images] == dom and len(dom) == 13
+
+
+_PIECES = (
+    "<div>", "</div>", "<p class='a > b'>", "</p>", "text &amp; more", "<br/>", '<a href="x?a=1&copy=2">', "</a>",
+    "<!-- <img src=c.jpg alt=c> -->", "<script>var a='<img src=s.jpg>';</script>", "<style>p{}</style>",
+    "<textarea><img src=t.jpg></textarea>", "<title>t <img src=t2.jpg></title>", "<table><tr><td>", "</td></tr></table>",
+    '<span title="<img src=q.jpg>" data-x=\'<script>\'>', "</span>", "<!DOCTYPE html>", "<noscript><img src=n.jpg alt=n></noscript>",
+    "<picture><source srcset=p.webp>", "</picture>", "<select><option>", "</select>", "<svg><circle/></svg>",
+    "<iframe src=f><img src=if.jpg></iframe>", "<?php x ?>", "a < b", "<b>", "</b>",
+)
+_IMGS = ('<img src="{u}" alt="{a}">', "<img src='{u}' alt='{a}'>", "<img src={u} alt={a}>", '<IMG SRC="{u}" ALT="{a}" />',
+         '<img\nsrc="{u}"\talt="{a}" width=10>', '<img alt="{a}" src="{u}" src="dup.jpg">', '<img src="{u}">')
+
+
+def test_scan_agrees_with_an_html5_parser_on_random_documents() -> None:
+    rng = random.Random(3)
+    for _ in range(600):
+        parts = [rng.choice(_IMGS).format(u=f"/i{k}.jpg?x=1&amp;y=2", a=f"alt {k} &lt;b&gt;") if rng.random() < 0.3
+                 else rng.choice(_PIECES) for k in range(rng.randrange(1, 25))]
+        doc = "".join(parts)
+        dom = [(n.attributes.get("src"), n.attributes.get("alt")) for n in LexborHTMLParser(doc).css("img")]
+        assert [(src, alt) for src, alt, _, _ in scan_images(doc)[1]] == dom, doc

@@ -3,11 +3,13 @@ linear scan (no DOM tree, so no nesting depth can make a page cost more than its
 
 The scan follows the HTML tokenizer where it decides what is markup: comments (`<!-- -->`,
 also unterminated: the rest is comment), raw-text and RCDATA elements (`<script>`, `<style>`,
-`<textarea>`, `<title>`, ...: an `<img>` inside is text; `<noscript>` is read as markup, as
-with scripting off, since its `<img>` is often the only plain copy of a script-made image),
-attributes with quoted values (a `>` inside quotes does not end the tag), entities in
-attribute values (the attribute rule: `&copy=1` in a URL stays), `<image>` read as `<img>`
-outside `<svg>`, the first `<base href>`. Attributes of other tags are not parsed.
+`<textarea>`, `<title>`, ...: an `<img>` inside is text, as in any tag's quoted attribute
+value; `<noscript>` is read as markup, as with scripting off, since its `<img>` is often the
+only plain copy of a script-made image), attributes with quoted values (a `>` inside quotes
+does not end the tag), entities in attribute values (the attribute rule: `&copy=1` in a URL
+stays), `<image>` read as `<img>` outside `<svg>`, the first `<base href>`. A tag the document
+ends inside is no tag, and nothing after it is markup. tests/test_page.py holds the scan to
+lexbor's HTML5 parser on random documents.
 
 Which URL an `<img>` shows (`pick_source`): lazy-loading scripts move `data-src`,
 `data-lazy-src` or `data-original` into `src`, so those win; then `src` when it is a real
@@ -27,10 +29,6 @@ Image = tuple[str | None, str | None, str | None, str]
 LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original")
 SRCSET_ATTRS = ("data-srcset", "srcset")
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
-_MARKUP = re.compile(
-    r"<(?:(!--)|(/?)(img|image|source|base|picture|svg|plaintext|" + "|".join(_RAW_TEXT) + r")(?=[\t\n\f\r />]))",
-    re.IGNORECASE,
-)
 _COMMENT_END = re.compile(r"--!?>")
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT}
 # One attribute: name, then a double-, single- or unquoted value, or a quote that never
@@ -40,9 +38,16 @@ _NAME = r"[^\t\n\f\r />][^\t\n\f\r /=>]*+"
 _VALUES = r"""(?:"([^"]*+)"|'([^']*+)'|(["'])|([^\t\n\f\r >]*+))"""
 _ATTR = re.compile(rf"({_NAME})(?:{_WS}*+={_WS}*+{_VALUES})?+")
 # The attributes of a tag up to its ">" (no match: the document ends inside the tag).
-_TAG_END = re.compile(
-    rf"""(?:[\t\n\f\r /]*+{_NAME}(?:{_WS}*+={_WS}*+(?:"[^"]*+"|'[^']*+'|["']|[^\t\n\f\r >]*+))?+)*+"""
-    r"[\t\n\f\r /]*+>"
+_ATTRS = rf"""(?:[\t\n\f\r /]*+{_NAME}(?:{_WS}*+={_WS}*+(?:"[^"]*+"|'[^']*+'|["']|[^\t\n\f\r >]*+))?+)*+"""
+_TAG_END = re.compile(rf"{_ATTRS}[\t\n\f\r /]*+>")
+# From a position: text and other tags (their quoted values may hold "<img": that is no tag),
+# all possessive, then the next markup that matters: a comment, or a start or end tag named
+# here. No match: nothing more matters, or a tag runs to the end of the document.
+_NAMES = "img|image|source|base|picture|svg|plaintext|" + "|".join(_RAW_TEXT)
+_MARKUP = rf"<(?:!--|/?(?i:{_NAMES})(?=[\t\n\f\r />]))"
+_NEXT = re.compile(
+    rf"(?:[^<]++|(?!{_MARKUP})(?:<[a-zA-Z][^\t\n\f\r />]*+{_ATTRS}[\t\n\f\r /]*+>|<(?![a-zA-Z])))*+"
+    rf"<(?:(!--)|(/?)((?i:{_NAMES}))(?=[\t\n\f\r />]))"
 )
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _UNUSABLE = re.compile(r"[\x00-\x20]*(?:data|javascript):|[\x00-\x20]*$", re.IGNORECASE)
@@ -76,10 +81,12 @@ def _attributes(text: str, pos: int) -> tuple[dict[str, str], int]:
     m = _TAG_END.match(text, pos)
     if m is None:
         return {}, -1
-    found = _ATTR.findall(text, pos, m.end() - 1)
-    if any(t[3] for t in found):
-        return {}, -1
-    return {name.lower(): dq or sq or uq for name, dq, sq, _, uq in reversed(found)}, m.end()
+    attrs: dict[str, str] = {}
+    for name, dq, sq, open_quote, uq in reversed(_ATTR.findall(text, pos, m.end() - 1)):
+        if open_quote:
+            return {}, -1
+        attrs[name.lower()] = dq or sq or uq
+    return attrs, m.end()
 
 
 def largest_candidate(srcset: str) -> str | None:
@@ -135,7 +142,7 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
     in_picture, picture_srcset = False, None  # the first <source srcset> of the open <picture>
     svg_depth = 0  # inside <svg>, <image> is SVG's own element, not an <img>
     pos = 0
-    while m := _MARKUP.search(text, pos):
+    while m := _NEXT.match(text, pos):
         comment, end_tag, name = m.groups()
         if comment:  # "<!-->" and "<!--->" are complete comments
             if text.startswith((">", "->"), m.end()):
