@@ -37,7 +37,8 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
 from beam_jobs import common
-from beam_jobs.common import DEAD_LETTER, BeamTally, Counted, dead_letter
+from beam_jobs.common import BeamTally
+from beam_jobs.transforms import DEAD_LETTER, Counted, dead_letter
 from queries import build, config, multistream, pageviews, pmi, wikipedia, wordnet
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import error_text

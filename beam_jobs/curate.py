@@ -19,19 +19,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from beam_jobs.common import (
-    DEAD_LETTER,
-    BeamTally,
-    CapPerQuery,
-    Counted,
-    WriteShards,
-    dead_letter,
-    make_pipeline,
-    print_stages,
-    reject_unknown_flags,
-    shared_load,
-    write_stats,
-)
+from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
+from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards, dead_letter
 from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import shards
 from wit_pipeline.core import fsio

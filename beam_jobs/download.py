@@ -33,7 +33,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from beam_jobs.common import DEAD_LETTER, BeamTally, Counted, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import fsio, schema
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.stages import download as dl

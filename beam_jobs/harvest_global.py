@@ -16,7 +16,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_jobs.common import CapPerQuery, WriteShards
+from beam_jobs.transforms import CapPerQuery, WriteShards
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import check_stages, stages_from_counters, stats_document
 from wit_pipeline.stages import harvest as h

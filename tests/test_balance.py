@@ -154,7 +154,7 @@ def test_cap_per_query_in_a_pipeline_equals_select_cap_with_deterministic_coders
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
     from apache_beam.testing.util import assert_that, equal_to
 
-    from beam_jobs.common import CapPerQuery
+    from beam_jobs.transforms import CapPerQuery
 
     pairs = zipf_pairs(n=3000, n_queries=40, seed=4)
     t, seed = 25, 7
@@ -184,7 +184,7 @@ def test_cap_per_query_in_a_pipeline_equals_select_cap_with_deterministic_coders
         assert "FastPrimitives" not in repr(coder) and "Pickle" not in repr(coder), (coll, coder)
 
 def test_cap_per_query_needs_a_seed_for_bare_keys_and_a_positive_t():
-    from beam_jobs.common import CapPerQuery, _cap_ranked
+    from beam_jobs.transforms import CapPerQuery, _cap_ranked
 
     with pytest.raises(ValueError):
         CapPerQuery(0)
