@@ -10,6 +10,7 @@ import shutil
 import socket
 import tarfile
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -46,7 +47,7 @@ def _rows(urls):
 
 
 def _write(path, rows):
-    pq.write_table(schema.to_table(rows, schema.SELECTED), path)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.SELECTED), path)
     return str(path)
 
 

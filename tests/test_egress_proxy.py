@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,7 +135,7 @@ def selected_pairs(path, urls):
         rows.append({"url": url, "caption": caption, "key": keys.sample_key(url, caption),
                      "page_url": "http://pages.example/", "language": "en", "lang_score": 0.9, "query_ids": [i],
                      "queries": [f"q{i}"]})
-    pq.write_table(schema.to_table(rows, schema.SELECTED), path)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.SELECTED), path)
     return str(path), rows
 
 

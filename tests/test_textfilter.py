@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wit_pipeline.core.stats import DictTally
-from wit_pipeline.text.textfilter import clean_text, drop_reason, filter_pairs, junk_rule
+from wit_pipeline.text.textfilter import clean_text, drop_reason, junk_rule
 
 
 @pytest.mark.parametrize(
@@ -80,15 +79,3 @@ def test_junk_rule_names() -> None:
     assert junk_rule("a red cat") is None
 
 
-def test_filter_pairs_counts_every_pair() -> None:
-    texts = ["a red cat on a sofa", "logo", "image", "x" * 2000, "Blue square, striped", "12345"]
-    tally = DictTally()
-    kept = list(filter_pairs(({"text": t} for t in texts), tally, stage="filter"))
-    assert [p["text"] for p in kept] == ["a red cat on a sofa", "Blue square, striped"]
-    assert tally.as_dict() == {
-        "filter:in": 6,
-        "filter:out": 2,
-        "filter:dropped.too_short": 1,
-        "filter:dropped.junk": 2,
-        "filter:dropped.too_long": 1,
-    }

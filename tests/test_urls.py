@@ -7,7 +7,15 @@ import random
 import pytest
 
 from wit_pipeline.web import urls
-from wit_pipeline.web.urls import PageUrls, document_base, normalize_url, resolve_image_url
+from wit_pipeline.web.urls import PageUrls, document_base
+
+
+def resolve_image_url(page_url: str, src: str | None, base_href: str | None = None) -> tuple[str | None, str | None]:
+    return PageUrls(page_url, base_href).resolve(src)
+
+
+def normalize_url(url: str) -> tuple[str | None, str | None]:
+    return PageUrls("", None).resolve(url)
 
 PAGE = "https://an.wikipedia.org/wiki/Escopete"
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# The allowlist TSV (queries/): one query per row; its 0-based row index is its query id.
-ALLOWLIST_COLUMNS = ("query", "source", "stat")
-
 # harvest -> candidates/*.parquet: every pair that survived filtering and matched >= 1 query.
 CANDIDATES = pa.schema(
     [
@@ -95,7 +92,3 @@ def validate(table: pa.Table | pa.Schema, expected: pa.Schema, what: str = "tabl
             problems.append(f"column {field.name!r} is {schema.field(idx).type}, expected {field.type}")
     if problems:
         raise SchemaError(f"{what}: " + "; ".join(problems))
-
-
-def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema)

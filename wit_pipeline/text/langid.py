@@ -62,10 +62,6 @@ class LanguageIdentifier:
         labels, probs = self._model.predict(_clean(text), k=1)
         return labels[0][len(_LABEL_PREFIX) :], min(1.0, float(probs[0]))
 
-    def predict_many(self, texts: list[str]) -> list[tuple[str, float]]:
-        # One call per text: fasttext-predict's list form (multilinePredict) returns labels
-        # without probabilities, and the per-call overhead is small next to the model.
-        return [self.predict(t) for t in texts]
 
     def __getstate__(self) -> dict:
         return {"model_path": self.model_path}

@@ -13,16 +13,13 @@ authors and CMSs emit without describing the picture:
 - `non_letters`: under half of the non-space characters are letters ("12345", "--- ---",
   "12/05/2021"), which covers a lone number.
 
-`filter_pairs` applies `drop_reason` to a stream of pairs and counts each one in a Tally.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Iterator
 
-from wit_pipeline.core.stats import Tally
 from wit_pipeline.text.textnorm import tokens
 
 TOO_SHORT = "too_short"
@@ -90,21 +87,3 @@ def drop_reason(text: str, min_chars: int = 5, max_chars: int = 1000) -> str | N
     if junk_rule(text) is not None:
         return JUNK
     return None
-
-
-def filter_pairs(
-    pairs: Iterable[dict],
-    tally: Tally,
-    stage: str = "text_filter",
-    min_chars: int = 5,
-    max_chars: int = 1000,
-) -> Iterator[dict]:
-    """Pairs whose `text` passes `drop_reason`, counting in/out/dropped.<reason> under `stage`."""
-    for pair in pairs:
-        tally.inc(stage, "in")
-        reason = drop_reason(pair["text"], min_chars, max_chars)
-        if reason is None:
-            tally.inc(stage, "out")
-            yield pair
-        else:
-            tally.inc(stage, f"dropped.{reason}")

@@ -156,13 +156,3 @@ def document_base(page_url: str, base_href: str | None = None) -> str | None:
         except ValueError:
             pass
     return page
-
-
-def resolve_image_url(page_url: str, src: str | None, base_href: str | None = None) -> tuple[str | None, str | None]:
-    """(absolute URL, None) or (None, reason) for one source; per page, use PageUrls."""
-    return PageUrls(page_url, base_href).resolve(src)
-
-
-def normalize_url(url: str) -> tuple[str | None, str | None]:
-    """The serialised form of an absolute http(s) URL: (url, None) or (None, reason)."""
-    return PageUrls("", None).resolve(url)
