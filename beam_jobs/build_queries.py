@@ -170,7 +170,7 @@ def select_bigrams(unigrams: Any, bigrams: Any, recipe: build.Recipe, dead: list
 def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterable, bigrams: Iterable,
                        titles: Iterable, entries: Iterable) -> int:
     """The final step: order, dedup, cap (queries.build) and write allowlist.tsv."""
-    from queries.allowlist import write_allowlist
+    from wit_pipeline.text.allowlist import write_allowlist
 
     r = cfg.recipe
     candidates = build.ranked_candidates(dict(unigrams), dict(bigrams), dict(titles), dict(entries), r.numbers)

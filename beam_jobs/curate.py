@@ -21,7 +21,6 @@ from apache_beam.utils import shared
 
 from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
 from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards, dead_letter
-from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
@@ -29,6 +28,7 @@ from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image.decode import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
+from wit_pipeline.text.allowlist import DEMO, load_allowlist
 
 # ---------------------------------------------------------------- file-level reading
 

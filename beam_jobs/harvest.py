@@ -109,7 +109,7 @@ class HarvestFiles(beam.DoFn):
 
 
 def config_from_args(args: argparse.Namespace) -> h.HarvestConfig:
-    from queries.allowlist import load_allowlist, resolve
+    from wit_pipeline.text.allowlist import load_allowlist, resolve
 
     languages = tuple(lang.strip() for lang in args.languages.split(",") if lang.strip())
     load_allowlist(args.allowlist, case_sensitive=args.case_sensitive)  # fail here, not on every worker

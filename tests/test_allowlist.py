@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queries.allowlist import Allowlist, load_allowlist, parse_allowlist, write_allowlist
+from wit_pipeline.text.allowlist import Allowlist, load_allowlist, parse_allowlist, write_allowlist
 
 
 def test_round_trip_keeps_ids_sources_and_stats(tmp_path):
@@ -88,7 +88,7 @@ def test_bundled_demo_allowlist_is_strictly_valid():
 def test_demo_names_the_bundled_list_wherever_it_runs():
     """`--allowlist demo` travels to Dataflow workers as a name, not as the launcher's path."""
     from queries import DEMO_ALLOWLIST
-    from queries.allowlist import DEMO, resolve
+    from wit_pipeline.text.allowlist import DEMO, resolve
 
     assert resolve(DEMO) == DEMO_ALLOWLIST and resolve("gs://b/list.tsv") == "gs://b/list.tsv"
     assert load_allowlist(DEMO).queries == load_allowlist(DEMO_ALLOWLIST).queries

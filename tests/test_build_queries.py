@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from queries import build, dumpset, multistream, pageviews, pmi, sample_dump, wikipedia, wordnet
-from queries.allowlist import load_allowlist
 from wit_pipeline.core.stats import DictTally, Drop, stages_from_counters
+from wit_pipeline.text.allowlist import load_allowlist
 from wit_pipeline.text.matcher import QueryMatcher
 
 NS11 = "http://www.mediawiki.org/xml/export-0.11/"
@@ -437,7 +437,7 @@ def test_parse_quotas_and_recipe_validation():
 
 
 def test_in_memory_build_gives_the_expected_list(sources, tmp_path):
-    from queries.allowlist import write_allowlist
+    from wit_pipeline.text.allowlist import write_allowlist
 
     tally = DictTally()
     rows = build.build_allowlist(sources["dump_files"], sources["pageview_files"], sources["wordnet"], RECIPE, tally)

@@ -8,8 +8,8 @@ import random
 import ahocorasick
 import pytest
 
-from queries.allowlist import write_allowlist
 from wit_pipeline.text import textnorm
+from wit_pipeline.text.allowlist import write_allowlist
 from wit_pipeline.text.matcher import QueryMatcher, normalize_batch
 
 QUERIES = ["cat", "new york", "York", "new york city", "a b", "b c", "don't", "fish", "rock'n'roll",

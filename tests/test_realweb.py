@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from beam_jobs import harvest, harvest_global
-from queries.allowlist import DEMO, load_allowlist
 from wit_pipeline.core import parquet_io, schema, stats
 from wit_pipeline.synthetic import realweb
 from wit_pipeline.synthetic.generate import generate_crawl
 from wit_pipeline.text import textnorm
+from wit_pipeline.text.allowlist import DEMO, load_allowlist
 from wit_pipeline.text.langid import LanguageIdentifier
 
 

@@ -62,6 +62,6 @@ def dead_letters(url: str) -> list[dict]:
 @functools.lru_cache(maxsize=4)
 def query_names(allowlist: str, case_sensitive: bool) -> tuple[str, ...]:
     """The allowlist's queries by id, read once per worker process."""
-    from queries.allowlist import load_allowlist
+    from wit_pipeline.text.allowlist import load_allowlist
 
     return tuple(load_allowlist(allowlist, case_sensitive=case_sensitive, allow_duplicates=True).queries)

@@ -160,12 +160,12 @@ class QueryMatcher:
 
     @classmethod
     def from_file(cls, url: str, case_sensitive: bool = False) -> "QueryMatcher":
-        """Build from an allowlist TSV (see queries.allowlist); ids are data-row indexes.
+        """Build from an allowlist TSV (see wit_pipeline.text.allowlist); ids are data-row indexes.
 
         Duplicate normal forms are accepted here (each of their ids matches); a pipeline that
         wants them rejected calls load_allowlist() first, as the harvest job does.
         """
-        from queries.allowlist import load_allowlist
+        from wit_pipeline.text.allowlist import load_allowlist
 
         allowlist = load_allowlist(url, case_sensitive=case_sensitive, allow_duplicates=True)
         return cls.from_queries(allowlist.queries, case_sensitive)

@@ -1,4 +1,6 @@
 """The allowlist file: a TSV with header `query<TAB>source<TAB>stat`, one query per row.
+The one reader and writer of the format, beside the matcher that consumes it (`queries/`
+builds lists and ships the demo one; harvest, curate and eval read them here).
 
 A query's id is its 0-based data-row index; harvest counts, balancing and shards all refer
 to queries by that id, so the file is read strictly: a wrong header, a row with the wrong
@@ -101,9 +103,9 @@ DEMO = "demo"  # names the bundled demo list wherever the code runs (a launcher'
 def resolve(url: str) -> str:
     """The file behind an --allowlist value: `demo` is the list inside the installed package."""
     if url == DEMO:
-        from queries import DEMO_ALLOWLIST
+        import importlib.resources
 
-        return DEMO_ALLOWLIST
+        return str(importlib.resources.files("queries") / "demo_allowlist.tsv")
     return url
 
 
