@@ -55,7 +55,8 @@ class Progress:
     def _watch(self) -> None:
         seen = self._present()  # done by an earlier run: resumed, not re-read
         start, read_bytes, pairs = time.monotonic(), 0, 0
-        bar = tqdm(total=len(self.files), initial=len(seen), unit="file", desc="harvest", dynamic_ncols=True)
+        bar = tqdm(total=len(self.files), initial=len(seen), unit="file", desc="harvest", dynamic_ncols=True,
+                   disable=None)  # None: only on a terminal, not in logs
         bar.set_postfix_str(f"{len(seen)} already done")
         while True:
             stopping = self._stop.wait(POLL_SECONDS)
