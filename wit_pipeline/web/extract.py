@@ -13,8 +13,9 @@ Counts go to a `Tally` (C4-style injectable counter), under two stages:
   `decode_error` (a payload that cannot be decoded), `unreadable` (damaged archive bytes:
   a corrupt or truncated gzip member, a record cut short) and `error` (handling the record
   raised).
-- `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped as
-  `page.pairs_from_images` says.
+- `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped `no_text` and the
+  URL reasons of `urls` (`empty_src`, `data_url`, `javascript_url`, `not_http`, `bad_url`,
+  `url_too_long`, `bad_host`), as `page.pairs_from_images` counts them.
 Every `unreadable`, `bad_json` and `error` record is reported through `on_error(source, message)` with
 source `<file_url>@<record offset>`; reading goes on with the next record (a corrupt gzip
 member is skipped to the next member; a truncated one is the end of the file).
