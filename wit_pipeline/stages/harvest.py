@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, keys, schema
-from wit_pipeline.core.stats import DictTally, Tally, error_text
+from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
 from wit_pipeline.text.textfilter import drop_reason
 from wit_pipeline.web.extract import iter_pairs
 
@@ -94,7 +94,11 @@ class Models:
 
 
 def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[pa.Table, dict[str, int], list[dict]]:
-    """One crawl file -> (its matched candidates, its counts, its dead letters)."""
+    """One crawl file -> (its matched candidates, its counts, its dead letters).
+
+    The text rules, language ID and matching are functions of the text alone, and the same
+    alt text recurs across a site's pages: each distinct text of the file is judged once,
+    each pair counted by its text's verdict."""
     tally = DictTally()
     dead: list[dict] = []
 
@@ -102,12 +106,60 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
         dead.append({"stage": "read", "source": source, "error": error})
 
     pairs = list(iter_pairs(file_url, tally, on_error))
-    kept, dropped = filter_text(pairs, config)
-    kept = filter_language(kept, config, models.lid, dropped, dead)
-    _count(tally, FILTER, len(pairs), len(kept), dropped)
-    rows = match(kept, models.matcher)
-    _count(tally, MATCH, len(kept), len(rows), Counter({"no_match": len(kept) - len(rows)}))
+    verdicts = judge_texts(dict.fromkeys(p["text"] for p in pairs), config, models)
+    filtered, matched, rows = Counter(), 0, []
+    for pair in pairs:
+        verdict = verdicts[pair["text"]]
+        if isinstance(verdict, Drop):
+            filtered[verdict.reason] += 1
+            if verdict.reason == ERROR:
+                dead.append({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[pair["text"]]})
+            continue
+        language, score, query_ids = verdict
+        matched += 1
+        if query_ids:
+            rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
+                         "page_url": pair["page_url"], "language": language, "lang_score": score,
+                         "query_ids": query_ids})
+    _count(tally, FILTER, len(pairs), matched, filtered)
+    _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows)}))
     return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), dead
+
+
+class Verdicts(dict):
+    """text -> Drop(reason) or (language, score, query ids); `errors` holds why a text raised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+
+
+def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> Verdicts:
+    """The filter stage's rules (text rules, then language ID) and the allowlist match, for
+    each distinct text; a text the model cannot take costs only itself (a dead letter)."""
+    verdicts = Verdicts()
+    languages = frozenset(config.languages)
+    passed = []
+    for text in texts:
+        reason = drop_reason(text, config.min_chars, config.max_chars)
+        if reason is None:
+            try:
+                language, score = models.lid.predict(text)
+            except Exception as exc:
+                verdicts.errors[text] = error_text(exc)
+                reason = ERROR
+            else:
+                if language not in languages:
+                    reason = "wrong_language"
+                elif score < config.min_lang_score:
+                    reason = "low_lang_score"
+        if reason is None:
+            passed.append((text, language, score))
+        else:
+            verdicts[text] = Drop(reason)
+    for (text, language, score), query_ids in zip(passed, models.matcher.match_many([t for t, _, _ in passed])):
+        verdicts[text] = (language, score, list(query_ids))
+    return verdicts
 
 
 def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
@@ -115,53 +167,8 @@ def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str
     tally.inc(stage, "in", n_in)
     tally.inc(stage, "out", n_out)
     for reason, n in dropped.items():
-        tally.inc(stage, f"dropped.{reason}", n)
-
-
-def filter_text(pairs: Sequence[dict], config: HarvestConfig) -> tuple[list[dict], Counter[str]]:
-    """What the text rules (`textfilter.drop_reason`) keep, and why the rest went."""
-    kept, dropped = [], Counter()
-    for pair in pairs:
-        reason = drop_reason(pair["text"], config.min_chars, config.max_chars)
-        if reason is None:
-            kept.append(pair)
-        else:
-            dropped[reason] += 1
-    return kept, dropped
-
-
-def filter_language(pairs: Sequence[dict], config: HarvestConfig, lid: Any, dropped: Counter[str],
-                    dead: list[dict]) -> list[dict]:
-    """fastText language ID on what the text rules kept; one text the model cannot take
-    costs only itself (a dead letter)."""
-    kept = []
-    languages = frozenset(config.languages)
-    for pair in pairs:
-        try:
-            language, score = lid.predict(pair["text"])
-        except Exception as exc:
-            dropped["error"] += 1
-            dead.append({"stage": FILTER, "source": pair["page_url"], "error": error_text(exc)})
-            continue
-        if language not in languages:
-            dropped["wrong_language"] += 1
-        elif score < config.min_lang_score:
-            dropped["low_lang_score"] += 1
-        else:
-            pair["language"], pair["lang_score"] = language, score
-            kept.append(pair)
-    return kept
-
-
-def match(pairs: Sequence[dict], matcher: Any) -> list[dict]:
-    """Allowlist matching in one batch; rows of schema.CANDIDATES for the pairs that match."""
-    rows = []
-    for pair, query_ids in zip(pairs, matcher.match_many([p["text"] for p in pairs])):
-        if query_ids:
-            rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
-                         "page_url": pair["page_url"], "language": pair["language"],
-                         "lang_score": pair["lang_score"], "query_ids": list(query_ids)})
-    return rows
+        if n:
+            tally.inc(stage, f"dropped.{reason}", n)
 
 
 def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dict], fingerprint: str) -> None:
