@@ -30,7 +30,7 @@ from typing import Any
 import fsspec
 import orjson
 
-from wit_pipeline.core.stats import DictTally, Tally, error_text
+from wit_pipeline.core.stats import Tally, error_text
 from wit_pipeline.web.archive import MAX_RECORD_BYTES, Broken, Record, iter_records
 from wit_pipeline.web.page import Image, html_images, pairs_from_images
 
@@ -83,7 +83,6 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
         tally.inc(READ, f"dropped.{UNREADABLE}")
         on_error(f"{file_url}@{record.offset}", record.error)
         return []
-    local = DictTally()  # counted into `tally` only once the whole record went through
     try:
         page = record_page(record)
         if isinstance(page, str):
@@ -92,16 +91,14 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
                 on_error(f"{file_url}@{record.offset}", "WAT payload is not a JSON envelope")
             return []
         page_url, base_href, images = page
-        # WAT attribute values are raw HTML; the HTML parser has decoded the WARC page's
-        pairs = list(pairs_from_images(page_url, base_href, images, local, decode_entities=record.type != "response"))
+        # WAT attribute values are raw HTML; the HTML scan has decoded the WARC page's. The
+        # page's `extract` counts are made after its last image, so a raise leaves none.
+        pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=record.type != "response")
     except Exception as exc:
         tally.inc(READ, f"dropped.{ERROR}")
         on_error(f"{file_url}@{record.offset}", error_text(exc))
         return []
     tally.inc(READ, "out")
-    for name, n in local.counts.items():
-        stage, _, field = name.partition(":")
-        tally.inc(stage, field, n)
     return pairs
 
 
