@@ -138,7 +138,9 @@ def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str
     counts = {**files, "dedup:in": d_in, "dedup:out": d_out, "dedup:dropped.duplicate": d_in - d_out,
               "balance:in": d_out, "balance:out": sel, f"balance:dropped.{reason}": d_out - sel}
     stages = stages_from_counters({k: v for k, v in counts.items() if v}, STAGES)
-    doc = stats_document(stages, job="harvest", config=asdict(config))
+    # pairs whose URL a lazy-loading attribute, srcset or <picture> gave (WARC input only)
+    url_from = {k.split("url_from.", 1)[1]: v for k, v in sorted(files.items()) if k.startswith("extract:url_from.")}
+    doc = stats_document(stages, job="harvest", config=asdict(config), url_from=url_from)
     try:
         check_stages(stages, CHAINED)
     except ValueError as exc:

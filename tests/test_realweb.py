@@ -75,6 +75,8 @@ def test_harvest_of_warc_gives_what_a_browser_shows(real_crawl, runs) -> None:
         ids = candidates.get((link["url"], link["text"]))
         assert ids is not None, link
         assert {queries[q] for q in link["queries"]} <= set(ids), link  # e.g. "Red™" matches "red"
+    lazy = sum(1 for link in truth["real_web"]["links"] if link["kind"] == "lazy")
+    assert lazy and sum(doc["url_from"].values()) >= lazy  # stats.json says where those URLs came from
 
 
 def test_harvest_of_wat_gives_what_common_crawl_recorded(real_crawl, runs) -> None:
@@ -88,6 +90,7 @@ def test_harvest_of_wat_gives_what_common_crawl_recorded(real_crawl, runs) -> No
         found = (link["url"], link["text"]) in candidates
         assert found == (link["kind"] != "lazy"), link
     assert any("\x92" in link["wat_text"] for link in links)  # the WAT really held C1 characters
+    assert doc["url_from"] == {}  # WAT records only `src`
     spacer = [x for x in candidates if x[0].endswith(realweb._SPACER)]
     assert len(spacer) == sum(1 for x in links if x["wat_src"] == realweb._SPACER)
 
