@@ -270,6 +270,18 @@ def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path, capsys):
         said = str(exc.value.code) + capsys.readouterr().err
         assert message in said, (argv, said)
     assert not out.exists()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    for argv, message in (
+        (["--input", crawl.wat_glob, "--output", str(a_file)], "is a file, not a folder"),
+        (["--input", str(Path(crawl.wat_glob).parent), "--output", str(out)], "is a folder: give its files"),
+        (["--input", crawl.wat_glob, "--output", str(out), "-t", "5"], "-t"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            harvest.run(argv)
+        said = str(exc.value.code) + capsys.readouterr().err
+        assert exc.value.code != 0 and message in said, (argv, said)
+    assert a_file.read_text() == "mine" and not out.exists()
     with pytest.raises(SystemExit, match="matches no files"):
         harvest.run(["--input", str(tmp_path / "nothing-*.wat.gz"), "--output", str(out)])
 
