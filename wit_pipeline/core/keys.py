@@ -27,7 +27,7 @@ def is_key(value: object) -> bool:
 
 
 def _hash64(*parts: object) -> int:
-    payload = "\0".join(str(p) for p in parts).encode("utf-8")
+    payload = "\0".join(map(str, parts)).encode("utf-8")
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
 

@@ -36,8 +36,13 @@ class Lights(NamedTuple):
     def __len__(self) -> int:
         return len(self.key)
 
-    def query_ids(self, i: int) -> list[int]:
-        return self.qids[self.qstart[i]:self.qstart[i + 1]].tolist()
+    def query_ids(self) -> list[list[int]]:
+        """Every candidate's query ids, as lists (one conversion, not one per candidate)."""
+        flat, starts = self.qids.tolist(), self.qstart.tolist()
+        return [flat[a:b] for a, b in zip(starts, starts[1:])]
+
+    def keys_hex(self) -> list[str]:
+        return [f"{k:016x}" for k in self.key.tolist()]
 
 
 def bucket_of(key: str) -> int:
@@ -114,22 +119,17 @@ def query_counts(lights: Lights) -> dict[int, int]:
     return dict(zip(ids.tolist(), counts.tolist()))
 
 
-def key_hex(key: np.uint64 | int) -> str:
-    return f"{int(key):016x}"
-
-
 def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> list[list[int]]:
     """Per candidate, the queries whose own coin keeps it (MetaCLIP's min(1, t/count))."""
-    return [keeping_queries(key_hex(lights.key[i]), lights.query_ids(i), counts, t, seed) for i in range(len(lights))]
+    return [keeping_queries(key, ids, counts, t, seed) for key, ids in zip(lights.keys_hex(), lights.query_ids())]
 
 
 def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
     """(query, (rank, key)) for each query's t smallest here: the global t smallest of a
     query are among the union of the buckets' own."""
     ranked: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for i in range(len(lights)):
-        key = key_hex(lights.key[i])
-        for q in lights.query_ids(i):
+    for key, ids in zip(lights.keys_hex(), lights.query_ids()):
+        for q in ids:
             ranked[q].append(cap_order(key, q, seed))
     for q, pairs in ranked.items():
         for pair in heapq.nsmallest(t, pairs):
@@ -146,11 +146,13 @@ def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> list[list[
 
 def selection_report(lights: Lights, kept_by: list[list[int]], total: int) -> dict[str, object]:
     """What a bucket contributes to stats.json and query_counts.parquet."""
-    chosen = [i for i, kept in enumerate(kept_by) if kept]
     selected: Counter[int] = Counter()
-    for i in chosen:
-        selected.update(lights.query_ids(i))
-    return {"dedup_in": total, "dedup_out": len(lights), "selected": len(chosen),
+    chosen = 0
+    for ids, kept in zip(lights.query_ids(), kept_by):
+        if kept:
+            chosen += 1
+            selected.update(ids)
+    return {"dedup_in": total, "dedup_out": len(lights), "selected": chosen,
             "matched_by_query": query_counts(lights), "selected_by_query": dict(selected),
             "kept_by_query": dict(Counter(q for kept in kept_by for q in kept))}
 
