@@ -49,16 +49,6 @@ BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
 FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
 
 
-def plan_units(dump: tuple[str, str | None], range_bytes: int) -> list[Any]:
-    """A dump -> its units of work: byte ranges when it has an index, else the whole file."""
-    url, index = dump
-    if index is None:
-        return [url]
-    fs, path = fsio.filesystem(url)
-    size = fs.size(path)
-    return multistream.plan_ranges(url, multistream.stream_offsets(index), size, range_bytes)
-
-
 class ReadUnits(beam.DoFn):
     """A whole dump file or a DumpRange -> pages; bad pages and streams -> dead letters; one
     report per unit on REPORT (reads.jsonl)."""
@@ -164,7 +154,7 @@ def _counted(pcoll: beam.PCollection, stage: str, fn: Any, dead: list, source: A
 
 
 def count_ngrams(p: beam.Pipeline, inputs: config.Inputs, cfg: config.BuildQueriesConfig, dead: list) -> Any:
-    units = (_counted(p | "Dumps" >> beam.Create(inputs.dumps), "dumps", plan_units, dead, str, cfg.range_bytes)
+    units = (_counted(p | "Dumps" >> beam.Create(inputs.dumps), "dumps", multistream.units_of, dead, str, cfg.range_bytes)
              | "Units" >> beam.FlatMap(lambda units: units) | "Spread" >> beam.Reshuffle())
     read = units | "ReadUnits" >> beam.ParDo(ReadUnits()).with_outputs(DEAD_LETTER, REPORT, main="pages")
     dead.append(read[DEAD_LETTER])
