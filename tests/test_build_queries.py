@@ -198,6 +198,9 @@ def test_links_with_brackets_interwiki_labels_nowiki_and_urls():  # bug 4
         "type", "not", "a", "template", "and", "raw", "s"]
     assert _words("at http://www.example.com/a_b?x=1 and [https://q.org label] or ftp://f.org/x end") == [
         "at", "and", "label", "or", "end"]
+    # Blocks: refs go, math goes, nowiki inside a ref goes with it; an unclosed tag swallows nothing.
+    assert _words("x <ref>cite <nowiki>{{n}}</nowiki></ref> y <math>z^2</math> w <ref name=a/>u <ref>open v") == [
+        "x", "y", "w", "u", "open", "v"]
 
 
 def test_count_ngrams_never_crosses_a_phrase_break():
