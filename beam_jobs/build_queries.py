@@ -43,21 +43,11 @@ from queries import build, config, multistream, pageviews, pmi, wikipedia, wordn
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import error_text
 
-STAGES = ("dumps", "inputs", "pages", "articles", "unigrams", "bigrams", "pmi_first", "pmi_second", "pmi",
-          "pageviews", "titles", "wordnet", "allowlist")
+STAGES = ("dumps", "inputs", "pages", "articles", "unigram_shards", "unigrams", "bigram_shards", "bigrams",
+          "pmi_first", "pmi_second", "pmi", "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
 BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
 FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
-
-
-def plan_units(dump: tuple[str, str | None], range_bytes: int) -> list[Any]:
-    """A dump -> its units of work: byte ranges when it has an index, else the whole file."""
-    url, index = dump
-    if index is None:
-        return [url]
-    fs, path = fsio.filesystem(url)
-    size = fs.size(path)
-    return multistream.plan_ranges(url, multistream.stream_offsets(index), size, range_bytes)
 
 
 class ReadUnits(beam.DoFn):
@@ -92,8 +82,12 @@ class ReadUnits(beam.DoFn):
 
 
 class SumInBundle(beam.DoFn):
-    """Per-article (unigram, bigram) Counters -> summed (n-gram, count) pairs, emitted when
-    FLUSH_KEYS distinct n-grams are held and at the end of the bundle: fewer, larger elements."""
+    """Per-article (unigram, bigram) Counters -> (shard, {n-gram: count}) tables, summed over the
+    bundle and emitted when FLUSH_KEYS distinct n-grams are held and at its end: a worker's
+    counts cross the shuffle as a few hundred dicts, not one element per n-gram."""
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
 
     def start_bundle(self) -> None:
         self.unigrams: Counter[str] = Counter()
@@ -109,9 +103,31 @@ class SumInBundle(beam.DoFn):
         yield from self._flush(GlobalWindows.windowed_value)
 
     def _flush(self, wrap: Any) -> Iterator[Any]:
-        yield from (wrap(item) for item in self.unigrams.items())
-        yield from (beam.pvalue.TaggedOutput(BIGRAM, wrap(item)) for item in self.bigrams.items())
+        yield from (wrap(item) for item in pmi.split_counts(self.unigrams, self.shards).items())
+        yield from (beam.pvalue.TaggedOutput(BIGRAM, wrap(item))
+                    for item in pmi.split_counts(self.bigrams, self.shards).items())
         self.unigrams, self.bigrams = Counter(), Counter()
+
+
+class MergeCounts(beam.CombineFn):
+    """{n-gram: count} tables of one shard -> their sum (lifted: each worker sums its own first)."""
+
+    def create_accumulator(self) -> Counter[str]:
+        return Counter()
+
+    def add_input(self, acc: Counter[str], counts: dict[str, int]) -> Counter[str]:
+        acc.update(counts)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[Counter[str]]) -> Counter[str]:
+        accs = iter(accs)
+        total = next(accs)
+        for acc in accs:
+            total.update(acc)
+        return total
+
+    def extract_output(self, acc: Counter[str]) -> dict[str, int]:
+        return dict(acc)
 
 
 class ReadViews(beam.DoFn):
@@ -138,26 +154,30 @@ def _counted(pcoll: beam.PCollection, stage: str, fn: Any, dead: list, source: A
     return out.out
 
 
-def _total(pcoll: beam.PCollection, name: str) -> beam.PCollection:
-    return pcoll | f"{name}Values" >> beam.Values() | f"Total{name}" >> beam.CombineGlobally(sum)
-
-
 def count_ngrams(p: beam.Pipeline, inputs: config.Inputs, cfg: config.BuildQueriesConfig, dead: list) -> Any:
-    units = (_counted(p | "Dumps" >> beam.Create(inputs.dumps), "dumps", plan_units, dead, str, cfg.range_bytes)
+    units = (_counted(p | "Dumps" >> beam.Create(inputs.dumps), "dumps", multistream.units_of, dead, str, cfg.range_bytes)
              | "Units" >> beam.FlatMap(lambda units: units) | "Spread" >> beam.Reshuffle())
     read = units | "ReadUnits" >> beam.ParDo(ReadUnits()).with_outputs(DEAD_LETTER, REPORT, main="pages")
     dead.append(read[DEAD_LETTER])
     counts = (_counted(read.pages, "articles", wikipedia.article_ngrams, dead, lambda page: page.title)
-              | "SumInBundle" >> beam.ParDo(SumInBundle()).with_outputs(BIGRAM, main="unigrams"))
-    return (counts.unigrams | "SumUnigrams" >> beam.CombinePerKey(sum),
-            counts[BIGRAM] | "SumBigrams" >> beam.CombinePerKey(sum), read[REPORT])
+              | "SumInBundle" >> beam.ParDo(SumInBundle(cfg.count_shards)).with_outputs(BIGRAM, main="unigrams"))
+    return (counts.unigrams | "SumUnigrams" >> beam.CombinePerKey(MergeCounts()),
+            counts[BIGRAM] | "SumBigrams" >> beam.CombinePerKey(MergeCounts()), read[REPORT])
+
+
+def keep_shard(shard: tuple[int, dict[str, int]], min_count: int, stage: str) -> list[tuple[str, int]]:
+    """One shard's summed counts -> those at or above the floor (stage `stage`, counted per n-gram)."""
+    return list(pmi.keep_counted(shard[1], min_count, BeamTally(), stage).items())
 
 
 def select_bigrams(unigrams: Any, bigrams: Any, recipe: build.Recipe, dead: list) -> Any:
-    floor_words = unigrams | "FloorWords" >> beam.Filter(lambda kv, n: kv[1] >= n, recipe.min_bigram_count)
-    totals = (_total(unigrams, "Unigrams"), _total(bigrams, "Bigrams"))
-    first = _counted(bigrams, "bigrams", pmi.by_first_word, dead, str, recipe.min_bigram_count)
-    joined = first
+    """Shards of summed counts -> (a b, (PMI, count)) of the bigrams that pass both floors."""
+    floor_words = unigrams | "FloorWords" >> beam.FlatMap(
+        lambda shard, n: [(w, c) for w, c in shard[1].items() if c >= n], recipe.min_bigram_count)
+    totals = [shards | f"{name}Sums" >> beam.Map(lambda shard: sum(shard[1].values()))
+              | f"Total{name}" >> beam.CombineGlobally(sum) for name, shards in (("U", unigrams), ("B", bigrams))]
+    joined = (_counted(bigrams, "bigram_shards", keep_shard, dead, lambda s: s[0], recipe.min_bigram_count,
+                       pmi.BIGRAM_STAGE) | "ByFirstWord" >> beam.FlatMap(lambda kept: pmi.by_first_word(dict(kept))))
     for position, name in enumerate(("pmi_first", "pmi_second")):
         groups = {"bigrams": joined, "counts": floor_words} | f"Join{name}" >> beam.CoGroupByKey()
         joined = _counted(groups, name, pmi.join_word, dead, lambda g: g[0], position) | f"Flat{name}" >> beam.FlatMap(
@@ -191,12 +211,14 @@ def write_dead(rows: list[dict], output: str) -> None:
 def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config.Inputs) -> None:
     r, dead = cfg.recipe, []
     unigrams, bigrams, reports = count_ngrams(p, inputs, cfg, dead)
-    kept_unigrams = _counted(unigrams, "unigrams", pmi.floor, dead, str, r.min_unigram_count)
+    kept_unigrams = (_counted(unigrams, "unigram_shards", keep_shard, dead, lambda s: s[0], r.min_unigram_count,
+                              pmi.UNIGRAM_STAGE) | "KeptUnigrams" >> beam.FlatMap(lambda kept: kept))
     kept_bigrams = select_bigrams(unigrams, bigrams, r, dead)
     views = (p | "Pageviews" >> beam.Create(inputs.pageviews) | "SpreadViews" >> beam.Reshuffle()
              | "ReadViews" >> beam.ParDo(ReadViews(r.titles)).with_outputs(DEAD_LETTER, main="views"))
     dead.append(views[DEAD_LETTER])
-    kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead, str, r.min_title_views, r.titles)
+    kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead,
+                           str, r.min_title_views, r.titles)
     entries = (p | "WordnetDir" >> beam.Create([cfg.wordnet] if cfg.wordnet else [])
                | "ReadWordnet" >> beam.FlatMap(lambda d: wordnet.read_entries(d, BeamTally(), r.wordnet_entries).items()))
     _ = (p | "Assemble" >> beam.Create([None]) | "AssembleAndWrite" >> beam.Map(

@@ -25,6 +25,7 @@ class BuildQueriesConfig:
     pageviews: list[str] = field(default_factory=list)
     wordnet: str | None = wordnet.DEFAULT_DIR  # None: no WordNet entries
     range_mb: float = 16.0  # bytes of multistream dump per unit of work
+    count_shards: int = 512  # n-gram count tables are summed per shard (a hash of the n-gram)
     recipe: Recipe = field(default_factory=Recipe)
 
     def __post_init__(self) -> None:
@@ -34,6 +35,8 @@ class BuildQueriesConfig:
             raise ValueError("--output must name a folder")
         if not self.range_mb > 0:
             raise ValueError("--range-mb must be > 0")
+        if self.count_shards < 1:
+            raise ValueError("--count-shards must be >= 1")
 
     @property
     def range_bytes(self) -> int:
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "| source=N,...")
     p.add_argument("--range-mb", type=float, default=16.0,
                    help="MB of a multistream dump per unit of work (each read by one worker)")
+    p.add_argument("--count-shards", type=int, default=512,
+                   help="n-gram counts are summed in this many tables (by hash): more for bigger dumps")
     return p
 
 
@@ -95,7 +100,8 @@ def config_from_args(args: argparse.Namespace) -> BuildQueriesConfig:
                     quotas=quotas)
     wn = None if args.wordnet.lower() == "none" else args.wordnet
     return BuildQueriesConfig(wikipedia=list(args.wikipedia), output=args.output.rstrip("/"),
-                              pageviews=list(args.pageviews), wordnet=wn, range_mb=args.range_mb, recipe=recipe)
+                              pageviews=list(args.pageviews), wordnet=wn, range_mb=args.range_mb,
+                              count_shards=args.count_shards, recipe=recipe)
 
 
 class Inputs(NamedTuple):

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import fsspec
 
 from queries import wikipedia
+from wit_pipeline.core import fsio
 from wit_pipeline.core.stats import Tally
 
 _MULTISTREAM = re.compile(r"-multistream(\d*)\.xml(-p\d+p\d+)?\.bz2$")
@@ -74,6 +75,16 @@ def plan_ranges(url: str, offsets: list[int], size: int, range_bytes: int) -> li
     return ranges
 
 
+def units_of(dump: tuple[str, str | None], range_bytes: int) -> list[str | DumpRange]:
+    """(dump URL, its index URL or None) -> units of work: byte ranges when there is an index,
+    else the whole file (read by one worker)."""
+    url, index = dump
+    if index is None:
+        return [url]
+    fs, path = fsio.filesystem(url)
+    return plan_ranges(url, stream_offsets(index), fs.size(path), range_bytes)
+
+
 def _stream_xml(raw: bytes) -> Iterator[bytes]:
     """One stream's pages wrapped in a root element (decompressed lazily, so a corrupt stream
     fails inside the page reader, which reports it)."""
@@ -106,4 +117,4 @@ def read_summary(reads: list[dict[str, Any]]) -> dict[str, Any]:
     return {"units": len(reads), "workers": len({r["worker"] for r in reads}), "max_parallel": peak}
 
 
-__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "read_summary", "stream_offsets"]
+__all__ = ["DumpRange", "index_of", "is_index", "plan_ranges", "read_range", "read_summary", "stream_offsets", "units_of"]

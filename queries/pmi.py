@@ -22,6 +22,7 @@ the same float bit for bit.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping
 
 from wit_pipeline.core.stats import Drop, Tally
@@ -49,18 +50,37 @@ def count_drop_reason(count: int, min_count: int) -> str | None:
     return "below_count" if count < min_count else None
 
 
+def keep_counted(counts: Mapping[str, int], min_count: int, tally: Tally, stage: str) -> dict[str, int]:
+    """The n-grams seen at least min_count times, in key order (stage `stage`: every distinct
+    n-gram in, kept or below_count)."""
+    kept: dict[str, int] = {}
+    for key in sorted(counts):
+        reason = count_drop_reason(counts[key], min_count)
+        if reason:
+            tally.inc(stage, f"dropped.{reason}")
+        else:
+            kept[key] = counts[key]
+    tally.inc(stage, "in", len(counts))
+    tally.inc(stage, "out", len(kept))
+    return kept
+
+
 def select_unigrams(counts: Mapping[str, int], min_count: int, tally: Tally) -> dict[str, int]:
     """Unigrams seen at least min_count times (stage `unigrams`)."""
-    kept: dict[str, int] = {}
-    for word in sorted(counts):
-        tally.inc(UNIGRAM_STAGE, "in")
-        reason = count_drop_reason(counts[word], min_count)
-        if reason:
-            tally.inc(UNIGRAM_STAGE, f"dropped.{reason}")
-        else:
-            tally.inc(UNIGRAM_STAGE, "out")
-            kept[word] = counts[word]
-    return kept
+    return keep_counted(counts, min_count, tally, UNIGRAM_STAGE)
+
+
+def shard_of(key: str, shards: int) -> int:
+    """A stable shard for an n-gram (the same on every worker and run)."""
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+def split_counts(counts: Mapping[str, int], shards: int) -> dict[int, dict[str, int]]:
+    """counts -> {shard: counts of that shard}: a worker's table becomes a few hundred elements."""
+    parts: dict[int, dict[str, int]] = {}
+    for key, n in counts.items():
+        parts.setdefault(shard_of(key, shards), {})[key] = n
+    return parts
 
 
 def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_count: int, min_pmi: float,
@@ -70,14 +90,7 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
     """
     n_uni, n_bi = totals if totals is not None else (sum(unigrams.values()), sum(bigrams.values()))
     kept: dict[str, tuple[float, int]] = {}
-    for bigram in sorted(bigrams):
-        tally.inc(BIGRAM_STAGE, "in")
-        c_ab = bigrams[bigram]
-        reason = count_drop_reason(c_ab, min_count)
-        if reason:
-            tally.inc(BIGRAM_STAGE, f"dropped.{reason}")
-            continue
-        tally.inc(BIGRAM_STAGE, "out")
+    for bigram, c_ab in keep_counted(bigrams, min_count, tally, BIGRAM_STAGE).items():
         tally.inc(PMI_STAGE, "in")
         a, b = bigram.split(" ")
         ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
@@ -92,15 +105,9 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
 # The per-record steps of the distributed path (beam_jobs.build_queries), each a value or a Drop.
 
 
-def floor(item: tuple[str, int], min_count: int) -> tuple[str, int] | Drop:
-    """(n-gram, count) kept when count >= min_count."""
-    return Drop(reason) if (reason := count_drop_reason(item[1], min_count)) else item
-
-
-def by_first_word(item: tuple[str, int], min_count: int) -> tuple[str, tuple[str, int]] | Drop:
-    """(a b, n) -> (a, (a b, n)), bigrams under the count floor dropped before the joins."""
-    kept = floor(item, min_count)
-    return kept if isinstance(kept, Drop) else (item[0].split(" ")[0], item)
+def by_first_word(bigrams: Mapping[str, int]) -> list[tuple[str, tuple[str, int]]]:
+    """{a b: n} -> [(a, (a b, n))], keyed for the join with the first word's count."""
+    return [(bigram.split(" ")[0], (bigram, n)) for bigram, n in bigrams.items()]
 
 
 def join_word(joined: tuple[str, dict[str, list]], position: int) -> list[tuple[str, tuple]] | Drop:
@@ -121,5 +128,6 @@ def with_pmi(item: tuple[tuple[str, tuple[str, int, int, int]], tuple[int, int]]
     return Drop("below_pmi") if ratio < min_pmi else (bigram, (ratio, c_ab))
 
 
-__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "by_first_word", "count_drop_reason", "floor", "join_word",
-           "pmi", "pmi_bits", "select_bigrams", "select_unigrams", "with_pmi"]
+__all__ = ["BIGRAM_STAGE", "PMI_STAGE", "UNIGRAM_STAGE", "by_first_word", "count_drop_reason", "join_word",
+           "keep_counted", "pmi", "pmi_bits", "select_bigrams", "select_unigrams", "shard_of", "split_counts",
+           "with_pmi"]

@@ -18,15 +18,15 @@ What survives in rare malformed markup is a stray token or two, harmless to coun
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from collections.abc import Callable
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
-_NOWIKI = re.compile(r"<nowiki\s*/>|<nowiki\b[^>]*>(.*?)</nowiki\s*>", re.DOTALL | re.IGNORECASE)
-_REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>", re.DOTALL | re.IGNORECASE)
-_NO_PROSE = re.compile(r"<(math|chem|gallery|timeline|syntaxhighlight|source|score|graph|mapframe)\b[^>]*>.*?</\1\s*>",
-                       re.DOTALL | re.IGNORECASE)
+# Blocks whose content is not prose (replaced by a space), refs (dropped) and nowiki (kept).
+NO_PROSE = ("math", "chem", "gallery", "timeline", "syntaxhighlight", "source", "score", "graph", "mapframe")
+_BLOCK_TAG = re.compile(r"<(/?)(nowiki|ref|" + "|".join(NO_PROSE) + r")\b([^>]*)>", re.IGNORECASE)
 _EXTERNAL_LINK = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]*\s*([^\]]*)\]")
 _BARE_URL = re.compile(r"\b(?:https?|ftp)://[^\s<>\[\]{}|\"]*")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
@@ -42,9 +42,37 @@ HIDDEN_NAMESPACES = frozenset({"file", "image", "media", "category"})
 _INTERLANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*", re.IGNORECASE)
 
 
-def _escape(match: re.Match[str]) -> str:
-    body = match.group(1) or ""
-    return _ESCAPE.sub(lambda m: f"&#{ord(m.group())};", body)
+def _block_text(name: str, body: str) -> str:
+    if name == "nowiki":  # visible text: its markup characters become entities, unescaped at the end
+        return _ESCAPE.sub(lambda m: f"&#{ord(m.group())};", body)
+    return "" if name == "ref" else " "
+
+
+def _blocks(text: str) -> str:
+    """Replace `<tag>...</tag>` blocks (and `<tag/>`) of the names above, outermost first, in one
+    pass: each opener finds its closer by bisection, so unclosed tags cost no rescan."""
+    tags = list(_BLOCK_TAG.finditer(text))
+    closers: dict[str, list[int]] = {}
+    for i, m in enumerate(tags):
+        if m.group(1):
+            closers.setdefault(m.group(2).lower(), []).append(i)
+    out, pos, i = [], 0, 0
+    while i < len(tags):
+        m, name = tags[i], tags[i].group(2).lower()
+        ends = closers.get(name, [])
+        k = bisect.bisect_right(ends, i)
+        if m.group(1) or (not m.group(3).rstrip().endswith("/") and k == len(ends)):
+            i += 1  # a closer with no opener, or an opener never closed: left as text
+            continue
+        if m.group(3).rstrip().endswith("/"):
+            out += [text[pos:m.start()], _block_text(name, "")]
+            pos, i = m.end(), i + 1
+            continue
+        close = tags[ends[k]]
+        out += [text[pos:m.start()], _block_text(name, text[m.end():close.start()])]
+        pos, i = close.end(), ends[k] + 1
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _pairs(text: str, opener: str, closer: str) -> dict[int, int]:
@@ -96,15 +124,15 @@ def render_link(inner: str) -> str:
     if not visible and colon and (prefix in HIDDEN_NAMESPACES or _INTERLANGUAGE.fullmatch(prefix)):
         return ""
     shown = label if sep and label.strip() else target.lstrip(":")
-    return _replace_outer(shown, "[", "]", _link_span)
+    # Links inside a label are not valid wikitext (file captions, which hold them, went above):
+    # their brackets go without another scan, so nesting cannot make the pass quadratic.
+    return shown.replace("[[", "").replace("]]", "")
 
 
 def wikitext_to_text(wikitext: str) -> str:
     """Plain text of an article's wikitext (see the module docstring for the steps)."""
     text = _COMMENT.sub("", wikitext)
-    text = _NOWIKI.sub(_escape, text)
-    text = _REF.sub("", text)
-    text = _NO_PROSE.sub(" ", text)
+    text = _blocks(text)
     text = _replace_outer(text, "{", "}", _brace_span)
     text = _EXTERNAL_LINK.sub(r"\1", text)
     text = _BARE_URL.sub(" ", text)
@@ -118,4 +146,4 @@ def wikitext_to_text(wikitext: str) -> str:
     return html.unescape(text)
 
 
-__all__ = ["HIDDEN_NAMESPACES", "render_link", "wikitext_to_text"]
+__all__ = ["HIDDEN_NAMESPACES", "NO_PROSE", "render_link", "wikitext_to_text"]

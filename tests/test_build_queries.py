@@ -198,6 +198,9 @@ def test_links_with_brackets_interwiki_labels_nowiki_and_urls():  # bug 4
         "type", "not", "a", "template", "and", "raw", "s"]
     assert _words("at http://www.example.com/a_b?x=1 and [https://q.org label] or ftp://f.org/x end") == [
         "at", "and", "label", "or", "end"]
+    # Blocks: refs go, math goes, nowiki inside a ref goes with it; an unclosed tag swallows nothing.
+    assert _words("x <ref>cite <nowiki>{{n}}</nowiki></ref> y <math>z^2</math> w <ref name=a/>u <ref>open v") == [
+        "x", "y", "w", "u", "open", "v"]
 
 
 def test_count_ngrams_never_crosses_a_phrase_break():
@@ -465,10 +468,16 @@ def test_beam_job_writes_the_expected_allowlist_and_stats(sources, tmp_path):
     assert (out / "allowlist.tsv").read_text(encoding="utf-8") == EXPECTED_TSV
     assert stats["job"] == "build-queries"
     order = [s["name"] for s in stats["stages"]]
-    assert [s for s in stats["stages"] if s["name"] not in {b["name"] for b in BEAM_ONLY}] == EXPECTED_STAGES
+    shards = {s["name"]: s for s in stats["stages"] if s["name"].endswith("_shards")}
+    assert [s for s in stats["stages"] if s["name"] not in {b["name"] for b in BEAM_ONLY} | set(shards)] == \
+        EXPECTED_STAGES
     assert [s for s in stats["stages"] if s["name"] in {b["name"] for b in BEAM_ONLY}] == BEAM_ONLY
-    assert order[:4] == ["dumps", "inputs", "pages", "articles"]
-    assert stats["config"]["recipe"] == {**asdict(RECIPE)}
+    assert order[:6] == ["dumps", "inputs", "pages", "articles", "unigram_shards", "unigrams"]
+    # Counts are summed per hash shard of the n-gram: one shard table per shard holding any.
+    words = "the red fox runs a sleeps see also new york is city has map".split()
+    assert shards["unigram_shards"] == {"name": "unigram_shards", "in": len({pmi.shard_of(w, 512) for w in words}),
+                                        "out": len({pmi.shard_of(w, 512) for w in words}), "dropped": {}}
+    assert stats["config"]["recipe"] == asdict(RECIPE) and stats["config"]["count_shards"] == 512
     assert stats["config"]["wikipedia"] == [sources["dump"]] and stats["reads"]["units"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["allowlist.tsv", "dead_letter.parquet", "reads.jsonl",
                                                      "stats.json"]
@@ -553,6 +562,6 @@ def test_multistream_dump_is_read_in_parallel_ranges_and_gives_the_plain_dumps_l
     stage = {s["name"]: s for s in b["stages"]}
     assert stage["inputs"]["in"] == 20  # page streams; the footer is decompressed with the last, the header skipped
     assert [s for s in a["stages"] if s["name"] not in ("inputs", "dumps")] == [
-        s for s in b["stages"] if s["name"] not in ("inputs", "dumps")]
+        s for s in b["stages"] if s["name"] not in ("inputs", "dumps")]  # the shard tables too: sums per shard
     reads = [json.loads(line) for line in (tmp_path / "b" / "reads.jsonl").read_text().splitlines()]
     assert sum(r["pages"] for r in reads) == 400 and reads[0]["start"] > 0  # the header stream is not read
