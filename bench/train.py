@@ -1,27 +1,32 @@
 """Training-step samples/s and loader images/s on CPU: wit's trainer vs open_clip's, same run.
 
 (a) One optimiser step (forward, CLIP loss, backward, AdamW) on the same random batch:
-    `train.model.CLIP` + `train.loss.clip_loss` vs `open_clip.CLIP` built from the matching
-    vision/text config + `open_clip.ClipLoss`, for the `tiny` and `small` configs.
-(b) Loader images/s over the same generated WebDataset shards: `train.data.make_loader` vs
-    open_clip's `open_clip_train.data.get_wds_dataset` (torchvision `image_transform`,
-    its own CLIP tokenizer), same batch size, workers, resampled epoch length.
+    `train.model.CLIP` + `train.step.backward` vs `open_clip.CLIP` built from the matching
+    vision/text config + `open_clip.ClipLoss`, for the `tiny` and `small` configs. Both sides
+    run on the open_clip venv's torch, so the model comparison is one torch build.
+(b) wit's `--accum 4` (micro-batches of b, features cached, one extra forward each) vs one
+    batch of 4b, on the project's torch: what the larger effective batch costs.
+(c) Loader images/s over the same generated WebDataset shards: `train.data.make_loader` (on
+    the project's torch) vs open_clip's `open_clip_train.data.get_wds_dataset` (torchvision
+    `image_transform`, its own CLIP tokenizer; the open_clip venv's torch), same batch size,
+    workers, resampled epoch length. wit decodes JPEGs at a reduced DCT scale (`Image.draft`),
+    open_clip decodes them whole: wit is measured both ways, so the ratio without draft
+    decoding shows what is left of the lead without it.
 
 Every measurement runs in a fresh subprocess with the same thread count, alternating sides,
 best of `--repeats`. open_clip needs torchvision, so its side runs in a separate venv
-(`bench/requirements-openclip.txt`: torch 2.14.1, as torchvision's wheels need). The training
-step of both sides runs on that venv's torch (ours needs nothing but torch and this checkout),
-so the model comparison is one torch build; our loader runs in the project's venv.
+(`bench/requirements-openclip.txt`: torch 2.14.1, as torchvision's wheels need):
 
-    python3 -m venv /work/benchvenv
-    /work/benchvenv/bin/pip install -r bench/requirements-openclip.txt
+    python3 -m venv /work/venv-openclip
+    /work/venv-openclip/bin/pip install -r bench/requirements-openclip.txt
 
-    /work/venv/bin/python bench/train.py            # about three minutes on 2 cores
-    /work/venv/bin/python bench/train.py --full     # more steps, bigger shards
+    .venv/bin/python bench/train.py            # about four minutes on 2 cores
+    .venv/bin/python bench/train.py --full     # more steps, bigger shards
 
-`--openclip-python` (or WIT_BENCH_PYTHON) points at that venv's python. The last line is
-`ratio: <training-step ratio>`: the geometric mean over configs of our samples/s divided by
-open_clip's (>1 means we are faster). Numbers on a shared 2-core machine are noisy.
+`--openclip-python` (or WIT_BENCH_PYTHON) points at that venv's python. Each line names the
+torch each side ran. The last line is `ratio: <training-step ratio>`: the geometric mean over
+configs of our samples/s divided by open_clip's (>1 means we are faster). Numbers on a shared
+2-core machine are noisy.
 """
 
 from __future__ import annotations
@@ -64,23 +69,25 @@ def _time_steps(step, steps: int, warmup: int, batch: int) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
-def step_ours(cfg: dict, batch: int, steps: int, warmup: int) -> float:
+def step_ours(cfg: dict, batch: int, steps: int, warmup: int, accum: int = 1) -> float:
+    """`batch` samples per optimizer step, as `accum` micro-batches (train.step.backward)."""
     import torch
 
     from train.configs import ModelConfig
-    from train.loss import clip_loss
     from train.model import CLIP
+    from train.step import backward
 
     torch.manual_seed(0)
     model = CLIP(ModelConfig.from_dict(cfg), eot_id=2).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images, tokens = _random_batch(cfg, batch, eot_id=2)
+    micro = list(zip(images.chunk(accum), tokens.chunk(accum)))
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        img, txt, scale = model(images, tokens)
-        clip_loss(img, txt, scale).backward()
+        backward(model, micro)
         opt.step()
+        model.clamp_logit_scale_()
 
     return _time_steps(step, steps, warmup, batch)
 
@@ -111,9 +118,15 @@ def step_openclip(cfg: dict, batch: int, steps: int, warmup: int) -> float:
     return _time_steps(step, steps, warmup, batch)
 
 
-def loader_ours(shards: str, image_size: int, batch: int, workers: int, samples: int, context_length: int) -> float:
+def loader_ours(shards: str, image_size: int, batch: int, workers: int, samples: int, context_length: int,
+                draft: bool = True) -> float:
     from train.data import iter_captions, make_loader
     from train.tokenizer import train_bpe
+
+    if not draft:  # decode every JPEG whole, as open_clip does (workers fork after this)
+        from PIL import JpegImagePlugin
+
+        JpegImagePlugin.JpegImageFile.draft = lambda self, mode, size: None
 
     tok = train_bpe(iter_captions(shards, 2000), 1024)
     t0 = time.perf_counter()
@@ -154,7 +167,7 @@ def _side(args: argparse.Namespace) -> None:
     spec = json.loads(args.spec)
     fn = {("ours", "step"): step_ours, ("openclip", "step"): step_openclip,
           ("ours", "loader"): loader_ours, ("openclip", "loader"): loader_openclip}[(args.side, args.task)]
-    print(json.dumps({"rate": fn(**spec)}))
+    print(json.dumps({"rate": fn(**spec), "torch": torch.__version__}))
 
 
 # --- orchestration ---
@@ -183,7 +196,7 @@ def make_shards(out: Path, shards: int, per_shard: int, size: tuple[int, int]) -
     return str(out / f"wit-{{000000..{shards - 1:06d}}}.tar")
 
 
-def _run(python: str, side: str, task: str, spec: dict, threads: int) -> float:
+def _run(python: str, side: str, task: str, spec: dict, threads: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT) if side == "ours" else "", TOKENIZERS_PARALLELISM="false",
                OMP_NUM_THREADS=str(threads))
     cmd = [python, str(Path(__file__).resolve()), "--side", side, "--task", task, "--spec", json.dumps(spec),
@@ -191,18 +204,18 @@ def _run(python: str, side: str, task: str, spec: dict, threads: int) -> float:
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT if side == "ours" else "/")
     if out.returncode:
         raise RuntimeError(f"{side} {task} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["rate"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _best_of(args: argparse.Namespace, task: str, spec: dict) -> tuple[float, float]:
-    """Best rate of each side over `--repeats` alternating runs: the least disturbed by other load."""
-    # The step needs only torch: run ours on the bench venv's torch too, so both use one build.
-    our_python = args.openclip_python if task == "step" else sys.executable
-    ours, theirs = [], []
-    for _ in range(args.repeats):
-        ours.append(_run(our_python, "ours", task, spec, args.threads))
-        theirs.append(_run(args.openclip_python, "openclip", task, spec, args.threads))
-    return max(ours), max(theirs)
+def _best_of(repeats: int, runs: list[tuple[str, str, str, dict]], threads: int) -> list[tuple[float, str]]:
+    """Best (rate, torch version) of each run over `repeats` alternating rounds: the least
+    disturbed by other load on a shared machine."""
+    best: list[tuple[float, str]] = [(0.0, "")] * len(runs)
+    for _ in range(repeats):
+        for i, (python, side, task, spec) in enumerate(runs):
+            got = _run(python, side, task, spec, threads)
+            best[i] = max(best[i], (got["rate"], got["torch"]))
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="alternating runs per side; the best rate counts")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--full", action="store_true", help="more steps and samples (slower, steadier)")
-    p.add_argument("--openclip-python", default=os.environ.get("WIT_BENCH_PYTHON", "/work/benchvenv/bin/python"))
+    p.add_argument("--openclip-python", default=os.environ.get("WIT_BENCH_PYTHON", "/work/venv-openclip/bin/python"))
     args = p.parse_args(argv)
     if args.side:
         _side(args)
@@ -225,15 +238,22 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from train.configs import CONFIGS
 
+    oc, here, n = args.openclip_python, sys.executable, args.repeats
     plan = {"tiny": dict(batch=64, steps=40 if args.full else 15), "small": dict(batch=32, steps=12 if args.full else 4)}
     step_ratios = []
     for name, pl in plan.items():
-        cfg = CONFIGS[name].to_dict()
-        spec = dict(cfg=cfg, batch=pl["batch"], steps=pl["steps"], warmup=2)
-        ours, theirs = _best_of(args, "step", spec)
+        spec = dict(cfg=CONFIGS[name].to_dict(), batch=pl["batch"], steps=pl["steps"], warmup=2)
+        (ours, t_ours), (theirs, t_theirs) = _best_of(n, [(oc, "ours", "step", spec), (oc, "openclip", "step", spec)],
+                                                      args.threads)
         step_ratios.append(ours / theirs)
-        print(f"train step {name:5s} batch {pl['batch']:3d}: wit {ours:8.1f} samples/s  open_clip {theirs:8.1f} samples/s  "
-              f"ratio {ours / theirs:.2f}", flush=True)
+        print(f"train step {name:5s} batch {pl['batch']:3d}: wit {ours:8.1f} samples/s (torch {t_ours})  "
+              f"open_clip {theirs:8.1f} samples/s (torch {t_theirs})  ratio {ours / theirs:.2f}", flush=True)
+
+    spec = dict(cfg=CONFIGS["tiny"].to_dict(), batch=64, steps=30 if args.full else 12, warmup=2)
+    (acc, t_acc), (big, _) = _best_of(n, [(here, "ours", "step", dict(spec, accum=4)), (here, "ours", "step", spec)],
+                                      args.threads)
+    print(f"train step tiny  --accum 4 x batch 16: {acc:8.1f} samples/s  vs one batch of 64: {big:8.1f} samples/s "
+          f"(torch {t_acc})  ratio {acc / big:.2f}", flush=True)
 
     per_shard, n_shards = (256, 8) if args.full else (96, 4)
     with tempfile.TemporaryDirectory(prefix="wit-bench-train-") as tmp:
@@ -243,9 +263,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = CONFIGS[name]
             spec = dict(shards=shards, image_size=cfg.image_size, batch=32, workers=args.workers, samples=samples,
                         context_length=cfg.context_length)
-            ours, theirs = _best_of(args, "loader", spec)
-            print(f"loader {name:5s} {cfg.image_size:3d}px 512x384 jpeg, {args.workers} workers: wit {ours:7.1f} images/s  "
-                  f"open_clip {theirs:7.1f} images/s  ratio {ours / theirs:.2f}", flush=True)
+            runs = [(here, "ours", "loader", spec), (here, "ours", "loader", dict(spec, draft=False)),
+                    (oc, "openclip", "loader", spec)]
+            (ours, t_ours), (whole, _), (theirs, t_theirs) = _best_of(n, runs, args.threads)
+            print(f"loader {name:5s} {cfg.image_size:3d}px 512x384 jpeg, {args.workers} workers: wit {ours:7.1f} images/s, "
+                  f"without draft decoding {whole:7.1f} (torch {t_ours})  open_clip {theirs:7.1f} images/s "
+                  f"(torch {t_theirs})  ratio {ours / theirs:.2f}, without draft {whole / theirs:.2f}", flush=True)
     ratio = math.exp(sum(math.log(r) for r in step_ratios) / len(step_ratios))
     print(f"ratio: {ratio:.2f}")
     return 0

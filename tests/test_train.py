@@ -203,6 +203,20 @@ def test_resume_falls_back_past_a_corrupt_latest_checkpoint(data, tmp_path, caps
         _small_run(split, data["train"], "--resume")
 
 
+def test_in_training_eval_can_leave_out_what_it_trains_on(data, tmp_path) -> None:
+    """--decontaminate-eval: eval images that are training images are not scored."""
+    first_train_shard = data["train"].replace("{000000..000003}", "000000")
+    out = tmp_path / "r"
+    _small_run(out, data["train"], "--steps", "2", "--eval-shards", f"{data['eval']},{first_train_shard}",
+               "--decontaminate-eval")
+    rows = read_log(out)
+    report = next(r for r in rows if "decontamination/removed" in r)
+    assert report["decontamination/eval_samples"] == 192 + 384 and report["decontamination/train_images"] == 1536
+    assert 384 <= report["decontamination/removed"] < 192 + 384
+    final = next(r for r in rows if "retrieval/n" in r)
+    assert final["retrieval/n"] == 192 + 384 - report["decontamination/removed"]
+
+
 def _accum_run(out: Path, shards: str, batch: int, accum: int, steps: int = 3, threads: str = "1") -> None:
     run(["--threads", threads, "--shards", shards, "--config", "tiny", "--batch-size", str(batch), "--accum", str(accum),
          "--steps", str(steps), "--warmup", "1", "--lr", "1e-3", "--tokenizer", "bytes", "--out", str(out), "--no-progress"])

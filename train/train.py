@@ -86,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-shards", default=None, help="held-out shards for zero-shot and retrieval")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
     p.add_argument("--eval-batch-size", type=int, default=256, help="batch size of --eval-shards evaluation")
+    p.add_argument("--decontaminate-eval", action="store_true",
+                   help="leave out eval images within 4 pHash bits of a training image (reads --shards once)")
     p.add_argument("--zero-shot-classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
     p.add_argument("--zero-shot-templates", default=None, help="prompt templates, one per line, '{}' = class")
     p.add_argument("--label-from", choices=("text", "queries"), default="text",
@@ -155,7 +157,8 @@ def load_tokenizer(spec: str, shards: str, vocab: int, limit: int) -> Tokenizer:
     return Tokenizer.from_json(Path(spec).read_text(encoding="utf-8"))
 
 
-def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_size: int) -> dict[str, Any]:
+def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_size: int,
+             exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Zero-shot (when classes are given) and retrieval metrics on --eval-shards, flattened for the log."""
     from train import evaluate as ev
 
@@ -168,11 +171,11 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, args: argparse.Namespace, image_
         label_fn = ev.caption_label_fn(classes) if args.label_from == "text" else ev.query_label_fn(classes)
         try:
             zs = ev.zero_shot(model, tokenizer, args.eval_shards, classes, templates, label_fn, image_size,
-                              args.eval_batch_size)
+                              args.eval_batch_size, exclude)
             metrics.update({f"zero_shot/{k}": zs[k] for k in ("top1", "top5", "n", "chance")})
         except ev.NoLabelledSamples as exc:  # say so, keep training
             log.warning("zero-shot skipped: %s", exc)
-    rt = ev.retrieval(model, tokenizer, args.eval_shards, image_size, args.eval_batch_size)
+    rt = ev.retrieval(model, tokenizer, args.eval_shards, image_size, args.eval_batch_size, exclude)
     metrics.update({f"retrieval/{k}": v for k, v in rt.items() if isinstance(v, (int, float))})
     model.train(was_training)
     return metrics
@@ -356,6 +359,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
     batches = iter(loader)
     logger = Logger(out, master, resume_step=step if args.resume else None)
+    exclude: frozenset[str] = frozenset()
+    if master and args.eval_shards and args.decontaminate_eval:
+        from train.decontaminate import decontaminate
+
+        exclude, report = decontaminate(args.eval_shards, args.shards)
+        logger.log({"step": step, **{f"decontamination/{k}": v for k, v in report.items() if isinstance(v, int)}})
     config_doc = {"model": cfg.to_dict(), "config_name": args.config, "train": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (str, int, float, bool))}}
     schedule = dict(lr=args.lr, min_lr=args.min_lr, warmup=args.warmup, steps=args.steps)
     last_stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
@@ -429,7 +438,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             last_ckpt = checkpoint(step)
         if args.eval_shards and args.eval_every and step % args.eval_every == 0 and step < args.steps:
             if master:
-                metrics = evaluate(raw_model, tokenizer, args, cfg.image_size)
+                metrics = evaluate(raw_model, tokenizer, args, cfg.image_size, exclude)
                 logger.log({"step": step, **metrics})
             if world > 1:
                 dist.barrier()
@@ -440,7 +449,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         progress.close()
     if step >= args.steps and args.eval_shards:
         if master:
-            metrics = evaluate(raw_model, tokenizer, args, cfg.image_size)
+            metrics = evaluate(raw_model, tokenizer, args, cfg.image_size, exclude)
             logger.log({"step": step, **metrics})
         if world > 1:
             dist.barrier()
