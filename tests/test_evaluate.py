@@ -197,7 +197,7 @@ def test_wit_eval_cli_on_a_checkpoint(tmp_path, colour_shards):
     cfg = CONFIGS["tiny"].replace(vocab_size=tok.vocab_size)
     torch.manual_seed(0)
     model = CLIP(cfg, eot_id=tok.eot_id)
-    ckpt = save_checkpoint(tmp_path / "step-00000001.pt", model=model, optimizer=None, scheduler=None, step=1, rng=None,
+    ckpt = save_checkpoint(tmp_path / "step-00000001.pt", model=model, optimizer=None, step=1, rng=None,
                            data_state=None, config={"model": cfg.to_dict()}, tokenizer_json=tok.to_json())
     (tmp_path / "classes.txt").write_text("\n".join(COLOUR_NAMES) + "\n")
     out = tmp_path / "metrics.json"
@@ -225,7 +225,7 @@ def _tiny_checkpoint(path):
     tok = byte_tokenizer()
     cfg = CONFIGS["tiny"].replace(vocab_size=tok.vocab_size)
     torch.manual_seed(0)
-    return save_checkpoint(path, model=CLIP(cfg, eot_id=tok.eot_id), optimizer=None, scheduler=None, step=1, rng=None,
+    return save_checkpoint(path, model=CLIP(cfg, eot_id=tok.eot_id), optimizer=None, step=1, rng=None,
                            data_state=None, config={"model": cfg.to_dict()}, tokenizer_json=tok.to_json())
 
 

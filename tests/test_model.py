@@ -234,7 +234,7 @@ def test_accumulation_equals_one_batch_k_times_as_large(k) -> None:
 
 def _save(path, model, opt, step=3):
     return save_checkpoint(
-        path, model=model, optimizer=opt, scheduler=None, step=step, rng=rng_state(),
+        path, model=model, optimizer=opt, step=step, rng=rng_state(),
         data_state={"start_step": step}, config={"model": model.cfg.to_dict()},
         tokenizer_json=byte_tokenizer().to_json(), extra={"note": "x"},
     )

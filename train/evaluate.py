@@ -27,6 +27,7 @@ from train.decontaminate import DEFAULT_MAX_DISTANCE, decontaminate
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.text import textnorm
+from wit_pipeline.text.allowlist import HEADER, parse_allowlist
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -42,13 +43,12 @@ RECALL_AT = (1, 5, 10)
 
 def load_classnames(path_or_allowlist: str) -> list[str]:
     """Class names from a text file (one per line, '#' comments) or the queries of an allowlist TSV."""
-    with fsspec.open(path_or_allowlist, "rt", encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f]
-    if path_or_allowlist.endswith(".tsv") or any("\t" in line for line in lines):
-        rows = [line.split("\t")[0].strip() for line in lines if line.strip()]
-        names = rows[1:] if rows and rows[0] == "query" else rows
+    with fsspec.open(path_or_allowlist, "rt", encoding="utf-8", newline="") as f:
+        text = f.read()
+    if text.startswith("\t".join(HEADER)):  # an allowlist: its queries, read as every stage reads them
+        names = parse_allowlist(text, allow_duplicates=True, name=path_or_allowlist).queries
     else:
-        names = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        names = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     dupes = sorted(n for n, c in Counter(names).items() if c > 1)
     if dupes:
         raise ValueError(f"{path_or_allowlist}: duplicate class names {dupes[:5]}")

@@ -378,7 +378,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         path = out / checkpoint_name(at)
         if master:
             save_checkpoint(
-                path, model=raw_model, optimizer=optimizer, scheduler=None, step=at, rng=rng_state(),
+                path, model=raw_model, optimizer=optimizer, step=at, rng=rng_state(),
                 data_state={"start_step": at * args.accum, **_stream_shape(args, world)},
                 config=config_doc, tokenizer_json=tokenizer.to_json(),
                 extra={"tokenizer_sha256": tokenizer.sha256, "loader": _loader_stats(loader)},
