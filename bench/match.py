@@ -90,6 +90,48 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def compare(entries: list[str], captions: list[str], matcher: QueryMatcher, batch: int,
+            chunk_size: int) -> tuple[list[list[int]], list[list[int]], float, float]:
+    """(baseline's ids, QueryMatcher's ids, baseline CPU s, QueryMatcher CPU s) on the same captions."""
+    # Baseline: the plain loop, one automaton iteration per padded caption.
+    rss0 = rss_mib()
+    t0 = time.perf_counter()
+    base = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for qid, q in enumerate(entries):
+        base.add_word(f" {textnorm.normalize(q)} ", qid)
+    base.make_automaton()
+    print(f"baseline build: {time.perf_counter() - t0:.2f} s, RSS +{rss_mib() - rss0:.0f} MiB")
+
+    def baseline(chunk: list[str]) -> list[list[int]]:
+        out = []
+        for c in chunk:
+            norm = textnorm.normalize(c)
+            out.append(sorted({v for _, v in base.iter(" " + norm + " ")}))
+        return out
+
+    def fast(chunk: list[str]) -> list[list[int]]:
+        out: list[list[int]] = []
+        for i in range(0, len(chunk), batch):
+            out.extend(matcher.match_many(chunk[i:i + batch]))
+        return out
+
+    # The machine is shared: alternate the two on chunks so both see the same load, and
+    # count this process's CPU time rather than wall time.
+    expected: list[list[int]] = []
+    got: list[list[int]] = []
+    t_base = t_fast = 0.0
+    for i in range(0, len(captions), chunk_size):
+        chunk = captions[i:i + chunk_size]
+        t0 = time.process_time()
+        expected.extend(baseline(chunk))
+        t1 = time.process_time()
+        got.extend(fast(chunk))
+        t_fast += time.process_time() - t1
+        t_base += t1 - t0
+
+    return expected, got, t_base, t_fast
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--captions", type=int, default=100_000)
@@ -114,41 +156,7 @@ def main() -> None:
     build = time.perf_counter() - t0
     print(f"QueryMatcher build: {build:.2f} s, RSS +{rss_mib() - rss0:.0f} MiB")
 
-    # Baseline: the plain loop, one automaton iteration per padded caption.
-    rss0 = rss_mib()
-    t0 = time.perf_counter()
-    base = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-    for qid, q in enumerate(entries):
-        base.add_word(f" {textnorm.normalize(q)} ", qid)
-    base.make_automaton()
-    print(f"baseline build: {time.perf_counter() - t0:.2f} s, RSS +{rss_mib() - rss0:.0f} MiB")
-
-    def baseline(chunk: list[str]) -> list[list[int]]:
-        out = []
-        for c in chunk:
-            norm = textnorm.normalize(c)
-            out.append(sorted({v for _, v in base.iter(" " + norm + " ")}))
-        return out
-
-    def fast(chunk: list[str]) -> list[list[int]]:
-        out: list[list[int]] = []
-        for i in range(0, len(chunk), args.batch):
-            out.extend(matcher.match_many(chunk[i:i + args.batch]))
-        return out
-
-    # The machine is shared: alternate the two on chunks so both see the same load, and
-    # count this process's CPU time rather than wall time.
-    expected: list[list[int]] = []
-    got: list[list[int]] = []
-    t_base = t_fast = 0.0
-    for i in range(0, len(captions), args.chunk):
-        chunk = captions[i:i + args.chunk]
-        t0 = time.process_time()
-        expected.extend(baseline(chunk))
-        t1 = time.process_time()
-        got.extend(fast(chunk))
-        t_fast += time.process_time() - t1
-        t_base += t1 - t0
+    expected, got, t_base, t_fast = compare(entries, captions, matcher, args.batch, args.chunk)
 
     mismatches = sum(g != e for g, e in zip(got, expected))
     n_matches = sum(map(len, expected))

@@ -190,11 +190,25 @@ class _Crawl:
 
     # -- the plan ------------------------------------------------------------------------
     def plan(self) -> None:
+        """Every link of the crawl, category by category (the order of the draws is the seed's)."""
         s = max(1, self.pages // 10)
-        rng = self.rng
         out: list[ImgLink] = []
         pinned: list[list[ImgLink]] = []  # groups that must land on distinct pages
+        self._plan_text_cases(out, s)
+        self._plan_duplicates(out, pinned, s)
+        self._plan_fetch_failures(out, s)
+        self._plan_eval_leaks(out, s)
+        for k in range(s):  # English, but about nothing the allowlist names
+            out.append(self._good("off_topic", alt_fn=lambda c, k=k: OFF_TOPIC_ALTS[k % len(OFF_TOPIC_ALTS)]))
 
+        n_special = len(out) + sum(len(g) for g in pinned)
+        for _ in range(max(self.pages, self.target_links - n_special)):
+            out.append(self._good("clean"))
+        self._assign(out, pinned)
+
+    def _plan_text_cases(self, out: list[ImgLink], s: int) -> None:
+        """Links the text rules and URL rules must drop or keep."""
+        rng = self.rng
         out += [ImgLink("data_url", "data", f"data:image/png;base64,{_DATA_PNG}", None, self._caption(self._next_concept()),
                         None, "not_http") for _ in range(s)]
         out += [ImgLink("javascript_url", "javascript", "javascript:void(0)", None, self._caption(self._next_concept()),
@@ -212,6 +226,9 @@ class _Crawl:
         for _ in range(s):  # very long alt: a caption buried in boilerplate
             out.append(self._good("junk_alt", alt_fn=lambda c: (caption_for(c, rng) + " ") + " ".join(
                 ["buy now free shipping best price"] * 40)))
+
+    def _plan_duplicates(self, out: list[ImgLink], pinned: list[list[ImgLink]], s: int) -> None:
+        """The same link on several pages; the same image under other URLs; near duplicates."""
         for g in range(s):
             link = self._good("repeated", group=f"repeated-{g}")
             pinned.append([ImgLink(**asdict(link)) for _ in range(3)])
@@ -243,6 +260,9 @@ class _Crawl:
                 caps.add(cap)
                 out.append(self._local("near_dup", p, cap, concept=concept, group=f"near-{g}"))
                 self.images[p]["near_dup_kind"] = kind
+
+    def _plan_fetch_failures(self, out: list[ImgLink], s: int) -> None:
+        """Links whose fetch or decode must fail, each in its own way."""
         for k in range(2 * s):
             concept = self._next_concept()
             out.append(self._local("broken_404", f"images/missing-{k:03d}.jpg", self._caption(concept), "http_404", concept=concept))
@@ -276,6 +296,10 @@ class _Crawl:
             concept = self._next_concept()
             out.append(ImgLink("private_address", "absolute", url, url, self._caption(concept), None, "private_address",
                                concept=concept.name))
+
+    def _plan_eval_leaks(self, out: list[ImgLink], s: int) -> None:
+        """Held-out eval images leaked into the crawl: decontamination must catch them."""
+        rng = self.rng
         self.eval_leak: list[dict[str, Any]] = []
         for k in range(s):  # held-out eval images leaked into the crawl: decontamination must catch them
             label = rng.randrange(len(self._concepts))
@@ -287,14 +311,6 @@ class _Crawl:
             link = self._local("eval_leak", path, self._caption(concept), concept=concept)
             self.eval_leak.append({"url": link.url, "eval_id": _eval_id(label, j)})
             out.append(link)
-
-        for k in range(s):  # English, but about nothing the allowlist names
-            out.append(self._good("off_topic", alt_fn=lambda c, k=k: OFF_TOPIC_ALTS[k % len(OFF_TOPIC_ALTS)]))
-
-        n_special = len(out) + sum(len(g) for g in pinned)
-        for _ in range(max(self.pages, self.target_links - n_special)):
-            out.append(self._good("clean"))
-        self._assign(out, pinned)
 
     def _meta(self, path: str) -> dict[str, Any]:
         return {k: v for k, v in self.images[path].items() if k in ("concept", "width", "height", "format")}

@@ -111,11 +111,19 @@ class CrawlFileWriter:
         self._wat_for(rec, pos, {"Actual-Content-Type": "application/warc-fields", "WARC-Info-Metadata": info})
 
     def add_page(self, page: Page, when: datetime) -> None:
+        """A page's request, response and metadata records, each with its WAT envelope."""
         parts = urlsplit(page.url)
-        host = parts.netloc
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         date = warc_date(when)
+        req_id = self._record_id("request")
+        resp_id = self._record_id("response")
+        meta_id = self._record_id("metadata")
+        common = {"WARC-Date": date, "WARC-Warcinfo-ID": self._warcinfo_id, "WARC-IP-Address": page.ip}
+        self._add_request(page, parts.netloc, path, req_id, common)
+        self._add_response(page, when, req_id, resp_id, common)
+        self._add_metadata(page, date, resp_id, meta_id)
 
+    def _add_request(self, page: Page, host: str, path: str, req_id: str, common: dict[str, str]) -> None:
         req_http = StatusAndHeaders(
             f"GET {path} HTTP/1.1",
             [("User-Agent", USER_AGENT), ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
@@ -123,10 +131,6 @@ class CrawlFileWriter:
              ("Connection", "Keep-Alive")],
             is_http_request=True,
         )
-        req_id = self._record_id("request")
-        resp_id = self._record_id("response")
-        meta_id = self._record_id("metadata")
-        common = {"WARC-Date": date, "WARC-Warcinfo-ID": self._warcinfo_id, "WARC-IP-Address": page.ip}
         req = self._warc_writer.create_warc_record(
             page.url, "request", payload=io.BytesIO(b""), length=0, http_headers=req_http,
             warc_headers_dict={"WARC-Record-ID": req_id, **common},
@@ -144,6 +148,7 @@ class CrawlFileWriter:
             },
         })
 
+    def _add_response(self, page: Page, when: datetime, req_id: str, resp_id: str, common: dict[str, str]) -> None:
         body = page.html.encode("utf-8") if page.body is None else page.body
         resp_http = StatusAndHeaders(
             "200 OK",
@@ -174,6 +179,7 @@ class CrawlFileWriter:
             },
         })
 
+    def _add_metadata(self, page: Page, date: str, resp_id: str, meta_id: str) -> None:
         fetch_ms = str(50 + int(hashlib.blake2b(page.url.encode(), digest_size=2).hexdigest(), 16) % 400)
         fields = f"fetchTimeMs: {fetch_ms}\r\ncharset-detected: UTF-8\r\n\r\n".encode()
         meta = self._warc_writer.create_warc_record(
