@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, 
 from apache_beam.utils import shared
 
 from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import check_stages, counter_name, stages_from_counters, stats_document
+from wit_pipeline.core.stats import TallyBase, check_stages, counter_name, stages_from_counters, stats_document
 
 NAMESPACE = "wit"
 T = TypeVar("T")
@@ -72,7 +72,7 @@ def _beam_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class BeamTally:
+class BeamTally(TallyBase):
     """A `wit_pipeline.core.stats.Tally` backed by Beam counters; create it inside a DoFn."""
 
     def __init__(self) -> None:
@@ -84,12 +84,6 @@ class BeamTally:
         if counter is None:
             counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
         counter.inc(n)
-
-    def kept(self, stage: str, n: int = 1) -> None:
-        self.inc(stage, "out", n)
-
-    def dropped(self, stage: str, reason: str, n: int = 1) -> None:
-        self.inc(stage, f"dropped.{reason}", n)
 
 
 def counters_of(result: Any) -> dict[str, int]:

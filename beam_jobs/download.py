@@ -64,7 +64,7 @@ class DownloadFile:
         tally = BeamTally()
         for stage in doc["stages"]:
             tally.inc(stage["name"], "in", stage["in"])
-            tally.inc(stage["name"], "out", stage["out"])
+            tally.kept(stage["name"], stage["out"])
             for reason, n in stage["dropped"].items():
                 tally.dropped(stage["name"], reason, n)
         return sub

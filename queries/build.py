@@ -118,16 +118,16 @@ def assemble(candidates: Iterable[Row], max_queries: int, quotas: Mapping[str, i
         tally.inc(STAGE, "in")
         norm = textnorm.normalize(query)
         if not norm:  # sources drop these already; keep the invariant here too
-            tally.inc(STAGE, "dropped.empty")
+            tally.dropped(STAGE, "empty")
         elif norm in seen:
-            tally.inc(STAGE, "dropped.duplicate")
+            tally.dropped(STAGE, "duplicate")
         elif per_source[source] >= quotas.get(source, max_queries) or len(rows) >= max_queries:
-            tally.inc(STAGE, "dropped.over_cap")
+            tally.dropped(STAGE, "over_cap")
         else:
             seen.add(norm)
             per_source[source] += 1
             rows.append((query, source, stat))
-            tally.inc(STAGE, "out")
+            tally.kept(STAGE)
     return rows
 
 
@@ -140,9 +140,9 @@ def count_dump(urls: Iterable[str], tally: Tally) -> tuple[Counter[str], Counter
             tally.inc(wikipedia.STAGE, "in")
             counts = wikipedia.article_ngrams(page)
             if isinstance(counts, Drop):
-                tally.inc(wikipedia.STAGE, f"dropped.{counts.reason}")
+                tally.dropped(wikipedia.STAGE, counts.reason)
                 continue
-            tally.inc(wikipedia.STAGE, "out")
+            tally.kept(wikipedia.STAGE)
             unigrams.update(counts[0])
             bigrams.update(counts[1])
     return unigrams, bigrams

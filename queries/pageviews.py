@@ -102,10 +102,10 @@ def iter_views(source: str | Iterable[str], tally: Tally, rule: TitleRule = Titl
     except ReadError:
         raise
     except Exception as exc:
-        tally.inc(INPUT_STAGE, "dropped.error")
+        tally.dropped(INPUT_STAGE, "error")
         on_error(name, exc)
         return
-    tally.inc(INPUT_STAGE, "out")
+    tally.kept(INPUT_STAGE)
 
 
 class ReadError(RuntimeError):
@@ -138,13 +138,13 @@ def _views(lines: Iterable[str], name: str, tally: Tally, rule: TitleRule,
         try:
             got = line_views(line, rule)
         except Exception as exc:  # one line costs only itself
-            tally.inc(LINE_STAGE, "dropped.error")
+            tally.dropped(LINE_STAGE, "error")
             on_error(f"{name}:{line_no}", exc)
             continue
         if isinstance(got, str):
-            tally.inc(LINE_STAGE, f"dropped.{got}")
+            tally.dropped(LINE_STAGE, got)
             continue
-        tally.inc(LINE_STAGE, "out")
+        tally.kept(LINE_STAGE)
         yield got
 
 
@@ -176,9 +176,9 @@ def select_titles(views: Iterable[tuple[str, int]], min_views: int, tally: Tally
         tally.inc(TITLE_STAGE, "in")
         reason = title_drop_reason(title, totals[title], min_views, rule)
         if reason:
-            tally.inc(TITLE_STAGE, f"dropped.{reason}")
+            tally.dropped(TITLE_STAGE, reason)
         else:
-            tally.inc(TITLE_STAGE, "out")
+            tally.kept(TITLE_STAGE)
             kept[title] = totals[title]
     return kept
 

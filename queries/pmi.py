@@ -57,11 +57,11 @@ def keep_counted(counts: Mapping[str, int], min_count: int, tally: Tally, stage:
     for key in sorted(counts):
         reason = count_drop_reason(counts[key], min_count)
         if reason:
-            tally.inc(stage, f"dropped.{reason}")
+            tally.dropped(stage, reason)
         else:
             kept[key] = counts[key]
     tally.inc(stage, "in", len(counts))
-    tally.inc(stage, "out", len(kept))
+    tally.kept(stage, len(kept))
     return kept
 
 
@@ -95,9 +95,9 @@ def select_bigrams(bigrams: Mapping[str, int], unigrams: Mapping[str, int], min_
         a, b = bigram.split(" ")
         ratio = pmi(c_ab, unigrams[a], unigrams[b], n_uni, n_bi)
         if ratio < min_pmi:
-            tally.inc(PMI_STAGE, "dropped.below_pmi")
+            tally.dropped(PMI_STAGE, "below_pmi")
         else:
-            tally.inc(PMI_STAGE, "out")
+            tally.kept(PMI_STAGE)
             kept[bigram] = (ratio, c_ab)
     return kept
 

@@ -110,20 +110,20 @@ def pages_of_unit(chunks: Iterable[bytes], source: str, tally: Tally, on_error: 
         try:
             elem = next(elements)
         except StopIteration:
-            tally.inc(INPUT_STAGE, "out")
+            tally.kept(INPUT_STAGE)
             return
         except Exception as exc:  # the unit is unreadable from here on; its pages so far count
-            tally.inc(INPUT_STAGE, "dropped.error")
+            tally.dropped(INPUT_STAGE, "error")
             on_error(source, exc)
             return
         tally.inc(PAGE_STAGE, "in")
         try:
             page = page_of(elem)
         except Exception as exc:
-            tally.inc(PAGE_STAGE, "dropped.error")
+            tally.dropped(PAGE_STAGE, "error")
             on_error(f"{source} page {_child_text(elem, 'title')!r}", exc)
             continue
-        tally.inc(PAGE_STAGE, "out")
+        tally.kept(PAGE_STAGE)
         yield page
 
 

@@ -80,17 +80,17 @@ def read_entries(directory: str, tally: Tally, mode: str = "synsets") -> dict[st
                 tally.inc(STAGE, "in")
                 parsed = parse(line)
                 if parsed is None:
-                    tally.inc(STAGE, "dropped.malformed")
+                    tally.dropped(STAGE, "malformed")
                     continue
                 entry, count = parsed
                 if not textnorm.normalize(entry):
-                    tally.inc(STAGE, "dropped.empty")
+                    tally.dropped(STAGE, "empty")
                 elif entry in stats:
                     stats[entry] += count
-                    tally.inc(STAGE, "dropped.duplicate")
+                    tally.dropped(STAGE, "duplicate")
                 else:
                     stats[entry] = count
-                    tally.inc(STAGE, "out")
+                    tally.kept(STAGE)
     return dict(sorted(stats.items()))
 
 

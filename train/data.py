@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from train import preprocess
 from wit_pipeline.core import fsio, keys
+from wit_pipeline.core.stats import TallyBase
 from wit_pipeline.shards import MANIFEST, image_of, iter_tar_samples
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _caption(sample: dict[str, Any]) -> str | None:
     return text or None
 
 
-class _MemberTally:
+class _MemberTally(TallyBase):
     """Counts the tar members `iter_tar_samples` refuses (links, `..`, absolute names) as `bad_members`."""
 
     def __init__(self, counts: Counter) -> None:

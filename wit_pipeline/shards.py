@@ -64,12 +64,12 @@ def iter_tar_samples(
             if base is None or "." not in base.lstrip("."):
                 if tally is not None:
                     tally.inc(stage, "in")
-                    tally.inc(stage, "dropped.bad_member")
+                    tally.dropped(stage, "bad_member")
                 continue
             if member.size > max_member_bytes:
                 if tally is not None:
                     tally.inc(stage, "in")
-                    tally.inc(stage, "dropped.oversized_member")
+                    tally.dropped(stage, "oversized_member")
                 continue
             key, ext = base.split(".", 1)
             f = tar.extractfile(member)

@@ -35,9 +35,26 @@ def error_text(exc: BaseException, limit: int = 2000) -> str:
 
 
 class Tally(Protocol):
-    """Where pure code reports counts: field is 'in', 'out' or 'dropped.<reason>'."""
+    """Where pure code reports counts: `inc(stage, "in")`, `kept(stage)`, `dropped(stage, reason)`."""
 
     def inc(self, stage: str, field: str, n: int = 1) -> None: ...
+
+    def kept(self, stage: str, n: int = 1) -> None: ...
+
+    def dropped(self, stage: str, reason: str, n: int = 1) -> None: ...
+
+
+class TallyBase:
+    """kept() and dropped() in terms of inc(): a Tally implements inc() only."""
+
+    def inc(self, stage: str, field: str, n: int = 1) -> None:
+        raise NotImplementedError
+
+    def kept(self, stage: str, n: int = 1) -> None:
+        self.inc(stage, OUT, n)
+
+    def dropped(self, stage: str, reason: str, n: int = 1) -> None:
+        self.inc(stage, f"{DROPPED}.{reason}", n)
 
 
 def counter_name(stage: str, field: str) -> str:
@@ -49,7 +66,7 @@ def parse_counter_name(name: str) -> tuple[str, str]:
     return stage, field
 
 
-class DictTally:
+class DictTally(TallyBase):
     """An in-memory Tally (tests, local tools); `counts` maps counter names to ints."""
 
     def __init__(self) -> None:
@@ -57,12 +74,6 @@ class DictTally:
 
     def inc(self, stage: str, field: str, n: int = 1) -> None:
         self.counts[counter_name(stage, field)] += n
-
-    def kept(self, stage: str, n: int = 1) -> None:
-        self.inc(stage, OUT, n)
-
-    def dropped(self, stage: str, reason: str, n: int = 1) -> None:
-        self.inc(stage, f"{DROPPED}.{reason}", n)
 
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))

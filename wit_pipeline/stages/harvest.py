@@ -165,10 +165,10 @@ def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> 
 def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
     """One stage's counts for a whole file at once (a Tally call per pair costs more than the rule)."""
     tally.inc(stage, "in", n_in)
-    tally.inc(stage, "out", n_out)
+    tally.kept(stage, n_out)
     for reason, n in dropped.items():
         if n:
-            tally.inc(stage, f"dropped.{reason}", n)
+            tally.dropped(stage, reason, n)
 
 
 def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dict], fingerprint: str) -> None:

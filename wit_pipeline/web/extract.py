@@ -58,7 +58,7 @@ def iter_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]
         fh = fsspec.open(file_url, "rb").open()
     except Exception as exc:
         tally.inc(READ, "in")
-        tally.inc(READ, f"dropped.{UNREADABLE}")
+        tally.dropped(READ, UNREADABLE)
         on_error(file_url, error_text(exc))
         return
     with fh:
@@ -70,7 +70,7 @@ def iter_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]
                 return
             except Exception as exc:  # the stream itself failed (I/O): nothing more to read
                 tally.inc(READ, "in")
-                tally.inc(READ, f"dropped.{UNREADABLE}")
+                tally.dropped(READ, UNREADABLE)
                 on_error(file_url, error_text(exc))
                 return
             yield from record_pairs(file_url, record, tally, on_error)
@@ -80,13 +80,13 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
     """One record's pairs, its fate counted; whatever raises while handling it costs only it."""
     tally.inc(READ, "in")
     if isinstance(record, Broken):
-        tally.inc(READ, f"dropped.{UNREADABLE}")
+        tally.dropped(READ, UNREADABLE)
         on_error(f"{file_url}@{record.offset}", record.error)
         return []
     try:
         page = record_page(record)
         if isinstance(page, str):
-            tally.inc(READ, f"dropped.{page}")
+            tally.dropped(READ, page)
             if page == BAD_JSON:  # a damaged or crafted WAT record: say where it is
                 on_error(f"{file_url}@{record.offset}", "WAT payload is not a JSON envelope")
             return []
@@ -95,10 +95,10 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
         # page's `extract` counts are made after its last image, so a raise leaves none.
         pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=record.type != "response")
     except Exception as exc:
-        tally.inc(READ, f"dropped.{ERROR}")
+        tally.dropped(READ, ERROR)
         on_error(f"{file_url}@{record.offset}", error_text(exc))
         return []
-    tally.inc(READ, "out")
+    tally.kept(READ)
     return pairs
 
 

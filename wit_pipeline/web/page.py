@@ -63,7 +63,7 @@ def pairs_from_images(page_url: str, base_href: str | None, images: Iterable[tup
         pairs.append({"url": url, "text": text, "page_url": page_url, "text_source": source})
     if n:
         tally.inc(EXTRACT, "in", n)
-        tally.inc(EXTRACT, "out", len(pairs))
+        tally.kept(EXTRACT, len(pairs))
     for reason, count in drops.items():
-        tally.inc(EXTRACT, f"dropped.{reason}", count)
+        tally.dropped(EXTRACT, reason, count)
     return pairs
