@@ -5,7 +5,7 @@
 
 Input: a crawl made by the project's generator (`wit_pipeline.synthetic`, seeded; images are
 not needed, so they are rendered as 8x8 placeholders), then copied with other hosts
-(`imgK.example.com`, same length, so every copy holds other URLs and keys) until there are at least
+(`imgNN.example.com`, same length, so every copy holds other URLs and keys) until there are at least
 `--mb` megabytes of complete WAT files. Interleaved over `--rounds`, one core each:
 
   (a) cc2dataset 1.5.0 `process_wat(path, "image")` (its module imports pyspark at the top
@@ -38,7 +38,7 @@ import types
 import zlib
 from pathlib import Path
 
-HOST = b"img0.example.com"  # a DNS name, as on the web (the demo serves 127.0.0.1:PORT)
+HOST = b"img00.example.com"  # a DNS name, as on the web (the demo serves 127.0.0.1:PORT)
 
 
 def _stub_pyspark() -> None:
@@ -78,8 +78,8 @@ def _rehost(data: bytes, copy: int) -> bytes:
     """Every gzip member again, with the host's third byte set to `copy` (same length)."""
     if copy == 0:
         return data
-    new = f"img{copy}.example.com".encode()
-    assert len(new) == len(HOST) and copy < 10
+    new = f"img{copy:02d}.example.com".encode()
+    assert len(new) == len(HOST) and copy < 100
     out, rest = io.BytesIO(), data
     while rest:
         inflater = zlib.decompressobj(31)
@@ -132,8 +132,10 @@ def cpu(fn, files: list[Path]) -> tuple[float, object]:
 
 
 def peak_rss_mib(files: list[Path]) -> float:
-    code = ("import resource, sys; from beam_jobs import harvest; "
-            "harvest.run(sys.argv[1:]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent (this
+    # process, hundreds of MiB by now), so the child would report the parent's peak.
+    code = ("import sys; from beam_jobs import harvest; harvest.run(sys.argv[1:]); "
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
     out = tempfile.mkdtemp(prefix="wit-bench-rss-")
     try:
         args = [a for f in files for a in ("--input", str(f))]
