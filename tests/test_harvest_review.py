@@ -124,3 +124,26 @@ def test_a_file_that_failed_to_open_is_retried_on_rerun(crawl, tmp_path: Path) -
     resumed = json.loads((out / "stats.json").read_text())["stages"]
     uninterrupted = json.loads((fresh / "stats.json").read_text())["stages"]
     assert resumed == uninterrupted
+
+
+def test_a_tiny_compressed_page_cannot_cost_gigabytes(tmp_path: Path) -> None:
+    """A response with `Content-Encoding: gzip` is inflated up to 256 MiB and every `<img>`
+    of it kept: 64 MiB of one repeated tag is ~1 kB on disk (gzip inside a gzip member) and
+    yields 1.46M pairs, 870 MiB of RSS in `iter_pairs` (four such records in one 3.8 kB file:
+    5.8M candidates, 8 GB RSS, 176 s for `wit harvest`). A page must cost about what its
+    bytes cost: cap the decoded body or the images per page (a counted drop)."""
+    html = b"<html><body>" + b'<img src="/x.jpg" alt="a photo of a red star">' * ((64 << 20) // 46) + b"</body></html>"
+    bomb = _page("http://bomb.example/", gzip.compress(html, 9, mtime=0), b"Content-Encoding: gzip\r\n")
+    path = tmp_path / "bomb.warc.gz"
+    path.write_bytes(_members(_good(1), bomb, _good(2)))
+    assert path.stat().st_size < 4096
+    code = ("import resource, sys; from wit_pipeline.core.stats import DictTally; "
+            "from wit_pipeline.web.extract import iter_pairs; "
+            "texts = [p['text'] for p in iter_pairs(sys.argv[1], DictTally(), lambda s, e: None)]; "
+            "print(texts[0], '|', texts[-1], '|', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, last, rss_mib = (s.strip() for s in done.stdout.split("|"))
+    assert (first, last) == ("a photo of a red star number 1", "a photo of a red star number 2")
+    assert int(rss_mib) < 300, f"peak RSS {rss_mib} MiB for a {path.stat().st_size}-byte file"
