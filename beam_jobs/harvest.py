@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from typing import Any
 
 import apache_beam as beam
@@ -104,21 +105,26 @@ class HarvestFiles(beam.DoFn):
             except Exception as exc:  # a bug or a failing model: this file's loss, counted
                 logging.exception("harvest of %s failed", file_url)
                 table, counts, dead = h.failed_file(file_url, exc)
-            h.write_part(part, table, counts, dead, self.fingerprint)
+            # a file that failed as a whole is accounted for now and read again next run
+            stamp = h.RETRY if h.file_failed(file_url, dead) else self.fingerprint
+            h.write_part(part, table, counts, dead, stamp)
         yield part
 
 
 def config_from_args(args: argparse.Namespace) -> h.HarvestConfig:
     from wit_pipeline.text.allowlist import load_allowlist, resolve
+    from wit_pipeline.text.langid import default_model_path
 
     languages = tuple(lang.strip() for lang in args.languages.split(",") if lang.strip())
     load_allowlist(args.allowlist, case_sensitive=args.case_sensitive)  # fail here, not on every worker
     digest = h.file_sha256(resolve(args.allowlist))
+    lid_digest = h.file_sha256(args.lid_model or default_model_path())  # a model swapped in place redoes the parts
     return h.HarvestConfig(
         allowlist=args.allowlist, case_sensitive=args.case_sensitive, lid_model=args.lid_model,
         languages=languages, min_lang_score=args.min_lang_score, min_chars=args.min_chars,
         max_chars=args.max_chars, balance=args.balance, t=args.t, seed=args.seed,
-        num_shards=args.num_shards, allowlist_sha256=digest)
+        num_shards=args.num_shards, allowlist_sha256=digest,
+        lid_model_sha256=lid_digest)
 
 
 def build(p: beam.Pipeline, config: h.HarvestConfig, output: str, sources: list[tuple[str, str]],
@@ -152,10 +158,11 @@ def run(argv: list[str] | None = None) -> int:
     print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)
     build(p, config, output, sources, args.input_prefix, args.max_files)
+    started = time.time()
     with Progress(sources, output, args.input_prefix, args.max_files, enabled=not args.no_progress):
         result = p.run()
         result.wait_until_finish()
-    g.tidy(output, config.num_shards)
+    g.tidy(output, config.num_shards, started)
     doc = fsio.read_json(fsio.join(output, "stats.json"))
     print_stages(doc)
     print(f"wrote {output}/{{candidates,selected}}/*.parquet, query_counts.parquet, stats.json")

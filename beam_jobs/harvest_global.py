@@ -150,11 +150,14 @@ def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str
         fsio.write_json(fsio.join(output, "stats.json"), doc)
 
 
-def tidy(output: str, num_shards: int) -> None:
+def tidy(output: str, num_shards: int, started: float) -> None:
     """After a run: delete what wit wrote and no longer stands for anything, selected-pairs
-    files of an earlier run with another --num-shards and the temporary parts of a killed one."""
+    files of an earlier run with another --num-shards and the temporary parts a killed run
+    left (those older than this run: a concurrent run's are its own)."""
     stale = [u for u in fsio.expand(fsio.join(output, "selected", "part-*-of-*.parquet"))
              if not u.endswith(f"-of-{num_shards:05d}.parquet")]
-    stale += fsio.expand(fsio.join(output, "candidates", "*.parquet.tmp-*"))
+    fs, _ = fsio.filesystem(output)
+    stale += [u for u in fsio.expand(fsio.join(output, "candidates", "*.parquet.tmp-*"))
+              if fs.modified(fsio.filesystem(u)[1]).timestamp() < started]
     for url in stale:
         fsio.rm(url)

@@ -317,7 +317,9 @@ def test_garbage_and_missing_files(tmp_path: Path) -> None:
 
     empty = tmp_path / "empty.warc.gz"
     empty.write_bytes(b"")
-    assert extract(str(empty)) == ([], {}, [])
+    pairs, counts, errors = extract(str(empty))  # a failed download, most likely: said, not silent
+    assert pairs == [] and counts == {"read:in": 1, "read:dropped.unreadable": 1}
+    assert errors == [(str(empty), "empty file: no WARC record (a failed download?)")]
 
 
 # --- the generated crawl (tests/conftest.py `crawl`): counts must match its truth.json ---------

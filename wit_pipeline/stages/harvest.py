@@ -31,8 +31,9 @@ from wit_pipeline.web.extract import iter_pairs
 FILTER, MATCH = "filter", "match"
 PER_FILE_STAGES = ("read", "extract", FILTER, MATCH)
 META_STATS, META_DEAD, META_FINGERPRINT = b"wit.stats", b"wit.dead_letters", b"wit.fingerprint"
+RETRY = "retry"  # the fingerprint of a part whose file failed: never complete
 BALANCE_MODES = ("prob", "cap")
-LID_BATCH = 4096
+MAX_DEAD_LETTERS = 1000  # per crawl file, listed in its part
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class HarvestConfig:
     t: int = 20000
     seed: int = 0
     num_shards: int = 8
-    # what went into the per-file parts besides the settings: the allowlist's bytes
+    # what went into the per-file parts besides the settings: the allowlist's and the model's bytes
     allowlist_sha256: str = field(default="", compare=False)
+    lid_model_sha256: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,7 +125,25 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
                          "query_ids": query_ids})
     _count(tally, FILTER, len(pairs), matched, filtered)
     _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows)}))
-    return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), dead
+    return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), capped(dead)
+
+
+def capped(dead: list[dict]) -> list[dict]:
+    """At most MAX_DEAD_LETTERS of a file's dead letters, then one that says how many more:
+    a crafted file of a million broken records must not make a part of gigabytes (its counts
+    stay exact)."""
+    if len(dead) <= MAX_DEAD_LETTERS:
+        return dead
+    more = len(dead) - MAX_DEAD_LETTERS
+    return [*dead[:MAX_DEAD_LETTERS], {"stage": dead[-1]["stage"], "source": dead[-1]["source"],
+                                       "error": f"... and {more} more dead letters in this file, not listed"}]
+
+
+def file_failed(file_url: str, dead: list[dict]) -> bool:
+    """Whether the file itself failed (not one of its records): its part is written, so this
+    run accounts for it, but marked to be read again by the next run (throttling, a flaky
+    store or a file not there yet must not become a permanent loss)."""
+    return any(d["source"] == file_url for d in dead)
 
 
 class Verdicts(dict):

@@ -6,16 +6,20 @@ checked in the launcher first, so a typo stops the job before it starts.
 
 from __future__ import annotations
 
+import os
+
 from wit_pipeline.core import fsio
 
 COMMON_CRAWL_PREFIX = "https://data.commoncrawl.org/"
 
 
 def _listed_url(line: str, prefix: str) -> str:
-    """A line of a paths list as a URL: URLs and absolute local paths as they are, relative
-    paths (Common Crawl's `crawl-data/...`) under `prefix`."""
-    if "://" in line or line.startswith("/"):
+    """A line of a paths list as a URL: URLs as they are, absolute local paths normalised,
+    relative paths (Common Crawl's `crawl-data/...`) under `prefix`."""
+    if "://" in line:
         return line
+    if line.startswith("/"):
+        return os.path.normpath(line)
     return prefix.rstrip("/") + "/" + line
 
 
@@ -25,6 +29,7 @@ def source_files(kind: str, url: str, prefix: str = COMMON_CRAWL_PREFIX, max_fil
     one: a missing one becomes its own dead letter."""
     if kind == "glob":
         files = [url] if url.startswith(("http://", "https://")) else fsio.expand(url)
+        files = [f if "://" in f else os.path.normpath(f) for f in files]  # wat/../wat/x is wat/x: read once
     else:
         listed = (line.strip() for line in fsio.read_text(url).splitlines())
         files = sorted({_listed_url(line, prefix) for line in listed if line and not line.startswith("#")})

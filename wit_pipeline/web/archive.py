@@ -23,6 +23,7 @@ READ_CHUNK = 1 << 20
 INFLATE_CHUNK = 8 << 20  # most bytes one zlib call may produce
 MAX_RECORD_BYTES = 256 << 20  # a member or record larger than this is skipped as Broken
 MAX_HEADER_BYTES = 64 << 10
+MAX_MARK_BYTES = 64 << 20  # a corrupt member larger than this resyncs from where it failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,15 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
 
 
 class _Buffer:
-    """The file's bytes from `mark` on, read in chunks; `pos` is the next byte to inflate."""
+    """The file's bytes from `mark` on, read in chunks; `pos` is the next byte to inflate.
+
+    A bytearray grown in place: reading on inside one huge member costs each byte once. The
+    member being inflated is kept from its start (`mark`, to resync from just after it if it
+    turns out corrupt) up to MAX_MARK_BYTES; past that the next gzip header is sought from
+    where inflating stopped instead."""
 
     def __init__(self, stream: BinaryIO, head: bytes) -> None:
-        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, head, 0, 0, 0, False
+        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, bytearray(head), 0, 0, 0, False
 
     def offset(self) -> int:
         return self.base + self.pos
@@ -80,14 +86,19 @@ class _Buffer:
             if not more:
                 self.eof = True
                 break
+            if self.pos - self.mark > MAX_MARK_BYTES:
+                self.mark = self.pos
             keep = min(self.pos, self.mark)  # drop what no one can come back to
-            self.data = self.data[keep:] + more
-            self.base, self.pos, self.mark = self.base + keep, self.pos - keep, self.mark - keep
+            if keep > READ_CHUNK:
+                del self.data[:keep]
+                self.base, self.pos, self.mark = self.base + keep, self.pos - keep, self.mark - keep
+            self.data += more
         return len(self.data) - self.pos
 
     def find_magic(self, start: int) -> bool:
-        """Move `pos` to the next gzip header at or after data[start]; False at the end."""
-        self.pos = start
+        """Move `pos` to the next gzip header at or after data[start] (data[mark] if start
+        lies before the bytes kept: a huge member's start is gone); False at the end."""
+        self.pos = max(start, self.mark)
         while True:
             found = self.data.find(GZIP_MAGIC, self.pos)
             if found >= 0:
@@ -119,7 +130,7 @@ def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
         if error is not None:
             if error.startswith("gzip member truncated"):
                 return
-            buf.find_magic(buf.mark + 1)
+            buf.find_magic(start + 1 - buf.base)  # just after this member's start (or the mark past it)
 
 
 FEED_BYTES = 16 << 10  # compressed bytes per zlib call: what is left over is copied, keep it small
@@ -134,7 +145,7 @@ def _inflate_member(buf: _Buffer) -> tuple[bytes, str | None]:
     while not inflater.eof:
         if not buf.available(FEED_BYTES):
             return b"", "gzip member truncated (no end-of-stream marker)"
-        feed = memoryview(buf.data)[buf.pos : buf.pos + FEED_BYTES]
+        feed = bytes(buf.data[buf.pos : buf.pos + FEED_BYTES])  # a copy: the bytearray may grow
         try:
             piece = inflater.decompress(feed, INFLATE_CHUNK)
             while True:
@@ -154,7 +165,8 @@ def _inflate_member(buf: _Buffer) -> tuple[bytes, str | None]:
 
 def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record | Broken]:
     """The records in `data` (one gzip member's or a whole plain file's bytes). In a plain
-    file a record's offset is its own position; in a member it is the member's."""
+    file a record's offset is its own position; in a member it is the member's. After a
+    broken record, reading goes on at the next `WARC/1.` line."""
     i, n = 0, len(data)
     while i < n:
         while i < n and data[i] in b"\r\n":  # the blank lines that end the previous record
@@ -162,10 +174,12 @@ def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record 
         if i >= n:
             return
         here = offset if in_member else offset + i
-        record, i = _parse_record(data, i, here)
+        record, end = _parse_record(data, i, here)
         yield record
         if isinstance(record, Broken):
-            return  # the rest of this member (or plain file) has no trustworthy boundary
+            found = data.find(b"\nWARC/1.", i + 1)
+            end = found + 1 if found >= 0 else n
+        i = end
 
 
 def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, int]:
@@ -186,4 +200,6 @@ def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, in
     stop = start + int(length)
     if stop > len(data):
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
+    if len(data) - stop >= 4 and data[stop:stop + 4] != b"\r\n\r\n":  # every record ends so: a lying length
+        return Broken(offset, "record not followed by its end marker (its Content-Length is wrong)"), len(data)
     return Record(offset, headers, data[start:stop]), stop

@@ -15,7 +15,8 @@ Counts go to a `Tally` (C4-style injectable counter), under two stages:
   raised).
 - `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped `no_text` and the
   URL reasons of `urls` (`empty_src`, `data_url`, `javascript_url`, `not_http`, `bad_url`,
-  `url_too_long`, `bad_host`), as `page.pairs_from_images` counts them.
+  `url_too_long`, `bad_host`), as `page.pairs_from_images` counts them, and
+  `too_many_images` past a page's first MAX_IMAGES_PER_PAGE.
 Every `unreadable`, `bad_json` and `error` record is reported through `on_error(source, message)` with
 source `<file_url>@<record offset>`; reading goes on with the next record (a corrupt gzip
 member is skipped to the next member; a truncated one is the end of the file).
@@ -23,16 +24,18 @@ member is skipped to the next member; a truncated one is the end of the file).
 
 from __future__ import annotations
 
+import re
+import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 import orjson
 
 from wit_pipeline.core.stats import Tally, error_text
-from wit_pipeline.web.archive import MAX_RECORD_BYTES, Broken, Record, iter_records
-from wit_pipeline.web.page import Image, html_images, pairs_from_images
+from wit_pipeline.web.archive import Broken, Record, iter_records
+from wit_pipeline.web.page import EXTRACT, Image, html_images, pairs_from_images
 
 READ = "read"
 
@@ -45,6 +48,8 @@ UNREADABLE = "unreadable"
 ERROR = "error"
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+MAX_PAGE_BYTES = 16 << 20  # of a decoded HTML payload; Common Crawl itself keeps the first 1 MiB
+MAX_IMAGES_PER_PAGE = 2000  # more is a generated page, not a web page; the rest are `too_many_images`
 
 # A page with images: (page URL, <base href> or None, images).
 Page = tuple[str, str | None, list[Image]]
@@ -53,27 +58,49 @@ OnError = Callable[[str, str], None]
 
 def iter_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]:
     """Pairs {"url", "text", "page_url", "text_source"} from one WARC or WAT file (any fsspec
-    URL). Never raises for what is in the file: each record's fate is counted."""
+    URL). Never raises for what is in the file: each record's fate is counted. A failure of
+    the file itself (it cannot be opened, its stream fails, it is empty) is reported with the
+    bare file URL as its source, so a caller can tell it from a damaged record."""
     try:
-        fh = fsspec.open(file_url, "rb").open()
+        fh = open_with_retries(file_url)
     except Exception as exc:
-        tally.inc(READ, "in")
-        tally.dropped(READ, UNREADABLE)
-        on_error(file_url, error_text(exc))
+        _file_failed(file_url, error_text(exc), tally, on_error)
         return
     with fh:
         records = iter_records(fh)
+        seen = False
         while True:
             try:
                 record = next(records)
             except StopIteration:
+                if not seen:
+                    _file_failed(file_url, "empty file: no WARC record (a failed download?)", tally, on_error)
                 return
             except Exception as exc:  # the stream itself failed (I/O): nothing more to read
-                tally.inc(READ, "in")
-                tally.dropped(READ, UNREADABLE)
-                on_error(file_url, error_text(exc))
+                _file_failed(file_url, error_text(exc), tally, on_error)
                 return
+            seen = True
             yield from record_pairs(file_url, record, tally, on_error)
+
+
+OPEN_RETRY_SECONDS = (0.5, 1.0)  # a throttled or flaky store (HTTP 503) often answers the next time
+
+
+def open_with_retries(url: str) -> BinaryIO:
+    for pause in (*OPEN_RETRY_SECONDS, None):
+        try:
+            return fsspec.open(url, "rb").open()
+        except Exception:
+            if pause is None:
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _file_failed(file_url: str, error: str, tally: Tally, on_error: OnError) -> None:
+    tally.inc(READ, "in")
+    tally.dropped(READ, UNREADABLE)
+    on_error(file_url, error)
 
 
 def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error: OnError) -> list[dict]:
@@ -91,6 +118,11 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
                 on_error(f"{file_url}@{record.offset}", "WAT payload is not a JSON envelope")
             return []
         page_url, base_href, images = page
+        if len(images) > MAX_IMAGES_PER_PAGE:
+            extra = len(images) - MAX_IMAGES_PER_PAGE
+            tally.inc(EXTRACT, "in", extra)
+            tally.dropped(EXTRACT, "too_many_images", extra)
+            images = images[:MAX_IMAGES_PER_PAGE]
         # WAT attribute values are raw HTML; the HTML scan has decoded the WARC page's. The
         # page's `extract` counts are made after its last image, so a raise leaves none.
         pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=record.type != "response")
@@ -142,7 +174,9 @@ def warc_page(record: Record) -> Page | str:
 
 def _decoded_body(body: bytes, headers: dict[bytes, str]) -> bytes | None:
     """The payload as the server meant it: de-chunked and inflated (Common Crawl mostly
-    stores it decoded already, other crawlers may not); None when that fails."""
+    stores it decoded already, other crawlers may not), cut at MAX_PAGE_BYTES as Common
+    Crawl cuts what it fetches, so a small compressed page cannot become gigabytes of text;
+    None when decoding fails."""
     if "chunked" in headers.get(b"transfer-encoding", "").lower():
         body = _dechunk(body)
         if body is None:
@@ -151,26 +185,31 @@ def _decoded_body(body: bytes, headers: dict[bytes, str]) -> bytes | None:
     if encoding in ("gzip", "x-gzip", "deflate"):
         inflater = zlib.decompressobj(47 if encoding != "deflate" else zlib.MAX_WBITS)
         try:
-            body = inflater.decompress(body, MAX_RECORD_BYTES)
+            body = inflater.decompress(body, MAX_PAGE_BYTES)
         except zlib.error:
             return None
-    return body
+    return body[:MAX_PAGE_BYTES]
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 def _dechunk(body: bytes) -> bytes | None:
-    out, i = [], 0
+    """A chunked body's data, or None when a chunk size is not hex digits (a crafted "-6"
+    would send the reader backwards); every step moves forward."""
+    out, i, total = [], 0, 0
     while True:
         eol = body.find(b"\r\n", i)
         if eol < 0:
             return None
         size_text = body[i:eol].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
+        if not _CHUNK_SIZE.fullmatch(size_text):
             return None
-        if size == 0:
+        size = int(size_text, 16)
+        if size == 0 or total >= MAX_PAGE_BYTES:
             return b"".join(out)
         out.append(body[eol + 2 : eol + 2 + size])
+        total += size
         i = eol + 2 + size + 2
 
 
