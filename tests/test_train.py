@@ -270,6 +270,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, argvs: list[list[str
     # Then the torchrun path of `wit train` in the same processes (it reuses the process group).
     for argv in argvs:
         run(argv)
+    dist.barrier()
+    dist.destroy_process_group()  # ours, not run()'s: an undestroyed gloo group can abort at exit
 
 
 def _free_port() -> int:
@@ -323,6 +325,8 @@ def _resume_worker(rank: int, world: int, port: int, outs: list[str], argv: list
         outcome = str(exc)
     with open(f"{result}.{rank}", "w") as f:
         f.write(outcome)
+    dist.barrier()
+    dist.destroy_process_group()  # ours, not run()'s: an undestroyed gloo group can abort at exit
 
 
 def test_resume_refuses_ranks_that_see_different_checkpoints(data, tmp_path) -> None:
