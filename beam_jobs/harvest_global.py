@@ -92,10 +92,11 @@ def build_global(parts: beam.PCollection, config: h.HarvestConfig, output: str) 
          | "GroupByPart" >> beam.GroupByKey()
          | "ReadSelected" >> beam.FlatMap(parts_io.selected_rows, urls=part_urls, config=config)
          | "WriteSelected" >> WriteShards(functools.partial(write_selected, output, config.num_shards), config.num_shards))
-    _ = (parts
-         | "DeadLetters" >> beam.FlatMap(lambda url: [(0, d) for d in parts_io.dead_letters(url)])
+    footers = parts | "PartFooters" >> beam.Map(parts_io.counts_and_dead_letters)
+    _ = (footers
+         | "DeadLetters" >> beam.FlatMap(lambda footer: [(0, d) for d in footer[1]])
          | "WriteDeadLetters" >> WriteShards(functools.partial(write_dead_letters, output), 1))
-    file_counts = (parts | "FileCounts" >> beam.Map(parts_io.counts)
+    file_counts = (footers | "FileCounts" >> beam.Map(lambda footer: footer[0])
                    | "MergeFileCounts" >> beam.CombineGlobally(merge_counts))
     _ = (parts.pipeline
          | "Finish" >> beam.Create([None])

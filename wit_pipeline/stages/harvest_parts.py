@@ -8,15 +8,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, keys, schema
+from wit_pipeline.core import keys, parquet_io, schema
 from wit_pipeline.stages import harvest as h
-
-
-def _read(url: str):
-    with fsio.open(url, "rb") as f:
-        return pq.read_table(f)
 
 
 def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
@@ -24,7 +18,7 @@ def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
     """(shard, schema.SELECTED rows as Arrow IPC bytes) for the chosen rows of one part: its
     records read back, columnar all the way (no Python object per row)."""
     pid, batches = group
-    table = _read(urls[pid]).take(sorted(row for batch in batches for row in batch))
+    table = parquet_io.read_table([urls[pid]], schema.CANDIDATES, "part").take(sorted(row for batch in batches for row in batch))
     shard = np.fromiter((keys.shard_of(k, config.num_shards, config.seed) for k in table.column("key").to_pylist()),
                         np.int64, table.num_rows)
     names = pa.array(query_names(config.allowlist, config.case_sensitive), pa.string())
@@ -49,14 +43,10 @@ def from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
-def counts(url: str) -> dict[str, int]:
-    meta = h.read_part_meta(url) or {}
-    return h.part_counts(meta)[0] if meta else {}
-
-
-def dead_letters(url: str) -> list[dict]:
-    meta = h.read_part_meta(url) or {}
-    return h.part_counts(meta)[1] if meta else []
+def counts_and_dead_letters(url: str) -> tuple[dict[str, int], list[dict]]:
+    """A part's counts and dead letters, from one read of its footer."""
+    meta = h.read_part_meta(url)
+    return h.part_counts(meta) if meta else ({}, [])
 
 
 @functools.lru_cache(maxsize=4)
