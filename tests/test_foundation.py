@@ -147,3 +147,27 @@ def test_usage_errors_exit_2_without_a_traceback(module, argv, message, tmp_path
     err = capsys.readouterr().err
     assert "Traceback" not in err and message in err.strip().splitlines()[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_process_that_read_parquet_exits_cleanly(tmp_path):
+    """pq.read_table on a file object aborted about half the processes at exit
+    (apache/arrow#50482); every parquet read goes through parquet_io.read_parquet, which does not."""
+    import pathlib
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"a": list(range(200_000)), "b": [str(i) for i in range(200_000)]}), path,
+                           row_group_size=20_000)
+    script = ("import fsspec; from wit_pipeline.core.parquet_io import read_parquet\n"
+              f"assert read_parquet({str(path)!r}, columns=['b']).num_rows == 200_000\n"
+              f"with fsspec.open({str(path)!r}, 'rb') as f: assert read_parquet(f).num_rows == 200_000\n")
+    codes = [subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120).returncode
+             for _ in range(12)]
+    assert codes == [0] * 12
+    root = pathlib.Path(__file__).resolve().parents[1]
+    callers = [str(p.relative_to(root)) for d in ("wit_pipeline", "beam_jobs", "train")
+               for p in (root / d).rglob("*.py") if "pq.read_table(" in p.read_text()]
+    assert callers == []

@@ -46,7 +46,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, schema
+from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
@@ -247,9 +247,8 @@ def shard_outcomes(output: str) -> dict[str, str | None]:
     """sample_key -> latest drop reason (None = saved), over complete shards in order."""
     outcomes: dict[str, str | None] = {}
     for shard in complete_shards(output):
-        fs, path = fsio.filesystem(fsio.join(output, f"{shard}.parquet"))
-        with fs.open(path, "rb") as f:
-            table = pq.read_table(f, columns=[KEY_COLUMN, "status", "error_message"])
+        table = parquet_io.read_parquet(fsio.join(output, f"{shard}.parquet"),
+                                        columns=[KEY_COLUMN, "status", "error_message"])
         for key, status, error in zip(*(table.column(c).to_pylist() for c in (KEY_COLUMN, "status", "error_message"))):
             if outcomes.get(key, "") is None:
                 continue  # once saved, always saved
@@ -258,9 +257,7 @@ def shard_outcomes(output: str) -> dict[str, str | None]:
 
 
 def read_selected(path: str) -> pa.Table:
-    fs, p = fsio.filesystem(path)
-    with fs.open(p, "rb") as f:
-        table = pq.read_table(f)
+    table = parquet_io.read_parquet(path)
     schema.validate(table, schema.SELECTED, f"selected pairs {path}")
     return table.select(list(schema.SELECTED.names))
 

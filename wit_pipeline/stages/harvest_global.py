@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from wit_pipeline.core import fsio
+from wit_pipeline.core import parquet_io
 from wit_pipeline.stages.balance import cap_order, keeping_queries
 
 BUCKET_BITS = 8  # 256 buckets: at a crawl's billions of candidates, a few million per bucket
@@ -61,10 +61,7 @@ def part_id(url: str) -> int:
 
 def read_lights(url: str) -> Lights:
     """A part's candidates as Lights, in row order."""
-    import pyarrow.parquet as pq
-
-    with fsio.open(url, "rb") as f:
-        table = pq.read_table(f, columns=["key", "page_url", "query_ids"])
+    table = parquet_io.read_parquet(url, columns=["key", "page_url", "query_ids"])
     n = table.num_rows
     qids = table.column("query_ids").combine_chunks()
     key = np.frombuffer(bytes.fromhex("".join(table.column("key").to_pylist())), ">u8").astype(np.uint64)
