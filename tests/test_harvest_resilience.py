@@ -215,3 +215,63 @@ def test_killed_harvest_resumes_with_identical_outputs(crawl, tmp_path: Path) ->
     assert {name: after[name] for name in done} == done  # finished files were not read again
     assert len(after) == 8
     assert _tree(out) == _tree(whole)  # the kill's temporary part is gone too
+
+
+# --- the fast reader (FastWARC) and the careful reader give the same records ----------------
+
+
+def _view(data: bytes, fast: bool) -> list[tuple]:
+    return [(r.offset, "broken", r.error) if isinstance(r, Broken)
+            else (r.offset, r.type, r.headers.get("content-type"), r.headers.get("warc-target-uri"), r.block)
+            for r in iter_records(_bytes_io(data), fast=fast)]
+
+
+def _lie(record: bytes, delta: int) -> bytes:
+    head, _, rest = record.partition(b"\r\n\r\n")
+    n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return head.replace(b"Content-Length: %d" % n, b"Content-Length: %d" % (n + delta)) + b"\r\n\r\n" + rest
+
+
+def test_fast_reader_gives_the_careful_readers_records(crawl, monkeypatch) -> None:
+    """FastWARC reads until the first doubt; every crafted and fuzzed file must come out as the
+    careful reader alone reads it, and a clean file must be read by FastWARC (the careful
+    reader only re-reads its last member)."""
+    from wit_pipeline.web import archive
+
+    source = sorted(crawl.root.glob("crawl/wat/*.gz"))[0].read_bytes()
+    members = _members(source)[:40]
+    raw = [gzip.decompress(source[s:e]) for s, e in members[:5]]
+
+    def gz(data: bytes) -> bytes:
+        return gzip.compress(data, mtime=0)
+
+    crafted = {
+        "several_records_in_a_member": gz(raw[0]) + gz(raw[1] + raw[2]) + gz(raw[3]),
+        "whole_file_gzip": gz(b"".join(raw)),
+        "short_content_length": gz(raw[0]) + gz(_lie(raw[1], -5)) + gz(raw[2]),
+        "long_content_length": gz(raw[0]) + gz(_lie(raw[1], 5) + raw[2]) + gz(raw[3]),
+        "empty_member": gz(raw[0]) + gz(b"") + gz(raw[1]) + gz(raw[2]),
+        "not_a_warc_member": gz(raw[0]) + gz(b"hello, not a record") + gz(raw[1]),
+        "no_end_marker": gz(raw[0]) + gz(raw[1].rstrip(b"\r\n")) + gz(raw[2]),
+        "no_content_length": gz(raw[0]) + gz(raw[1].replace(b"Content-Length:", b"X-Length:")) + gz(raw[2]),
+        "trailing_garbage": gz(raw[0]) + gz(raw[1]) + b"garbage!",
+        "trailing_zeros": gz(raw[0]) + gz(raw[1]) + bytes(100),
+        "trailing_newlines": gz(raw[0]) + gz(raw[1]) + b"\n\n",
+        "cut_in_the_first_member": source[: members[0][1] // 2],
+    }
+    for name, data in crafted.items():
+        assert _view(data, fast=True) == _view(data, fast=False), name
+    for kind in ("wat", "warc"):
+        clean = sorted(crawl.root.glob(f"crawl/{kind}/*.gz"))[0].read_bytes()
+        clean_members = _members(clean)[:40]
+        clean = clean[: clean_members[-1][1]]
+        rng = random.Random(f"fast-{kind}")
+        for case in range(150):
+            mutated, _ = _mutate(clean, clean_members, rng)
+            assert _view(mutated, fast=True) == _view(mutated, fast=False), (kind, case)
+
+    careful_from = []
+    real = archive._careful_gzip
+    monkeypatch.setattr(archive, "_careful_gzip", lambda s, head, base: careful_from.append(base) or real(s, head, base))
+    records = _view(source, fast=True)
+    assert careful_from == [records[-1][0]]  # FastWARC read all but the last member
