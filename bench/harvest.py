@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gzip
 import io
 import json
@@ -119,7 +120,8 @@ def wit_harvest(files: list[Path]) -> int:
     out = tempfile.mkdtemp(prefix="wit-bench-harvest-")
     try:
         args = [a for f in files for a in ("--input", str(f))]
-        harvest.run([*args, "--output", out, "--num-shards", "4", "--no-progress"])
+        with contextlib.redirect_stdout(io.StringIO()):  # its stage counts, once per round
+            harvest.run([*args, "--output", out, "--num-shards", "4", "--no-progress"])
         return json.loads(Path(out, "stats.json").read_text())["stages"][-1]["out"]
     finally:
         shutil.rmtree(out)
