@@ -46,7 +46,8 @@ def _by_choice(joined: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[Bucke
 
 
 class Balance(beam.PTransform):
-    """(bucket, (deduplicated Lights, n in)) -> ((Lights, n in), kept_by per candidate).
+    """(bucket, (deduplicated Lights, n in)) -> ((Lights, n in), kept: per query-id entry,
+    whether that query keeps the candidate).
 
     prob (MetaCLIP): each matched query keeps a candidate with probability min(1, t/count).
     cap: each query keeps its t candidates of lowest (cap_rank, key) (`CapPerQuery`, fed

@@ -53,13 +53,15 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
     by_key = {r["key"]: r["query_ids"] for r in records}
 
     def check(balanced):
-        chosen = [key for (lights, _), kept_by in balanced
-                  for key, kept in zip(lights.keys_hex(), kept_by) if kept]
+        chosen = [key for (lights, _), kept in balanced
+                  for key, picked in zip(lights.keys_hex(), hglobal.chosen(lights, kept)) if picked]
         assert len(chosen) == len(set(chosen))  # no record twice
         assert set(chosen) == expected
         assert len(chosen) < len(records) / 2  # the frequent queries (hundreds of pairs) were capped
         if mode == "cap":  # each query's own picks are its t lowest ranks
-            kept_by = {key: kept for (lights, _), ks in balanced for key, kept in zip(lights.keys_hex(), ks)}
+            kept_by = {key: {q for q, k in zip(ids, keeps) if k} for (lights, _), kept in balanced
+                       for key, ids, keeps in zip(lights.keys_hex(), lights.query_ids(),
+                                                  np.split(kept, lights.qstart[1:-1]))}
             for q in (0, 1, 39):
                 ranked = sorted((cap_rank(k, q, 0), k) for k, ids in by_key.items() if q in ids)
                 assert {k for _, k in ranked[:t]} == {k for k, kept in kept_by.items() if q in kept}

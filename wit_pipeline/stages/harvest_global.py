@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from wit_pipeline.core import parquet_io
-from wit_pipeline.stages.balance import cap_order, keeping_queries
+from wit_pipeline.core.keys import uniform
+from wit_pipeline.stages.balance import cap_order
 
 BUCKET_BITS = 8  # 256 buckets: at a crawl's billions of candidates, a few million per bucket
 
@@ -65,7 +66,9 @@ def read_lights(url: str) -> Lights:
     n = table.num_rows
     qids = table.column("query_ids").combine_chunks()
     key = np.frombuffer(bytes.fromhex("".join(table.column("key").to_pylist())), ">u8").astype(np.uint64)
-    page = np.fromiter(map(hash63, table.column("page_url").to_pylist()), np.int64, n)
+    pages = table.column("page_url").combine_chunks().dictionary_encode()  # a page's images share its URL
+    page_hashes = np.fromiter(map(hash63, pages.dictionary.to_pylist()), np.int64, len(pages.dictionary))
+    page = page_hashes[pages.indices.to_numpy(zero_copy_only=False).astype(np.int64)] if n else np.zeros(0, np.int64)
     offsets = np.asarray(qids.offsets, dtype=np.int64) if n else np.zeros(1, np.int64)
     values = np.asarray(qids.values, dtype=np.int32) if n else np.zeros(0, np.int32)
     return Lights(key, page, np.full(n, part_id(url), np.int64), np.arange(n, dtype=np.int64),
@@ -112,13 +115,28 @@ def dedup(blocks: Iterable[Lights]) -> tuple[Lights, int]:
 
 
 def query_counts(lights: Lights) -> dict[int, int]:
-    ids, counts = np.unique(lights.qids, return_counts=True)
-    return dict(zip(ids.tolist(), counts.tolist()))
+    return _count_ids(lights.qids)
 
 
-def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> list[list[int]]:
-    """Per candidate, the queries whose own coin keeps it (MetaCLIP's min(1, t/count))."""
-    return [keeping_queries(key, ids, counts, t, seed) for key, ids in zip(lights.keys_hex(), lights.query_ids())]
+def owners(lights: Lights) -> np.ndarray:
+    """The candidate of each query-id entry: row i's entries are lights.qids[qstart[i]:qstart[i+1]]."""
+    return np.repeat(np.arange(len(lights), dtype=np.int64), np.diff(lights.qstart))
+
+
+def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> np.ndarray:
+    """Per query-id entry (aligned with lights.qids), whether that query's own coin keeps the
+    candidate: MetaCLIP's min(1, t/count), `balance.keeping_queries`' rule and draws, with a
+    hash only where a query has more than t candidates."""
+    qids = lights.qids.tolist()
+    count = np.fromiter(map(counts.__getitem__, qids), np.int64, len(qids))
+    if (count <= 0).any():
+        bad = int(np.flatnonzero(count <= 0)[0])
+        raise ValueError(f"query {qids[bad]} matched a pair but its count is {int(count[bad])}")
+    kept = count <= t
+    keys, owner = lights.key.tolist(), owners(lights)
+    for e in np.flatnonzero(~kept).tolist():
+        kept[e] = uniform(f"{keys[owner[e]]:016x}", qids[e], seed) < t / int(count[e])
+    return kept
 
 
 def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
@@ -133,34 +151,43 @@ def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[st
             yield q, pair
 
 
-def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> list[list[int]]:
-    """Per candidate, the queries that chose it (cap balancing's global picks)."""
-    by_key: dict[int, list[int]] = defaultdict(list)
-    for key, q in chosen:
-        by_key[int(key, 16)].append(q)
-    return [sorted(by_key.get(int(k), ())) for k in lights.key]
+def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> np.ndarray:
+    """Per query-id entry, whether that query chose the candidate (cap balancing's global picks)."""
+    wanted = {(int(key, 16), q) for key, q in chosen}
+    keys = lights.key.tolist()
+    return np.fromiter(((keys[i], q) in wanted for i, q in zip(owners(lights).tolist(), lights.qids.tolist())),
+                       bool, len(lights.qids))
 
 
-def selection_report(lights: Lights, kept_by: list[list[int]], total: int) -> dict[str, object]:
+def chosen(lights: Lights, kept: np.ndarray) -> np.ndarray:
+    """Per candidate, whether any of its queries keeps it (it is selected)."""
+    out = np.zeros(len(lights), bool)
+    out[owners(lights)[kept]] = True
+    return out
+
+
+def _count_ids(ids: np.ndarray) -> dict[int, int]:
+    values, counts = np.unique(ids, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def selection_report(lights: Lights, kept: np.ndarray, total: int) -> dict[str, object]:
     """What a bucket contributes to stats.json and query_counts.parquet."""
-    selected: Counter[int] = Counter()
-    chosen = 0
-    for ids, kept in zip(lights.query_ids(), kept_by):
-        if kept:
-            chosen += 1
-            selected.update(ids)
-    return {"dedup_in": total, "dedup_out": len(lights), "selected": chosen,
-            "matched_by_query": query_counts(lights), "selected_by_query": dict(selected),
-            "kept_by_query": dict(Counter(q for kept in kept_by for q in kept))}
+    selected = chosen(lights, kept)
+    return {"dedup_in": total, "dedup_out": len(lights), "selected": int(selected.sum()),
+            "matched_by_query": query_counts(lights), "selected_by_query": _count_ids(lights.qids[selected[owners(lights)]]),
+            "kept_by_query": _count_ids(lights.qids[kept])}
 
 
-def selected_rows_by_part(lights: Lights, kept_by: list[list[int]]) -> Iterator[tuple[int, list[int]]]:
+def selected_rows_by_part(lights: Lights, kept: np.ndarray) -> Iterator[tuple[int, list[int]]]:
     """(part, rows) of the selected candidates: where the writer reads them back."""
-    rows: dict[int, list[int]] = defaultdict(list)
-    for i, kept in enumerate(kept_by):
-        if kept:
-            rows[int(lights.part[i])].append(int(lights.row[i]))
-    yield from rows.items()
+    selected = chosen(lights, kept)
+    parts, rows = lights.part[selected], lights.row[selected]
+    order = np.argsort(parts, kind="stable")
+    parts, rows = parts[order], rows[order]
+    starts = np.flatnonzero(np.r_[True, parts[1:] != parts[:-1]]) if len(parts) else np.zeros(0, np.int64)
+    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(parts)]):
+        yield int(parts[a]), rows[a:b].tolist()
 
 
 def merge_reports(reports: Iterable[dict[str, object]]) -> dict[str, object]:
