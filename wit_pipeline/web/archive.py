@@ -9,13 +9,6 @@ knows where a member ends, and a record whose block is shorter than its Content-
 reported rather than passed off as a shorter page. Plain (uncompressed) WARC files are
 read whole. Offsets are those of the record's gzip member (or of the record in a plain
 file): what a dead letter names and `dd`/`warcio extract` accept.
-
-Speed: a gzip file is first read by FastWARC (C++ inflate and header parsing, about 2x this
-module's own loop), which raises or returns a short block where the careful reader would
-report a `Broken`. A record is passed on only once the member after it has been read, so at
-FastWARC's first failure the careful reader takes over at the first member not yet passed on:
-the same records and the same `Broken`s as the careful reader alone (tests compare the two on
-fuzzed files), at C speed until the first damage.
 """
 
 from __future__ import annotations
@@ -23,9 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
-
-from fastwarc.warc import ArchiveIterator
+from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_CHUNK = 1 << 20
@@ -40,7 +31,7 @@ class Record:
     """One WARC record: its headers (names lower-cased) and its content block."""
 
     offset: int
-    headers: dict[str, str] | FastHeaders
+    headers: dict[str, str]
     block: bytes
 
     @property
@@ -56,109 +47,22 @@ class Broken:
     error: str
 
 
-def iter_records(stream: BinaryIO, fast: bool = True) -> Iterator[Record | Broken]:
-    """Every record of a gzip-per-record or plain WARC/WAT stream, in file order. `fast`:
-    FastWARC first when the stream is gzip and seekable (see the module docstring)."""
+def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
+    """Every record of a gzip-per-record or plain WARC/WAT stream, in file order."""
     head = stream.read(READ_CHUNK)
     if not head:
         return
     if head.startswith(GZIP_MAGIC):
-        if fast and stream.seekable():
-            stream.seek(0)
-            yield from _fast_gzip(stream)
-        else:
-            yield from _careful_gzip(stream, head, 0)
+        for offset, data, error in _gzip_members(_Buffer(stream, head)):
+            if error is not None:
+                yield Broken(offset, error)
+            else:
+                yield from parse_records(data, offset, in_member=True)
         return
     if not head.startswith(b"WARC/"):
         yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
         return
     yield from parse_records(head + stream.read(), 0, in_member=False)
-
-
-def _careful_gzip(stream: BinaryIO, head: bytes, base: int) -> Iterator[Record | Broken]:
-    """The records of the gzip members from `base`, the file offset of head[0], on."""
-    for offset, data, error in _gzip_members(_Buffer(stream, head, base)):
-        if error is not None:
-            yield Broken(offset, error)
-        else:
-            yield from parse_records(data, offset, in_member=True)
-
-
-class FastHeaders:
-    """A FastWARC record's headers, looked up (case-insensitively, ~2 us each) only when asked."""
-
-    __slots__ = ("_map",)
-
-    def __init__(self, header_map: Any) -> None:
-        self._map = header_map
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        value = self._map.get(name)
-        return default if value is None else value
-
-
-def _fast_gzip(stream: BinaryIO) -> Iterator[Record | Broken]:
-    """FastWARC's records while each is one whole gzip member, then the careful reader's.
-
-    A record is held until the next one is read, and passed on only if that one begins a
-    gzip member of its own (FastWARC's stream_pos, checked against the bytes it read). The
-    careful reader always takes over at the last member held: at FastWARC's first error,
-    short block or doubtful record, and at the end of the file, which FastWARC finds too
-    early at an empty member or a cut one.
-    """
-    tee = _Tee(stream)
-    held: Record | None = None
-    try:
-        for rec in ArchiveIterator(tee, parse_http=False, fsspec_args=False):
-            offset = rec.stream_pos
-            length = rec.content_length
-            if not tee.member_starts_at(offset) or length > MAX_RECORD_BYTES:
-                break
-            block = rec.reader.read()
-            if len(block) != length:
-                break
-            if held is not None:
-                yield held
-            held = Record(offset, FastHeaders(rec.headers), block)
-            tee.forget_before(offset)
-    except BaseException as exc:  # FastWARC's error (a corrupt member; a Rust panic is a BaseException)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-            raise
-        # or the stream's own: the careful reader reads again and says which
-    restart = held.offset if held is not None else 0
-    stream.seek(restart)
-    head = stream.read(READ_CHUNK)
-    if head:
-        yield from _careful_gzip(stream, head, restart)
-
-
-class _Tee:
-    """A read-only stream that keeps what it read from `kept` on (at most MAX_MARK_BYTES),
-    so that a FastWARC record's stream_pos can be checked to be a gzip member's start."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream, self.kept, self.data = stream, 0, bytearray()
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.stream.read(size)
-        self.data += chunk
-        if len(self.data) > MAX_MARK_BYTES:  # a huge member: its start is no longer checkable
-            drop = len(self.data) - MAX_MARK_BYTES
-            del self.data[:drop]
-            self.kept += drop
-        return chunk
-
-    def tell(self) -> int:
-        return self.stream.tell()
-
-    def member_starts_at(self, offset: int) -> bool:
-        i = offset - self.kept
-        return i >= 0 and self.data.startswith(GZIP_MAGIC, i)
-
-    def forget_before(self, offset: int) -> None:
-        if offset - self.kept > max(READ_CHUNK, len(self.data) // 2):  # seldom: each trim moves the rest
-            del self.data[: offset - self.kept]
-            self.kept = offset
 
 
 class _Buffer:
@@ -169,8 +73,8 @@ class _Buffer:
     turns out corrupt) up to MAX_MARK_BYTES; past that the next gzip header is sought from
     where inflating stopped instead."""
 
-    def __init__(self, stream: BinaryIO, head: bytes, base: int = 0) -> None:
-        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, bytearray(head), base, 0, 0, False
+    def __init__(self, stream: BinaryIO, head: bytes) -> None:
+        self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, bytearray(head), 0, 0, 0, False
 
     def offset(self) -> int:
         return self.base + self.pos
