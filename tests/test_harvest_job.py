@@ -20,7 +20,7 @@ from beam_jobs import harvest
 from beam_jobs import harvest_global as hg
 from wit_pipeline.core import keys, parquet_io, schema, stats
 from wit_pipeline.stages import harvest_global as hglobal
-from wit_pipeline.stages.balance import cap_rank, select_cap, select_prob
+from wit_pipeline.stages.balance import cap_rank, keeping_queries, select_cap, select_prob
 from wit_pipeline.stages.harvest_inputs import source_files
 
 
@@ -73,6 +73,27 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
         matched = (pcoll | beam.Map(lambda item: {"matched_by_query": hglobal.query_counts(item[1][0])})
                    | beam.CombineGlobally(hglobal.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
         assert_that(pcoll | hg.Balance(mode, t, 0, matched), check)
+
+
+def test_columnar_balancing_equals_the_per_candidate_rule():
+    """keep_by_probability (one mask over all query-id entries) keeps what balance.keeping_queries
+    keeps candidate by candidate; the report and the rows read back follow from it."""
+    records = _skewed_records(2000, 30)
+    lights = _lights(records)
+    counts, t = hglobal.query_counts(lights), 20
+    kept = hglobal.keep_by_probability(lights, counts, t, 7)
+    expected = [keeping_queries(r["key"], r["query_ids"], counts, t, 7) for r in records]
+    assert [[q for q, k in zip(r["query_ids"], ks) if k]
+            for r, ks in zip(records, np.split(kept, lights.qstart[1:-1]))] == expected
+    assert 0 < sum(map(bool, expected)) < len(records)
+    report = hglobal.selection_report(lights, kept, len(lights))
+    assert report["selected"] == sum(map(bool, expected))
+    assert report["kept_by_query"] == dict(collections.Counter(q for ks in expected for q in ks))
+    assert report["selected_by_query"] == dict(collections.Counter(
+        q for r, ks in zip(records, expected) if ks for q in r["query_ids"]))
+    assert dict(hglobal.selected_rows_by_part(lights, kept)) == {0: [i for i, ks in enumerate(expected) if ks]}
+    with pytest.raises(ValueError, match="count is 0"):
+        hglobal.keep_by_probability(lights, {**counts, records[0]["query_ids"][0]: 0}, t, 7)
 
 
 def test_dedup_keeps_the_lowest_page_hash_and_its_query_ids():
