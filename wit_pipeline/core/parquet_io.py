@@ -51,7 +51,11 @@ def read_parquet(source: str | IO[bytes], columns: list[str] | None = None) -> p
     if isinstance(source, str):
         with fsspec.open(source, "rb") as f:
             return read_parquet(f, columns)
-    return pq.ParquetFile(source).read(columns=columns)
+    file = pq.ParquetFile(source)
+    missing = [c for c in columns or () if c not in file.schema_arrow.names]
+    if missing:  # ParquetFile.read would leave them out without a word
+        raise pa.ArrowInvalid(f"no column {', '.join(map(repr, missing))} in this parquet file")
+    return file.read(columns=columns)
 
 
 def read_table(urls: str | list[str], schema: pa.Schema, what: str = "parquet") -> pa.Table:

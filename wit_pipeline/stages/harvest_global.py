@@ -123,15 +123,22 @@ def owners(lights: Lights) -> np.ndarray:
     return np.repeat(np.arange(len(lights), dtype=np.int64), np.diff(lights.qstart))
 
 
+_MISSING = np.iinfo(np.int64).min  # a query id absent from the counts
+
+
 def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> np.ndarray:
     """Per query-id entry (aligned with lights.qids), whether that query's own coin keeps the
     candidate: MetaCLIP's min(1, t/count), `balance.keeping_queries`' rule and draws, with a
     hash only where a query has more than t candidates."""
     qids = lights.qids.tolist()
-    count = np.fromiter(map(counts.__getitem__, qids), np.int64, len(qids))
-    if (count <= 0).any():
+    get = counts.get
+    count = np.fromiter((get(q, _MISSING) for q in qids), np.int64, len(qids))
+    if (count <= 0).any():  # the first bad entry decides, as the per-candidate rule's loop
         bad = int(np.flatnonzero(count <= 0)[0])
-        raise ValueError(f"query {qids[bad]} matched a pair but its count is {int(count[bad])}")
+        if count[bad] == _MISSING and qids[bad] not in counts:
+            raise KeyError(qids[bad])
+        key = f"{int(lights.key[owners(lights)[bad]]):016x}"
+        raise ValueError(f"query {qids[bad]} matched pair {key} but its count is {int(count[bad])}")
     kept = count <= t
     keys, owner = lights.key.tolist(), owners(lights)
     for e in np.flatnonzero(~kept).tolist():
@@ -152,11 +159,17 @@ def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[st
 
 
 def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> np.ndarray:
-    """Per query-id entry, whether that query chose the candidate (cap balancing's global picks)."""
+    """Per query-id entry, whether that query chose the candidate (cap balancing's global picks):
+    one entry per pick, should a part's row list a query twice."""
     wanted = {(int(key, 16), q) for key, q in chosen}
     keys = lights.key.tolist()
-    return np.fromiter(((keys[i], q) in wanted for i, q in zip(owners(lights).tolist(), lights.qids.tolist())),
-                       bool, len(lights.qids))
+    kept = np.zeros(len(lights.qids), bool)
+    for e, (i, q) in enumerate(zip(owners(lights).tolist(), lights.qids.tolist())):
+        pick = (keys[i], q)
+        if pick in wanted:
+            kept[e] = True
+            wanted.discard(pick)
+    return kept
 
 
 def chosen(lights: Lights, kept: np.ndarray) -> np.ndarray:
