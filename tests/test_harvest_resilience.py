@@ -215,3 +215,55 @@ def test_killed_harvest_resumes_with_identical_outputs(crawl, tmp_path: Path) ->
     assert {name: after[name] for name in done} == done  # finished files were not read again
     assert len(after) == 8
     assert _tree(out) == _tree(whole)  # the kill's temporary part is gone too
+
+
+# --- a plain (uncompressed) WARC is read record by record, as if read whole -----------------
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_plain_warc_streams_the_records_the_whole_file_holds(crawl, monkeypatch, chunk: int) -> None:
+    """A plain WARC is no longer read whole into memory: records are parsed as the stream
+    arrives. Whatever the read size, crafted and fuzzed files give exactly what parsing the
+    whole file at once gives (the reference: `parse_records` over all its bytes)."""
+    from wit_pipeline.web import archive
+
+    plain = gzip.decompress(sorted(crawl.root.glob("crawl/warc/*.warc.gz"))[0].read_bytes())
+    records = plain.split(b"\r\n\r\nWARC/1.")
+    lie = records[2].replace(b"Content-Length: ", b"Content-Length: 9", 1)
+    crafted = [
+        plain,
+        plain + b"\r\n\r\n\r\n",  # trailing blank lines
+        plain[: len(plain) // 2],  # cut inside a record
+        plain + b"garbage at the end",
+        b"\r\n\r\nWARC/1.".join([*records[:2], lie, *records[3:]]),  # a lying Content-Length
+        b"\r\n\r\nWARC/1.".join([*records[:2], records[2].replace(b"\r\n\r\n", b"\r\n", 1), *records[3:]]),
+        plain.replace(b"Content-Length", b"Content-Lenght", 1),
+    ]
+    rng = random.Random("plain")
+    for _ in range(60):
+        i = rng.randrange(len(plain))
+        crafted.append(plain[:i] + bytes([plain[i] ^ (1 << rng.randrange(8))]) + plain[i + 1:])
+        crafted.append(plain[:i] + plain[i + rng.randint(1, 500):])
+
+    def view(items):
+        return [(r.offset, "broken", r.error) if isinstance(r, Broken) else (r.offset, r.headers, r.block) for r in items]
+
+    monkeypatch.setattr(archive, "READ_CHUNK", chunk)
+    for n, data in enumerate(crafted):
+        expected = view(archive.parse_records(data, 0, in_member=False))
+        assert view(iter_records(_bytes_io(data))) == expected, n
+    assert len(view(iter_records(_bytes_io(plain)))) == plain.count(b"\r\n\r\nWARC/1.") + 1
+
+
+def test_a_plain_warc_record_over_the_cap_is_broken_and_reading_goes_on(monkeypatch) -> None:
+    from wit_pipeline.web import archive
+
+    monkeypatch.setattr(archive, "MAX_RECORD_BYTES", 1000)
+
+    def record(body: bytes) -> bytes:
+        return b"WARC/1.0\r\nWARC-Type: resource\r\nContent-Length: %d\r\n\r\n%s\r\n\r\n" % (len(body), body)
+
+    data = record(b"small") + record(b"x" * 5000) + record(b"after")
+    got = list(iter_records(_bytes_io(data)))
+    assert [r.block for r in got if not isinstance(r, Broken)] == [b"small", b"after"]
+    assert [r.error for r in got if isinstance(r, Broken)] == ["record over 0 MiB (Content-Length 5000)"]

@@ -7,7 +7,8 @@ header found after it, so bit flips or a spliced record lose only the records th
 A member cut short by the end of the file (a truncated download) is `Broken` too: zlib
 knows where a member ends, and a record whose block is shorter than its Content-Length is
 reported rather than passed off as a shorter page. Plain (uncompressed) WARC files are
-read whole. Offsets are those of the record's gzip member (or of the record in a plain
+read record by record as the stream arrives (a record over MAX_RECORD_BYTES is `Broken`),
+so memory is one record, not the file. Offsets are those of the record's gzip member (or of the record in a plain
 file): what a dead letter names and `dd`/`warcio extract` accept.
 """
 
@@ -62,7 +63,61 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
     if not head.startswith(b"WARC/"):
         yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
         return
-    yield from parse_records(head + stream.read(), 0, in_member=False)
+    yield from _plain_records(_Buffer(stream, head))
+
+
+def _plain_records(buf: _Buffer) -> Iterator[Record | Broken]:
+    """The records of a plain WARC stream as `parse_records` finds them in the whole file,
+    each read once it is whole: memory is one record and a read chunk, whatever the file's
+    size. A record over MAX_RECORD_BYTES is `Broken` and skipped without being held."""
+    while True:
+        while buf.available(1) and buf.data[buf.pos] in b"\r\n":  # the blank lines that end a record
+            buf.pos += 1
+        if not buf.available(1):
+            return
+        buf.mark = buf.pos
+        offset = buf.offset()
+        head_end = _header_end(buf)
+        length = _length(_headers(buf.data, buf.pos, head_end)) if head_end >= 0 else None
+        if length is not None and length > MAX_RECORD_BYTES:
+            yield Broken(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB (Content-Length {length})")
+        else:
+            if length is not None:  # the record and the 4 bytes that must follow it (or the end of the file)
+                buf.available(head_end + 4 + length + 4 - buf.pos)
+            record, end = _parse_record(buf.data, buf.pos, offset)
+            yield record
+            if isinstance(record, Record):
+                buf.pos = end
+                continue
+        if not _find(buf, b"\nWARC/1.", buf.pos + 1):  # after a broken record, as parse_records
+            return
+        buf.pos += 1
+
+
+def _header_end(buf: _Buffer) -> int:
+    """Where the header of the record at buf.pos ends (its blank line), reading on as needed;
+    -1 if not within MAX_HEADER_BYTES."""
+    while (end := buf.data.find(b"\r\n\r\n", buf.pos, buf.pos + MAX_HEADER_BYTES)) < 0:
+        have = len(buf.data) - buf.pos
+        if have >= MAX_HEADER_BYTES or buf.available(have + READ_CHUNK) <= have:
+            return -1
+    return end
+
+
+def _find(buf: _Buffer, needle: bytes, start: int) -> bool:
+    """Move buf.pos to the next `needle` at or after data[start], reading on; False at the end."""
+    buf.pos = start
+    buf.mark = buf.pos
+    while True:
+        found = buf.data.find(needle, buf.pos)
+        if found >= 0:
+            buf.pos = found
+            return True
+        buf.pos = max(buf.pos, len(buf.data) - len(needle) + 1)  # a needle may straddle reads
+        buf.mark = buf.pos
+        if buf.available(len(needle) + READ_CHUNK // 2) < len(needle):
+            buf.pos = len(buf.data)
+            return False
 
 
 class _Buffer:
@@ -182,19 +237,15 @@ def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record 
         i = end
 
 
-def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, int]:
+def _parse_record(data: bytes | bytearray, i: int, offset: int) -> tuple[Record | Broken, int]:
     if not data.startswith(b"WARC/", i):
         return Broken(offset, "not a WARC record (no WARC/ version line)"), len(data)
     end = data.find(b"\r\n\r\n", i, i + MAX_HEADER_BYTES)
     if end < 0:
         return Broken(offset, "record header truncated or over 64 KiB"), len(data)
-    headers: dict[str, str] = {}
-    for line in data[i:end].decode("utf-8", "replace").split("\r\n")[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
+    headers = _headers(data, i, end)
     length = headers.get("content-length", "")
-    if not (length.isascii() and length.isdigit()):
+    if _length(headers) is None:
         return Broken(offset, f"record header without a valid Content-Length ({length[:40]!r})"), len(data)
     start = end + 4
     stop = start + int(length)
@@ -202,4 +253,20 @@ def _parse_record(data: bytes, i: int, offset: int) -> tuple[Record | Broken, in
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
     if len(data) - stop >= 4 and data[stop:stop + 4] != b"\r\n\r\n":  # every record ends so: a lying length
         return Broken(offset, "record not followed by its end marker (its Content-Length is wrong)"), len(data)
-    return Record(offset, headers, data[start:stop]), stop
+    return Record(offset, headers, bytes(data[start:stop])), stop
+
+
+def _headers(data: bytes | bytearray, i: int, end: int) -> dict[str, str]:
+    """The header fields of the record at data[i] whose header ends at data[end] (names
+    lower-cased; a repeated field keeps its last value)."""
+    headers: dict[str, str] = {}
+    for line in data[i:end].decode("utf-8", "replace").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _length(headers: dict[str, str]) -> int | None:
+    length = headers.get("content-length", "")
+    return int(length) if length.isascii() and length.isdigit() else None
