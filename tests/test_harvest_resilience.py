@@ -267,3 +267,36 @@ def test_a_plain_warc_record_over_the_cap_is_broken_and_reading_goes_on(monkeypa
     got = list(iter_records(_bytes_io(data)))
     assert [r.block for r in got if not isinstance(r, Broken)] == [b"small", b"after"]
     assert [r.error for r in got if isinstance(r, Broken)] == ["record over 0 MiB (Content-Length 5000)"]
+
+
+@pytest.mark.parametrize("stream_bytes", [1000, 64 << 20])
+def test_a_whole_file_gzip_is_read_record_by_record(monkeypatch, stream_bytes: int) -> None:
+    """A WARC gzipped whole (one member, `gzip file.warc`) inflating past STREAM_BYTES is read
+    record by record (it was one broken record past 256 MiB): the records of the whole
+    member, at the member's offset. Damage costs the records from it on, not the file's."""
+    from wit_pipeline.web import archive
+
+    rng = random.Random("whole-file")
+    pages = [_envelope(f"https://x.example/{i}", [_img(f"/{rng.getrandbits(64):x}.jpg", f"picture {i}")])
+             for i in range(300)]
+    plain = b"".join(gzip.decompress(_wat_record(p)) for p in pages)
+    monkeypatch.setattr(archive, "READ_CHUNK", 4096)
+    monkeypatch.setattr(archive, "FEED_BYTES", 512)  # zlib drops the output of a call that fails: small calls
+    monkeypatch.setattr(archive, "STREAM_BYTES", stream_bytes)
+    expected = list(archive.parse_records(plain, 0, in_member=True))
+    whole = gzip.compress(plain, mtime=0)
+    assert len(expected) == 300 and list(iter_records(_bytes_io(whole))) == expected
+
+    after = _wat_record(_envelope("https://x.example/after", [_img("/a.jpg", "a blue square")]))
+    damaged = bytearray(whole)
+    damaged[len(whole) // 2] ^= 0xFF
+    got = list(iter_records(_bytes_io(bytes(damaged) + after)))
+    broken = [i for i, r in enumerate(got) if isinstance(r, Broken)]
+    assert {got[i].offset for i in broken} == {0} and got[broken[-1]].error.startswith("corrupt gzip member")
+    assert got[-1].offset == len(whole) and b"a blue square" in got[-1].block  # the next member is read
+    if stream_bytes < len(plain):
+        # zlib may inflate a little garbage before it sees the damage; the member's CRC, which
+        # would prove it, is at its end: the records before it are passed on as they come
+        assert 100 < broken[0] < 300 and got[: broken[0] - 1] == expected[: broken[0] - 1]
+    else:  # read whole: the member is one broken record, as before
+        assert got[:-1] == [Broken(0, got[0].error)]

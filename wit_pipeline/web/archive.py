@@ -6,14 +6,17 @@ member that fails to inflate is reported as `Broken` and reading resumes at the 
 header found after it, so bit flips or a spliced record lose only the records they touch.
 A member cut short by the end of the file (a truncated download) is `Broken` too: zlib
 knows where a member ends, and a record whose block is shorter than its Content-Length is
-reported rather than passed off as a shorter page. Plain (uncompressed) WARC files are
-read record by record as the stream arrives (a record over MAX_RECORD_BYTES is `Broken`),
-so memory is one record, not the file. Offsets are those of the record's gzip member (or of the record in a plain
+reported rather than passed off as a shorter page. Plain (uncompressed) WARC files, and a
+member inflating to over STREAM_BYTES (a WARC gzipped whole), are read record by record as
+the bytes arrive (a record over MAX_RECORD_BYTES is `Broken`), so memory is one record, not
+the file; in such a member a record is passed on before the member's CRC at its end is
+checked, so damage costs the records from it on (zlib sees most damage at once). Offsets are those of the record's gzip member (or of the record in a plain
 file): what a dead letter names and `dd`/`warcio extract` accept.
 """
 
 from __future__ import annotations
 
+import collections
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +60,14 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
         for offset, data, error in _gzip_members(_Buffer(stream, head)):
             if error is not None:
                 yield Broken(offset, error)
+            elif isinstance(data, _MemberStream):
+                last = None  # held: if the member ends in an error, that error replaces it
+                for item in _plain_records(_Buffer(data, data.read(READ_CHUNK)), member=offset):
+                    if last is not None:
+                        yield last
+                    last = item
+                if last is not None and not (data.error and isinstance(last, Broken)):
+                    yield last
             else:
                 yield from parse_records(data, offset, in_member=True)
         return
@@ -66,17 +77,18 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
     yield from _plain_records(_Buffer(stream, head))
 
 
-def _plain_records(buf: _Buffer) -> Iterator[Record | Broken]:
-    """The records of a plain WARC stream as `parse_records` finds them in the whole file,
-    each read once it is whole: memory is one record and a read chunk, whatever the file's
-    size. A record over MAX_RECORD_BYTES is `Broken` and skipped without being held."""
+def _plain_records(buf: _Buffer, member: int | None = None) -> Iterator[Record | Broken]:
+    """The records of a plain WARC stream (or of one big gzip member, at offset `member`) as
+    `parse_records` finds them in the whole of it, each read once it is whole: memory is one
+    record and a read chunk, whatever the size. A record over MAX_RECORD_BYTES is `Broken`
+    and skipped without being held."""
     while True:
         while buf.available(1) and buf.data[buf.pos] in b"\r\n":  # the blank lines that end a record
             buf.pos += 1
         if not buf.available(1):
             return
         buf.mark = buf.pos
-        offset = buf.offset()
+        offset = buf.offset() if member is None else member
         head_end = _header_end(buf)
         length = _length(_headers(buf.data, buf.pos, head_end)) if head_end >= 0 else None
         if length is not None and length > MAX_RECORD_BYTES:
@@ -182,6 +194,12 @@ def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
         buf.mark = buf.pos
         data, error = _inflate_member(buf)
         yield start, data, error
+        if isinstance(data, _MemberStream):
+            while data.read(READ_CHUNK):  # what the reader left unread
+                pass
+            error = data.error
+            if error is not None:
+                yield start, b"", error  # after the records read before the damage
         if error is not None:
             if error.startswith("gzip member truncated"):
                 return
@@ -189,33 +207,76 @@ def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
 
 
 FEED_BYTES = 16 << 10  # compressed bytes per zlib call: what is left over is copied, keep it small
+STREAM_BYTES = 64 << 20  # a member inflating to more is read record by record (a whole-file gzip)
 
 
-def _inflate_member(buf: _Buffer) -> tuple[bytes, str | None]:
-    """Inflate the member at buf.pos, leaving pos after it: (data, None) or (b"", error)."""
-    inflater = zlib.decompressobj(31)
+class _MemberError(Exception):
+    """A gzip member that is corrupt or cut short."""
+
+
+def _inflate_member(buf: _Buffer) -> tuple[bytes | _MemberStream, str | None]:
+    """Inflate the member at buf.pos, leaving pos after it: (data, None) or (b"", error); a
+    member inflating to over STREAM_BYTES comes as a stream of its bytes instead (its error,
+    if any, known once it is read)."""
     out: list[bytes] = []
     size = 0
-    error: str | None = None
+    pieces = _inflate_pieces(buf)
+    try:
+        for piece in pieces:
+            out.append(piece)
+            size += len(piece)
+            if size > STREAM_BYTES:
+                return _MemberStream(out, pieces), None
+    except _MemberError as exc:
+        return b"", str(exc)
+    return b"".join(out), None
+
+
+def _inflate_pieces(buf: _Buffer) -> Iterator[bytes]:
+    """The inflated bytes of the member at buf.pos, at most INFLATE_CHUNK at a time (a bomb
+    costs time, not memory); pos is after the member once they are all read."""
+    inflater = zlib.decompressobj(31)
     while not inflater.eof:
         if not buf.available(FEED_BYTES):
-            return b"", "gzip member truncated (no end-of-stream marker)"
+            raise _MemberError("gzip member truncated (no end-of-stream marker)")
         feed = bytes(buf.data[buf.pos : buf.pos + FEED_BYTES])  # a copy: the bytearray may grow
         try:
             piece = inflater.decompress(feed, INFLATE_CHUNK)
             while True:
-                size += len(piece)
-                if size <= MAX_RECORD_BYTES:
-                    out.append(piece)
-                elif error is None:
-                    error, out = f"gzip member inflates to over {MAX_RECORD_BYTES >> 20} MiB", []
+                yield piece
                 if inflater.eof or not inflater.unconsumed_tail:
                     break
                 piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_CHUNK)
         except zlib.error as exc:
-            return b"", f"corrupt gzip member: {exc}"
+            raise _MemberError(f"corrupt gzip member: {exc}") from None
         buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
-    return (b"", error) if error is not None else (b"".join(out), None)
+
+
+class _MemberStream:
+    """A big member's inflated bytes as a readable stream; `error` is set (and the stream
+    ends) where the member turns out corrupt or cut short."""
+
+    def __init__(self, first: list[bytes], pieces: Iterator[bytes]) -> None:
+        self.pending, self.pieces, self.error = collections.deque(first), pieces, None
+
+    def read(self, size: int = -1) -> bytes:
+        out, n = [], 0
+        while size < 0 or n < size:
+            if not self.pending:
+                try:
+                    self.pending.append(next(self.pieces))
+                except StopIteration:
+                    break
+                except _MemberError as exc:
+                    self.error = str(exc)
+                    break
+            piece = self.pending.popleft()
+            if size >= 0 and n + len(piece) > size:
+                self.pending.appendleft(piece[size - n:])
+                piece = piece[: size - n]
+            out.append(piece)
+            n += len(piece)
+        return b"".join(out)
 
 
 def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record | Broken]:
