@@ -10,8 +10,9 @@ reported rather than passed off as a shorter page. Plain (uncompressed) WARC fil
 member inflating to over STREAM_BYTES (a WARC gzipped whole), are read record by record as
 the bytes arrive (a record over MAX_RECORD_BYTES is `Broken`), so memory is one record, not
 the file; in such a member a record is passed on before the member's CRC at its end is
-checked, so damage costs the records from it on (zlib sees most damage at once). Offsets are those of the record's gzip member (or of the record in a plain
-file): what a dead letter names and `dd`/`warcio extract` accept.
+checked, so damage costs the records from it on (zlib sees most damage at once). Offsets
+are those of the record's gzip member (or of the record in a plain file): what a dead
+letter names and `dd`/`warcio extract` accept.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import BinaryIO
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_CHUNK = 1 << 20
 INFLATE_CHUNK = 8 << 20  # most bytes one zlib call may produce
-MAX_RECORD_BYTES = 256 << 20  # a member or record larger than this is skipped as Broken
+MAX_RECORD_BYTES = 256 << 20  # a record larger than this is Broken (its bytes are never held)
 MAX_HEADER_BYTES = 64 << 10
 MAX_MARK_BYTES = 64 << 20  # a corrupt member larger than this resyncs from where it failed
 
@@ -61,13 +62,7 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
             if error is not None:
                 yield Broken(offset, error)
             elif isinstance(data, _MemberStream):
-                last = None  # held: if the member ends in an error, that error replaces it
-                for item in _plain_records(_Buffer(data, data.read(READ_CHUNK)), member=offset):
-                    if last is not None:
-                        yield last
-                    last = item
-                if last is not None and not (data.error and isinstance(last, Broken)):
-                    yield last
+                yield from _big_member_records(data, offset)
             else:
                 yield from parse_records(data, offset, in_member=True)
         return
@@ -75,6 +70,18 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
         yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
         return
     yield from _plain_records(_Buffer(stream, head))
+
+
+def _big_member_records(member: _MemberStream, offset: int) -> Iterator[Record | Broken]:
+    """A big member's records as they inflate. The last is held: if the member ends in an
+    error (cut or corrupt), the Broken that error caused is replaced by the member's own."""
+    last = None
+    for item in _plain_records(_Buffer(member, member.read(READ_CHUNK)), member=offset):
+        if last is not None:
+            yield last
+        last = item
+    if last is not None and not (member.error and isinstance(last, Broken)):
+        yield last
 
 
 def _plain_records(buf: _Buffer, member: int | None = None) -> Iterator[Record | Broken]:
