@@ -9,15 +9,19 @@ knows where a member ends, and a record whose block is shorter than its Content-
 reported rather than passed off as a shorter page. Plain (uncompressed) WARC files, and a
 member inflating to over STREAM_BYTES (a WARC gzipped whole), are read record by record as
 the bytes arrive (a record over MAX_RECORD_BYTES is `Broken`), so memory is one record, not
-the file; in such a member a record is passed on before the member's CRC at its end is
-checked, so damage costs the records from it on (zlib sees most damage at once). Offsets
+the file. Such a member's records are passed on before its CRC, at its end, is checked:
+zlib sees most damage at once, but a flipped bit in data deflate stores nearly as is (an
+image) shows only there, so one record may pass with a wrong byte; the member's Broken is
+reported either way. A file whose start is damaged, or whose member is cut, loses only
+what the damage touches: reading goes on at the next gzip header. Offsets
 are those of the record's gzip member (or of the record in a plain file): what a dead
 letter names and `dd`/`warcio extract` accept.
 """
 
 from __future__ import annotations
 
-import collections
+import itertools
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +59,11 @@ class Broken:
 def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
     """Every record of a gzip-per-record or plain WARC/WAT stream, in file order."""
     head = stream.read(READ_CHUNK)
+    while head and len(head) < len(b"WARC/"):  # a stream may answer with fewer bytes than asked
+        more = stream.read(READ_CHUNK)
+        if not more:
+            break
+        head += more
     if not head:
         return
     if head.startswith(GZIP_MAGIC):
@@ -74,13 +83,14 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
 
 def _big_member_records(member: _MemberStream, offset: int) -> Iterator[Record | Broken]:
     """A big member's records as they inflate. The last is held: if the member ends in an
-    error (cut or corrupt), the Broken that error caused is replaced by the member's own."""
+    error (cut or corrupt), the bytes after it were never checked (its end marker, or what
+    the cut left of it), and the member's own Broken stands for it."""
     last = None
     for item in _plain_records(_Buffer(member, member.read(READ_CHUNK)), member=offset):
         if last is not None:
             yield last
         last = item
-    if last is not None and not (member.error and isinstance(last, Broken)):
+    if last is not None and member.error is None:
         yield last
 
 
@@ -89,35 +99,53 @@ def _plain_records(buf: _Buffer, member: int | None = None) -> Iterator[Record |
     `parse_records` finds them in the whole of it, each read once it is whole: memory is one
     record and a read chunk, whatever the size. A record over MAX_RECORD_BYTES is `Broken`
     and skipped without being held."""
+    clear = 0  # file offset before which no header end can start (a failed search saw it)
     while True:
-        while buf.available(1) and buf.data[buf.pos] in b"\r\n":  # the blank lines that end a record
-            buf.pos += 1
-        if not buf.available(1):
+        if not _skip_blank_lines(buf):
             return
         buf.mark = buf.pos
         offset = buf.offset() if member is None else member
-        head_end = _header_end(buf)
-        length = _length(_headers(buf.data, buf.pos, head_end)) if head_end >= 0 else None
+        head_end = _header_end(buf, clear)
+        is_warc = buf.data.startswith(b"WARC/", buf.pos)
+        length = _length(_headers(buf.data, buf.pos, head_end)) if head_end >= 0 and is_warc else None
         if length is not None and length > MAX_RECORD_BYTES:
-            yield Broken(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB (Content-Length {length})")
+            record: Record | Broken = Broken(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB (Content-Length {length})")
         else:
             if length is not None:  # the record and the 4 bytes that must follow it (or the end of the file)
                 buf.available(head_end + 4 + length + 4 - buf.pos)
-            record, end = _parse_record(buf.data, buf.pos, offset)
-            yield record
-            if isinstance(record, Record):
-                buf.pos = end
-                continue
+            record, end = _parse_record(buf.data, buf.pos, offset, clear - buf.base)
+        yield record
+        if isinstance(record, Record):
+            buf.pos = end
+            continue
+        if record.error == HEADER_TRUNCATED:
+            clear = buf.base + buf.pos + MAX_HEADER_BYTES - 3
         if not _find(buf, b"\nWARC/1.", buf.pos + 1):  # after a broken record, as parse_records
             return
         buf.pos += 1
 
 
-def _header_end(buf: _Buffer) -> int:
+_NOT_BLANK = re.compile(rb"[^\r\n]")
+
+
+def _skip_blank_lines(buf: _Buffer) -> bool:
+    """Move past the blank lines that end a record (dropping them as it goes); False at the end."""
+    while (found := _NOT_BLANK.search(buf.data, buf.pos)) is None:
+        buf.pos = buf.mark = len(buf.data)
+        if not buf.available(1):
+            return False
+    buf.pos = found.start()
+    return True
+
+
+def _header_end(buf: _Buffer, clear: int) -> int:
     """Where the header of the record at buf.pos ends (its blank line), reading on as needed;
-    -1 if not within MAX_HEADER_BYTES."""
-    while (end := buf.data.find(b"\r\n\r\n", buf.pos, buf.pos + MAX_HEADER_BYTES)) < 0:
+    -1 if not within MAX_HEADER_BYTES. No byte is searched twice: `searched` (a file offset,
+    as data may move when more is read) is where the search goes on."""
+    searched = max(buf.offset(), clear)
+    while (end := buf.data.find(b"\r\n\r\n", searched - buf.base, buf.pos + MAX_HEADER_BYTES)) < 0:
         have = len(buf.data) - buf.pos
+        searched = max(searched, buf.base + len(buf.data) - 3)  # a blank line may straddle reads
         if have >= MAX_HEADER_BYTES or buf.available(have + READ_CHUNK) <= have:
             return -1
     return end
@@ -207,9 +235,7 @@ def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
             error = data.error
             if error is not None:
                 yield start, b"", error  # after the records read before the damage
-        if error is not None:
-            if error.startswith("gzip member truncated"):
-                return
+        if error is not None:  # corrupt, or "truncated": a damaged end may have read on into later members
             buf.find_magic(start + 1 - buf.base)  # just after this member's start (or the mark past it)
 
 
@@ -264,25 +290,25 @@ class _MemberStream:
     ends) where the member turns out corrupt or cut short."""
 
     def __init__(self, first: list[bytes], pieces: Iterator[bytes]) -> None:
-        self.pending, self.pieces, self.error = collections.deque(first), pieces, None
+        self.pieces, self.error = itertools.chain(first, pieces), None
+        self.piece, self.at = b"", 0
 
     def read(self, size: int = -1) -> bytes:
         out, n = [], 0
         while size < 0 or n < size:
-            if not self.pending:
+            if self.at == len(self.piece):
                 try:
-                    self.pending.append(next(self.pieces))
+                    self.piece, self.at = next(self.pieces), 0
                 except StopIteration:
                     break
                 except _MemberError as exc:
                     self.error = str(exc)
                     break
-            piece = self.pending.popleft()
-            if size >= 0 and n + len(piece) > size:
-                self.pending.appendleft(piece[size - n:])
-                piece = piece[: size - n]
-            out.append(piece)
-            n += len(piece)
+                continue
+            take = len(self.piece) - self.at if size < 0 else min(size - n, len(self.piece) - self.at)
+            out.append(self.piece[self.at : self.at + take])
+            self.at += take
+            n += take
         return b"".join(out)
 
 
@@ -290,33 +316,41 @@ def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record 
     """The records in `data` (one gzip member's or a whole plain file's bytes). In a plain
     file a record's offset is its own position; in a member it is the member's. After a
     broken record, reading goes on at the next `WARC/1.` line."""
-    i, n = 0, len(data)
+    i, n, clear = 0, len(data), 0
     while i < n:
-        while i < n and data[i] in b"\r\n":  # the blank lines that end the previous record
-            i += 1
-        if i >= n:
+        found = _NOT_BLANK.search(data, i)  # past the blank lines that end the previous record
+        if found is None:
             return
+        i = found.start()
         here = offset if in_member else offset + i
-        record, end = _parse_record(data, i, here)
+        record, end = _parse_record(data, i, here, clear)
         yield record
         if isinstance(record, Broken):
-            found = data.find(b"\nWARC/1.", i + 1)
-            end = found + 1 if found >= 0 else n
+            if record.error == HEADER_TRUNCATED:  # no header end starts before here: not again
+                clear = i + MAX_HEADER_BYTES - 3
+            found_at = data.find(b"\nWARC/1.", i + 1)
+            end = found_at + 1 if found_at >= 0 else n
         i = end
 
 
-def _parse_record(data: bytes | bytearray, i: int, offset: int) -> tuple[Record | Broken, int]:
+HEADER_TRUNCATED = "record header truncated or over 64 KiB"
+
+
+def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) -> tuple[Record | Broken, int]:
+    """The record at data[i] and where it ends, or a Broken; `clear`: no header end starts
+    before data[clear] (a search after a broken record does not cover the same bytes again)."""
     if not data.startswith(b"WARC/", i):
         return Broken(offset, "not a WARC record (no WARC/ version line)"), len(data)
-    end = data.find(b"\r\n\r\n", i, i + MAX_HEADER_BYTES)
+    end = data.find(b"\r\n\r\n", max(i, clear), i + MAX_HEADER_BYTES)
     if end < 0:
-        return Broken(offset, "record header truncated or over 64 KiB"), len(data)
+        return Broken(offset, HEADER_TRUNCATED), len(data)
     headers = _headers(data, i, end)
-    length = headers.get("content-length", "")
-    if _length(headers) is None:
-        return Broken(offset, f"record header without a valid Content-Length ({length[:40]!r})"), len(data)
+    length = _length(headers)
+    if length is None:
+        text = headers.get("content-length", "")
+        return Broken(offset, f"record header without a valid Content-Length ({text[:40]!r})"), len(data)
     start = end + 4
-    stop = start + int(length)
+    stop = start + length
     if stop > len(data):
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
     if len(data) - stop >= 4 and data[stop:stop + 4] != b"\r\n\r\n":  # every record ends so: a lying length
@@ -336,5 +370,6 @@ def _headers(data: bytes | bytearray, i: int, end: int) -> dict[str, str]:
 
 
 def _length(headers: dict[str, str]) -> int | None:
+    """The Content-Length, if it is one: ASCII digits, at most 18 (int() refuses thousands)."""
     length = headers.get("content-length", "")
-    return int(length) if length.isascii() and length.isdigit() else None
+    return int(length) if length.isascii() and length.isdigit() and len(length) <= 18 else None
