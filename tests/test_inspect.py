@@ -106,6 +106,16 @@ def _problems(path: Path, capsys: pytest.CaptureFixture) -> list[str]:
     return doc["check"]["problems"]
 
 
+def test_check_of_a_relative_folder(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's `wit inspect wit-demo/shards --check` is a relative path: the manifest's
+    shards and the folder's tars must be seen as the same files (they were not)."""
+    copy(final_dir, tmp_path / "s")
+    monkeypatch.chdir(tmp_path)
+    assert _problems(Path("s"), capsys) == []
+    assert _problems(Path("s/"), capsys) == []
+
+
 def test_check_flipped_byte(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = copy(final_dir, tmp_path / "s")
     tar = root / shards.shard_name(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,8 @@ def _is_raw(tars: Sequence[str]) -> bool:
 def locate(path: str) -> Target:
     """Classify PATH; raise FileNotFoundError when there is nothing to inspect there."""
     path = path.rstrip("/") or path
+    if "://" not in path:  # local globs list absolute paths: the folder's own must match them
+        path = os.path.abspath(path)
     if any(c in path for c in "*?["):
         tars = [u for u in fsio.expand(path) if u.endswith(".tar")]
         if not tars:
