@@ -238,6 +238,10 @@ def run(argv: list[str] | None = None) -> int:
     if config.eval_images and not eval_sources:
         raise SystemExit(f"wit curate: no eval images match {config.eval_images!r}")
     query_strings(config.allowlist)  # fail now, not on a worker, if the allowlist is missing or malformed
+    try:
+        stage.check_output(config.output)
+    except ValueError as exc:
+        raise SystemExit(f"wit curate: {exc}") from None
     fsio.makedirs(config.output)
     p = make_pipeline(beam_args)
     build(p, config, inputs, eval_sources)

@@ -307,6 +307,22 @@ def test_curate_config_is_validated_once_with_one_line_errors(raw: dict, tmp_pat
         stage.CurateConfig(input=("x",), output="y", allowlist="demo", samples_per_shard=0)
 
 
+def test_curate_refuses_an_output_that_is_not_its_own(raw: dict, tmp_path: Path) -> None:
+    """`--output` = its own input (a download's folder) or a folder of someone's files: refused
+    in one line before anything is written (curate's rerun rewrites stats.json and removes
+    shards it did not write); its own earlier output is fine."""
+    before = {p: p.read_bytes() for p in Path(raw["raw"]).rglob("*") if p.is_file()}
+    for output in (raw["raw"], tmp_path / "mine"):
+        if output == tmp_path / "mine":
+            output.mkdir()
+            (output / "notes.txt").write_text("mine")
+        with pytest.raises(SystemExit, match=r"^wit curate: .*(another stage's output|not a wit curate output)"):
+            curate.run(_args(raw, output))
+    assert {p: p.read_bytes() for p in Path(raw["raw"]).rglob("*") if p.is_file()} == before
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine" and len(list((tmp_path / "mine").iterdir())) == 1
+    stage.check_output(str(tmp_path / "new"))  # new, empty: fine
+
+
 def _clustered_hashes(n: int, seed: int) -> list[int]:
     """Random hashes, many with planted neighbours at distance 0..6 (so d=4 cuts through)."""
     rng = random.Random(seed)

@@ -333,6 +333,27 @@ def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
     return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
 
 
+_OURS = re.compile(r"wit-\d{6}\.tar|manifest\.json|stats\.json|dead_letter|" + re.escape(SHARD_LIST) + r"|.*\.tmp-.*")
+
+
+def check_output(output: str) -> None:
+    """Refuse (ValueError) an --output that is not new, empty or a curate's own. A rerun
+    rewrites stats.json and removes the shards it did not write, which must never happen to
+    another stage's folder (curate's own input, a download's folder)."""
+    names = [url.rsplit("/", 1)[-1] for url in fsio.ls(output)] if fsio.isdir(output) else []
+    if "stats.json" in names:
+        stats = fsio.join(output, "stats.json")
+        try:
+            job = fsio.read_json(stats).get("job")
+        except (OSError, ValueError, AttributeError):
+            job = None
+        if job != "curate":
+            raise ValueError(f"{output} holds another stage's output ({stats} is not a curate's): "
+                             "give wit curate a new or empty --output")
+    elif not all(_OURS.fullmatch(name) for name in names):
+        raise ValueError(f"{output} is not empty and is not a wit curate output: give a new or empty --output")
+
+
 def remove_stale_shards(output: str, keep: set[str]) -> None:
     """Remove shards of an earlier run that this run did not write, and stray temp files."""
     for url in fsio.ls(output):
