@@ -41,7 +41,7 @@ def check_sources(sources: list[tuple[str, str]], prefix: str) -> None:
     for kind, url in sources:
         flag = "--input" if kind == "glob" else "--input-list"
         if kind == "glob" and not url.startswith(("http://", "https://")) and fsio.isdir(url):
-            raise ValueError(f"{flag} {url!r} is a folder: give its files, e.g. '{url.rstrip('/')}/*.warc.gz'")
+            raise ValueError(f"{flag} {url!r} is a folder: give its files, e.g. '{url.rstrip('/')}/*.warc.wat.gz' or '{url.rstrip('/')}/*.warc.gz'")
         if not source_files(kind, url, prefix, max_files=1):
             raise FileNotFoundError(f"{flag} {url!r} " + ("matches no files" if kind == "glob" else "lists no files"))
 
