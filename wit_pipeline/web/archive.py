@@ -120,7 +120,7 @@ def _plain_records(buf: _Buffer, member: int | None = None) -> Iterator[Record |
             continue
         if record.error == HEADER_TRUNCATED:
             clear = buf.base + buf.pos + MAX_HEADER_BYTES - 3
-        if not _find(buf, b"\nWARC/1.", buf.pos + 1):  # after a broken record, as parse_records
+        if not buf.find(b"\nWARC/1.", buf.pos + 1):  # after a broken record, as parse_records
             return
         buf.pos += 1
 
@@ -149,22 +149,6 @@ def _header_end(buf: _Buffer, clear: int) -> int:
         if have >= MAX_HEADER_BYTES or buf.available(have + READ_CHUNK) <= have:
             return -1
     return end
-
-
-def _find(buf: _Buffer, needle: bytes, start: int) -> bool:
-    """Move buf.pos to the next `needle` at or after data[start], reading on; False at the end."""
-    buf.pos = start
-    buf.mark = buf.pos
-    while True:
-        found = buf.data.find(needle, buf.pos)
-        if found >= 0:
-            buf.pos = found
-            return True
-        buf.pos = max(buf.pos, len(buf.data) - len(needle) + 1)  # a needle may straddle reads
-        buf.mark = buf.pos
-        if buf.available(len(needle) + READ_CHUNK // 2) < len(needle):
-            buf.pos = len(buf.data)
-            return False
 
 
 class _Buffer:
@@ -197,20 +181,24 @@ class _Buffer:
             self.data += more
         return len(self.data) - self.pos
 
-    def find_magic(self, start: int) -> bool:
-        """Move `pos` to the next gzip header at or after data[start] (data[mark] if start
-        lies before the bytes kept: a huge member's start is gone); False at the end."""
+    def find(self, needle: bytes, start: int) -> bool:
+        """Move `pos` to the next `needle` at or after data[start] (data[mark] if start lies
+        before the bytes kept: a huge member's start is gone), reading on; False at the end."""
         self.pos = max(start, self.mark)
         while True:
-            found = self.data.find(GZIP_MAGIC, self.pos)
+            found = self.data.find(needle, self.pos)
             if found >= 0:
                 self.pos = found
                 return True
-            self.pos = max(self.pos, len(self.data) - len(GZIP_MAGIC) + 1)  # a header may straddle reads
+            self.pos = max(self.pos, len(self.data) - len(needle) + 1)  # it may straddle reads
             self.mark = self.pos
-            if self.available(len(GZIP_MAGIC) + READ_CHUNK // 2) < len(GZIP_MAGIC):
+            if self.available(len(needle) + READ_CHUNK // 2) < len(needle):
                 self.pos = len(self.data)
                 return False
+
+    def find_magic(self, start: int) -> bool:
+        """`find` the next gzip header."""
+        return self.find(GZIP_MAGIC, start)
 
 
 def _gzip_members(buf: _Buffer) -> Iterator[tuple[int, bytes, str | None]]:
