@@ -51,6 +51,14 @@ def rm(url: str) -> None:
     fs.rm(path)
 
 
+def names(url: str) -> list[str]:
+    """The base names of a folder's entries, sorted; [] when there is no folder."""
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return []
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+
+
 def ls(url: str) -> list[str]:
     """The URLs of a folder's entries, sorted."""
     fs, path = filesystem(url)

@@ -27,7 +27,7 @@ import numpy as np
 
 from wit_pipeline import shards
 from wit_pipeline.core import fsio, keys, parquet_io, schema
-from wit_pipeline.core.stats import Drop, Tally
+from wit_pipeline.core.stats import Drop, Tally, check_own_output
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 
@@ -340,18 +340,8 @@ def check_output(output: str) -> None:
     """Refuse (ValueError) an --output that is not new, empty or a curate's own. A rerun
     rewrites stats.json and removes the shards it did not write, which must never happen to
     another stage's folder (curate's own input, a download's folder)."""
-    names = [url.rsplit("/", 1)[-1] for url in fsio.ls(output)] if fsio.isdir(output) else []
-    if "stats.json" in names:
-        stats = fsio.join(output, "stats.json")
-        try:
-            job = fsio.read_json(stats).get("job")
-        except (OSError, ValueError, AttributeError):
-            job = None
-        if job != "curate":
-            raise ValueError(f"{output} holds another stage's output ({stats} is not a curate's): "
-                             "give wit curate a new or empty --output")
-    elif not all(_OURS.fullmatch(name) for name in names):
-        raise ValueError(f"{output} is not empty and is not a wit curate output: give a new or empty --output")
+    check_own_output(output, "curate", lambda doc: doc.get("job") == "curate",
+                     lambda names: all(_OURS.fullmatch(name) for name in names))
 
 
 def remove_stale_shards(output: str, keep: set[str]) -> None:

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
+from wit_pipeline.core.stats import DictTally, check_own_output, check_stages, stages_from_counters, stats_document
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -208,17 +208,10 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     return f"unknown_status.{status}"
 
 
-def _ls(output: str) -> list[str]:
-    fs, path = fsio.filesystem(output)
-    if not fs.exists(path):
-        return []
-    return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
-
-
 def complete_shards(output: str) -> list[str]:
     """Names ('00003') of shards whose `_stats.json` exists and parses, in shard order."""
     done = []
-    for name in _ls(output):
+    for name in fsio.names(output):
         m = _SHARD_STATS.match(name)
         if not m:
             continue
@@ -235,7 +228,7 @@ def clean_incomplete(output: str) -> list[str]:
     fs, _ = fsio.filesystem(output)
     done = set(complete_shards(output))
     removed = []
-    for name in _ls(output):
+    for name in fsio.names(output):
         m = _SHARD_FILE.match(name) or _SHARD_STATS.match(name)
         if (m and m.group(1) not in done) or name in ("_tmp", TODO_DIR, STATS_FILE, DEAD_LETTER_FILE.split("/")[0]):
             fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
@@ -286,30 +279,24 @@ def check_output(output: str) -> None:
     must stop before anything there is touched. A download's folder has a download stats.json,
     img2dataset's shard files or scratch, or (the Beam engine's) subfolders that are downloads.
     """
-    names = _ls(output)
-    if not names:
-        return
-    stats_url = fsio.join(output, STATS_FILE)
-    if STATS_FILE in names:
-        try:
-            stages = [s.get("name") for s in fsio.read_json(stats_url).get("stages", [])]
-        except (ValueError, OSError, AttributeError):
-            stages = []
-        if STAGE in stages:
-            return
-        raise ValueError(f"{output} holds another stage's output ({stats_url} is not a download's): "
-                         "give wit download a new or empty --output")
+    check_own_output(output, "download", _is_download_stats, lambda names: _are_download_names(output, names))
+
+
+def _is_download_stats(doc: Any) -> bool:
+    return STAGE in [s.get("name") for s in doc.get("stages", [])]
+
+
+def _are_download_names(output: str, names: list[str]) -> bool:
     ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0]}
     if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
-        return
+        return True
     subfolders = [n for n in names if not n.startswith("_")]
-    if subfolders and all(_is_download_folder(fsio.join(output, n)) for n in subfolders):
-        return  # the Beam engine's layout, before its first stats.json: one download per subfolder
-    raise ValueError(f"{output} is not empty and is not a wit download output: give a new or empty --output")
+    # the Beam engine's layout, before its first stats.json: one download per subfolder
+    return bool(subfolders) and all(_is_download_folder(fsio.join(output, n)) for n in subfolders)
 
 
 def _is_download_folder(url: str) -> bool:
-    if not fsio.isdir(url) or not _ls(url):
+    if not fsio.isdir(url) or not fsio.names(url):
         return False
     try:
         check_output(url)
@@ -424,7 +411,7 @@ def saved_keys(output: str) -> list[str]:
     """Sorted sample keys saved in `output`'s complete shards (and its subfolders' for the
     Beam engine's layout)."""
     keys = [k for k, reason in shard_outcomes(output).items() if reason is None]
-    for name in _ls(output):
+    for name in fsio.names(output):
         sub = fsio.join(output, name)
         if not name.startswith("_") and fsio.filesystem(sub)[0].isdir(fsio.filesystem(sub)[1]):
             keys += saved_keys(sub)
