@@ -12,7 +12,10 @@ not needed, so they are rendered as 8x8 placeholders), then copied with other ho
       and never uses it here: a stub `pyspark` package is put in sys.modules);
   (b) wit's extraction (`extract.iter_pairs`) and wit's whole per-file pass
       (`stages.harvest.harvest_file`: extraction, text rules, language ID, matching);
-  (c) the whole `wit harvest` on Beam's FnApiRunner in this process.
+  (c) the whole `wit harvest` on Beam's FnApiRunner in this process;
+  (d) a floor, not an extractor: FastWARC (compiled) iterating the WAT records plus orjson
+      parsing each payload, with no per-link work at all. `floor ratio: d/a` is the most
+      `extract ratio` any extractor that inflates and parses every record could reach.
 
 Each is timed on the full input and on one file; the difference over the difference in MB is
 the marginal cost, so start-up (imports, model loads, pipeline set-up) neither hides nor
@@ -127,6 +130,19 @@ def wit_harvest(files: list[Path]) -> int:
         shutil.rmtree(out)
 
 
+def reading_floor(files: list[Path]) -> int:
+    import orjson
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    n = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            for record in ArchiveIterator(fh, record_types=WarcRecordType.metadata, parse_http=False):
+                orjson.loads(record.reader.read())
+                n += 1
+    return n  # records
+
+
 def cpu(fn, files: list[Path]) -> tuple[float, object]:
     start = time.process_time()
     result = fn(files)
@@ -169,7 +185,8 @@ def main() -> None:
         print(f"input: {len(files)} WAT files, {mb:.1f} MB compressed (one file: {one_mb:.1f} MB)")
         compare_pairs(files)
         sides = {"(a) cc2dataset process_wat": cc2dataset_pairs, "(b) wit extraction": wit_pairs,
-                 "(b) wit per-file pass": wit_per_file, "(c) wit harvest (FnApiRunner)": wit_harvest}
+                 "(b) wit per-file pass": wit_per_file, "(c) wit harvest (FnApiRunner)": wit_harvest,
+                 "(d) floor: FastWARC + orjson": reading_floor}
         marginal = {name: [] for name in sides}
         items = {}
         for r in range(args.rounds):
@@ -185,6 +202,7 @@ def main() -> None:
             print(f"{name:32s} {rate[name]:6.1f} MB/s  {per_s:9,.0f} items/s  ({items[name]:,} items)")
         small_rss, big_rss = peak_rss_mib(files[:1]), peak_rss_mib(files[:10])
         print(f"peak RSS of wit harvest: {small_rss:.0f} MiB on 1 file, {big_rss:.0f} MiB on 10 files")
+        print(f"floor ratio: {rate['(d) floor: FastWARC + orjson'] / rate['(a) cc2dataset process_wat']:.2f}")
         print(f"extract ratio: {rate['(b) wit extraction'] / rate['(a) cc2dataset process_wat']:.2f}")
         print(f"memory growth: {big_rss / small_rss:.2f}")
         print(f"ratio: {rate['(c) wit harvest (FnApiRunner)'] / rate['(a) cc2dataset process_wat']:.2f}")
