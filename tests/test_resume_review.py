@@ -104,7 +104,6 @@ def test_a_rerun_killed_while_writing_outputs_leaves_no_stats_that_lie(crawl, tm
         assert _stage(doc, "balance")["out"] == _rows(out / "selected"), "stats.json does not describe selected/"
 
 
-@pytest.mark.xfail(strict=True, reason="harvest writes into any --output and overwrites its stats.json")
 def test_harvest_refuses_another_stages_output_folder(crawl, tmp_path: Path) -> None:
     """--output given a download's folder by mistake: harvest must not overwrite its stats.json."""
     glob = _inputs(crawl, tmp_path / "in")

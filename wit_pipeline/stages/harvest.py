@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, keys, schema
-from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
+from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, check_own_output, error_text
 from wit_pipeline.text.textfilter import drop_reason
 from wit_pipeline.web.extract import iter_pairs
 
@@ -257,7 +257,14 @@ def file_sha256(url: str) -> str:
     return digest.hexdigest()
 
 
+# what a harvest writes in its --output (and the temporary names of a killed write)
+_OURS = re.compile(r"(candidates|selected|dead_letter|query_counts\.parquet|stats\.json)(\.tmp-[0-9a-f]+)?")
+
+
 def check_output(url: str) -> None:
-    """Refuse an --output that is an existing file, before any work is done."""
+    """Refuse an --output that is an existing file or another command's folder (a rerun
+    rewrites stats.json and removes stale selected/ files), before any work is done."""
     if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")
+    check_own_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
+                     lambda names: all(_OURS.fullmatch(name) for name in names))
