@@ -156,6 +156,8 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
+    if fsio.exists(fsio.join(output, "stats.json")):  # an earlier run's: this run rewrites what it describes
+        fsio.rm(fsio.join(output, "stats.json"))
     print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)
     build(p, config, output, sources, args.input_prefix, args.max_files)

@@ -89,7 +89,6 @@ harvest.run(sys.argv[1:])
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the earlier run's stats.json stays while a rerun rewrites selected/")
 def test_a_rerun_killed_while_writing_outputs_leaves_no_stats_that_lie(crawl, tmp_path: Path) -> None:
     """A rerun with other balancing, killed after one selected shard: the folder must not keep
     the earlier run's stats.json beside a selection that is half the new run's."""
