@@ -162,7 +162,8 @@ def run(argv: list[str] | None = None) -> int:
     p = make_pipeline(pipeline_args)
     build(p, config, output, sources, args.input_prefix, args.max_files)
     started = time.time()
-    with Progress(sources, output, args.input_prefix, args.max_files, enabled=not args.no_progress):
+    with Progress(sources, output, args.input_prefix, args.max_files, config.fingerprint(),
+                  enabled=not args.no_progress):
         result = p.run()
         result.wait_until_finish()
     g.tidy(output, config.num_shards, started)

@@ -137,7 +137,6 @@ def _on_a_terminal(cmd: list[str]) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-@pytest.mark.xfail(strict=True, reason="progress counts every part present at start as done, whatever its fingerprint")
 def test_progress_of_a_rerun_that_redoes_every_file_does_not_say_done(crawl, tmp_path: Path) -> None:
     """After a filter setting changes, every part is redone: the progress line must not open
     at 100% "already done" and then count nothing read."""
