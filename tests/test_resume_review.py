@@ -149,7 +149,6 @@ def test_progress_of_a_rerun_that_redoes_every_file_does_not_say_done(crawl, tmp
     assert re.search(r"2/2 \[.*[1-9][\d,]* candidates\]", shown), shown[-600:]
 
 
-@pytest.mark.xfail(strict=True, reason="file:///x and /x are two inputs")
 def test_one_file_given_under_two_names_is_read_once(crawl, tmp_path: Path) -> None:
     """`x` and `file://x` are the same file: reading it twice doubles read..match and turns
     every pair into a 'duplicate'."""
