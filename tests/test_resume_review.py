@@ -172,3 +172,18 @@ def test_a_folder_rerun_over_other_files_agrees_with_its_stats(crawl, tmp_path: 
     _harvest(glob, out)
     _harvest(str(tmp_path / "in" / "in-0.warc.wat.gz"), out)
     assert inspect_run([str(out), "--check", "--no-progress"]) == 0
+
+
+@pytest.mark.xfail(strict=True, reason="a glob's folders are taken as crawl files")
+def test_a_glob_that_matches_only_folders_fails_before_the_job(crawl, tmp_path: Path) -> None:
+    """`--input 'crawl/*'` over crawl/wat/ and crawl/warc/ names no crawl file: one line, not a
+    job that 'reads' two folders, dead-letters them and selects nothing with exit 0."""
+    _inputs(crawl, tmp_path / "crawl" / "wat", n=1)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="matches no files"):
+        harvest.run(["--input", str(tmp_path / "crawl" / "*"), "--output", str(out), *ARGS])
+    assert not out.exists()
+    _inputs(crawl, tmp_path / "crawl", n=1)  # a file beside the folder: the folder is no input
+    doc = _harvest(str(tmp_path / "crawl" / "*"), out)
+    assert _stage(doc, "read")["dropped"].get("unreadable", 0) == 0
+    assert len(list((out / "candidates").glob("*.parquet"))) == 1
