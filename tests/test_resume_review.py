@@ -174,7 +174,6 @@ def test_a_folder_rerun_over_other_files_agrees_with_its_stats(crawl, tmp_path: 
     assert inspect_run([str(out), "--check", "--no-progress"]) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a glob's folders are taken as crawl files")
 def test_a_glob_that_matches_only_folders_fails_before_the_job(crawl, tmp_path: Path) -> None:
     """`--input 'crawl/*'` over crawl/wat/ and crawl/warc/ names no crawl file: one line, not a
     job that 'reads' two folders, dead-letters them and selects nothing with exit 0."""

@@ -29,12 +29,23 @@ def _listed_url(line: str, prefix: str) -> str:
     return _one_name(prefix.rstrip("/") + "/" + line)
 
 
+def _glob_files(pattern: str) -> list[str]:
+    """fsio.expand without the folders a wildcard matches (`crawl/*` over crawl/wat/): a folder
+    is no crawl file. One listing, no call per match (a crawl's 64k files on GCS)."""
+    fs, path = fsio.filesystem(pattern)
+    if not any(c in path for c in "*?["):
+        return fsio.expand(pattern)  # a folder named as such: check_sources says so
+    found = fs.glob(path, detail=True)
+    return sorted(fs.unstrip_protocol(p) if "://" in pattern else p
+                  for p, info in found.items() if info.get("type") != "directory")
+
+
 def source_files(kind: str, url: str, prefix: str = COMMON_CRAWL_PREFIX, max_files: int = 0) -> list[str]:
     """The crawl files of one --input glob ("glob") or --input-list file ("list"), sorted;
     the first `max_files` of them when it is positive. Listed files are not checked one by
     one: a missing one becomes its own dead letter."""
     if kind == "glob":
-        files = [url] if url.startswith(("http://", "https://")) else fsio.expand(url)
+        files = [url] if url.startswith(("http://", "https://")) else _glob_files(url)
         files = [_one_name(f) for f in files]  # wat/../wat/x and file://.../wat/x are wat/x: read once
     else:
         listed = (line.strip() for line in fsio.read_text(url).splitlines())
