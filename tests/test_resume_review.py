@@ -1,6 +1,6 @@
 """A hostile review of harvest's resumability (issue 10): reruns over changed inputs, a kill
 while the outputs are written, output folders that are not harvest's, the progress line of a
-rerun, one file given under two names, and a reused folder's candidates."""
+rerun, one file given under two names, a glob that matches folders, and a reused folder's candidates."""
 
 from __future__ import annotations
 
