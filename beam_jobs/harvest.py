@@ -99,7 +99,8 @@ class HarvestFiles(beam.DoFn):
 
     def process(self, file_url: str) -> Any:
         part = fsio.join(self.parts, h.part_name(file_url))
-        if not h.part_is_complete(part, self.fingerprint):
+        version = h.input_version(file_url)  # before the read: a file changing meanwhile is read again next run
+        if not h.part_is_complete(part, self.fingerprint, version):
             try:
                 table, counts, dead = h.harvest_file(file_url, self.config, self.models)
             except Exception as exc:  # a bug or a failing model: this file's loss, counted
@@ -107,7 +108,7 @@ class HarvestFiles(beam.DoFn):
                 table, counts, dead = h.failed_file(file_url, exc)
             # a file that failed as a whole is accounted for now and read again next run
             stamp = h.RETRY if h.file_failed(file_url, dead) else self.fingerprint
-            h.write_part(part, table, counts, dead, stamp)
+            h.write_part(part, table, counts, dead, stamp, version)
         yield part
 
 
@@ -155,11 +156,14 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
+    if fsio.exists(fsio.join(output, "stats.json")):  # an earlier run's: this run rewrites what it describes
+        fsio.rm(fsio.join(output, "stats.json"))
     print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)
     build(p, config, output, sources, args.input_prefix, args.max_files)
     started = time.time()
-    with Progress(sources, output, args.input_prefix, args.max_files, enabled=not args.no_progress):
+    with Progress(sources, output, args.input_prefix, args.max_files, config.fingerprint(),
+                  enabled=not args.no_progress):
         result = p.run()
         result.wait_until_finish()
     g.tidy(output, config.num_shards, started)

@@ -88,22 +88,24 @@ def build_global(parts: beam.PCollection, config: h.HarvestConfig, output: str) 
               | "MergeReports" >> beam.CombineGlobally(hg.merge_reports))
 
     part_urls = beam.pvalue.AsDict(parts | "PartIds" >> beam.Map(lambda url: (hg.part_id(url), url)))
-    _ = (balanced
-         | "SelectedRows" >> beam.FlatMap(lambda b: hg.selected_rows_by_part(b[0][0], b[1]))
-         | "GroupByPart" >> beam.GroupByKey()
-         | "ReadSelected" >> beam.FlatMap(parts_io.selected_rows, urls=part_urls, config=config)
-         | "WriteSelected" >> WriteShards(functools.partial(write_selected, output, config.num_shards), config.num_shards))
+    selected = (balanced
+                | "SelectedRows" >> beam.FlatMap(lambda b: hg.selected_rows_by_part(b[0][0], b[1]))
+                | "GroupByPart" >> beam.GroupByKey()
+                | "ReadSelected" >> beam.FlatMap(parts_io.selected_rows, urls=part_urls, config=config)
+                | "WriteSelected" >> WriteShards(functools.partial(write_selected, output, config.num_shards), config.num_shards))
     footers = parts | "PartFooters" >> beam.Map(parts_io.counts_and_dead_letters)
-    _ = (footers
-         | "DeadLetters" >> beam.FlatMap(lambda footer: [(0, d) for d in footer[1]])
-         | "WriteDeadLetters" >> WriteShards(functools.partial(write_dead_letters, output), 1))
+    dead_letters = (footers
+                    | "DeadLetters" >> beam.FlatMap(lambda footer: [(0, d) for d in footer[1]])
+                    | "WriteDeadLetters" >> WriteShards(functools.partial(write_dead_letters, output), 1))
     file_counts = (footers | "FileCounts" >> beam.Map(lambda footer: footer[0])
                    | "MergeFileCounts" >> beam.CombineGlobally(merge_counts))
+    written = (selected, dead_letters) | "Written" >> beam.Flatten()
     _ = (parts.pipeline
          | "Finish" >> beam.Create([None])
          | "WriteOutputs" >> beam.Map(write_summary, output, config,
                                       report=beam.pvalue.AsSingleton(report, default_value=hg.merge_reports([])),
-                                      files=beam.pvalue.AsSingleton(file_counts, default_value={})))
+                                      files=beam.pvalue.AsSingleton(file_counts, default_value={}),
+                                      written=beam.pvalue.AsList(written)))
 
 
 def merge_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -127,8 +129,11 @@ def write_dead_letters(output: str, shard: int, rows: list[dict]) -> str:
     return url
 
 
-def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str, Any], files: dict[str, int]) -> None:
-    """query_counts.parquet and stats.json; raises (after writing it) if the counts do not add up."""
+def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str, Any], files: dict[str, int],
+                  written: Iterable[str] = ()) -> None:
+    """query_counts.parquet and stats.json; raises (after writing it) if the counts do not add up.
+    `written`, the selected and dead-letter files, is a side input only so that stats.json is
+    written last: a run killed before has none (the launcher removed the earlier run's)."""
     names = parts_io.query_names(config.allowlist, config.case_sensitive)
     selected, kept = report["selected_by_query"], report["kept_by_query"]
     rows = [{"query_id": q, "query": names[q], "count": int(n), "selected": int(selected.get(q, 0)),

@@ -24,13 +24,16 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, keys, schema
-from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
+from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, check_own_output, error_text
 from wit_pipeline.text.textfilter import drop_reason
 from wit_pipeline.web.extract import iter_pairs
 
 FILTER, MATCH = "filter", "match"
 PER_FILE_STAGES = ("read", "extract", FILTER, MATCH)
 META_STATS, META_DEAD, META_FINGERPRINT = b"wit.stats", b"wit.dead_letters", b"wit.fingerprint"
+META_INPUT = b"wit.input"  # the version of the crawl file the part was made from
+# what a store says about a file that changes when its bytes do (local, gcsfs, s3fs, http)
+VERSION_FIELDS = ("size", "mtime", "generation", "etag", "ETag", "LastModified", "Last-Modified")
 RETRY = "retry"  # the fingerprint of a part whose file failed: never complete
 BALANCE_MODES = ("prob", "cap")
 MAX_DEAD_LETTERS = 1000  # per crawl file, listed in its part
@@ -191,10 +194,12 @@ def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str
             tally.dropped(stage, reason, n)
 
 
-def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dict], fingerprint: str) -> None:
-    """The part, atomically: rows plus the file's counts, dead letters and fingerprint."""
+def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dict], fingerprint: str,
+               version: str = "") -> None:
+    """The part, atomically: rows plus the file's counts, dead letters, fingerprint and the
+    version of the input file it was made from."""
     meta = {META_STATS: json.dumps(counts, sort_keys=True), META_DEAD: json.dumps(dead, sort_keys=True),
-            META_FINGERPRINT: fingerprint}
+            META_FINGERPRINT: fingerprint, META_INPUT: version}
     table = table.replace_schema_metadata(meta)
     with fsio.atomic_open(url, "wb") as f:
         pq.write_table(table, f, compression="zstd")
@@ -209,9 +214,26 @@ def read_part_meta(url: str) -> dict[bytes, bytes] | None:
         return None
 
 
-def part_is_complete(url: str, fingerprint: str) -> bool:
+def part_is_complete(url: str, fingerprint: str, version: str = "") -> bool:
+    """Whether the part at `url` was made with these settings from this version of its input
+    (a version that cannot be told, "", does not redo a part)."""
     meta = read_part_meta(url)
-    return meta is not None and meta.get(META_FINGERPRINT) == fingerprint.encode()
+    if meta is None or meta.get(META_FINGERPRINT) != fingerprint.encode():
+        return False
+    return not version or meta.get(META_INPUT, b"") == version.encode()
+
+
+def input_version(file_url: str) -> str:
+    """A digest of what the store says about a crawl file that changes with its bytes (size
+    and mtime, a GCS generation, an ETag), so a file replaced or grown since its part was made
+    (a download that finished) is read again; "" when the store says nothing."""
+    try:
+        fs, path = fsio.filesystem(file_url)
+        info = fs.info(path)
+    except Exception:  # missing, throttled: the read itself will say
+        return ""
+    fields = {k: str(info[k]) for k in VERSION_FIELDS if info.get(k) is not None}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16] if fields else ""
 
 
 def part_counts(meta: dict[bytes, bytes]) -> tuple[dict[str, int], list[dict]]:
@@ -235,7 +257,14 @@ def file_sha256(url: str) -> str:
     return digest.hexdigest()
 
 
+# what a harvest writes in its --output (and the temporary names of a killed write)
+_OURS = re.compile(r"(candidates|selected|dead_letter|query_counts\.parquet|stats\.json)(\.tmp-[0-9a-f]+)?")
+
+
 def check_output(url: str) -> None:
-    """Refuse an --output that is an existing file, before any work is done."""
+    """Refuse an --output that is an existing file or another command's folder (a rerun
+    rewrites stats.json and removes stale selected/ files), before any work is done."""
     if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")
+    check_own_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
+                     lambda names: all(_OURS.fullmatch(name) for name in names))

@@ -1,7 +1,9 @@
 """A progress line for a local harvest: files done / total, MB/s of crawl read, pairs, ETA.
 
 The per-file parts are the progress: a thread watches the parts folder and counts the
-parts of this run's files as they appear (a part is renamed into place when complete).
+parts of this run's files as they are renamed into place. Parts already there count as done
+only when complete for this run's settings and input (the ones this run will skip): a part of
+other settings is redone, and counted when its new file replaces it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from types import TracebackType
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wit_pipeline.stages.harvest import part_name
+from wit_pipeline.stages.harvest import input_version, part_is_complete, part_name
 from wit_pipeline.stages.harvest_inputs import source_files
 
 POLL_SECONDS = 1.0
@@ -25,8 +27,8 @@ class Progress:
     not local files (a Dataflow job has its own console) or when disabled."""
 
     def __init__(self, sources: list[tuple[str, str]], output: str, prefix: str, max_files: int,
-                 enabled: bool = True) -> None:
-        self.parts_dir = os.path.join(output, "candidates")
+                 fingerprint: str, enabled: bool = True) -> None:
+        self.parts_dir, self.fingerprint = os.path.join(output, "candidates"), fingerprint
         self.files: dict[str, str] = {}
         if enabled and "://" not in output:
             files = [f for kind, url in sources for f in source_files(kind, url, prefix, max_files)]
@@ -46,21 +48,26 @@ class Progress:
         if self._thread is not None:
             self._thread.join()
 
-    def _present(self) -> set[str]:
+    def _present(self) -> dict[str, tuple[int, int]]:
+        """This run's parts in the folder, each with (inode, mtime): a part renamed into place
+        anew is another file."""
         try:
-            return set(os.listdir(self.parts_dir)) & self.files.keys()
+            with os.scandir(self.parts_dir) as entries:
+                return {e.name: (e.inode(), e.stat().st_mtime_ns) for e in entries if e.name in self.files}
         except FileNotFoundError:
-            return set()
+            return {}
 
     def _watch(self) -> None:
-        seen = self._present()  # done by an earlier run: resumed, not re-read
+        before = self._present()
+        seen = {name for name in before  # done by an earlier run: resumed, not re-read
+                if part_is_complete(os.path.join(self.parts_dir, name), self.fingerprint, input_version(self.files[name]))}
         start, read_bytes, pairs = time.monotonic(), 0, 0
         bar = tqdm(total=len(self.files), initial=len(seen), unit="file", desc="harvest", dynamic_ncols=True,
                    disable=None)  # None: only on a terminal, not in logs
         bar.set_postfix_str(f"{len(seen)} already done")
         while True:
             stopping = self._stop.wait(POLL_SECONDS)
-            new = self._present() - seen
+            new = {name for name, stamp in self._present().items() if name not in seen and before.get(name) != stamp}
             for name in new:
                 try:
                     read_bytes += os.path.getsize(self.files[name])
