@@ -105,7 +105,7 @@ def build_global(parts: beam.PCollection, config: h.HarvestConfig, output: str) 
          | "WriteOutputs" >> beam.Map(write_summary, output, config,
                                       report=beam.pvalue.AsSingleton(report, default_value=hg.merge_reports([])),
                                       files=beam.pvalue.AsSingleton(file_counts, default_value={}),
-                                      written=beam.pvalue.AsList(written)))
+                                      written=beam.pvalue.AsList(written), parts=beam.pvalue.AsList(parts)))
 
 
 def merge_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -130,15 +130,19 @@ def write_dead_letters(output: str, shard: int, rows: list[dict]) -> str:
 
 
 def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str, Any], files: dict[str, int],
-                  written: Iterable[str] = ()) -> None:
-    """query_counts.parquet and stats.json; raises (after writing it) if the counts do not add up.
-    `written`, the selected and dead-letter files, is a side input only so that stats.json is
-    written last: a run killed before has none (the launcher removed the earlier run's)."""
+                  written: Iterable[str] = (), parts: Iterable[str] = ()) -> None:
+    """query_counts.parquet, parts.txt and stats.json; raises (after writing it) if the counts
+    do not add up. `written`, the selected and dead-letter files, is a side input only so that
+    stats.json is written last: a run killed before has none (the launcher removed the earlier
+    run's). candidates/ may also hold parts of files an earlier run read and this one did not
+    (kept for a later run over them): parts.txt says which parts this run's counts cover."""
+    part_names = sorted({url.rsplit("/", 1)[-1] for url in parts})
+    fsio.write_bytes(fsio.join(output, schema.PARTS_FILE), "".join(f"{name}\n" for name in part_names).encode())
     names = parts_io.query_names(config.allowlist, config.case_sensitive)
     selected, kept = report["selected_by_query"], report["kept_by_query"]
     rows = [{"query_id": q, "query": names[q], "count": int(n), "selected": int(selected.get(q, 0)),
              "kept": int(kept.get(q, 0))} for q, n in report["matched_by_query"].items()]
-    parquet_io.write_rows(fsio.join(output, "query_counts.parquet"), rows, schema.QUERY_COUNTS, "query_id")
+    parquet_io.write_rows(fsio.join(output, schema.QUERY_COUNTS_FILE), rows, schema.QUERY_COUNTS, "query_id")
 
     reason = "over_cap" if config.balance == "cap" else "balanced_out"
     d_in, d_out, sel = report["dedup_in"], report["dedup_out"], report["selected"]
@@ -147,7 +151,7 @@ def write_summary(_: Any, output: str, config: h.HarvestConfig, report: dict[str
     stages = stages_from_counters({k: v for k, v in counts.items() if v}, STAGES)
     # pairs whose URL a lazy-loading attribute, srcset or <picture> gave (WARC input only)
     url_from = {k.split("url_from.", 1)[1]: v for k, v in sorted(files.items()) if k.startswith("extract:url_from.")}
-    doc = stats_document(stages, job="harvest", config=asdict(config), url_from=url_from)
+    doc = stats_document(stages, job="harvest", config=asdict(config), url_from=url_from, parts=len(part_names))
     try:
         check_stages(stages, CHAINED)
     except ValueError as exc:

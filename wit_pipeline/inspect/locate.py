@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
+from wit_pipeline.core.schema import QUERY_COUNTS_FILE
 
 STATS = "stats.json"
-QUERY_COUNTS_FILE = "query_counts.parquet"
 KIND_SHARDS, KIND_HARVEST, KIND_STATS = "shards", "harvest", "stats"
 
 

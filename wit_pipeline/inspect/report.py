@@ -10,9 +10,9 @@ from typing import Any
 
 from wit_pipeline import plots
 from wit_pipeline.core import fsio
-from wit_pipeline.core.schema import CANDIDATES, QUERY_COUNTS, SELECTED, SchemaError, validate
+from wit_pipeline.core.schema import CANDIDATES, PARTS_FILE, QUERY_COUNTS, QUERY_COUNTS_FILE, SELECTED, SchemaError, validate
 from wit_pipeline.inspect.check import _load_stats, _stats_block, check_final_folder, check_manifest, check_query_counts
-from wit_pipeline.inspect.locate import KIND_HARVEST, KIND_SHARDS, KIND_STATS, QUERY_COUNTS_FILE, Target
+from wit_pipeline.inspect.locate import KIND_HARVEST, KIND_SHARDS, KIND_STATS, Target
 from wit_pipeline.inspect.scan import ShardScan, _name, scan_shards
 
 
@@ -85,11 +85,18 @@ def _top(counts: Counter[str], n: int) -> list[list[Any]]:
     return [[q, c] for q, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
 
 
-def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) -> int | None:
-    """Rows over `folder/*.parquet` from footers only; schema problems are listed."""
+def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str],
+                  only: set[str] | None = None) -> int | None:
+    """Rows over `folder/*.parquet` (those named in `only`, when given) from footers only;
+    schema problems are listed."""
     import pyarrow.parquet as pq
 
     urls = fsio.expand(fsio.join(folder, "*.parquet"))
+    if only is not None:
+        urls = [u for u in urls if _name(u) in only]
+        missing = sorted(only - {_name(u) for u in urls})
+        if missing:
+            problems.append(f"{what}: {len(missing)} part(s) of {PARTS_FILE} missing, e.g. {missing[0]}")
     if not urls:
         return None
     rows = 0
@@ -104,6 +111,19 @@ def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str]) ->
         except Exception as exc:  # noqa: BLE001 - a broken footer is a finding, not a crash
             problems.append(f"{what} {_name(url)}: unreadable ({exc})")
     return rows
+
+
+def _run_parts(root: str, problems: list[str]) -> set[str] | None:
+    """The parts this run's counts cover (parts.txt), or None for a folder without the list
+    (an older run's): candidates/ may keep parts of files an earlier run read."""
+    url = fsio.join(root, PARTS_FILE)
+    if not fsio.exists(url):
+        return None
+    try:
+        return set(fsio.read_text(url).split())
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{PARTS_FILE}: unreadable ({exc})")
+        return None
 
 
 def _query_rows(root: str, problems: list[str]) -> list[dict[str, Any]]:
@@ -131,7 +151,8 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
     problems += stats_problems
     if stats_doc is None and target.stats is None:
         problems.append("stats.json: missing")
-    candidates = _parquet_rows(fsio.join(target.root, "candidates"), CANDIDATES, "candidates", problems)
+    parts = _run_parts(target.root, problems)
+    candidates = _parquet_rows(fsio.join(target.root, "candidates"), CANDIDATES, "candidates", problems, parts)
     selected = _parquet_rows(fsio.join(target.root, "selected"), SELECTED, "selected", problems)
     stages = {s.get("name"): s for s in (stats_doc or {}).get("stages", []) if isinstance(s, dict)}
     # candidates/ holds each crawl file's matched pairs (before dedup across files)

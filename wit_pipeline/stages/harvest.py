@@ -258,7 +258,7 @@ def file_sha256(url: str) -> str:
 
 
 # what a harvest writes in its --output (and the temporary names of a killed write)
-_OURS = re.compile(r"(candidates|selected|dead_letter|query_counts\.parquet|stats\.json)(\.tmp-[0-9a-f]+)?")
+_OURS = re.compile(r"(candidates|selected|dead_letter|query_counts\.parquet|parts\.txt|stats\.json)(\.tmp-[0-9a-f]+)?")
 
 
 def check_output(url: str) -> None:
