@@ -135,7 +135,8 @@ def test_fast_path_gives_exactly_what_the_parser_gives() -> None:
               "://", "//", "http", "é", ":443", ":80", ":8080", ":99999", ":0", ":00", "A", "1.2.3.4", "0x7f", "256"]
     prefixes = ["", "", "/", "../", "./../", "//h.com/", "//1.2.3.4", "http://a.com/", "https://b.c.org/x/",
                 "HTTP://A.com/", "http://10.0.0.", "https://h.com:"]
-    bases = ["http://e.com/a/b.html?q=1", "https://u:p@E.com:8080/x/", "http://e.com", "http://1.2.3.4/a//b/c/d"]
+    bases = ["http://e.com/a/b.html?q=1", "https://u:p@E.com:8080/x/", "http://e.com", "http://1.2.3.4/a//b/c/d",
+             "http://e.com/a/b#/c/d?e"]  # a fragment holding "/" and "?" is not part of the path
     fast = 0
     for _ in range(30000):
         src = rng.choice(prefixes) + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 10)))

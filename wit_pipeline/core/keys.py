@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 
 KEY_HEX_CHARS = 16  # 64-bit key
 _KEY = re.compile(rf"[0-9a-f]{{{KEY_HEX_CHARS}}}")
@@ -16,8 +17,14 @@ _KEY = re.compile(rf"[0-9a-f]{{{KEY_HEX_CHARS}}}")
 
 def sample_key(url: str, text: str) -> str:
     """64-bit hex key of an (image URL, text) pair; the NUL separator keeps ("ab","c") != ("a","bc")."""
-    digest = hashlib.blake2b(f"{url}\0{text}".encode("utf-8"), digest_size=8).digest()
-    return digest.hex()
+    return hashlib.blake2b(f"{url}\0{text}".encode("utf-8"), digest_size=8).hexdigest()
+
+
+def sample_keys(urls: Iterable[str], texts: Iterable[str]) -> list[str]:
+    """sample_key of each (url, text), for a column of them (harvest keys every candidate:
+    one comprehension, no call per row besides the hash)."""
+    blake2b = hashlib.blake2b
+    return [blake2b(f"{url}\0{text}".encode("utf-8"), digest_size=8).hexdigest() for url, text in zip(urls, texts)]
 
 
 def is_key(value: object) -> bool:

@@ -111,24 +111,32 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
         dead.append({"stage": "read", "source": source, "error": error})
 
     pairs = list(iter_pairs(file_url, tally, on_error))
-    verdicts = judge_texts(dict.fromkeys(p["text"] for p in pairs), config, models)
-    filtered, matched, rows = Counter(), 0, []
-    for pair in pairs:
-        verdict = verdicts[pair["text"]]
-        if isinstance(verdict, Drop):
-            filtered[verdict.reason] += 1
-            if verdict.reason == ERROR:
-                dead.append({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[pair["text"]]})
-            continue
-        language, score, query_ids = verdict
-        matched += 1
-        if query_ids:
-            rows.append({"key": keys.sample_key(pair["url"], pair["text"]), "url": pair["url"], "text": pair["text"],
-                         "page_url": pair["page_url"], "language": language, "lang_score": score,
-                         "query_ids": query_ids})
+    texts = [pair["text"] for pair in pairs]
+    verdicts = judge_texts(dict.fromkeys(texts), config, models)
+    filtered = Counter()  # per text, not per pair: a text's pairs share its verdict
+    for text, n in Counter(texts).items():
+        if isinstance(verdict := verdicts[text], Drop):
+            filtered[verdict.reason] += n
+    if verdicts.errors:
+        dead.extend({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[pair["text"]]}
+                    for pair in pairs if pair["text"] in verdicts.errors)
+    candidates = [(pair, verdict) for pair, verdict in zip(pairs, map(verdicts.__getitem__, texts))
+                  if type(verdict) is tuple and verdict[2]]  # matched some query
+    matched = len(pairs) - filtered.total()
     _count(tally, FILTER, len(pairs), matched, filtered)
-    _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows)}))
-    return pa.Table.from_pylist(rows, schema=schema.CANDIDATES), tally.as_dict(), capped(dead)
+    _count(tally, MATCH, matched, len(candidates), Counter({"no_match": matched - len(candidates)}))
+    return candidate_table(candidates), tally.as_dict(), capped(dead)
+
+
+def candidate_table(candidates: list[tuple[dict, tuple]]) -> pa.Table:
+    """schema.CANDIDATES of (pair, (language, score, query ids)), in order, built column by
+    column: a dict per row and Table.from_pylist cost more than the row's hash."""
+    urls = [pair["url"] for pair, _ in candidates]
+    texts = [pair["text"] for pair, _ in candidates]
+    columns = [keys.sample_keys(urls, texts), urls, texts, [pair["page_url"] for pair, _ in candidates],
+               *([verdict[i] for _, verdict in candidates] for i in range(3))]
+    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema.CANDIDATES)]
+    return pa.Table.from_arrays(arrays, schema=schema.CANDIDATES)
 
 
 def capped(dead: list[dict]) -> list[dict]:

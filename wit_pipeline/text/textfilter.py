@@ -41,6 +41,7 @@ _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
 _FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
 _CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*$", re.IGNORECASE)
+_LETTER_RUNS = re.compile("[a-z]+")
 _BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
 
 
@@ -71,10 +72,19 @@ def junk_rule(text: str) -> str | None:
     chars = text.replace(" ", "")
     if not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars):  # all letters: the common case
         return "non_letters"
-    toks = tokens(text)
-    if all(t in GENERIC_WORDS or t.isdigit() for t in toks):
+    if not _may_be_generic(text):
+        return None
+    if all(t in GENERIC_WORDS or t.isdigit() for t in tokens(text)):
         return "generic"
     return None
+
+
+def _may_be_generic(text: str) -> bool:
+    """False when an ASCII text has a run of letters that is no generic word: a generic token
+    is a whole letter run (an ASCII token is letters, digits and inner apostrophes), so that
+    run's token is neither generic nor a number, and normalising the text can be skipped.
+    Other texts may be: NFKC can make letters ("ﬁ" is "fi")."""
+    return not text.isascii() or GENERIC_WORDS.issuperset(_LETTER_RUNS.findall(text.lower()))
 
 
 def drop_reason(text: str, min_chars: int = 5, max_chars: int = 1000) -> str | None:

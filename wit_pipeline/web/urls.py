@@ -43,21 +43,29 @@ MAX_HOST_CHARS = 253
 MAX_LABEL_CHARS = 63
 
 # Characters the WHATWG serialiser leaves alone in a path segment / a special URL's query.
+# Repeats are possessive (`*+`) where giving characters back could never lead to a match
+# (a segment stops at "/", "?" or the end): the same matches, without backtracking.
 _SEG = r"[A-Za-z0-9\-._~!$&'()*+,;=:@%\[\]|]"
-_QUERY = r"(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?\[\]|^{}`]*)?"
+_QUERY = r"(?:\?[A-Za-z0-9\-._~!$&()*+,;=:@%/?\[\]|^{}`]*+)?"
 # Path segments that cannot be dot segments (no leading "." or "%2e").
-_PATH = rf"(?:/(?![.]|%2[eE]){_SEG}*)+"
+_PATH = rf"(?:/(?![.]|%2[eE]){_SEG}*+)++"
 # A lower-case DNS name whose last label starts with a letter (so it is not parsed as IPv4),
-# no punycode (ada validates it), within DNS limits; or a dotted-decimal IPv4 address.
+# within DNS limits; or a dotted-decimal IPv4 address. Punycode is left to ada (it validates
+# it): `_serialised` refuses "xn--" with a substring test, far cheaper than a lookahead.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_HOST = (rf"(?=[a-z0-9.-]{{1,253}}[:/])(?:(?!\S*?xn--)(?:[a-z0-9-]{{1,63}}\.)*[a-z][a-z0-9-]{{0,62}}"
+_HOST = (rf"(?=[a-z0-9.-]{{1,253}}[:/])(?:(?:[a-z0-9-]{{1,63}}+\.)*+[a-z][a-z0-9-]{{0,62}}+"
          rf"|(?:{_OCTET}\.){{3}}{_OCTET})")
 _PORT = r"(?::(?!(?:80|443)/)(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}))?"  # not a default one, < 60000
 _SERIALISED = re.compile(rf"https?://{_HOST}{_PORT}{_PATH}{_QUERY}")
 _ROOT_RELATIVE = re.compile(rf"(?!//){_PATH}{_QUERY}")
 # Path-relative: the first segment holds no ":" (that would be a scheme) and is not a dot segment.
-_PATH_RELATIVE = re.compile(rf"(?![.]|%2[eE])[A-Za-z0-9\-._~!$&'()*+,;=@%\[\]|]+(?:{_PATH})?{_QUERY}")
+_PATH_RELATIVE = re.compile(rf"(?![.]|%2[eE])[A-Za-z0-9\-._~!$&'()*+,;=@%\[\]|]++(?:{_PATH})?{_QUERY}")
 _DOTS = re.compile(r"(?:\.\.?/)+")  # leading "./" and "../" segments
+
+
+def _serialised(url: str) -> bool:
+    """Whether an absolute http(s) URL is already what the parser would serialise it as."""
+    return "xn--" not in url and _SERIALISED.fullmatch(url) is not None
 
 
 def _host_reason(url: str) -> str | None:
@@ -96,51 +104,59 @@ def _parse(src: str, base: str | None) -> tuple[str | None, str | None]:
 
 
 class PageUrls:
-    """Resolves one page's image sources: the document base is parsed once."""
+    """Resolves one page's image sources: the document base is parsed once, and only as far
+    as the page's sources need (a page of absolute sources never splits its path)."""
 
-    __slots__ = ("base", "scheme", "origin", "directories")
+    __slots__ = ("base", "scheme", "origin", "_directories")
 
     def __init__(self, page_url: str, base_href: str | None = None) -> None:
-        self.base = document_base(page_url, base_href)
-        self.scheme = self.origin = None
-        self.directories: list[str] = []  # the base's directory, then each parent up to "/"
-        if self.base and self.base.startswith(("http://", "https://")) and _host_reason(self.base) is None:
-            end = self.base.find("/", self.base.index("//") + 2)
-            path = self.base[end:].split("?", 1)[0]
-            self.scheme = self.base[: self.base.index("//")]
-            self.origin = self.base[:end]
+        # Most pages have no <base> and a URL already in serialised form: the parser would
+        # return it as is, with a host within DNS limits (what _SERIALISED means).
+        serialised = not base_href and _serialised(page_url)
+        self.base = base = page_url if serialised else document_base(page_url, base_href)
+        self.scheme = self.origin = self._directories = None
+        if base and base.startswith(("http://", "https://")) and (serialised or _host_reason(base) is None):
+            slashes = base.index("//")
+            self.scheme = base[:slashes]
+            self.origin = base[: base.find("/", slashes + 2)]
+
+    def directories(self) -> list[str]:
+        """The base's directory, then each parent up to "/" (made on a page's first
+        path-relative source). The query and the fragment are not part of the path: a
+        fragment may hold "/" ("/a/b#/c/d" is in "/a/")."""
+        if self._directories is None:
+            path = self.base[len(self.origin):].split("#", 1)[0].split("?", 1)[0]
             segments = path[: path.rfind("/")].split("/")  # "/a/b/c.html" -> ["", "a", "b"]
-            self.directories = ["/".join(segments[:k]) + "/" for k in range(len(segments), 0, -1)]
-            self.directories = [self.origin + d for d in self.directories]
+            self._directories = [self.origin + "/".join(segments[:k]) + "/" for k in range(len(segments), 0, -1)]
+        return self._directories
 
     def resolve(self, src: str | None) -> tuple[str | None, str | None]:
         """(absolute URL, None) or (None, reason); reasons are the module constants."""
         if not src:
             return None, EMPTY_SRC
-        if len(src) <= MAX_URL_CHARS and (url := self._fast(src)) is not None and len(url) <= MAX_URL_CHARS:
-            return url, None
+        if len(src) <= MAX_URL_CHARS:
+            if _serialised(src):  # the most common source
+                return src, None
+            if self.origin is not None and (url := self._relative(src)) is not None and len(url) <= MAX_URL_CHARS:
+                return url, None
         if src.isspace():
             return None, EMPTY_SRC
         return _parse(src, self.base)
 
-    def _fast(self, src: str) -> str | None:
-        """What the parser would give, by string operations, for the common shapes; else None."""
-        if _SERIALISED.fullmatch(src):
-            return src
-        if self.origin is None:
-            return None
+    def _relative(self, src: str) -> str | None:
+        """What the parser would give for a simple relative source, by string operations; else None."""
         if src[0] == "/":
             if src.startswith("//"):
                 url = self.scheme + src
-                return url if _SERIALISED.fullmatch(url) else None
+                return url if _serialised(url) else None
             return self.origin + src if _ROOT_RELATIVE.fullmatch(src) else None
         if src[0] == ".":
             m = _DOTS.match(src)
             if m is None or not _PATH_RELATIVE.fullmatch(src, m.end()):
                 return None
-            up = min(m.group().count("../"), len(self.directories) - 1)
-            return self.directories[up] + src[m.end():]
-        return self.directories[0] + src if _PATH_RELATIVE.fullmatch(src) else None
+            directories = self.directories()
+            return directories[min(m.group().count("../"), len(directories) - 1)] + src[m.end():]
+        return self.directories()[0] + src if _PATH_RELATIVE.fullmatch(src) else None
 
 
 def document_base(page_url: str, base_href: str | None = None) -> str | None:
