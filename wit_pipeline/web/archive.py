@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -73,12 +73,23 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
             elif isinstance(data, _MemberStream):
                 yield from _big_member_records(data, offset)
             else:
-                yield from parse_records(data, offset, in_member=True)
+                yield from _member_records(data, offset)
         return
     if not head.startswith(b"WARC/"):
         yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
         return
     yield from _plain_records(_Buffer(stream, head))
+
+
+def _member_records(data: bytes, offset: int) -> Iterable[Record | Broken]:
+    """`parse_records` of one member's bytes, without a generator when the member is one
+    whole record and the blank lines after it (as Common Crawl writes them): a generator per
+    member costs as much as parsing its header."""
+    if data.startswith(b"WARC/"):
+        record, end = _parse_record(data, 0, offset)
+        if isinstance(record, Record) and _NOT_BLANK.search(data, end) is None:
+            return (record,)
+    return parse_records(data, offset, in_member=True)
 
 
 def _big_member_records(member: _MemberStream, offset: int) -> Iterator[Record | Broken]:
@@ -159,6 +170,8 @@ class _Buffer:
     turns out corrupt) up to MAX_MARK_BYTES; past that the next gzip header is sought from
     where inflating stopped instead."""
 
+    __slots__ = ("stream", "data", "base", "pos", "mark", "eof")
+
     def __init__(self, stream: BinaryIO, head: bytes) -> None:
         self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, bytearray(head), 0, 0, 0, False
 
@@ -238,39 +251,44 @@ class _MemberError(Exception):
 def _inflate_member(buf: _Buffer) -> tuple[bytes | _MemberStream, str | None]:
     """Inflate the member at buf.pos, leaving pos after it: (data, None) or (b"", error); a
     member inflating to over STREAM_BYTES comes as a stream of its bytes instead (its error,
-    if any, known once it is read)."""
+    if any, known once it is read). A loop of calls, not a generator: most members (one
+    record each) take one zlib call, and a generator per member costs more than the call."""
+    inflater = zlib.decompressobj(31)
     out: list[bytes] = []
     size = 0
-    pieces = _inflate_pieces(buf)
     try:
-        for piece in pieces:
+        while not inflater.eof:
+            piece = _inflate_step(buf, inflater)
             out.append(piece)
             size += len(piece)
             if size > STREAM_BYTES:
-                return _MemberStream(out, pieces), None
+                return _MemberStream(out, _inflate_pieces(buf, inflater)), None
     except _MemberError as exc:
         return b"", str(exc)
     return b"".join(out), None
 
 
-def _inflate_pieces(buf: _Buffer) -> Iterator[bytes]:
-    """The inflated bytes of the member at buf.pos, at most INFLATE_CHUNK at a time (a bomb
-    costs time, not memory); pos is after the member once they are all read."""
-    inflater = zlib.decompressobj(31)
+def _inflate_pieces(buf: _Buffer, inflater: zlib._Decompress) -> Iterator[bytes]:
+    """The rest of the inflated bytes of the member at buf.pos, at most INFLATE_CHUNK at a
+    time (a bomb costs time, not memory); pos is after the member once they are all read."""
     while not inflater.eof:
+        yield _inflate_step(buf, inflater)
+
+
+def _inflate_step(buf: _Buffer, inflater: zlib._Decompress) -> bytes:
+    """One zlib call, on what the last one left unread (it stopped at INFLATE_CHUNK) or else
+    on the next FEED_BYTES; pos moves past what it consumed."""
+    feed = inflater.unconsumed_tail
+    if not feed:
         if not buf.available(FEED_BYTES):
             raise _MemberError("gzip member truncated (no end-of-stream marker)")
-        feed = bytes(buf.data[buf.pos : buf.pos + FEED_BYTES])  # a copy: the bytearray may grow
-        try:
-            piece = inflater.decompress(feed, INFLATE_CHUNK)
-            while True:
-                yield piece
-                if inflater.eof or not inflater.unconsumed_tail:
-                    break
-                piece = inflater.decompress(inflater.unconsumed_tail, INFLATE_CHUNK)
-        except zlib.error as exc:
-            raise _MemberError(f"corrupt gzip member: {exc}") from None
-        buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+        feed = buf.data[buf.pos : buf.pos + FEED_BYTES]  # a copy: the bytearray may grow
+    try:
+        piece = inflater.decompress(feed, INFLATE_CHUNK)
+    except zlib.error as exc:
+        raise _MemberError(f"corrupt gzip member: {exc}") from None
+    buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+    return piece
 
 
 class _MemberStream:
