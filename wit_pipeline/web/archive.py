@@ -289,7 +289,11 @@ def _inflate_step(buf: _Buffer, inflater: zlib_ng._Decompress) -> bytes:
         piece = inflater.decompress(feed, INFLATE_CHUNK)
     except zlib_ng.error as exc:
         raise _MemberError(f"corrupt gzip member: {exc}") from None
-    buf.pos += len(feed) - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+    # At the member's end what follows it is unused_data; unconsumed_tail keeps a stale copy
+    # of it when the call was fed a tail (CPython's zlib and zlib_ng alike): counting both put
+    # pos before the next member, a false "bytes between records" after an 8 MiB+ record.
+    left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+    buf.pos += len(feed) - len(left)
     return piece
 
 
