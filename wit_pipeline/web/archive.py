@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -75,23 +75,12 @@ def iter_records(stream: BinaryIO) -> Iterator[Record | Broken]:
             elif isinstance(data, _MemberStream):
                 yield from _big_member_records(data, offset)
             else:
-                yield from _member_records(data, offset)
+                yield from parse_records(data, offset, in_member=True)
         return
     if not head.startswith(b"WARC/"):
         yield Broken(0, "not a WARC file (neither gzip nor a WARC/ header)")
         return
     yield from _plain_records(_Buffer(stream, head))
-
-
-def _member_records(data: bytes, offset: int) -> Iterable[Record | Broken]:
-    """`parse_records` of one member's bytes, without a generator when the member is one
-    whole record and the blank lines after it (as Common Crawl writes them): a generator per
-    member costs as much as parsing its header."""
-    if data.startswith(b"WARC/"):
-        record, end = _parse_record(data, 0, offset)
-        if isinstance(record, Record) and _NOT_BLANK.search(data, end) is None:
-            return (record,)
-    return parse_records(data, offset, in_member=True)
 
 
 def _big_member_records(member: _MemberStream, offset: int) -> Iterator[Record | Broken]:
@@ -171,8 +160,6 @@ class _Buffer:
     member being inflated is kept from its start (`mark`, to resync from just after it if it
     turns out corrupt) up to MAX_MARK_BYTES; past that the next gzip header is sought from
     where inflating stopped instead."""
-
-    __slots__ = ("stream", "data", "base", "pos", "mark", "eof")
 
     def __init__(self, stream: BinaryIO, head: bytes) -> None:
         self.stream, self.data, self.base, self.pos, self.mark, self.eof = stream, bytearray(head), 0, 0, 0, False
