@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from wit_pipeline.core.keys import salted_hash, sample_key, uniform
+from wit_pipeline.core.keys import salted_hash, salted_hashes, sample_key, uniform, uniforms
 from wit_pipeline.stages.balance import (
     cap_kept,
     cap_order,
@@ -191,3 +191,49 @@ def test_cap_per_query_needs_a_seed_for_bare_keys_and_a_positive_t():
     with pytest.raises(TypeError, match="seed"):
         _cap_ranked((3, "00000000000000ab"), None)
     assert _cap_ranked((3, "00000000000000ab"), 1) == (3, cap_order("00000000000000ab", 3, 1))
+
+
+def test_column_hashes_are_the_per_pair_hashes() -> None:
+    """Balancing hashes whole columns (keys.salted_hashes, uniforms); every value must be the
+    per-pair salted_hash / uniform of the same (key, salt, seed), or resumed and per-pair
+    selections would disagree."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 2**64, 2000, dtype=np.uint64)
+    keys[:3] = [0, 1, 2**64 - 1]
+    salts = rng.integers(0, 500_000, 2000)
+    for seed in (0, 7, -3, 2**40):
+        hashes = salted_hashes(keys, salts, seed)
+        assert hashes.tolist() == [salted_hash(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
+        assert uniforms(hashes).tolist() == [uniform(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
+    assert salted_hashes(keys[:0], salts[:0], 0).shape == (0,)
+
+
+def test_local_cap_is_each_querys_smallest_cap_order() -> None:
+    """harvest_global.local_cap (numpy) sends, per query, the t smallest cap_order of a bucket,
+    duplicates and key ties included, exactly as a per-query heap over cap_order would."""
+    import heapq
+
+    import numpy as np
+
+    from wit_pipeline.stages import harvest_global as hg
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        n = int(rng.integers(0, 200))
+        key = rng.integers(0, 2**64, n, dtype=np.uint64)
+        if n and trial % 3 == 0:
+            key[: n // 4] = key[0]  # ties in key: the rank alone decides
+        lens = rng.integers(0, 5, n)
+        qstart = np.zeros(n + 1, np.int64)
+        np.cumsum(lens, out=qstart[1:])
+        qids = rng.integers(0, 9, int(qstart[-1])).astype(np.int32)
+        lights = hg.Lights(key, np.zeros(n, np.int64), np.zeros(n, np.int64), np.arange(n, dtype=np.int64), qstart, qids)
+        t, seed = int(rng.integers(1, 40)), int(rng.integers(0, 99))
+        ranked = defaultdict(list)
+        for k, ids in zip(lights.keys_hex(), lights.query_ids()):
+            for q in ids:
+                ranked[q].append(cap_order(k, q, seed))
+        expected = sorted((q, pair) for q, pairs in ranked.items() for pair in heapq.nsmallest(t, pairs))
+        assert sorted(hg.local_cap(lights, t, seed)) == expected

@@ -11,6 +11,8 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+import numpy as np
+
 KEY_HEX_CHARS = 16  # 64-bit key
 _KEY = re.compile(rf"[0-9a-f]{{{KEY_HEX_CHARS}}}")
 
@@ -40,9 +42,24 @@ def salted_hash(key: str, salt: object, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
 
+def salted_hashes(keys: np.ndarray, salts: np.ndarray, seed: int) -> np.ndarray:
+    """`salted_hash` of each (64-bit key, salt) pair as uint64, for a column of them (balancing
+    hashes every candidate of a frequent query: one comprehension, the digests joined into
+    one array). The bytes hashed are salted_hash's: the key as its 16 hex characters."""
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(f"{k:016x}\0{s}\0{seed}".encode("utf-8"), digest_size=8).digest()
+                        for k, s in zip(np.asarray(keys).tolist(), np.asarray(salts).tolist())])
+    return np.frombuffer(digests, ">u8").astype(np.uint64)
+
+
 def uniform(key: str, salt: object, seed: int) -> float:
     """A draw in [0, 1) from (key, salt, seed): the coin for every random choice about a sample."""
     return (salted_hash(key, salt, seed) >> 11) / float(1 << 53)
+
+
+def uniforms(hashes: np.ndarray) -> np.ndarray:
+    """`uniform` of each of `salted_hashes`' results: the top 53 bits, exact in a float64."""
+    return (hashes >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def shard_of(key: str, num_shards: int, seed: int = 0) -> int:

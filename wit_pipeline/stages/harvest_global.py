@@ -10,16 +10,13 @@ its part and row (where the record itself is read back), and its query ids.
 from __future__ import annotations
 
 import hashlib
-import heapq
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from wit_pipeline.core import parquet_io
-from wit_pipeline.core.keys import uniform
-from wit_pipeline.stages.balance import cap_order
+from wit_pipeline.core.keys import salted_hashes, uniforms
 
 BUCKET_BITS = 8  # 256 buckets: at a crawl's billions of candidates, a few million per bucket
 
@@ -140,22 +137,23 @@ def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed:
         key = f"{int(lights.key[owners(lights)[bad]]):016x}"
         raise ValueError(f"query {qids[bad]} matched pair {key} but its count is {int(count[bad])}")
     kept = count <= t
-    keys, owner = lights.key.tolist(), owners(lights)
-    for e in np.flatnonzero(~kept).tolist():
-        kept[e] = uniform(f"{keys[owner[e]]:016x}", qids[e], seed) < t / int(count[e])
+    over = np.flatnonzero(~kept)
+    coins = uniforms(salted_hashes(lights.key[owners(lights)[over]], lights.qids[over], seed))
+    kept[over] = coins < t / count[over]  # float64 as Python's: t / count correctly rounded
     return kept
 
 
 def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
     """(query, (rank, key)) for each query's t smallest here: the global t smallest of a
     query are among the union of the buckets' own."""
-    ranked: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for key, ids in zip(lights.keys_hex(), lights.query_ids()):
-        for q in ids:
-            ranked[q].append(cap_order(key, q, seed))
-    for q, pairs in ranked.items():
-        for pair in heapq.nsmallest(t, pairs):
-            yield q, pair
+    key = lights.key[owners(lights)]
+    rank = salted_hashes(key, lights.qids, seed)  # balance.cap_rank's, as integers
+    order = np.lexsort((key, rank, lights.qids))  # per query, by (rank, key) as cap_order sorts
+    qids = lights.qids[order]
+    first = np.searchsorted(qids, qids, side="left")  # where each entry's query starts
+    chosen = order[np.arange(len(order)) - first < t]
+    for q, r, k in zip(lights.qids[chosen].tolist(), rank[chosen].tolist(), key[chosen].tolist()):
+        yield q, (f"{r:016x}", f"{k:016x}")
 
 
 def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> np.ndarray:
