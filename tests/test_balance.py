@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from wit_pipeline.core.keys import salted_hash, salted_hashes, sample_key, uniform, uniforms
+from wit_pipeline.core.keys import salted_hash, salted_hashes, sample_key, shard_of, shards_of, uniform, uniforms
 from wit_pipeline.stages.balance import (
     cap_kept,
     cap_order,
@@ -208,6 +208,8 @@ def test_column_hashes_are_the_per_pair_hashes() -> None:
         assert hashes.tolist() == [salted_hash(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
         assert uniforms(hashes).tolist() == [uniform(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
     assert salted_hashes(keys[:0], salts[:0], 0).shape == (0,)
+    hex_keys = [f"{k:016x}" for k in keys.tolist()]
+    assert shards_of(hex_keys, 7, 3).tolist() == [shard_of(k, 7, 3) for k in hex_keys]
 
 
 def test_local_cap_is_each_querys_smallest_cap_order() -> None:

@@ -8,6 +8,7 @@ rerun (a Beam bundle may be retried on another worker; a hash does not care).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable
 
@@ -42,13 +43,16 @@ def salted_hash(key: str, salt: object, seed: int) -> int:
     return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big")
 
 
-def salted_hashes(keys: np.ndarray, salts: np.ndarray, seed: int) -> np.ndarray:
+def salted_hashes(keys: np.ndarray, salts: np.ndarray | str, seed: int) -> np.ndarray:
     """`salted_hash` of each (64-bit key, salt) pair as uint64, for a column of them (balancing
     hashes every candidate of a frequent query: one comprehension, the digests joined into
-    one array). The bytes hashed are salted_hash's: the key as its 16 hex characters."""
+    one array); one str salt salts them all. The bytes hashed are salted_hash's: the key as
+    its 16 hex characters."""
     blake2b = hashlib.blake2b
+    keys = np.asarray(keys).tolist()
+    salts = itertools.repeat(salts, len(keys)) if isinstance(salts, str) else np.asarray(salts).tolist()
     digests = b"".join([blake2b(f"{k:016x}\0{s}\0{seed}".encode("utf-8"), digest_size=8).digest()
-                        for k, s in zip(np.asarray(keys).tolist(), np.asarray(salts).tolist())])
+                        for k, s in zip(keys, salts)])
     return np.frombuffer(digests, ">u8").astype(np.uint64)
 
 
@@ -67,3 +71,11 @@ def shard_of(key: str, num_shards: int, seed: int = 0) -> int:
     if num_shards <= 0:
         raise ValueError(f"num_shards must be positive, got {num_shards}")
     return salted_hash(key, "shard", seed) % num_shards
+
+
+def shards_of(keys: Iterable[str], num_shards: int, seed: int = 0) -> np.ndarray:
+    """`shard_of` of each hex key, for a column of them."""
+    if num_shards <= 0:
+        raise ValueError(f"num_shards must be positive, got {num_shards}")
+    as_ints = np.frombuffer(bytes.fromhex("".join(keys)), ">u8").astype(np.uint64)
+    return (salted_hashes(as_ints, "shard", seed) % np.uint64(num_shards)).astype(np.int64)

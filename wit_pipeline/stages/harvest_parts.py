@@ -19,8 +19,7 @@ def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
     records read back, columnar all the way (no Python object per row)."""
     pid, batches = group
     table = parquet_io.read_table([urls[pid]], schema.CANDIDATES, "part").take(sorted(row for batch in batches for row in batch))
-    shard = np.fromiter((keys.shard_of(k, config.num_shards, config.seed) for k in table.column("key").to_pylist()),
-                        np.int64, table.num_rows)
+    shard = keys.shards_of(table.column("key").to_pylist(), config.num_shards, config.seed)
     names = pa.array(query_names(config.allowlist, config.case_sensitive), pa.string())
     ids = table.column("query_ids").combine_chunks()
     queries = pa.ListArray.from_arrays(ids.offsets, names.take(ids.values.cast(pa.int64())))
