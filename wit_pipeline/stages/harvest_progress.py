@@ -57,10 +57,16 @@ class Progress:
         except FileNotFoundError:
             return {}
 
+    def _version(self, name: str) -> str:
+        """A local crawl file's version; "" (not compared) for a remote one: the bar must not
+        send a request per file of a 64k-file crawl before it shows anything."""
+        file = self.files[name]
+        return "" if "://" in file else input_version(file)
+
     def _watch(self) -> None:
         before = self._present()
         seen = {name for name in before  # done by an earlier run: resumed, not re-read
-                if part_is_complete(os.path.join(self.parts_dir, name), self.fingerprint, input_version(self.files[name]))}
+                if part_is_complete(os.path.join(self.parts_dir, name), self.fingerprint, self._version(name))}
         start, read_bytes, pairs = time.monotonic(), 0, 0
         bar = tqdm(total=len(self.files), initial=len(seen), unit="file", desc="harvest", dynamic_ncols=True,
                    disable=None)  # None: only on a terminal, not in logs
