@@ -31,9 +31,14 @@ def selected_rows(group: tuple[int, Iterable[list[int]]], urls: dict[int, str],
         yield int(s), to_ipc(selected.filter(pa.array(shard == s)))
 
 
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")  # 274 -> 77 bytes a selected row, +0.4 us
+
+
 def to_ipc(table: pa.Table) -> bytes:
+    """A table as Arrow IPC bytes, zstd-compressed: the selected records are what crosses the
+    last shuffle (to their shard's writer), and a local runner holds several copies of it."""
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
