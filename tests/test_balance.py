@@ -194,9 +194,9 @@ def test_cap_per_query_needs_a_seed_for_bare_keys_and_a_positive_t():
 
 
 def test_column_hashes_are_the_per_pair_hashes() -> None:
-    """Balancing hashes whole columns (keys.salted_hashes, uniforms); every value must be the
-    per-pair salted_hash / uniform of the same (key, salt, seed), or resumed and per-pair
-    selections would disagree."""
+    """Balancing draws whole columns (keys.salted_hashes, uniforms); every value must be the
+    per-pair salted_hash / uniform of the same (key, salt, seed), or the job and the per-pair
+    rule (balance.keeping_queries) would disagree."""
     import numpy as np
 
     rng = np.random.default_rng(4)
@@ -206,7 +206,7 @@ def test_column_hashes_are_the_per_pair_hashes() -> None:
     for seed in (0, 7, -3, 2**40):
         hashes = salted_hashes(keys, salts, seed)
         assert hashes.tolist() == [salted_hash(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
-        assert uniforms(hashes).tolist() == [uniform(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
+        assert uniforms(keys, salts, seed).tolist() == [uniform(f"{k:016x}", s, seed) for k, s in zip(keys.tolist(), salts.tolist())]
     assert salted_hashes(keys[:0], salts[:0], 0).shape == (0,)
     hex_keys = [f"{k:016x}" for k in keys.tolist()]
     assert shards_of(hex_keys, 7, 3).tolist() == [shard_of(k, 7, 3) for k in hex_keys]

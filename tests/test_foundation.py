@@ -28,6 +28,20 @@ def test_uniform_draws_are_deterministic_and_spread():
     assert keys.uniform("00", 3, 0) != keys.uniform("00", 3, 1)
 
 
+def test_coins_of_one_pair_for_two_queries_or_seeds_are_independent():
+    """prob balancing flips one coin per (pair, query): a pair's coins for two queries (or two
+    seeds) must not move together, or a pair kept by one query would be kept by all."""
+    import numpy as np
+
+    pair_keys = np.frombuffer(np.random.default_rng(0).bytes(8 * 40000), np.uint64)
+    def coins(q: int, seed: int = 0) -> np.ndarray:
+        return keys.uniforms(pair_keys, np.full(len(pair_keys), q), seed)
+    for a, b in ((coins(1), coins(2)), (coins(7), coins(7, seed=1)), (coins(0), coins(1 << 20))):
+        assert abs(np.mean((a < 0.5) & (b < 0.5)) - 0.25) < 0.01
+        assert abs(np.corrcoef(a, b)[0, 1]) < 0.02
+    assert abs(np.mean(coins(3) < 0.1) - 0.1) < 0.005
+
+
 def test_shard_of_rejects_bad_count_and_covers_all_shards():
     with pytest.raises(ValueError):
         keys.shard_of("ab", 0)

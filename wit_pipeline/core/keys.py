@@ -56,14 +56,31 @@ def salted_hashes(keys: np.ndarray, salts: np.ndarray | str, seed: int) -> np.nd
     return np.frombuffer(digests, ">u8").astype(np.uint64)
 
 
-def uniform(key: str, salt: object, seed: int) -> float:
-    """A draw in [0, 1) from (key, salt, seed): the coin for every random choice about a sample."""
-    return (salted_hash(key, salt, seed) >> 11) / float(1 << 53)
+_MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 
 
-def uniforms(hashes: np.ndarray) -> np.ndarray:
-    """`uniform` of each of `salted_hashes`' results: the top 53 bits, exact in a float64."""
-    return (hashes >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a bijection of 64-bit words in which every input bit flips about
+    half the output bits (uint64 arithmetic wraps, as it must)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniforms(keys: np.ndarray, salts: np.ndarray, seed: int) -> np.ndarray:
+    """A draw in [0, 1) per (64-bit key, integer salt such as a query id, seed): the coin of
+    `--balance prob`, one per (candidate, query). The key is already a blake2b hash, so a
+    keyed mix of it is as good a coin as hashing again, and numpy draws a column of millions
+    at once where a hash per pair in Python cost ~1 us each."""
+    salt_words = np.asarray(salts).astype(np.uint64) * _GOLDEN
+    seed_word = _mix64(np.array([seed % (1 << 64)], np.uint64) + _GOLDEN)
+    words = _mix64(np.asarray(keys, np.uint64) ^ _mix64(salt_words ^ seed_word))
+    return (words >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def uniform(key: str, salt: int, seed: int) -> float:
+    """`uniforms` for one hex key (the rule's reference, per pair)."""
+    return float(uniforms(np.array([int(key, 16)], np.uint64), np.array([salt]), seed)[0])
 
 
 def shard_of(key: str, num_shards: int, seed: int = 0) -> int:

@@ -138,7 +138,7 @@ def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed:
         raise ValueError(f"query {qids[bad]} matched pair {key} but its count is {int(count[bad])}")
     kept = count <= t
     over = np.flatnonzero(~kept)
-    coins = uniforms(salted_hashes(lights.key[owners(lights)[over]], lights.qids[over], seed))
+    coins = uniforms(lights.key[owners(lights)[over]], lights.qids[over], seed)
     kept[over] = coins < t / count[over]  # float64 as Python's: t / count correctly rounded
     return kept
 
