@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from beam_jobs import harvest
 from wit_pipeline.inspect.cli import run as inspect_run
@@ -49,7 +48,6 @@ harvest.run(sys.argv[1:])
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a killed rerun removed stats.json; the guard then judges the folder by its names and refuses it")
 def test_a_harvest_folder_with_a_users_file_is_still_accepted_after_a_killed_rerun(crawl, tmp_path: Path) -> None:
     """A harvest folder holding the histogram `wit inspect` drew of it is accepted as harvest's
     (its stats.json says so); a rerun killed midway removed that stats.json, and the same
