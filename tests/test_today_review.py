@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 from beam_jobs import harvest
 from wit_pipeline.inspect.cli import run as inspect_run
@@ -63,3 +65,17 @@ def test_a_harvest_folder_with_a_users_file_is_still_accepted_after_a_killed_rer
     doc = _harvest(glob, out, "--t", "1")  # the same command again, to finish the job
     assert doc["job"] == "harvest"
     assert (out / "queries.png").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="stats.json is removed before the pipeline is even built")
+def test_a_rerun_that_fails_before_any_work_keeps_the_earlier_stats(crawl, tmp_path: Path) -> None:
+    """A rerun whose pipeline options are invalid (Dataflow without --project) does nothing:
+    the earlier complete run's stats.json, which still describes selected/, must stay."""
+    glob = _inputs(crawl, tmp_path / "in")
+    out = tmp_path / "out"
+    _harvest(glob, out)
+    before = (out / "stats.json").read_bytes()
+    with pytest.raises((ValueError, SystemExit)):
+        harvest.run(["--input", glob, "--output", str(out), *ARGS, "--runner", "DataflowRunner"])
+    assert (out / "stats.json").exists(), "a command that did nothing removed the earlier run's stats.json"
+    assert (out / "stats.json").read_bytes() == before
