@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 from beam_jobs import harvest
 from wit_pipeline.inspect.cli import run as inspect_run
 
@@ -67,7 +66,6 @@ def test_a_harvest_folder_with_a_users_file_is_still_accepted_after_a_killed_rer
     assert (out / "queries.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="stats.json is removed before the pipeline is even built")
 def test_a_rerun_that_fails_before_any_work_keeps_the_earlier_stats(crawl, tmp_path: Path) -> None:
     """A rerun whose pipeline options are invalid (Dataflow without --project) does nothing:
     the earlier complete run's stats.json, which still describes selected/, must stay."""
