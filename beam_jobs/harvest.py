@@ -156,11 +156,11 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
+    print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
+    p = make_pipeline(pipeline_args)  # bad options fail here: the earlier run's outputs untouched
+    build(p, config, output, sources, args.input_prefix, args.max_files)
     if fsio.exists(fsio.join(output, "stats.json")):  # an earlier run's: this run rewrites what it describes
         fsio.rm(fsio.join(output, "stats.json"))
-    print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
-    p = make_pipeline(pipeline_args)
-    build(p, config, output, sources, args.input_prefix, args.max_files)
     started = time.time()
     with Progress(sources, output, args.input_prefix, args.max_files, config.fingerprint(),
                   enabled=not args.no_progress):

@@ -275,4 +275,12 @@ def check_output(url: str) -> None:
     if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")
     check_own_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
-                     lambda names: all(_OURS.fullmatch(name) for name in names))
+                     lambda names: all(_OURS.fullmatch(name) for name in names) or _holds_parts(url, names))
+
+
+def _holds_parts(url: str, names: list[str]) -> bool:
+    """Whether candidates/ holds a harvest part (a rerun killed after removing stats.json,
+    beside a file the user put there while stats.json said the folder was harvest's)."""
+    parts = fsio.expand(fsio.join(url, "candidates", "*.parquet")) if "candidates" in names else []
+    meta = read_part_meta(parts[0]) if parts else None
+    return meta is not None and META_FINGERPRINT in meta
