@@ -1,6 +1,7 @@
 """A hostile review of harvest's resumability (issue 10): reruns over changed inputs, a kill
 while the outputs are written, output folders that are not harvest's, the progress line of a
-rerun, one file given under two names, a glob that matches folders, and a reused folder's candidates."""
+rerun, one file given under two names, a glob that matches folders, a reused folder's candidates, a folder holding a user's file
+after a killed rerun, and a rerun refused by its options keeping the earlier stats.json."""
 
 from __future__ import annotations
 
@@ -188,3 +189,33 @@ def test_a_glob_that_matches_only_folders_fails_before_the_job(crawl, tmp_path: 
     doc = _harvest(str(tmp_path / "crawl" / "*"), out)
     assert _stage(doc, "read")["dropped"].get("unreadable", 0) == 0
     assert len(list((out / "candidates").glob("*.parquet"))) == 1
+
+
+def test_a_harvest_folder_with_a_users_file_is_still_accepted_after_a_killed_rerun(crawl, tmp_path: Path) -> None:
+    """A harvest folder holding the histogram `wit inspect` drew of it is accepted as harvest's
+    (its stats.json says so); a rerun killed midway removed that stats.json, and the same
+    command must then finish the job, not refuse its own folder as 'not a wit harvest output'."""
+    glob = _inputs(crawl, tmp_path / "in")
+    out = tmp_path / "out"
+    _harvest(glob, out)
+    assert inspect_run([str(out), "--histogram", str(out / "queries.png")]) == 0
+    _harvest(glob, out)  # accepted: the folder's stats.json is harvest's
+    cmd = [sys.executable, "-c", KILL_AFTER_FIRST_SHARD, "--input", glob, "--output", str(out), *ARGS, "--t", "1"]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    doc = _harvest(glob, out, "--t", "1")  # the same command again, to finish the job
+    assert doc["job"] == "harvest"
+    assert (out / "queries.png").exists()
+
+
+def test_a_rerun_that_fails_before_any_work_keeps_the_earlier_stats(crawl, tmp_path: Path) -> None:
+    """A rerun whose pipeline options are invalid (Dataflow without --project) does nothing:
+    the earlier complete run's stats.json, which still describes selected/, must stay."""
+    glob = _inputs(crawl, tmp_path / "in")
+    out = tmp_path / "out"
+    _harvest(glob, out)
+    before = (out / "stats.json").read_bytes()
+    with pytest.raises((ValueError, SystemExit)):
+        harvest.run(["--input", glob, "--output", str(out), *ARGS, "--runner", "DataflowRunner"])
+    assert (out / "stats.json").exists(), "a command that did nothing removed the earlier run's stats.json"
+    assert (out / "stats.json").read_bytes() == before
