@@ -1,8 +1,9 @@
 """The sample key, and every random draw derived from it.
 
 One key names a sample in every stage, seeds every choice about it and decides its shard.
-Draws are hashes, not RNG state, so they are identical on every runner, worker count and
-rerun (a Beam bundle may be retried on another worker; a hash does not care).
+Draws are functions of the key (a hash of it, or a keyed mix of it), not RNG state, so they
+are identical on every runner, worker count and rerun (a Beam bundle may be retried on
+another worker; a hash does not care).
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ _MISSING = np.iinfo(np.int64).min  # a query id absent from the counts
 def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> np.ndarray:
     """Per query-id entry (aligned with lights.qids), whether that query's own coin keeps the
     candidate: MetaCLIP's min(1, t/count), `balance.keeping_queries`' rule and draws, with a
-    hash only where a query has more than t candidates."""
+    coin (keys.uniforms, one numpy call for the bucket) only where a query has more than t candidates."""
     qids = lights.qids.tolist()
     get = counts.get
     count = np.fromiter((get(q, _MISSING) for q in qids), np.int64, len(qids))
