@@ -30,17 +30,15 @@ from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from beam_jobs.transforms import DEAD_LETTER, Counted
-from wit_pipeline.core import fsio, schema
+from wit_pipeline.core import fsio, outputs
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.stages import download as dl
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
-FILES_DEAD_LETTER = "_dead_letter/download_files.parquet"
+FILES_DEAD_LETTER = outputs.DOWNLOAD_FILES_DEAD_LETTERS
 
 
 def part_name(path: str) -> str:
@@ -72,10 +70,7 @@ class DownloadFile:
 
 def write_dead_letters(rows: list[dict[str, str]], output: str) -> None:
     """The files whose download raised, one parquet (none when there are none)."""
-    if rows:
-        table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, FILES_DEAD_LETTER), "wb") as f:
-            pq.write_table(table, f)
+    outputs.write_dead_letters(fsio.join(output, FILES_DEAD_LETTER), rows, skip_empty=True)
 
 
 def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import apache_beam as beam
 from beam_jobs import harvest_global
 from beam_jobs.common import make_pipeline, print_stages, reject_unknown_flags, shared_load
 from wit_pipeline.core import fsio
+from wit_pipeline.core import outputs as core_outputs
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.stages.harvest import outputs, per_file
 from wit_pipeline.stages.harvest.config import BALANCE_MODES, HarvestConfig, with_digests
@@ -109,7 +110,7 @@ def build(p: beam.Pipeline, config: HarvestConfig, output: str, sources: list[tu
         | "Files" >> beam.FlatMap(lambda source: source_files(*source, prefix, max_files))
         | "DistinctFiles" >> beam.Distinct()
         | "SpreadFiles" >> beam.Reshuffle()  # one worker per file, not one worker for all
-        | "HarvestFiles" >> beam.ParDo(HarvestFiles(config, fsio.join(output, "candidates"), config.fingerprint()))
+        | "HarvestFiles" >> beam.ParDo(HarvestFiles(config, fsio.join(output, core_outputs.CANDIDATES), config.fingerprint()))
     )
     harvest_global.build_global(parts, config, output)
 
@@ -131,15 +132,16 @@ def run(argv: list[str] | None = None) -> int:
     print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)  # bad options fail here: the earlier run's outputs untouched
     build(p, config, output, sources, args.input_prefix, args.max_files)
-    if fsio.exists(fsio.join(output, "stats.json")):  # an earlier run's: this run rewrites what it describes
-        fsio.rm(fsio.join(output, "stats.json"))
+    stats_url = fsio.join(output, core_outputs.STATS)
+    if fsio.exists(stats_url):  # an earlier run's: this run rewrites what it describes
+        fsio.rm(stats_url)
     started = time.time()
     with Progress(sources, output, args.input_prefix, args.max_files, config.fingerprint(),
                   enabled=not args.no_progress):
         result = p.run()
         result.wait_until_finish()
     outputs.tidy(output, config.num_shards, started)
-    doc = fsio.read_json(fsio.join(output, "stats.json"))
+    doc = fsio.read_json(stats_url)
     print_stages(doc)
     print(f"wrote {output}/{{candidates,selected}}/*.parquet, query_counts.parquet, stats.json")
     return 0

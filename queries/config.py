@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synsets: each synset's name (MetaCLIP's); lemmas: every lemma of every synset")
     p.add_argument("--numbers", type=int, default=d.numbers, help="add the strings 0..N-1 first, as MetaCLIP does")
     p.add_argument("--output", required=True, help="output folder: allowlist.tsv, stats.json, reads.jsonl, "
-                   "dead_letter.parquet")
+                   "dead_letter/")
     p.add_argument("--min-unigram-count", type=int, default=d.min_unigram_count,
                    help="minimum count of a word over all articles (CLIP's 100)")
     p.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,

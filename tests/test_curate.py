@@ -25,6 +25,7 @@ from beam_jobs import curate
 from beam_jobs.common import make_pipeline
 from wit_pipeline import shards
 from wit_pipeline.core import keys, parquet_io, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.balance import select_cap
@@ -182,7 +183,7 @@ def _dead_letters(out: Path) -> list[dict]:
 
 
 def _stages(out: Path) -> dict:
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     return {s["name"]: {f: s[f] for f in ("in", "out", "dropped")} for s in doc["stages"]}
 
 
@@ -198,7 +199,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     manifest = shards.read_manifest(str(out))
     assert [(s["name"], s["samples"]) for s in manifest["shards"]] == [("wit-000000.tar", 4), ("wit-000001.tar", 2)]
     assert manifest["seed"] == 5 and manifest["config"]["t"] == 2 and manifest["config"]["rebalance"] is True
-    assert manifest["config"] == json.loads((out / "stats.json").read_text())["config"]
+    assert manifest["config"] == json.loads((out / STATS).read_text())["config"]
     assert sorted(manifest["config"]) == sorted(f.name for f in dataclasses.fields(stage.CurateConfig))
     assert [shards.sha256_of(str(out / s["name"])) for s in manifest["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
@@ -227,7 +228,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     again = shards.read_manifest(str(out))
     assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
     assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
-    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", "stats.json", "wit-000000.tar",
+    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", STATS, "wit-000000.tar",
                                                      "wit-000001.tar"]
     assert _stages(out)["write"]["out"] == 6
     assert _dead_letters(out) == []

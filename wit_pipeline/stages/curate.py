@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, keys, parquet_io, schema
+from wit_pipeline.core import fsio, keys, outputs
 from wit_pipeline.core.stats import Drop, Tally, check_own_output
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
@@ -34,8 +34,8 @@ from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
 EVAL_STAGE = "eval_images"
-SHARD_LIST = "_curate_shards.json"  # the workers' shard entries, for the launcher's manifest.json
-DEAD_LETTERS = fsio.join("dead_letter", "part-00000-of-00001.parquet")
+SHARD_LIST = outputs.CURATE_SHARD_LIST
+DEAD_LETTERS = outputs.DEAD_LETTERS
 
 
 @dataclass(frozen=True)
@@ -329,11 +329,11 @@ def write_shard_list(entries: list[dict[str, Any]], output: str) -> None:
 
 def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
     """dead_letter/part-00000-of-00001.parquet (written even when empty: a rerun replaces it)."""
-    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
-    return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
+    return outputs.write_dead_letters(fsio.join(output, DEAD_LETTERS), rows)
 
 
-_OURS = re.compile(r"wit-\d{6}\.tar|manifest\.json|stats\.json|dead_letter|" + re.escape(SHARD_LIST) + r"|.*\.tmp-.*")
+_OURS = re.compile(r"wit-\d{6}\.tar|" + "|".join(map(re.escape, (outputs.MANIFEST, outputs.STATS, outputs.DEAD_LETTER, SHARD_LIST)))
+                   + r"|.*\.tmp-.*")
 
 
 def check_output(output: str) -> None:

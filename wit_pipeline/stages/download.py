@@ -46,8 +46,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import DictTally, check_own_output, check_stages, stages_from_counters, stats_document
+from wit_pipeline.core import fsio, outputs, parquet_io, schema
+from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -59,9 +59,9 @@ EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_E
 # X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
-STATS_FILE = "stats.json"
+STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
-DEAD_LETTER_FILE = "_dead_letter/download.parquet"
+DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
 # PIL's own decompression-bomb threshold: refuse images with more pixels than this.
 DEFAULT_MAX_IMAGE_AREA = 89_478_485
 
@@ -339,15 +339,9 @@ def download(
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     dead = _account(plan, shard_outcomes(output), tally)
-    if dead:
-        dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, DEAD_LETTER_FILE), "wb") as f:
-            pq.write_table(dead_table, f)
+    outputs.write_dead_letters(fsio.join(output, DEAD_LETTER_FILE), dead, skip_empty=True)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
-    check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
-    fsio.write_json(fsio.join(output, STATS_FILE), doc)
-    return doc
+    return outputs.write_stats(output, stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
 
 
 @dataclass
