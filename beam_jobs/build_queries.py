@@ -232,8 +232,8 @@ def run(argv: list[str] | None = None) -> int:
     parser = config.build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     common.reject_unknown_flags(parser, pipeline_args)
+    cfg = config.config_from_args(parser, args)
     try:
-        cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None

@@ -33,8 +33,7 @@ import apache_beam as beam
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from beam_jobs.transforms import DEAD_LETTER, Counted
-from wit_pipeline.core import fsio, outputs
-from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core import config_flags, fsio, outputs
 from wit_pipeline.stages import download as dl
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
@@ -98,12 +97,11 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = config_flags.WitParser(
         prog="wit download",
         description="Download the harvest's selected pairs with img2dataset into raw webdataset shards "
         "(NNNNN.tar + .parquet + _stats.json), refusing unsafe hosts; rerun the same command to resume. "
         "--engine beam runs one img2dataset per selected-pairs file on Beam workers (Dataflow).",
-        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", required=True, action="append",
                    help="selected-pairs parquet files: a file, a glob, or a harvest output folder (repeat for several)")
@@ -111,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (local, gs://, s3://): new, empty, or an earlier download's; rerun to resume")
     p.add_argument("--engine", choices=("local", "beam"), default="local",
                    help="local: img2dataset's own processes; beam: one img2dataset per input file on Beam workers")
-    dl.add_config_flags(p)
+    config_flags.add_config_flags(p, dl.DownloadConfig)
     return p
 
 
@@ -125,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(pipeline_args)}" + (f" ({hint})" if hint else ""))
     reject_unknown_flags(parser, pipeline_args)
     try:
-        config = dl.config_from_args(args)
+        config = config_flags.config_from_args(dl.DownloadConfig, args)
     except ValueError as exc:
         parser.error(str(exc))
     logging.getLogger().setLevel(logging.INFO)

@@ -515,13 +515,14 @@ def test_one_failing_article_is_a_dead_letter_and_the_rest_is_counted(sources, t
         by_name["allowlist"]["dropped"].values())
 
 
-def test_bad_options_are_clear_errors(sources, tmp_path):
+def test_bad_options_are_clear_errors(sources, tmp_path, capsys):
     from beam_jobs.build_queries import run
 
-    with pytest.raises(SystemExit, match="--source-quotas: bad quota"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--source-quotas", "x=1"])
-    with pytest.raises(SystemExit, match="min_bigram_count must be >= 1"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--min-bigram-count", "0"])
+    for flag, value, message in (("--source-quotas", "x=1", "--source-quotas: bad quota"),
+                                 ("--min-bigram-count", "0", "--min-bigram-count must be >= 1")):
+        with pytest.raises(SystemExit) as exit_:
+            run(["--wikipedia", sources["dump"], "--output", str(tmp_path), flag, value])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--wikipedia '.*nothing-here.*' matches no file"):
         run(["--wikipedia", str(tmp_path / "nothing-here*.bz2"), "--output", str(tmp_path)])
     with pytest.raises(SystemExit, match="--wordnet .* lacks data.noun, data.verb, data.adj, data.adv"):

@@ -113,7 +113,7 @@ def make_raw(root: Path) -> dict:
     b.add("http://img.example/noimage.jpg", "no image", None, [0])
     k["noquery"] = b.add("http://img.example/nq.jpg", "no query", encode(render(all_concepts()[0], (256, 256), 99)), [])
     _add(a.tar, "../evil.jpg", data[11])
-    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")  # issue 8: bad_key
+    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")
     # planted distances to the original (d=4): same hash -> exact_duplicate, 1..d -> near_duplicate
     dist = {
         name: phash.hamming(hashes[i], phash.phash64_bytes(img)[0])
@@ -253,7 +253,7 @@ def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path
 
 
 def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: Path, monkeypatch) -> None:
-    """Fault injection (issue 8): one record's decode raises, and so does reading one eval
+    """Fault injection: one record's decode raises, and so does reading one eval
     file; the job exits 0, each is a dead letter and a dropped.error, an eval tar that is not
     a tar is `unreadable`, and every other record is where it was."""
     victim = raw["keys"][2]

@@ -228,7 +228,7 @@ def test_check_duplicate_key_unsafe_name_and_json_keys(final_dir: Path, tmp_path
 
 
 def test_check_fails_on_a_killed_curate(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Issue 8: tars, no manifest, no stats (curate writes both last) must not pass --check."""
+    """Tars, no manifest, no stats (curate writes both last) must not pass --check."""
     root = copy(final_dir, tmp_path / "killed")
     (root / "manifest.json").unlink()
     (root / STATS).unlink()

@@ -1,4 +1,4 @@
-"""A hostile review of the harvest stage: each test is one confirmed problem and fails today.
+"""Harvest on crafted bad input: broken records, damaged compression, files that fail to open.
 
 Every crafted input is a few good records around one bad one; what must hold is the charter's:
 one record costs only itself, the job exits 0, the good records are kept, a rerun of the same

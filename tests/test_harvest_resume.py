@@ -1,6 +1,6 @@
-"""A hostile review of harvest's resumability (issue 10): reruns over changed inputs, a kill
-while the outputs are written, output folders that are not harvest's, the progress line of a
-rerun, one file given under two names, a glob that matches folders, a reused folder's candidates, a folder holding a user's file
+"""Harvest's resumability: reruns over changed inputs, a kill while the outputs are written,
+output folders that are not harvest's, the progress line of a rerun, one file given under two
+names, a glob that matches folders, a reused folder's candidates, a folder holding a user's file
 after a killed rerun, and a rerun refused by its options keeping the earlier stats.json."""
 
 from __future__ import annotations
