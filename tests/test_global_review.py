@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline.core import parquet_io
-from wit_pipeline.stages import harvest_global as hg
+from wit_pipeline.stages.harvest import select as hg
 
 TOP_BIT_KEY = 2**63 + 5  # 8000000000000005
 
@@ -48,9 +48,9 @@ def test_cap_kept_by_query_counts_a_query_once_per_pick():
     CapPerQuery gives (key, 5) once). 85ec600 counted kept_by_query {5: 1} = min(count, t);
     the mask marks both entries and reports {5: 2}, more than t, in query_counts.parquet."""
     lights = _lights([TOP_BIT_KEY], [[5, 5]])
-    chosen = [(key, q) for q, (_, key) in hg.local_cap(lights, 1, 0)]
-    assert chosen == [("8000000000000005", 5)]
-    report = hg.selection_report(lights, hg.keep_chosen(lights, chosen), 1)
+    picks = [(key, q) for q, (_, key) in hg.local_cap(lights, 1, 0)]
+    assert picks == [("8000000000000005", 5)]
+    report = hg.selection_report(lights, hg.keep_picked(lights, picks), 1)
     assert report["kept_by_query"] == {5: 1}
 
 

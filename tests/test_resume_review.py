@@ -80,12 +80,13 @@ def test_an_input_that_changed_since_its_part_is_read_again(crawl, tmp_path: Pat
 
 KILL_AFTER_FIRST_SHARD = """
 import os, signal, sys
-from beam_jobs import harvest, harvest_global as g
-write = g.write_selected
+from beam_jobs import harvest
+from wit_pipeline.stages.harvest import outputs
+write = outputs.write_selected
 def write_then_die(*args):
     write(*args)
     os.kill(os.getpid(), signal.SIGKILL)  # a pre-emption while the outputs are written
-g.write_selected = write_then_die
+outputs.write_selected = write_then_die
 harvest.run(sys.argv[1:])
 """
 

@@ -16,8 +16,8 @@ from types import TracebackType
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wit_pipeline.stages.harvest import input_version, part_is_complete, part_name
-from wit_pipeline.stages.harvest_inputs import source_files
+from wit_pipeline.stages.harvest.inputs import source_files
+from wit_pipeline.stages.harvest.parts import input_version, part_is_complete, part_name
 
 POLL_SECONDS = 1.0
 
