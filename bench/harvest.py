@@ -45,6 +45,8 @@ import types
 import zlib
 from pathlib import Path
 
+from wit_pipeline.core.outputs import STATS
+
 HOST = b"img00.example.com"  # a DNS name, as on the web (the demo serves 127.0.0.1:PORT)
 
 
@@ -129,7 +131,7 @@ def wit_harvest(files: list[Path]) -> int:
         args = [a for f in files for a in ("--input", str(f))]
         with contextlib.redirect_stdout(io.StringIO()):  # its stage counts, once per round
             harvest.run([*args, "--output", out, "--num-shards", "4", "--no-progress"])
-        return json.loads(Path(out, "stats.json").read_text())["stages"][-1]["out"]
+        return json.loads(Path(out, STATS).read_text())["stages"][-1]["out"]
     finally:
         shutil.rmtree(out)
 

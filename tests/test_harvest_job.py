@@ -19,6 +19,7 @@ from apache_beam.testing.util import assert_that
 from beam_jobs import harvest
 from beam_jobs.harvest_global import Balance
 from wit_pipeline.core import keys, parquet_io, schema, stats
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages.balance import cap_rank, keeping_queries, select_cap, select_prob
 from wit_pipeline.stages.harvest import outputs, select
 from wit_pipeline.stages.harvest.inputs import source_files
@@ -114,7 +115,7 @@ def _run_harvest(crawl, out: Path, *extra: str, input_glob: str | None = None) -
         *extra,
     ]
     assert harvest.run(argv) == 0
-    return json.loads((out / "stats.json").read_text())
+    return json.loads((out / STATS).read_text())
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -200,7 +201,7 @@ def test_real_common_crawl_warc_parses(real_warc, tmp_path):
     out = tmp_path / "cc"
     argv = ["--input", str(real_warc), "--output", str(out), "--num-shards", "1"]
     assert harvest.run(argv) == 0
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     by = {s["name"]: s for s in doc["stages"]}
     assert by["extract"]["in"] == 13  # <img> tags on the page
     stats.check_stages(doc["stages"], outputs.CHAINED)
@@ -274,8 +275,8 @@ def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
         f"https://data.commoncrawl.org/{p}" for p in paths[:2]]
     trial = tmp_path / "trial"
     assert harvest.run([*argv[:-2], "--num-shards", "1", "--output", str(trial), "--max-files", "1"]) == 0
-    read = {s["name"]: s for s in json.loads((trial / "stats.json").read_text())["stages"]}["read"]
-    assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["read"]["in"]
+    read = {s["name"]: s for s in json.loads((trial / STATS).read_text())["stages"]}["read"]
+    assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / STATS).read_text())["stages"]}["read"]["in"]
 
 
 def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path, capsys):

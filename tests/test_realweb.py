@@ -10,6 +10,7 @@ import pytest
 
 from beam_jobs import harvest
 from wit_pipeline.core import parquet_io, schema, stats
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages.harvest import outputs
 from wit_pipeline.synthetic import realweb
 from wit_pipeline.synthetic.generate import generate_crawl
@@ -28,7 +29,7 @@ def _harvest(root: Path, kind: str, out: Path, languages: str) -> tuple[dict, di
     argv = ["--input", str(root / "crawl" / kind / "*.gz"), "--output", str(out), "--languages", languages,
             "--min-lang-score", "0", "--num-shards", "1"]
     assert harvest.run(argv) == 0
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     table = parquet_io.read_table(str(out / "candidates" / "*.parquet"), schema.CANDIDATES)
     rows = table.to_pylist()
     return doc, {(r["url"], r["text"]): r["query_ids"] for r in rows}

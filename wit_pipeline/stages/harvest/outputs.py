@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import check_own_output, check_stages, stages_from_counters, stats_document
+from wit_pipeline.core import fsio, outputs, parquet_io, schema
+from wit_pipeline.core.stats import check_own_output, stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
 from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_names
 
@@ -18,19 +18,19 @@ STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
 CHAINED = (("extract", "filter"), ("filter", "match"), ("match", "dedup"), ("dedup", "balance"))
 
 # what a harvest writes in its --output (and the temporary names of a killed write)
-_OURS = re.compile(r"(candidates|selected|dead_letter|query_counts\.parquet|parts\.txt|stats\.json)(\.tmp-[0-9a-f]+)?")
+_NAMES = (outputs.CANDIDATES, outputs.SELECTED, outputs.DEAD_LETTER, outputs.QUERY_COUNTS, outputs.PARTS_LIST, outputs.STATS)
+_OURS = re.compile(f"({'|'.join(map(re.escape, _NAMES))})" + r"(\.tmp-[0-9a-f]+)?")
 
 
 def write_selected(output: str, num_shards: int, shard: int, batches: list[bytes]) -> str:
-    url = fsio.join(output, "selected", f"part-{shard:05d}-of-{num_shards:05d}.parquet")
+    url = fsio.join(output, outputs.sharded(outputs.SELECTED, shard, num_shards))
     parquet_io.write_tables(url, map(from_ipc, batches), schema.SELECTED, "key")
     return url
 
 
 def write_dead_letters(output: str, shard: int, rows: list[dict]) -> str:
-    url = fsio.join(output, "dead_letter", "part-00000-of-00001.parquet")
-    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
-    parquet_io.write_rows(url, rows, schema.DEAD_LETTER, "source")
+    url = fsio.join(output, outputs.DEAD_LETTERS)
+    outputs.write_dead_letters(url, rows)
     return url
 
 
@@ -42,12 +42,12 @@ def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, 
     run's). candidates/ may also hold parts of files an earlier run read and this one did not
     (kept for a later run over them): parts.txt says which parts this run's counts cover."""
     part_names = sorted({url.rsplit("/", 1)[-1] for url in parts})
-    fsio.write_bytes(fsio.join(output, schema.PARTS_FILE), "".join(f"{name}\n" for name in part_names).encode())
+    fsio.write_bytes(fsio.join(output, outputs.PARTS_LIST), "".join(f"{name}\n" for name in part_names).encode())
     names = query_names(config.allowlist, config.case_sensitive)
     selected, kept = report["selected_by_query"], report["kept_by_query"]
     rows = [{"query_id": q, "query": names[q], "count": int(n), "selected": int(selected.get(q, 0)),
              "kept": int(kept.get(q, 0))} for q, n in report["matched_by_query"].items()]
-    parquet_io.write_rows(fsio.join(output, schema.QUERY_COUNTS_FILE), rows, schema.QUERY_COUNTS, "query_id")
+    parquet_io.write_rows(fsio.join(output, outputs.QUERY_COUNTS), rows, schema.QUERY_COUNTS, "query_id")
 
     reason = "over_cap" if config.balance == "cap" else "balanced_out"
     d_in, d_out, sel = report["dedup_in"], report["dedup_out"], report["selected"]
@@ -56,24 +56,18 @@ def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, 
     stages = stages_from_counters({k: v for k, v in counts.items() if v}, STAGES)
     # pairs whose URL a lazy-loading attribute, srcset or <picture> gave (WARC input only)
     url_from = {k.split("url_from.", 1)[1]: v for k, v in sorted(files.items()) if k.startswith("extract:url_from.")}
-    doc = stats_document(stages, job="harvest", config=asdict(config), url_from=url_from, parts=len(part_names))
-    try:
-        check_stages(stages, CHAINED)
-    except ValueError as exc:
-        doc["error"] = str(exc)
-        raise
-    finally:
-        fsio.write_json(fsio.join(output, "stats.json"), doc)
+    outputs.write_stats(output, stages, CHAINED, job="harvest", config=asdict(config), url_from=url_from,
+                        parts=len(part_names))
 
 
 def tidy(output: str, num_shards: int, started: float) -> None:
     """After a run: delete what wit wrote and no longer stands for anything, selected-pairs
     files of an earlier run with another --num-shards and the temporary parts a killed run
     left (those older than this run: a concurrent run's are its own)."""
-    stale = [u for u in fsio.expand(fsio.join(output, "selected", "part-*-of-*.parquet"))
-             if not u.endswith(f"-of-{num_shards:05d}.parquet")]
+    current = set(fsio.expand(fsio.join(output, outputs.sharded_glob(outputs.SELECTED, num_shards))))
+    stale = [u for u in fsio.expand(fsio.join(output, outputs.sharded_glob(outputs.SELECTED))) if u not in current]
     fs, _ = fsio.filesystem(output)
-    stale += [u for u in fsio.expand(fsio.join(output, "candidates", "*.parquet.tmp-*"))
+    stale += [u for u in fsio.expand(fsio.join(output, outputs.CANDIDATES, "*.parquet.tmp-*"))
               if fs.modified(fsio.filesystem(u)[1]).timestamp() < started]
     for url in stale:
         fsio.rm(url)
@@ -91,5 +85,5 @@ def check_output(url: str) -> None:
 def _holds_parts(url: str, names: list[str]) -> bool:
     """Whether candidates/ holds a harvest part (a rerun killed after removing stats.json,
     beside a file the user put there while stats.json said the folder was harvest's)."""
-    found = fsio.expand(fsio.join(url, "candidates", "*.parquet")) if "candidates" in names else []
+    found = fsio.expand(fsio.join(url, outputs.CANDIDATES, "*.parquet")) if outputs.CANDIDATES in names else []
     return bool(found) and is_part(found[0])
