@@ -27,7 +27,7 @@ from train.decontaminate import DEFAULT_MAX_DISTANCE, decontaminate
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.text import textnorm
-from wit_pipeline.text.allowlist import HEADER, parse_allowlist
+from wit_pipeline.text.allowlist import HEADER, decode_utf8, parse_allowlist
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -43,8 +43,8 @@ RECALL_AT = (1, 5, 10)
 
 def load_classnames(path_or_allowlist: str) -> list[str]:
     """Class names from a text file (one per line, '#' comments) or the queries of an allowlist TSV."""
-    with fsspec.open(path_or_allowlist, "rt", encoding="utf-8", newline="") as f:
-        text = f.read()
+    with fsspec.open(path_or_allowlist, "rb") as f:
+        text = decode_utf8(f.read(), path_or_allowlist)
     if text.startswith("\t".join(HEADER)):  # an allowlist: its queries, read as every stage reads them
         names = parse_allowlist(text, allow_duplicates=True, name=path_or_allowlist).queries
     else:
