@@ -134,7 +134,8 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
     d, g = config.max_distance, _Graph()
     files = p | "InputFiles" >> beam.Create(inputs) | "ReshuffleFiles" >> beam.Reshuffle()
     samples = g.read(files, "ReadTars", "read", shards.iter_tar_samples, "bad_tar")
-    records = g.counted(samples, "Read", "read", fn=stage.read, source=stage.sample_source)
+    records = g.counted(samples, "Read", "read", fn=functools.partial(stage.read, max_caption_chars=config.max_caption_chars),
+                        source=stage.sample_source)
     decoded = g.counted(records, "Decode", "decode", fn=functools.partial(stage.decode, max_pixels=config.max_pixels),
                         source=stage.record_source)
 
@@ -213,6 +214,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="images whose header declares more pixels are dropped before decoding (decompression "
                         "bombs); training uses the same cap")
+    parser.add_argument("--max-caption-chars", type=int, default=CurateConfig.max_caption_chars,
+                        help="captions longer than this are dropped (too_long)")
     parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
