@@ -27,6 +27,7 @@ class BuildQueriesConfig:
     range_mb: float = 16.0  # bytes of multistream dump per unit of work
     count_shards: int = 512  # n-gram count tables are summed per shard (a hash of the n-gram)
     recipe: Recipe = field(default_factory=Recipe)
+    strict: bool = False  # a dump (or part of one) that could not be read fails the run
 
     def __post_init__(self) -> None:
         if not self.wikipedia:
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MB of a multistream dump per unit of work (each read by one worker)")
     p.add_argument("--count-shards", type=int, default=512,
                    help="n-gram counts are summed in this many tables (by hash): more for bigger dumps")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1, no allowlist.tsv) when part of a dump could not be read, instead of "
+                   "building from the rest and saying so in stats.json")
     return p
 
 
@@ -101,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> BuildQueriesConfig:
     wn = None if args.wordnet.lower() == "none" else args.wordnet
     return BuildQueriesConfig(wikipedia=list(args.wikipedia), output=args.output.rstrip("/"),
                               pageviews=list(args.pageviews), wordnet=wn, range_mb=args.range_mb,
-                              count_shards=args.count_shards, recipe=recipe)
+                              count_shards=args.count_shards, recipe=recipe, strict=args.strict)
 
 
 class Inputs(NamedTuple):
