@@ -75,10 +75,8 @@ def find(url: str) -> list[str]:
     return [fs.unstrip_protocol(p) if "://" in url else p for p in sorted(fs.find(path))]
 
 
-def not_a_regular_file(url: str) -> str | None:
-    """Why a local path cannot be read as a file (a FIFO blocks its reader until someone writes,
-    a device such as /dev/zero never ends), or None: a regular file, a missing one (its open
-    says so) or a remote URL."""
+def _special_kind(url: str) -> str | None:
+    """'a FIFO', 'a socket' or 'a device' for a local path that is one, else None."""
     fs, path = filesystem(url)
     if "file" not in fs.protocol:
         return None
@@ -88,14 +86,21 @@ def not_a_regular_file(url: str) -> str | None:
         return None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return None
-    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-    return f"{url} is {kind}, not a regular file"
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def not_a_regular_file(url: str) -> str | None:
+    """Why a local path cannot be read as a file (a FIFO blocks its reader until someone writes,
+    a device such as /dev/zero never ends), or None: a regular file, a missing one (its open
+    says so) or a remote URL."""
+    kind = _special_kind(url)
+    return None if kind is None else f"{url} is {kind}, not a regular file"
 
 
 def check_regular_file(url: str) -> None:
     """Raise OSError (EINVAL) for a local path that is not a regular file (`not_a_regular_file`)."""
-    if problem := not_a_regular_file(url):
-        raise OSError(errno.EINVAL, problem, url)
+    if kind := _special_kind(url):
+        raise OSError(errno.EINVAL, f"{kind}, not a regular file", url)
 
 
 def open(url: str, mode: str = "rb") -> IO[Any]:  # noqa: A001 - fsio.open, as fsspec.open
