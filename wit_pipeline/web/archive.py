@@ -368,6 +368,15 @@ def _headers(data: bytes | bytearray, i: int, end: int) -> dict[str, str]:
     return headers
 
 
+def target_uri(value: str) -> str:
+    """A `WARC-Target-URI` as warcio reads it: angle brackets around it (the WARC 1.0
+    grammar's `<uri>`, written by wget 1.19 and others) removed, spaces as %20."""
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1]
+    return value.replace(" ", "%20") if " " in value else value
+
+
 def _length(headers: dict[str, str]) -> int | None:
     """The Content-Length, if it is one: ASCII digits, at most 18 (int() refuses thousands)."""
     length = headers.get("content-length", "")
