@@ -123,9 +123,10 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
             tally.inc(EXTRACT, "in", extra)
             tally.dropped(EXTRACT, "too_many_images", extra)
             images = images[:MAX_IMAGES_PER_PAGE]
-        # WAT attribute values are raw HTML; the HTML scan has decoded the WARC page's. The
-        # page's `extract` counts are made after its last image, so a raise leaves none.
-        pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=record.type != "response")
+        # Attribute values come decoded once: by the HTML scan (WARC) or by Common Crawl's WAT
+        # extractor, which decodes every attribute it records. The page's `extract` counts are
+        # made after its last image, so a raise leaves none.
+        pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=False)
     except Exception as exc:
         tally.dropped(READ, ERROR)
         on_error(f"{file_url}@{record.offset}", error_text(exc))
