@@ -2,7 +2,9 @@
 pages carry (news photos and headlines, products, people and places, recipes, travel, sport,
 real estate, how-to), and foreign captions of the same kinds in the languages a case fold
 risks keeping as English (German, French, Spanish, Dutch, Italian, Portuguese, Swedish,
-Danish, Polish, Czech, Indonesian, Turkish). Written for this check; each line is one caption."""
+Danish, Norwegian, Finnish, Hungarian, Romanian, Polish, Czech, Indonesian, Turkish), plus the
+alt texts of the real Common Crawl page in the tests' fixtures (Aragonese Wikipedia). Written
+for this check; each line is one caption."""
 
 ENGLISH = """
 Mercury News Letters to the Editor for Jan. 20, 2023
@@ -163,6 +165,159 @@ University announces new president
 Church celebrates its hundredth anniversary
 Historic building to be torn down
 City council approves new bike lanes
+Aerial photo of the flooded farmland along the Mississippi River
+Sunrise over the Atlantic Ocean from Cape Cod
+Officials inspect damage to the roof of the elementary school
+The Seattle skyline with Mount Rainier in the background
+Coach Nick Saban talks to his players on the sideline
+Fans cheer as the team arrives at the airport
+Goalkeeper makes a diving save in the second half
+Tiger Woods tees off on the first hole at Augusta
+A worker assembles circuit boards at the factory
+Shipping containers stacked at the Port of Los Angeles
+Farmers market vendors sell peaches and plums
+An old barn in the countryside under a cloudy sky
+Red barn with a white fence in Vermont
+Autumn leaves on a country road in New England
+Snowplow clears the highway after a blizzard
+Ice skaters on the frozen pond in the town square
+Pumpkin patch at the family farm
+Apple orchard in full bloom in spring
+Cherry blossoms along the Tidal Basin in Washington
+Sailboats racing on the bay on a windy afternoon
+Surfer riding a big wave in Hawaii
+Scuba diver swimming with a sea turtle
+Penguins on the ice in Antarctica
+Polar bear walking on the sea ice
+Monarch butterflies on a milkweed plant
+Hummingbird feeding from a red flower
+Baby goats playing in the barnyard
+Horse and rider jumping a fence at the show
+Dog catching a frisbee in the park
+Kitten playing with a ball of yarn
+Rabbit sitting in the grass
+Deer crossing a country road at dawn
+Close up of a green tree frog
+Brown bear catching salmon in a river in Alaska
+Whale breaching off the coast of California
+Old stone church in a small English village
+Victorian house with a wraparound porch
+Modern glass office tower in the financial district
+Abandoned factory on the edge of town
+Colorful row houses in San Francisco
+Brick townhouses on a tree lined street in Boston
+Log cabin in the woods covered with snow
+Beach house with a view of the ocean
+Kitchen with granite countertops and an island
+Dining room with a long wooden table and eight chairs
+Home office with a standing desk and two monitors
+Kids bedroom with bunk beds and a reading nook
+Laundry room with a front loading washer and dryer
+Two car garage with an electric door
+Swimming pool with a diving board in the backyard
+Pair of white running shoes on a wooden floor
+Black leather handbag with a gold chain strap
+Silver necklace with a heart pendant
+Men's blue cotton dress shirt
+Women's red wool winter coat
+Kids rain boots with dinosaur print
+Stainless steel water bottle, 32 ounce
+Cast iron skillet with a wooden handle
+Electric pressure cooker on the kitchen counter
+Cordless drill with two batteries and a charger
+Gas grill with side burner and cover
+Garden hose reel with thirty meters of hose
+Office chair with lumbar support and adjustable arms
+Bookshelf with five shelves in walnut finish
+Table lamp with a linen shade
+Set of four dinner plates in white porcelain
+Smart watch with a heart rate monitor
+Laptop stand made of aluminium
+Gaming mouse with programmable buttons
+Mechanical keyboard with RGB backlight
+4K television mounted on the living room wall
+Bluetooth speaker on a picnic blanket
+Digital camera with a zoom lens
+Drone flying over a corn field
+Electric scooter parked on the sidewalk
+Child's bicycle with training wheels
+Baby stroller with a canopy
+Pancakes with blueberries and maple syrup
+Eggs Benedict with hollandaise sauce
+Avocado toast with a poached egg
+Bowl of ramen with pork and a soft boiled egg
+Sushi platter with salmon and tuna rolls
+Tacos with grilled chicken and salsa
+Spaghetti and meatballs in tomato sauce
+Caesar salad with croutons and parmesan
+Cheeseburger with fries and a milkshake
+Fried chicken with mashed potatoes and gravy
+Roast turkey on a platter for Thanksgiving
+Apple pie with a lattice crust
+Banana bread sliced on a cutting board
+Iced coffee with cream in a tall glass
+Cup of hot chocolate with marshmallows
+Smoothie bowl topped with granola and fruit
+How to make sourdough bread at home
+Ten tips for a better night's sleep
+What to pack for a week in Italy
+The best places to see the northern lights
+A beginner's guide to growing herbs indoors
+Why electric cars are getting cheaper
+Everything you need to know about the new tax rules
+Five easy dinners for busy weeknights
+How to clean a cast iron pan
+Photos: the best moments from the Olympic Games
+In pictures: a year of extreme weather
+Gallery: the red carpet at the Oscars
+Video: firefighters battle a brush fire near the highway
+Opinion: our city needs more affordable housing
+Letter to the editor: save the old library
+Obituary photo of John Smith, 1941 to 2023
+Headshot of Dr. Sarah Johnson, chief medical officer
+Profile picture of the author
+Portrait of Abraham Lincoln from 1863
+Martin Luther King Jr. delivers a speech in Washington
+Neil Armstrong on the surface of the Moon
+Queen Elizabeth II waves from the balcony of Buckingham Palace
+Elon Musk at a Tesla event in Texas
+Oprah Winfrey interviews a guest on her show
+Barack Obama shakes hands with supporters at a rally
+Dolly Parton performs at the Grand Ole Opry
+Beyonce on stage at Coachella
+Kansas City Chiefs quarterback Patrick Mahomes
+Golden State Warriors guard Stephen Curry shoots a three pointer
+Los Angeles Dodgers celebrate winning the World Series
+NEW YORK CITY MARATHON 2023
+MAN CHARGED WITH THEFT OF CATALYTIC CONVERTERS
+SCHOOLS CLOSED AS SNOWSTORM HITS THE REGION
+HOUSE FIRE ON ELM STREET LEAVES FAMILY HOMELESS
+LOCAL TEAM WINS STATE CHAMPIONSHIP
+FREE SHIPPING ON ALL ORDERS
+SALE ENDS SUNDAY
+NEW ARRIVALS FOR SPRING
+SHOP THE COLLECTION
+JOIN OUR MAILING LIST
+Smith Family Dental Care
+Riverside Community College
+Johnson and Sons Plumbing and Heating
+The Grand Hotel Ballroom
+Main Street Bakery and Cafe
+Pacific Northwest Trail Association
+Friends of the Public Library
+Saint Mary's Catholic Church
+Lincoln High School Class of 1985
+Springfield Police Department
+County Fairgrounds Parking Map
+Annual Report 2022 Cover
+Quarterly Earnings Presentation Slide
+Wedding Photography by Emily Rose
+Real Estate Listing: 42 Maple Avenue
+Luxury Condo With City Views
+Charming Cottage Near the Beach
+Historic Farmhouse on Ten Acres
+Fully Renovated Kitchen and Baths
+Open House This Saturday
 """.strip().splitlines()
 
 FOREIGN = """
@@ -245,4 +400,85 @@ Petugas pemadam kebakaran memadamkan api di sebuah rumah di Jakarta
 Anak-anak bermain di taman pada sore hari
 İtfaiye ekipleri İstanbul'da bir binadaki yangını söndürdü
 Çocuklar parkta karda oynuyor
+Kinder basteln Laternen für den Martinsumzug
+Rathaus der Stadt München am Marienplatz
+Sonnenuntergang am Strand von Sylt
+Gebrauchtwagen zu verkaufen, wenig gefahren
+Damen Wintermantel aus Wolle in Rot
+Kaffeemaschine aus Edelstahl mit Milchaufschäumer
+Schüler sitzen im Klassenzimmer und hören dem Lehrer zu
+Die Mannschaft jubelt nach dem Sieg im Pokalfinale
+Neues Einkaufszentrum öffnet am Samstag
+Ferienwohnung mit Meerblick an der Ostsee
+Wanderweg durch den Schwarzwald im Herbst
+Der Bürgermeister eröffnet das neue Schwimmbad
+Le marché de Noël sur la place de la cathédrale
+Coucher de soleil sur la plage de Biarritz
+Voiture d'occasion à vendre, faible kilométrage
+Manteau d'hiver pour femme en laine rouge
+Machine à café en acier inoxydable
+Les élèves écoutent le professeur en classe
+L'équipe fête sa victoire en finale de la coupe
+Nouveau centre commercial ouvert samedi
+Location de vacances avec vue sur la mer
+Randonnée dans les Alpes en automne
+Le maire inaugure la nouvelle piscine municipale
+Mercado de Navidad en la plaza mayor
+Puesta de sol en la playa de Cádiz
+Coche de segunda mano en venta con pocos kilómetros
+Abrigo de invierno para mujer de lana roja
+Cafetera de acero inoxidable con espumador de leche
+Los alumnos escuchan al profesor en el aula
+El equipo celebra la victoria en la final de copa
+Nuevo centro comercial abre el sábado
+Casa rural con vistas a la montaña
+Ruta de senderismo por los Pirineos en otoño
+El alcalde inaugura la nueva piscina municipal
+Kerstmarkt op het marktplein in Utrecht
+Zonsondergang op het strand van Scheveningen
+Tweedehands auto te koop met weinig kilometers
+Dames winterjas van rode wol
+Koffiezetapparaat van roestvrij staal
+Leerlingen luisteren naar de leraar in de klas
+Het team viert de overwinning in de bekerfinale
+Nieuw winkelcentrum opent zaterdag
+Vakantiehuis met uitzicht op zee
+Wandelroute door de Veluwe in de herfst
+De burgemeester opent het nieuwe zwembad
+Mercatino di Natale in piazza del Duomo
+Tramonto sulla spiaggia di Rimini
+Auto usata in vendita con pochi chilometri
+Cappotto invernale da donna in lana rossa
+Gli studenti ascoltano l'insegnante in classe
+La squadra festeggia la vittoria in finale
+Mercado de Natal na praça central do Porto
+Pôr do sol na praia de Copacabana
+Carro usado à venda com poucos quilómetros
+Casaco de inverno feminino de lã vermelha
+Os alunos ouvem o professor na sala de aula
+Julmarknad på torget i Göteborg
+Solnedgång över havet på västkusten
+Begagnad bil till salu med låg körsträcka
+Julemarked på rådhuspladsen i Aarhus
+Solnedgang over havet ved Skagen
+Jarmark bożonarodzeniowy na rynku w Krakowie
+Zachód słońca nad morzem w Sopocie
+Vánoční trhy na Staroměstském náměstí
+Západ slunce nad rybníkem v jižních Čechách
+Pasar malam di pusat kota Yogyakarta
+Matahari terbenam di pantai Kuta Bali
+Yılbaşı pazarı Taksim meydanında kuruldu
+Antalya sahilinde gün batımı
+Joulumarkkinat Helsingin Senaatintorilla
+Auringonlasku järven rannalla kesällä
+Karácsonyi vásár a budapesti Vörösmarty téren
+Naplemente a Balaton partján nyáron
+Julemarked på torget i Bergen sentrum
+Solnedgang over fjorden om sommeren
+Târg de Crăciun în Piața Sfatului din Brașov
+Apus de soare pe plaja din Mamaia
+Biquipedia
+A enciclopedia libre
+Escudo d'armas
+Escopete ubicada en Castiella-La Mancha
 """.strip().splitlines()
