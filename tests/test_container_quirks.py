@@ -84,6 +84,8 @@ def test_http_head_line_endings_and_folding() -> None:
     assert (status, block[start:]) == ("200", b"body")
     assert headers == {"content-type": "text/html; charset=utf-8", "x-a": "b"}
     assert http_head(b"HTTP/1.1 200 OK\n \t\r\nbody")[2] == len(b"HTTP/1.1 200 OK\n \t\r\n")  # a blank line
+    assert [http_head(b"HTTP/1.1  200  OK\n\n")[0], http_head(b"HTTP/1.0 200\r\n\r\n")[0],
+            http_head(b"HTTP/1.1\n\n")[0], http_head(b"HTTP/1.1 404 Not Found\n\n")[0]] == ["200", "200", "", "404"]
 
 
 def test_http_head_beyond_warcio_is_a_counted_drop(tmp_path: Path) -> None:

@@ -181,7 +181,7 @@ def http_head(block: bytes) -> tuple[str, dict[str, str], int] | None:
     if m is None:
         return None
     lines = block[:m.start()].decode("latin-1").split("\n")
-    status = lines[0].rstrip().split(" ", 2)
+    status = lines[0].rstrip().split(" ", 1)[-1].strip().split(" ", 1)[0] if " " in lines[0] else ""
     headers: dict[str, str] = {}
     name = None
     for line in lines[1:]:
@@ -196,7 +196,7 @@ def http_head(block: bytes) -> tuple[str, dict[str, str], int] | None:
             headers[name] = value.lstrip()
         else:
             name = None
-    return (status[1] if len(status) > 1 else ""), headers, m.end()
+    return status, headers, m.end()
 
 
 def _decoded_body(body: bytes, headers: dict[str, str]) -> bytes | None:
