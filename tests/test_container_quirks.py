@@ -77,6 +77,33 @@ def test_bare_lf_http_head_is_read_as_warcio_reads_it(tmp_path: Path) -> None:
     assert counts["read:out"] == 1
 
 
+def _lf_record(block: bytes) -> bytes:
+    """A ClueWeb09-shaped record whose WARC header lines, too, end in a bare LF."""
+    head = (f"WARC/0.18\nWARC-Type: response\nWARC-Target-URI: {PAGE}\nWARC-Date: 2009-01-13T18:05:10-0800\n"
+            "WARC-TREC-ID: clueweb09-en0000-00-00000\nContent-Type: application/http;msgtype=response\n"
+            "WARC-Identified-Payload-Type: \n"
+            f"Content-Length: {len(block)}\n\n")
+    return head.encode() + block + b"\n\n"
+
+
+@pytest.mark.parametrize("layout", ["members", "plain", "whole-gzip"])
+def test_bare_lf_warc_header_is_read_as_warcio_reads_it(tmp_path: Path, layout: str) -> None:
+    records = [_lf_record(CLUEWEB_HEAD + HTML), _lf_record(CLUEWEB_HEAD + HTML.replace(b"harbour", b"harbor"))]
+    path = tmp_path / "clueweb-lf.warc.gz"
+    if layout == "members":
+        _write(path, *records)
+    elif layout == "plain":
+        path.write_bytes(b"".join(records))
+    else:
+        path.write_bytes(gzip.compress(b"".join(records), mtime=0))
+    if layout != "whole-gzip":  # warcio refuses a WARC gzipped whole; wit reads it record by record
+        assert [uri for uri, _ in _warcio(path)] == [PAGE, PAGE]
+    pairs, counts, errors = _pairs(path)
+    assert errors == [] and counts["read:out"] == 2
+    assert pairs == PAIRS + [(PAIRS[0][0].replace("harbour", "harbor"), PAIRS[0][1].replace("harbour", "harbor")),
+                             PAIRS[1]]
+
+
 def test_http_head_line_endings_and_folding() -> None:
     """Mixed CRLF and LF, a folded header, a line without a colon, trailing spaces."""
     block = b"HTTP/1.0 200 OK\r\nContent-Type: text/html;\n charset=utf-8\nBogus line\r\nX-A:  b  \r\n\nbody"
