@@ -22,7 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import sys, time
-from wit_pipeline.stages import harvest as h
+try:  # harvest as a package; older revisions had one module
+    from wit_pipeline.stages.harvest import per_file as h
+except ImportError:
+    from wit_pipeline.stages import harvest as h
 from wit_pipeline.text.langid import LanguageIdentifier
 from wit_pipeline.text.matcher import QueryMatcher
 config = h.HarvestConfig()

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.lid_captions import ENGLISH, FOREIGN  # noqa: E402
-from wit_pipeline.stages.harvest import HarvestConfig  # noqa: E402
+from wit_pipeline.stages.harvest.config import HarvestConfig  # noqa: E402
 from wit_pipeline.text.langid import LanguageIdentifier, _clean, case_folded  # noqa: E402
 
 FORMS = {
