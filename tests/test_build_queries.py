@@ -589,7 +589,7 @@ def test_a_plain_dump_damaged_part_way_is_said_loudly_or_fails_with_strict(tmp_p
     captured = capsys.readouterr()
     assert "WARNING: INCOMPLETE: 1 of 1 dump reading unit(s) stopped early" in captured.err
     assert "(INCOMPLETE: part of the dump was not read)" in captured.out
-    doc = json.loads((tmp_path / "a" / "stats.json").read_text())
+    doc = json.loads((tmp_path / "a" / STATS).read_text())
     assert doc["incomplete"] == {"dump_files": 0, "units": 1, "units_read": 1, "strict": False}
     stage = {s["name"]: s for s in doc["stages"]}
     assert stage["inputs"]["dropped"] == {"error": 1} and 0 < stage["pages"]["in"] < 400
@@ -598,4 +598,4 @@ def test_a_plain_dump_damaged_part_way_is_said_loudly_or_fails_with_strict(tmp_p
     with pytest.raises(SystemExit, match=r"^wit build-queries: --strict: 1 of 1 dump reading unit\(s\) stopped early"):
         run([*common, "--output", str(tmp_path / "b"), "--strict"])
     assert not (tmp_path / "b" / "allowlist.tsv").exists()
-    assert json.loads((tmp_path / "b" / "stats.json").read_text())["incomplete"]["strict"] is True
+    assert json.loads((tmp_path / "b" / STATS).read_text())["incomplete"]["strict"] is True
