@@ -17,12 +17,16 @@ and the readers turn a bad page, line or stream into a dead letter themselves.
 
 Outputs: allowlist.tsv; stats.json (stages below, the config, a summary of reads.jsonl);
 reads.jsonl (one line per unit read: source, byte range, pages, worker, start, seconds);
-dead_letter.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
+dead_letter.parquet (schema.DEAD_LETTER). With `--language CODE` (queries.worldwide), the list is
+OUTPUT/CODE.tsv and the other three files go to OUTPUT/build/CODE/, so one folder holds a
+worldwide allowlist; a language written without spaces is segmented (queries.segment) in the
+workers, which need the `worldwide` extra. allowlist.in == numbers + wordnet.out +
 unigrams.out + pmi.out + titles.out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +43,7 @@ from apache_beam.transforms.window import GlobalWindows
 from beam_jobs import common
 from beam_jobs.common import BeamTally
 from beam_jobs.transforms import DEAD_LETTER, Counted, dead_letter
-from queries import build, config, multistream, pageviews, pmi, wikipedia, wordnet
+from queries import build, config, multistream, pageviews, pmi, wikipedia, worldwide
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import error_text
 
@@ -159,7 +163,9 @@ def count_ngrams(p: beam.Pipeline, inputs: config.Inputs, cfg: config.BuildQueri
              | "Units" >> beam.FlatMap(lambda units: units) | "Spread" >> beam.Reshuffle())
     read = units | "ReadUnits" >> beam.ParDo(ReadUnits()).with_outputs(DEAD_LETTER, REPORT, main="pages")
     dead.append(read[DEAD_LETTER])
-    counts = (_counted(read.pages, "articles", wikipedia.article_ngrams, dead, lambda page: page.title)
+    counting = cfg.recipe.counting  # None for English; else the language's segmenter and namespaces
+    counts = (_counted(read.pages, "articles", wikipedia.article_ngrams, dead, lambda page: page.title,
+                       *([counting] if counting else []))
               | "SumInBundle" >> beam.ParDo(SumInBundle(cfg.count_shards)).with_outputs(BIGRAM, main="unigrams"))
     return (counts.unigrams | "SumUnigrams" >> beam.CombinePerKey(MergeCounts()),
             counts[BIGRAM] | "SumBigrams" >> beam.CombinePerKey(MergeCounts()), read[REPORT])
@@ -189,13 +195,11 @@ def select_bigrams(unigrams: Any, bigrams: Any, recipe: build.Recipe, dead: list
 
 def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterable, bigrams: Iterable,
                        titles: Iterable, entries: Iterable) -> int:
-    """The final step: order, dedup, cap (queries.build) and write allowlist.tsv."""
+    """The final step: order, dedup, cap (queries.build) and write the list's TSV."""
     from wit_pipeline.text.allowlist import write_allowlist
 
-    r = cfg.recipe
-    candidates = build.ranked_candidates(dict(unigrams), dict(bigrams), dict(titles), dict(entries), r.numbers)
-    rows = build.assemble(candidates, r.max_queries, r.quotas, BeamTally())
-    return write_allowlist(fsio.join(cfg.output, "allowlist.tsv"), rows)
+    rows = build.finish(dict(unigrams), dict(bigrams), dict(titles), dict(entries), cfg.recipe, BeamTally())
+    return write_allowlist(cfg.allowlist_url, rows)
 
 
 def write_reads(rows: list[dict], output: str) -> None:
@@ -219,14 +223,16 @@ def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config
     dead.append(views[DEAD_LETTER])
     kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead,
                            str, r.min_title_views, r.titles)
-    entries = (p | "WordnetDir" >> beam.Create([cfg.wordnet] if cfg.wordnet else [])
-               | "ReadWordnet" >> beam.FlatMap(lambda d: wordnet.read_entries(d, BeamTally(), r.wordnet_entries).items()))
+    source = cfg.wordnet if r.language == "en" else cfg.omw
+    entries = (p | "WordnetDir" >> beam.Create([source] if source else [])
+               | "ReadWordnet" >> beam.FlatMap(
+                   lambda d: build.read_wordnet(r, d, d, BeamTally()).items()))
     _ = (p | "Assemble" >> beam.Create([None]) | "AssembleAndWrite" >> beam.Map(
         assemble_and_write, cfg, beam.pvalue.AsList(kept_unigrams), beam.pvalue.AsList(kept_bigrams),
         beam.pvalue.AsList(kept_titles), beam.pvalue.AsList(entries)))
     for name, pcoll, write in (("Reads", reports, write_reads),
                                ("DeadLetters", tuple(dead) | "AllDead" >> beam.Flatten(), write_dead)):
-        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write, cfg.output)
+        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write, cfg.job_dir)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -236,20 +242,23 @@ def run(argv: list[str] | None = None) -> int:
     try:
         cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
+        cfg = dataclasses.replace(cfg, recipe=worldwide.with_site(cfg.recipe, [url for url, _ in inputs.dumps]))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if not inputs.pageviews:
         logging.warning("no --pageviews: the allowlist will have no title queries")
+    for note in inputs.notes:
+        print(note)
     p = common.make_pipeline(pipeline_args)
     build_graph(p, cfg, inputs)
     result = p.run()
     result.wait_until_finish()
-    reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.output, READS)).splitlines()]
-    doc = common.write_stats(result, cfg.output, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
+    reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.job_dir, READS)).splitlines()]
+    doc = common.write_stats(result, cfg.job_dir, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
                       reads=multistream.read_summary(reads))
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
-    print(f"wrote {fsio.join(cfg.output, 'allowlist.tsv')} ({doc['stages'][-1]['out']} queries) and stats.json")
+    print(f"wrote {cfg.allowlist_url} ({doc['stages'][-1]['out']} queries) and {fsio.join(cfg.job_dir, 'stats.json')}")
     return 0
 
 

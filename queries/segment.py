@@ -2,7 +2,8 @@
 
 Wikipedia languages whose script puts no space between words (MetaCLIP 2's `no_space_languages`)
 are cut into words by a segmenter before unigrams and bigrams are counted. The segmenters come
-from PyPI in the `worldwide` extra and are imported only when such a language is built:
+from PyPI in extras (`worldwide`: ICU; `segmenters`: the others) and are imported only when
+such a language is built:
 
 - `icu` (the default for zh, ja, th, lo, km, my and their variants): ICU's dictionary-based word
   break iterator, through `icu4py` (a 16 MB wheel with ICU and its dictionaries inside). One
@@ -54,15 +55,17 @@ SYLLABLE_JOIN = frozenset({"bo", "dz"})
 class Engine:
     modules: tuple[str, ...]  # what must import
     pip: str  # what to install
-    languages: frozenset[str] | None  # None: every unspaced language
+    extra: str  # wit's extra that installs it
+    languages: frozenset[str]
 
 
 SEGMENTERS: dict[str, Engine] = {
-    "icu": Engine(("icu4py.breakers",), "icu4py==1.2.0", frozenset(UNSPACED) - {"bo", "dz"}),
-    "jieba": Engine(("jieba",), "jieba==0.42.1", frozenset({"zh", "zh_yue", "zh_classical"})),
-    "mecab": Engine(("fugashi", "unidic_lite"), "fugashi==1.5.2 unidic-lite==1.0.8", frozenset({"ja", "ryu"})),
-    "pythainlp": Engine(("pythainlp.tokenize",), "pythainlp==5.4.0", frozenset({"th"})),
-    "syllable": Engine((), "", frozenset({"bo", "dz"})),
+    "icu": Engine(("icu4py.breakers",), "icu4py==1.2.0", "worldwide", frozenset(UNSPACED) - {"bo", "dz"}),
+    "jieba": Engine(("jieba",), "jieba==0.42.1", "segmenters", frozenset({"zh", "zh_yue", "zh_classical"})),
+    "mecab": Engine(("fugashi", "unidic_lite"), "fugashi==1.5.2 unidic-lite==1.0.8", "segmenters",
+                    frozenset({"ja", "ryu"})),
+    "pythainlp": Engine(("pythainlp.tokenize",), "pythainlp==5.4.0", "segmenters", frozenset({"th"})),
+    "syllable": Engine((), "", "", frozenset({"bo", "dz"})),
 }
 
 # Phrase breaks of unspaced scripts, on top of PHRASE_BREAK: CJK and full-width punctuation,
@@ -102,15 +105,15 @@ def check(language: str, name: str | None) -> None:
         raise ValueError(f"unknown segmenter {name!r}: one of {', '.join(SEGMENTERS)}")
     if not is_unspaced(language):
         raise ValueError(f"language {language} is written with spaces: it takes no segmenter")
-    if engine.languages is not None and language not in engine.languages:
-        fits = sorted(n for n, e in SEGMENTERS.items() if e.languages is None or language in e.languages)
+    if language not in engine.languages:
+        fits = sorted(n for n, e in SEGMENTERS.items() if language in e.languages)
         raise ValueError(f"segmenter {name} does not segment {language} (use {' or '.join(fits)})")
     for module in engine.modules:
         try:
             importlib.import_module(module)
         except ImportError:
             raise ValueError(f"language {language} needs the {name} segmenter ({engine.pip}), which is not installed: "
-                             "pip install 'wit[worldwide]'") from None
+                             f"pip install 'wit[{engine.extra}]'") from None
 
 
 def _icu(language: str) -> Callable[[str], list[str]]:
