@@ -56,7 +56,7 @@ LANGUAGES: dict[str, Language] = {
         "th", tuple("ภาษา ประเทศ เมือง แม่น้ำ ภูเขา แมว สุนัข โรงเรียน มหาวิทยาลัย ดนตรี ภาพยนตร์ ประวัติศาสตร์ "
                     "วัฒนธรรม วิทยาศาสตร์ เทคโนโลยี เศรษฐกิจ การเมือง ศิลปะ ประชากร พื้นที่ รัฐบาล บริษัท รถไฟ "
                     "สนามบิน ห้องสมุด โรงพยาบาล สวน รถยนต์ เครื่องบิน ทะเล ป่า อากาศ".split()),
-        ("และ", "ของ", "ที่", "เป็น", "มี", "ใน"), (("สวย", "งาม"), ("วัด", "เก่า")), False, " ",
+        ("และ", "ของ", "ที่", "เป็น", "มี", "ใน"), (("บ้าน", "ใหม่"), ("วัด", "เก่า")), False, " ",
         {-2: "สื่อ", 1: "พูดคุย", 6: "ไฟล์", 14: "หมวดหมู่"}, "thumb"),
     "de": Language(
         "de", tuple("Stadt Fluss Berg Katze Hund Schule Universität Musik Film Geschichte Kultur Wissenschaft Technik "
@@ -110,10 +110,11 @@ def _wikitext(rng: random.Random, lang: Language, title: str, cum_weights: list[
     return (" " if lang.spaced else "").join(parts)
 
 
-def sample_pages(code: str, n: int, seed: int = 0, sentences: int = 30) -> list[bytes]:
+def sample_pages(code: str, n: int, seed: int = 0, sentences: int | None = None) -> list[bytes]:
     """n <page> elements (UTF-8 XML) of language `code`, the same for the same arguments."""
     if code == "en":
-        return sample_dump.sample_pages(n, seed, sentences)
+        return sample_dump.sample_pages(n, seed, **({"sentences": sentences} if sentences else {}))
+    sentences = sentences or 30
     lang = LANGUAGES[code]
     rng = random.Random(f"{code}:{seed}")
     cum_weights = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(lang.words))))  # Zipf
