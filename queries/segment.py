@@ -8,8 +8,8 @@ such a language is built:
 - `icu` (the default for zh, ja, th, lo, km, my and their variants): ICU's dictionary-based word
   break iterator, through `icu4py` (a 16 MB wheel with ICU and its dictionaries inside). One
   library for six scripts, no model or dictionary fetched or cached at run time. Counting
-  articles (bench/segmenters.py): jieba takes 3.0x ICU's time on zh, pythainlp 4.2x on th;
-  MeCab takes 0.8x on ja (ICU's per-chunk setup costs more there).
+  articles (bench/segmenters.py): jieba takes 2.8x ICU's time on zh, pythainlp 3.9x on th,
+  MeCab 1.1x on ja.
 - `jieba` (zh), `mecab` (ja: fugashi + unidic-lite, MeCab as MetaCLIP 2 used it), `pythainlp`
   (th, its `newmm` engine): the usual single-language choices, selectable with `--segmenter`.
 - `syllable` (bo, dz): Tibetan marks every syllable with a tsheg (U+0F0B), which the text
@@ -18,7 +18,7 @@ such a language is built:
   dictionary at run time, which wit does not do).
 
 Counting an unspaced language: the plain text is cut into phrases at punctuation of every
-script (bigrams never cross them), each whitespace-separated chunk is segmented as written
+script (bigrams never cross them), each phrase is segmented as written
 (before NFKC, which splits Thai's SARA AM and would cost the dictionary its words), and each
 word is then normalised exactly as captions are (`textnorm`; punctuation words vanish). For th, lo, km, my, bo and dz a
 space separates phrases, not words, so bigrams do not cross it; in zh and ja a space only sits
@@ -173,12 +173,24 @@ class Segmenter:
         """Token lists of plain text's phrases (see the module docstring)."""
         breaks = _WHITESPACE_BREAK if self.language in SPACE_BREAKS else UNSPACED_BREAK
         segment = self._engine()
+        spans = []
         for span in breaks.split(text):
-            words = [part for chunk in span.split() for word in segment(chunk)
-                     for part in (_DIGIT_EDGE.split(word) if _DIGIT.search(word) else (word,))]
-            toks = [t for t in batch_tokens(words) if t != _SEP] if words else []
-            if toks:
-                yield toks
+            if span and not span.isspace():
+                words = [part for word in segment(span) if not word.isspace()
+                         for part in (_DIGIT_EDGE.split(word) if _DIGIT.search(word) else (word,))]
+                spans.append(" ".join(words))
+        # Each word is normalised as captions are; one batch for the whole text (words are
+        # joined by spaces, which normalisation never crosses), spans apart at the NULs.
+        toks: list[str] = []
+        for tok in batch_tokens(spans) if spans else ():
+            if tok == _SEP:
+                if toks:
+                    yield toks
+                toks = []
+            else:
+                toks.append(tok)
+        if toks:
+            yield toks
 
 
 def join_bigram(language: str, bigram: str) -> str:
