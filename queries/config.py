@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a language written without spaces is cut into words (default: icu; zh: jieba, "
                    "ja: mecab, th: pythainlp also; bo, dz: syllable); needs the worldwide extra")
     p.add_argument("--omw", default=None,
-                   help="Open Multilingual WordNet copy for a language other than English: NLTK's omw-1.4 folder, "
-                   "one language's folder of it or a .tab file; none -> no WordNet entries (with a message)")
+                   help="Open Multilingual WordNet copy for a language other than English: NLTK's omw-1.4 folder "
+                   "(or one language's folder or .tab file of it), WN-LMF .xml file(s), or the wn package's data "
+                   "directory; none -> no WordNet entries (with a message)")
     p.add_argument("--wikipedia", required=True, action="append",
                    help="<code>wiki pages-articles dump(s): plain, multistream (split over workers when its "
                    "-multistream-index file is beside it) or per-part files; .xml/.bz2/.gz, a glob (repeatable)")
@@ -102,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"minimum page views of a title summed over all --pageviews files (English: {d.min_title_views}; "
                    "other languages: 1, the top 76%% by views are taken)")
     p.add_argument("--title-rule", choices=sorted(pageviews.TITLE_RULES), default=d.title_rule,
-                   help="wit: all hours of en and en.m, namespaces out; metaclip: only en lines with >= 50 views "
-                   "that hour, titles with ':' out")
+                   help="wit: all hours of en and en.m (of xx and xx.m for --language xx), namespaces out; metaclip: "
+                   "only en lines with >= 50 views that hour (other languages: every line), titles with ':' out")
     p.add_argument("--max-queries", default=None,
                    help=f"cap on the list's length, or none (English: {d.max_queries}; other languages: none)")
     p.add_argument("--max-chars", type=int, default=None,
@@ -154,7 +155,7 @@ def config_from_args(args: argparse.Namespace) -> BuildQueriesConfig:
     recipe = worldwide.worldwide_recipe(
         code, min_bigram_count=args.min_bigram_count, min_pmi=args.min_pmi, title_rule=args.title_rule,
         wordnet_entries=args.wordnet_entries, numbers=args.numbers, segmenter=args.segmenter,
-        **({"bigram_quota": args.bigram_quota} if code != "en" else {}), **given)
+        bigram_quota=args.bigram_quota, **given)
     wn_arg = args.wordnet if args.wordnet is not None else (wordnet.DEFAULT_DIR if code == "en" else "none")
     wn = None if wn_arg.lower() == "none" else wn_arg
     omw = None if args.omw is None or args.omw.lower() == "none" else args.omw
@@ -193,6 +194,8 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
     for url in dumps:
         index = multistream.index_of(url)
         paired.append((url, index if index and fsio.exists(index) else None))
+    if cfg.omw is not None and not fsio.exists(cfg.omw):
+        raise ValueError(f"--omw {cfg.omw!r} does not exist")
     note = worldwide.wordnet_note(cfg.recipe.language, cfg.omw)
     return Inputs(paired, _expand("--pageviews", cfg.pageviews), [note] if note else [])
 

@@ -12,6 +12,7 @@ tenth page is a redirect and every seventh a talk page, as in the English sample
     write_dump(folder, "ja", pages=300)      -> folder/jawiki-20240501-pages-articles.xml.bz2
     write_pageviews(folder, "ja", titles)    -> folder/pageviews-20240501-000000.gz (ja, ja.m and noise)
     write_omw(folder, ["ja", "th"])          -> folder/omw-1.4/jpn/wn-data-jpn.tab, ...
+    write_omw_lmf(folder, "ja")              -> folder/omw-ja.xml (WN-LMF, the wn package's format)
 """
 
 from __future__ import annotations
@@ -183,25 +184,59 @@ def write_pageviews(folder: str | Path, code: str, pages: int = 200, seed: int =
     return path
 
 
+def omw_pairs(code: str) -> list[tuple[str, str]]:
+    """The sample wordnet of a language: (synset, lemma) pairs from its words, some synsets with
+    a second lemma written `a+b` (OMW's morpheme mark), one pair listed twice."""
+    words = LANGUAGES[code].words[:12] if code in LANGUAGES else ("dog", "cat")
+    found = []
+    for i, word in enumerate(words):
+        synset = f"{2084071 + i * 17:08d}-n"
+        found.append((synset, word))
+        if i % 3 == 0:
+            found.append((synset, f"{word}+{words[(i + 1) % len(words)]}"))
+    return [*found, (f"{2084071:08d}-n", words[0])]
+
+
 def write_omw(folder: str | Path, codes: list[str]) -> Path:
     """NLTK's `omw-1.4` layout (`<iso3>/wn-data-<iso3>.tab`: `offset-pos<TAB>iso3:lemma<TAB>lemma`,
-    definitions and examples as other types) with a few synsets per language, lemmas from the
-    sample's words; returns the omw-1.4 folder."""
+    with definitions as another type) holding `omw_pairs` per language; returns the omw-1.4 folder."""
     root = Path(folder) / "omw-1.4"
     for code in codes:
         iso = OMW_CODES[code]
-        words = LANGUAGES[code].words[:12] if code in LANGUAGES else ("dog", "cat")
         lines = [f"# Sample wordnet for {code}\thttps://example.org\tCC-BY-4.0"]
-        for i, word in enumerate(words):
-            synset = f"{2084071 + i * 17:08d}-n"
-            lines += [f"{synset}\t{iso}:lemma\t{word}", f"{synset}\t{iso}:def\t0\t{word} {word}"]
-            if i % 3 == 0:  # a second lemma of the same synset, "+" marking its morphemes, as some OMW data does
-                lines.append(f"{synset}\t{iso}:lemma\t{word}+{words[(i + 1) % len(words)]}")
-        lines.append(f"{2084071:08d}-n\t{iso}:lemma\t{words[0]}")  # the same lemma twice: one entry
+        for synset, lemma in omw_pairs(code):
+            lines += [f"{synset}\t{iso}:lemma\t{lemma}", f"{synset}\t{iso}:def\t0\t{lemma} {lemma}"]
         (root / iso).mkdir(parents=True, exist_ok=True)
         (root / iso / f"wn-data-{iso}.tab").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
+def write_omw_lmf(folder: str | Path, code: str) -> Path:
+    """The same sample wordnet as WN-LMF 1.1 XML (`omw-<code>.xml`, the OMW releases' and the
+    `wn` package's format), language tagged with the OMW code (`jpn`, `cmn-Hans`)."""
+    iso = OMW_CODES[code]
+    tag = "cmn-Hans" if iso == "cmn" else iso
+    entries: dict[str, list[str]] = {}
+    for synset, lemma in omw_pairs(code):
+        if synset not in entries.setdefault(lemma, []):
+            entries[lemma].append(synset)
+    lex = f"omw-{code}"
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<!DOCTYPE LexicalResource SYSTEM "http://globalwordnet.github.io/schemas/WN-LMF-1.1.dtd">',
+           '<LexicalResource xmlns:dc="https://globalwordnet.github.io/schemas/dc/">',
+           f'  <Lexicon id="{lex}" label="Sample {code}" language="{tag}" email="x@example.org" '
+           'license="https://creativecommons.org/licenses/by/4.0/" version="1.4">']
+    for n, (lemma, synsets) in enumerate(entries.items()):
+        out.append(f'    <LexicalEntry id="{lex}-e{n}"><Lemma writtenForm="{escape(lemma)}" partOfSpeech="n"/>')
+        out += [f'      <Sense id="{lex}-e{n}-{s}" synset="{lex}-{s}"/>' for s in synsets]
+        out.append("    </LexicalEntry>")
+    out += [f'    <Synset id="{lex}-{s}" ili="" partOfSpeech="n"/>' for s in sorted({s for v in entries.values() for s in v})]
+    out += ["  </Lexicon>", "</LexicalResource>"]
+    path = Path(folder) / f"omw-{code}.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
 __all__ = ["LANGUAGES", "Language", "OMW_CODES", "dump_name", "header", "page_title", "sample_pages", "write_dump",
-           "write_omw", "write_pageviews"]
+           "omw_pairs", "write_omw", "write_omw_lmf", "write_pageviews"]

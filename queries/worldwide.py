@@ -26,7 +26,7 @@ from typing import Any
 from queries import build, dumpset, omw
 from queries.build import QUOTA_PRESETS, WORLDWIDE_MAX_CHARS, WORLDWIDE_SHARES, Recipe
 from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import DictTally, stages_from_counters, stats_document
+from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
 
 BUILD_DIR = "build"  # <output>/build/<code>/: stats.json, reads.jsonl, dead_letter.parquet
 STAGES = ("inputs", "pages", "articles", "unigrams", "bigrams", "pmi", "pageviews", "titles", "wordnet", "allowlist")
@@ -67,10 +67,8 @@ def wordnet_note(language: str, omw_path: str | None) -> str | None:
         return None
     if omw_path is None:
         return f"no --omw: the {language} list has no WordNet entries"
-    if omw.tab_file(omw_path, language) is None:
-        iso = omw.WIKI_TO_OMW.get(language)
-        where = f"no {iso}/wn-data-{iso}.tab" if iso else "no Open Multilingual WordNet for this language"
-        return f"--omw {omw_path}: {where}; the {language} list has no WordNet entries"
+    if not omw.has_language(omw_path, language):
+        return f"--omw {omw_path}: no WordNet of {language} there; the {language} list has no WordNet entries"
     return None
 
 
@@ -82,6 +80,8 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     recipe = recipe or worldwide_recipe(language)
     if recipe.language != language:
         recipe = dataclasses.replace(recipe, language=language)
+    if omw_path is not None and not fsio.exists(omw_path):
+        raise ValueError(f"--omw {omw_path!r} does not exist")
     recipe = with_site(recipe, wikipedia)
     tally = DictTally()
     rows = build.build_allowlist(wikipedia, list(pageviews), wordnet_dir, recipe, tally, omw_path)
@@ -90,8 +90,10 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     url = allowlist_url(output, language)
     fsio.makedirs(output)
     write_allowlist(url, rows)
-    doc = stats_document(stages_from_counters(tally.as_dict(), STAGES), job="build-queries", language=language,
-                         recipe=dataclasses.asdict(recipe))
+    stages = stages_from_counters(tally.as_dict(), STAGES)
+    check_stages(stages, (("bigrams", "pmi"),))  # every record accounted for, as the Beam job checks
+    build.check_sources(stages, recipe.numbers)
+    doc = stats_document(stages, job="build-queries", language=language, recipe=dataclasses.asdict(recipe))
     fsio.makedirs(job_dir(output, language))
     fsio.write_json(fsio.join(job_dir(output, language), "stats.json"), doc)
     return url

@@ -129,7 +129,8 @@ def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, m
     for argv, error in ((["--language", "bo", "--segmenter", "icu"], "segmenter icu does not segment bo (use syllable)"),
                         (["--language", "de", "--segmenter", "jieba"], "language de is written with spaces"),
                         (["--language", "x1"], "'x1' is not a Wikipedia language code"),
-                        (["--language", "ja", "--wordnet", "/usr/share/wordnet"], "--wordnet is English WordNet")):
+                        (["--language", "ja", "--wordnet", "/usr/share/wordnet"], "--wordnet is English WordNet"),
+                        (["--language", "de", "--omw", str(tmp_path / "nowhere")], "--omw ")):
         with pytest.raises(SystemExit) as exc:
             main(["build-queries", *argv, "--wikipedia", _dump(site, "de"), "--output", str(out)])
         assert str(exc.value.code).startswith(error) and "\n" not in str(exc.value.code)
@@ -150,13 +151,44 @@ def test_open_multilingual_wordnet_from_an_omw_folder(site):
     assert omw.read_entries(str(tab), "th", DictTally()) == omw.read_entries(str(site / "omw-1.4"), "th", DictTally())
     assert omw.read_entries(str(site / "omw-1.4"), "de", DictTally()) == {}  # no deu data in the copy
     assert worldwide.wordnet_note("de", str(site / "omw-1.4")) == (
-        f"--omw {site / 'omw-1.4'}: no Open Multilingual WordNet for this language; the de list has no WordNet entries")
+        f"--omw {site / 'omw-1.4'}: no WordNet of de there; the de list has no WordNet entries")
     assert worldwide.wordnet_note("ja", None) == "no --omw: the ja list has no WordNet entries"
     assert worldwide.wordnet_note("ja", str(site / "omw-1.4")) is None
     assert omw.WIKI_TO_OMW["sq"] == "als" and "als" not in omw.WIKI_TO_OMW  # OMW's als is Albanian
     assert omw.parse_line("00001740-n\tjpn:lemma\t実体", "jpn") == ("00001740-n", "実体")
     assert omw.parse_line("00001740-n\tjpn:def\t0\tx", "jpn") == ""
     assert omw.parse_line("garbage", "jpn") is None
+
+
+def test_open_multilingual_wordnet_as_wn_lmf_and_wn_data(site, tmp_path, monkeypatch):
+    lmf = tmp_path / "lmf"
+    for code in ("ja", "zh"):
+        sample_worldwide.write_omw_lmf(lmf, code)
+    want = omw.read_entries(str(site / "omw-1.4"), "ja", DictTally())
+    tally = DictTally()
+    assert omw.read_entries(str(lmf), "ja", tally) == want  # a folder of LMF files, language tag `jpn`
+    assert tally.as_dict() == {"wordnet:in": 16, "wordnet:out": 16}  # LMF lists each (lemma, synset) once
+    assert omw.read_entries(str(lmf / "omw-zh.xml"), "zh", DictTally()) == omw.read_entries(
+        str(site / "omw-1.4"), "zh", DictTally())  # `cmn-Hans` is Chinese
+    assert omw.read_entries(str(lmf / "omw-zh.xml"), "ja", DictTally()) == {} and not omw.has_language(str(lmf), "th")
+    broken = tmp_path / "broken.xml"
+    broken.write_text('<LexicalResource><Lexicon id="x" language="ja"><LexicalEntry id="a"><Lemma writtenForm="犬"/>'
+                      '</LexicalEntry></Lexicon></LexicalResource>', encoding="utf-8")
+    tally = DictTally()
+    assert omw.read_entries(str(broken), "ja", tally) == {} and tally.as_dict() == {
+        "wordnet:dropped.malformed": 1, "wordnet:in": 1}
+
+    wn = pytest.importorskip("wn")
+    data = tmp_path / "wn_data"
+    monkeypatch.setattr(wn.config, "data_directory", str(data))
+    wn.add(str(lmf / "omw-ja.xml"), progress_handler=None)
+    monkeypatch.setattr(wn.config, "data_directory", str(tmp_path / "elsewhere"))
+    assert omw.read_entries(str(data), "ja", DictTally()) == want  # read through the wn package
+    assert wn.config.data_directory == tmp_path / "elsewhere"  # and its setting left as it was
+    assert omw.read_entries(str(data), "zh", DictTally()) == {}
+    monkeypatch.setitem(sys.modules, "wn", None)
+    with pytest.raises(ValueError, match="needs the wn package"):
+        omw.has_language(str(data), "ja")
 
 
 def test_metaclip2_caps_per_language():
