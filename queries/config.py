@@ -185,6 +185,11 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
     dumps = dumpset.dump_files(_expand("--wikipedia", cfg.wikipedia))
     if not dumps:
         raise ValueError("--wikipedia matches only multistream index files, no dump")
+    for url in dumps:
+        wiki = dumpset.wiki_language(url)
+        if wiki is not None and wiki != cfg.recipe.language:
+            raise ValueError(f"{url} is the {wiki} Wikipedia but the list is for {cfg.recipe.language}: "
+                             f"give --language {wiki}")
     if cfg.wordnet is not None:
         missing = wordnet.missing_files(cfg.wordnet, cfg.recipe.wordnet_entries)
         if missing:

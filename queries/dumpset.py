@@ -62,6 +62,14 @@ def first_page(url: str) -> tuple[str, str] | None:
     return None
 
 
+def wiki_language(url: str) -> str | None:
+    """The Wikipedia language of a dump (`jawiki` -> `ja`), from its file name or else its
+    siteinfo's dbname; None when neither names a Wikipedia."""
+    named = parse_name(url)
+    wiki = named.wiki if named else (first_page(url) or ("", ""))[0]
+    return wiki.removesuffix("wiki") if wiki.endswith("wiki") and len(wiki) > 4 else None
+
+
 def site_namespaces(url: str) -> dict[int, str]:
     """The wiki's own namespace names (key -> name, the article namespace left out) from the
     dump's <siteinfo>; {} when it has none or its start is unreadable."""
@@ -113,4 +121,4 @@ def dump_files(files: list[str]) -> list[str]:
     return dumps
 
 
-__all__ = ["dump_files", "first_page", "parse_name", "site_namespaces"]
+__all__ = ["dump_files", "first_page", "parse_name", "site_namespaces", "wiki_language"]

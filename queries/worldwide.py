@@ -80,6 +80,10 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     recipe = recipe or worldwide_recipe(language)
     if recipe.language != language:
         recipe = dataclasses.replace(recipe, language=language)
+    for url in wikipedia:
+        wiki = dumpset.wiki_language(url)
+        if wiki is not None and wiki != language:
+            raise ValueError(f"{url} is the {wiki} Wikipedia, not {language}")
     if omw_path is not None and not fsio.exists(omw_path):
         raise ValueError(f"--omw {omw_path!r} does not exist")
     recipe = with_site(recipe, wikipedia)

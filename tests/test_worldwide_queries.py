@@ -127,6 +127,8 @@ def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, m
         worldwide.build_language("ja", [_dump(site, "ja")], str(out))
     assert not out.exists()
     for argv, error in ((["--language", "bo", "--segmenter", "icu"], "segmenter icu does not segment bo (use syllable)"),
+                        ([], f"{_dump(site, 'de')} is the de Wikipedia but the list is for en: give --language de"),
+                        (["--language", "ar"], f"{_dump(site, 'de')} is the de Wikipedia but the list is for ar"),
                         (["--language", "de", "--segmenter", "jieba"], "language de is written with spaces"),
                         (["--language", "x1"], "'x1' is not a Wikipedia language code"),
                         (["--language", "ja", "--wordnet", "/usr/share/wordnet"], "--wordnet is English WordNet"),
