@@ -17,11 +17,11 @@ and the readers turn a bad page, line or stream into a dead letter themselves.
 
 Outputs: allowlist.tsv; stats.json (stages below, the config, a summary of reads.jsonl);
 reads.jsonl (one line per unit read: source, byte range, pages, worker, start, seconds);
-dead_letter.parquet (schema.DEAD_LETTER). With `--language CODE` (queries.worldwide), the list is
-OUTPUT/CODE.tsv and the other three files go to OUTPUT/build/CODE/, so one folder holds a
-worldwide allowlist; a language written without spaces is segmented (queries.segment) in the
-workers, which need the `worldwide` extra. allowlist.in == numbers + wordnet.out +
-unigrams.out + pmi.out + titles.out.
+dead_letter/part-00000-of-00001.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
+unigrams.out + pmi.out + titles.out. With `--language CODE` (queries.worldwide), the list is
+OUTPUT/CODE.tsv and the other files go to OUTPUT/build/CODE/, so one folder holds a worldwide
+allowlist; a language written without spaces is segmented (queries.segment) in the workers,
+which need the `worldwide` extra.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -44,13 +45,13 @@ from beam_jobs import common
 from beam_jobs.common import BeamTally
 from beam_jobs.transforms import DEAD_LETTER, Counted, dead_letter
 from queries import build, config, multistream, pageviews, pmi, wikipedia, worldwide
-from wit_pipeline.core import fsio, parquet_io, schema
+from wit_pipeline.core import fsio, outputs
 from wit_pipeline.core.stats import error_text
 
 STAGES = ("dumps", "inputs", "pages", "articles", "unigram_shards", "unigrams", "bigram_shards", "bigrams",
           "pmi_first", "pmi_second", "pmi", "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
-BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
+BIGRAM, REPORT, READS = "bigram", "report", outputs.READS
 FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
 
 
@@ -208,8 +209,7 @@ def write_reads(rows: list[dict], output: str) -> None:
 
 
 def write_dead(rows: list[dict], output: str) -> None:
-    parquet_io.write_rows(fsio.join(output, "dead_letter.parquet"),
-                          sorted(rows, key=lambda r: (r["source"], r["error"])), schema.DEAD_LETTER, sort_by="source")
+    outputs.write_dead_letters(fsio.join(output, outputs.DEAD_LETTERS), rows)
 
 
 def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config.Inputs) -> None:
@@ -223,10 +223,9 @@ def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config
     dead.append(views[DEAD_LETTER])
     kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead,
                            str, r.min_title_views, r.titles)
-    source = cfg.wordnet if r.language == "en" else cfg.omw
+    source = cfg.wordnet if r.language == "en" else cfg.omw  # English WordNet, or the language's OMW
     entries = (p | "WordnetDir" >> beam.Create([source] if source else [])
-               | "ReadWordnet" >> beam.FlatMap(
-                   lambda d: build.read_wordnet(r, d, d, BeamTally()).items()))
+               | "ReadWordnet" >> beam.FlatMap(lambda d: build.read_wordnet(r, d, d, BeamTally()).items()))
     _ = (p | "Assemble" >> beam.Create([None]) | "AssembleAndWrite" >> beam.Map(
         assemble_and_write, cfg, beam.pvalue.AsList(kept_unigrams), beam.pvalue.AsList(kept_bigrams),
         beam.pvalue.AsList(kept_titles), beam.pvalue.AsList(entries)))
@@ -239,8 +238,8 @@ def run(argv: list[str] | None = None) -> int:
     parser = config.build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     common.reject_unknown_flags(parser, pipeline_args)
+    cfg = config.config_from_args(parser, args)
     try:
-        cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
         cfg = dataclasses.replace(cfg, recipe=worldwide.with_site(cfg.recipe, [url for url, _ in inputs.dumps]))
     except ValueError as exc:
@@ -258,7 +257,22 @@ def run(argv: list[str] | None = None) -> int:
                       reads=multistream.read_summary(reads))
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
-    print(f"wrote {cfg.allowlist_url} ({doc['stages'][-1]['out']} queries) and {fsio.join(cfg.job_dir, 'stats.json')}")
+    allowlist = cfg.allowlist_url
+    unread = build.unread_dumps(doc["stages"])
+    if unread is not None:  # the counts, and so the list, come from part of the dump: never quietly
+        what = (f"{unread['units']} of {unread['units_read']} dump reading unit(s) stopped early"
+                + (f" and {unread['dump_files']} dump file(s) could not be planned" if unread["dump_files"] else "")
+                + " (dead_letter.parquet names them)")
+        doc["incomplete"] = {**unread, "strict": cfg.strict}
+        fsio.write_json(fsio.join(cfg.job_dir, outputs.STATS), doc)
+        if cfg.strict:
+            fsio.rm(allowlist)  # written by this run moments ago, from part of the dump
+            raise SystemExit(f"wit build-queries: --strict: {what}; no allowlist written")
+        print(f"wit build-queries: WARNING: INCOMPLETE: {what}: {allowlist} was built from the rest "
+              "(stats.json: incomplete; --strict fails instead)", file=sys.stderr)
+    stats = outputs.STATS if cfg.language is None else fsio.join(cfg.job_dir, outputs.STATS)
+    print(f"wrote {allowlist} ({doc['stages'][-1]['out']} queries) and {stats}"
+          + (" (INCOMPLETE: part of the dump was not read)" if unread is not None else ""))
     return 0
 
 

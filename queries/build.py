@@ -28,8 +28,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from queries import omw, pageviews, pmi, segment, wikipedia, wordnet
+from wit_pipeline.core.config_flags import flag_of, option
 from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text import textnorm
 
@@ -45,9 +47,21 @@ WORLDWIDE_SHARES: dict[str, float] = {"unigram": 0.1, "title": 0.76}
 # or `doc` (docs/metaclip2.md: 40% of the language's unigram quota, at most 100,646).
 BIGRAM_QUOTAS = ("code", "doc")
 DOC_BIGRAM_SHARE = 0.4
-WORLDWIDE_MAX_CHARS = 256
 # A Wikipedia language code as wit writes it (MetaCLIP's and the dump names' `_` for `-`).
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:_[a-z]+)*|simple")
+# The defaults that depend on the language: (English's, every other language's). English keeps
+# wit's English recipe (MetaCLIP 2 reuses MetaCLIP 1's English list); the others take MetaCLIP
+# 2's build_metadata.py: no word or view floor (the shares take the top of each source), the
+# English counts as caps, no cap on the whole list (0), entries over 256 characters dropped.
+# A Recipe field left None takes its language's default.
+LANGUAGE_DEFAULTS: dict[str, tuple[Any, Any]] = {
+    "min_unigram_count": (100, 1),
+    "min_title_views": (70, 1),
+    "max_queries": (500_000, 0),
+    "max_chars": (0, 256),
+    "quotas": ({}, QUOTA_PRESETS["metaclip2"]),
+    "shares": ({}, WORLDWIDE_SHARES),
+}
 
 Row = tuple[str, str, float | int | None]  # (query, source, stat)
 
@@ -57,46 +71,65 @@ class Recipe:
     """What goes into the list; MetaCLIP v1's values by default (min_bigram_count is ours:
     see queries.pmi). Validated once, here."""
 
-    min_unigram_count: int = 100
-    min_bigram_count: int = 100
-    min_pmi: float = 30.0
-    min_title_views: int = 70
-    title_rule: str = "wit"
-    wordnet_entries: str = "synsets"
-    numbers: int = 100
-    max_queries: int | None = 500_000  # None: no cap on the whole list
-    quotas: dict[str, int] = field(default_factory=dict)
-    # The worldwide fields (queries.worldwide): English leaves them as they are.
-    language: str = "en"  # Wikipedia code
-    segmenter: str | None = None  # None: the language's default (queries.segment)
-    namespaces: tuple[tuple[int, str], ...] = ()  # the wiki's own namespace names (its dump's siteinfo)
-    shares: dict[str, float] = field(default_factory=dict)  # source -> share of its candidates it may take
-    bigram_quota: str = "code"
-    max_chars: int | None = None  # longer entries are dropped as too_long
+    min_unigram_count: int | None = option(None, "minimum count of a word over all articles", show="100, CLIP's; "
+                                           "other languages: 1, as the top 10%% by count are taken")
+    min_bigram_count: int = option(100, "a bigram must occur this often before its PMI counts, as PMI overrates "
+                                   "rare pairs")
+    min_pmi: float = option(30.0, "minimum PMI as the ratio P(ab)/(P(a)P(b)), not its log (MetaCLIP: 30; see "
+                            "queries/pmi.py)")
+    min_title_views: int | None = option(None, "minimum page views of a title summed over all --pageviews files",
+                                         show="70; other languages: 1, as the top 76%% by views are taken")
+    title_rule: str = option("wit", "wit: all hours of en and en.m (xx and xx.m for --language xx), namespaces "
+                             "out; metaclip: only en lines with >= 50 views that hour (other languages: every "
+                             "line), titles with ':' out", choices=sorted(pageviews.TITLE_RULES))
+    wordnet_entries: str = option("synsets", "synsets: each synset's name (MetaCLIP's); lemmas: every lemma of "
+                                  "every synset (English WordNet)", choices=wordnet.MODES)
+    numbers: int = option(100, "add the strings 0..N-1 first, as MetaCLIP does")
+    max_queries: int | None = option(None, "cap on the list's length; 0: none", show="500000; other languages: 0")
+    quotas: dict[str, int] | None = option(None, help=f"per-source caps: {' | '.join(QUOTA_PRESETS)} "
+                                           "(MetaCLIP 2's English composition) | source=N,...",
+                                           flag="--source-quotas", parse=lambda text: parse_quotas(text),
+                                           show="none; other languages: metaclip2, each source also held to its "
+                                           "share of its own candidates")
+    # The worldwide fields (queries.worldwide). `language` comes from the job's --language.
+    language: str = "en"
+    segmenter: str | None = option(None, "how a language written without spaces is cut into words (zh: icu or "
+                                   "jieba; ja: icu or mecab; th: icu or pythainlp; lo, km, my: icu; bo, dz: "
+                                   "syllable)", choices=sorted(segment.SEGMENTERS), show="icu")
+    bigram_quota: str = option("code", "other languages: code (MetaCLIP 2's build_metadata.py: at most 100,646 "
+                               "bigrams) or doc (its docs: at most 40%% of the unigram quota)", choices=BIGRAM_QUOTAS)
+    max_chars: int | None = option(None, "drop entries longer than this many characters; 0: no limit",
+                                   show="0; other languages: 256")
+    shares: dict[str, float] | None = None  # source -> share of its own candidates it may take
+    namespaces: tuple[tuple[int, str], ...] = field(default=())  # the wiki's own namespace names (siteinfo)
 
     def __post_init__(self) -> None:
-        for name in ("min_unigram_count", "min_title_views", "numbers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.max_queries is not None and self.max_queries < 0:
-            raise ValueError("max_queries must be >= 0")
         if not LANGUAGE_CODE.fullmatch(self.language):
             raise ValueError(f"{self.language!r} is not a Wikipedia language code (e.g. en, de, ja, zh_yue)")
-        segment.check(self.language, self.segmenter or segment.default_segmenter(self.language))
+        for name, defaults in LANGUAGE_DEFAULTS.items():
+            if getattr(self, name) is None:
+                value = defaults[self.language != "en"]
+                object.__setattr__(self, name, dict(value) if isinstance(value, dict) else value)
+        for name in ("min_unigram_count", "min_title_views", "numbers", "max_queries", "max_chars"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{flag_of(Recipe, name)} must be >= 0, got {getattr(self, name)}")
+        if self.min_bigram_count < 1:
+            raise ValueError(f"--min-bigram-count must be >= 1, got {self.min_bigram_count}")
+        if not self.min_pmi >= 0:
+            raise ValueError(f"--min-pmi is a ratio P(ab)/(P(a)P(b)), so >= 0, got {self.min_pmi}")
+        if self.title_rule not in pageviews.TITLE_RULES:
+            raise ValueError(f"--title-rule must be one of {', '.join(pageviews.TITLE_RULES)}")
+        if self.wordnet_entries not in wordnet.MODES:
+            raise ValueError(f"--wordnet-entries must be one of {', '.join(wordnet.MODES)}")
+        bad = {k: v for k, v in self.quotas.items() if k not in SOURCES or v < 0}
+        if bad:
+            raise ValueError(f"bad quotas {bad}: sources are {', '.join(SOURCES)}, values >= 0")
         bad_shares = {k: v for k, v in self.shares.items() if k not in SOURCES or not 0 <= v <= 1}
         if bad_shares:
             raise ValueError(f"bad shares {bad_shares}: sources are {', '.join(SOURCES)}, values in [0, 1]")
         if self.bigram_quota not in BIGRAM_QUOTAS:
-            raise ValueError(f"bigram_quota must be one of {', '.join(BIGRAM_QUOTAS)}")
-        if self.min_bigram_count < 1:
-            raise ValueError("min_bigram_count must be >= 1")
-        if self.title_rule not in pageviews.TITLE_RULES:
-            raise ValueError(f"title_rule must be one of {', '.join(pageviews.TITLE_RULES)}")
-        if self.wordnet_entries not in wordnet.MODES:
-            raise ValueError(f"wordnet_entries must be one of {', '.join(wordnet.MODES)}")
-        bad = {k: v for k, v in self.quotas.items() if k not in SOURCES or v < 0}
-        if bad:
-            raise ValueError(f"bad quotas {bad}: sources are {', '.join(SOURCES)}, values >= 0")
+            raise ValueError(f"--bigram-quota must be one of {', '.join(BIGRAM_QUOTAS)}")
+        segment.check(self.language, self.segmenter or segment.default_segmenter(self.language))
 
     @property
     def titles(self) -> pageviews.TitleRule:
@@ -215,7 +248,7 @@ def finish(unigrams: Mapping[str, int], bigrams: Mapping[str, tuple[float, int]]
     caps = recipe.caps({"unigram": len(unigrams), "bigram": len(bigrams), "title": len(titles)})
     candidates = ranked_candidates(unigrams, bigrams, titles, entries, recipe.numbers,
                                    None if recipe.language == "en" else recipe.join_bigram)
-    return assemble(candidates, recipe.max_queries, caps, tally, recipe.max_chars)
+    return assemble(candidates, recipe.max_queries or None, caps, tally, recipe.max_chars or None)
 
 
 def read_wordnet(recipe: Recipe, wordnet_dir: str | None, omw_path: str | None, tally: Tally) -> dict[str, int]:
@@ -245,6 +278,19 @@ def check_sources(stages: list[dict], numbers: int) -> None:
         raise ValueError(f"allowlist.in={by_name[STAGE]['in']} but the sources kept {kept}")
 
 
-__all__ = ["BIGRAM_QUOTAS", "QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "WORLDWIDE_SHARES", "assemble",
-           "build_allowlist", "check_sources", "count_dump", "finish", "parse_quotas", "ranked_candidates",
-           "read_wordnet"]
+def unread_dumps(stages: list[dict]) -> dict[str, int] | None:
+    """What of the dumps was not read (stats.json stages): dump files whose index failed
+    (`dumps`) and reading units (a whole plain dump, or one stream of a multistream dump)
+    that stopped early (`inputs`: corrupt bz2, broken XML). None when everything was read.
+    A plain dump damaged halfway loses its second half: the counts, and so the list, are partial."""
+    by_name = {s["name"]: s for s in stages}
+    lost = {name: sum(by_name[name]["dropped"].values()) for name in ("dumps", "inputs") if name in by_name}
+    if not any(lost.values()):
+        return None
+    return {"dump_files": lost.get("dumps", 0), "units": lost.get("inputs", 0),
+            "units_read": by_name["inputs"]["in"] if "inputs" in by_name else 0}
+
+
+__all__ = ["BIGRAM_QUOTAS", "LANGUAGE_DEFAULTS", "QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "WORLDWIDE_SHARES",
+           "assemble", "build_allowlist", "check_sources", "count_dump", "finish", "parse_quotas", "ranked_candidates",
+           "read_wordnet", "unread_dumps"]

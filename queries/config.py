@@ -12,25 +12,44 @@ import argparse
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from queries import dumpset, multistream, pageviews, segment, wordnet, worldwide
-from queries.build import BIGRAM_QUOTAS, QUOTA_PRESETS, Recipe, parse_quotas
-from wit_pipeline.core import fsio
-from wit_pipeline.core.cli_help import HelpFormatter
+from queries import dumpset, multistream, wordnet, worldwide
+from queries.build import Recipe
+from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core.config_flags import WitParser, add_config_flags, option, parse_config
+
+
+def _wordnet_dir(text: str) -> str | None:
+    return None if text.lower() == "none" else text
+
+
+def _language(text: str) -> str:
+    return text.strip().replace("-", "_")
 
 
 @dataclass(frozen=True)
 class BuildQueriesConfig:
-    wikipedia: list[str]
-    output: str
-    pageviews: list[str] = field(default_factory=list)
-    wordnet: str | None = wordnet.DEFAULT_DIR  # None: no WordNet entries
-    range_mb: float = 16.0  # bytes of multistream dump per unit of work
-    count_shards: int = 512  # n-gram count tables are summed per shard (a hash of the n-gram)
+    """Every setting of `wit build-queries`: its flags are these fields' and the Recipe's."""
+
+    wikipedia: list[str] = option(help="<code>wiki pages-articles dump(s): plain, multistream (split over workers when "
+                                  "its -multistream-index file is beside it) or per-part files; .xml/.bz2/.gz, a "
+                                  "glob (repeatable)", action="append")
+    output: str = option(help="output folder: allowlist.tsv, stats.json, reads.jsonl, dead_letter/")
+    pageviews: list[str] = option(default_factory=list, help="hourly pageview files (gz or plain): a glob "
+                                  "(repeatable); none -> no title queries", action="append")
+    wordnet: str | None = option(wordnet.DEFAULT_DIR, "English: WordNet 3.0 dict directory (Debian's "
+                                 "wordnet-base); 'none' -> no WordNet queries", parse=_wordnet_dir)
+    range_mb: float = option(16.0, "MB of a multistream dump per unit of work (each read by one worker)")
+    count_shards: int = option(512, "n-gram counts are summed in this many tables (by hash): more for bigger dumps")
     recipe: Recipe = field(default_factory=Recipe)
-    # --language: None writes allowlist.tsv + stats.json into output (English, as ever); a code
-    # writes output/<code>.tsv and output/build/<code>/ (a worldwide allowlist folder).
-    language: str | None = None
-    omw: str | None = None  # Open Multilingual WordNet copy (languages other than English)
+    strict: bool = option(False, "fail (exit 1, no allowlist.tsv) when part of a dump could not be read, instead of "
+                          "building from the rest and saying so in stats.json")
+    language: str | None = option(None, "Wikipedia language code (en, de, ja, zh, zh_yue, ...): build that "
+                                  "language's list (MetaCLIP 2's recipe but for en) as OUTPUT/CODE.tsv, stats in "
+                                  "OUTPUT/build/CODE/, so one folder holds a worldwide allowlist", parse=_language,
+                                  show="English, into OUTPUT/allowlist.tsv", metavar="CODE")
+    omw: str | None = option(None, "Open Multilingual WordNet copy for a language other than English: NLTK's "
+                             "omw-1.4 folder (or one language's folder or .tab file), WN-LMF .xml file(s), or the "
+                             "wn package's data directory; none -> no WordNet entries (said once)", parse=_wordnet_dir)
 
     def __post_init__(self) -> None:
         if not self.wikipedia:
@@ -41,6 +60,12 @@ class BuildQueriesConfig:
             raise ValueError("--range-mb must be > 0")
         if self.count_shards < 1:
             raise ValueError("--count-shards must be >= 1")
+        if self.recipe.language != (self.language or "en"):
+            raise ValueError(f"the recipe is for {self.recipe.language}, the job for {self.language or 'en'}")
+        if self.recipe.language != "en" and self.wordnet is not None:
+            if self.wordnet != wordnet.DEFAULT_DIR:
+                raise ValueError(f"--wordnet is English WordNet 3.0; for --language {self.language} give --omw")
+            object.__setattr__(self, "wordnet", None)  # English WordNet's default is English's only
 
     @property
     def range_bytes(self) -> int:
@@ -49,119 +74,32 @@ class BuildQueriesConfig:
     @property
     def allowlist_url(self) -> str:
         if self.language is None:
-            return fsio.join(self.output, "allowlist.tsv")
+            return fsio.join(self.output, outputs.ALLOWLIST)
         return worldwide.allowlist_url(self.output, self.language)
 
     @property
     def job_dir(self) -> str:
-        """Where stats.json, reads.jsonl and dead_letter.parquet go."""
+        """Where stats.json, reads.jsonl and the dead letters go."""
         return self.output if self.language is None else worldwide.job_dir(self.output, self.language)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Recipe()
-    p = argparse.ArgumentParser(
+    p = WitParser(
         prog="wit build-queries",
         description="Build the query allowlist the CLIP way, as MetaCLIP v1 did by default: the numbers "
         "0..99, WordNet synset names, Wikipedia words and high-PMI bigrams, article titles above a page-view "
         "volume; one union in that order, capped. Beam pipeline options (--runner, --project, "
         "--direct_num_workers, ...) pass through.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--language", default=None, metavar="CODE",
-                   help="Wikipedia language code (en, de, ja, zh, zh_yue, ...): build that language's list with "
-                   "MetaCLIP 2's recipe as OUTPUT/CODE.tsv (stats in OUTPUT/build/CODE/), one folder holding a "
-                   "worldwide allowlist; without it, English into OUTPUT/allowlist.tsv")
-    p.add_argument("--segmenter", choices=sorted(segment.SEGMENTERS), default=None,
-                   help="how a language written without spaces is cut into words (default: icu; zh: jieba, "
-                   "ja: mecab, th: pythainlp also; bo, dz: syllable); needs the worldwide extra")
-    p.add_argument("--omw", default=None,
-                   help="Open Multilingual WordNet copy for a language other than English: NLTK's omw-1.4 folder "
-                   "(or one language's folder or .tab file of it), WN-LMF .xml file(s), or the wn package's data "
-                   "directory; none -> no WordNet entries (with a message)")
-    p.add_argument("--wikipedia", required=True, action="append",
-                   help="<code>wiki pages-articles dump(s): plain, multistream (split over workers when its "
-                   "-multistream-index file is beside it) or per-part files; .xml/.bz2/.gz, a glob (repeatable)")
-    p.add_argument("--pageviews", action="append", default=[],
-                   help="hourly pageview files (gz or plain): a glob (repeatable); none -> no title queries")
-    p.add_argument("--wordnet", default=None,
-                   help=f"English: WordNet 3.0 dict directory (default {wordnet.DEFAULT_DIR}, Debian's wordnet-base); "
-                   "'none' -> no WordNet queries")
-    p.add_argument("--wordnet-entries", choices=wordnet.MODES, default=d.wordnet_entries,
-                   help="synsets: each synset's name (MetaCLIP's); lemmas: every lemma of every synset")
-    p.add_argument("--numbers", type=int, default=d.numbers, help="add the strings 0..N-1 first, as MetaCLIP does")
-    p.add_argument("--output", required=True, help="output folder: allowlist.tsv, stats.json, reads.jsonl, "
-                   "dead_letter.parquet")
-    p.add_argument("--min-unigram-count", type=int, default=None,
-                   help=f"minimum count of a word over all articles (English: CLIP's {d.min_unigram_count}; "
-                   "other languages: 1, the top 10%% by count are taken)")
-    p.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,
-                   help="a bigram must occur this often before its PMI counts, as PMI overrates rare pairs")
-    p.add_argument("--min-pmi", type=float, default=d.min_pmi,
-                   help="minimum PMI as the ratio P(ab)/(P(a)P(b)), not its log (MetaCLIP: 30; see queries/pmi.py)")
-    p.add_argument("--min-title-views", type=int, default=None,
-                   help=f"minimum page views of a title summed over all --pageviews files (English: {d.min_title_views}; "
-                   "other languages: 1, the top 76%% by views are taken)")
-    p.add_argument("--title-rule", choices=sorted(pageviews.TITLE_RULES), default=d.title_rule,
-                   help="wit: all hours of en and en.m (of xx and xx.m for --language xx), namespaces out; metaclip: "
-                   "only en lines with >= 50 views that hour (other languages: every line), titles with ':' out")
-    p.add_argument("--max-queries", default=None,
-                   help=f"cap on the list's length, or none (English: {d.max_queries}; other languages: none)")
-    p.add_argument("--max-chars", type=int, default=None,
-                   help="drop entries longer than this many characters (English: no limit; other languages: 256)")
-    p.add_argument("--source-quotas", default=None,
-                   help=f"per-source caps: {' | '.join(QUOTA_PRESETS)} (MetaCLIP 2's English composition) "
-                   "| source=N,... (English: none; other languages: metaclip2, each source also held to its "
-                   "share of its own candidates)")
-    p.add_argument("--bigram-quota", choices=BIGRAM_QUOTAS, default="code",
-                   help="other languages: code (MetaCLIP 2's build_metadata.py: at most 100,646 bigrams) or doc "
-                   "(its docs: at most 40%% of the unigram quota)")
-    p.add_argument("--range-mb", type=float, default=16.0,
-                   help="MB of a multistream dump per unit of work (each read by one worker)")
-    p.add_argument("--count-shards", type=int, default=512,
-                   help="n-gram counts are summed in this many tables (by hash): more for bigger dumps")
+    add_config_flags(p, BuildQueriesConfig)
+    add_config_flags(p, Recipe)
     return p
 
 
-def _max_queries(text: str) -> int | None:
-    if text.strip().lower() == "none":
-        return None
-    if not text.strip().isdigit():
-        raise ValueError(f"--max-queries {text!r}: expected a number >= 0 or none")
-    return int(text)
-
-
-def config_from_args(args: argparse.Namespace) -> BuildQueriesConfig:
-    """The validated config, or ValueError naming the bad option. A language's segmenter is
-    checked here: a missing library is a one-line error before any work."""
-    language = args.language.replace("-", "_") if args.language else None
-    code = language or "en"
-    if code != "en" and args.wordnet is not None and args.wordnet.lower() != "none":
-        raise ValueError(f"--wordnet is English WordNet 3.0; for --language {code} give --omw")
-    given: dict = {}
-    if args.source_quotas is not None:
-        try:
-            given["quotas"] = parse_quotas(args.source_quotas)
-        except ValueError as exc:
-            raise ValueError(f"--source-quotas: {exc}") from None
-        if code != "en":
-            given["shares"] = {} if args.source_quotas.strip().lower() == "none" else None
-    for name in ("min_unigram_count", "min_title_views", "max_chars"):
-        if getattr(args, name) is not None:
-            given[name] = getattr(args, name)
-    if args.max_queries is not None:
-        given["max_queries"] = _max_queries(args.max_queries)
-    given = {k: v for k, v in given.items() if v is not None}
-    recipe = worldwide.worldwide_recipe(
-        code, min_bigram_count=args.min_bigram_count, min_pmi=args.min_pmi, title_rule=args.title_rule,
-        wordnet_entries=args.wordnet_entries, numbers=args.numbers, segmenter=args.segmenter,
-        bigram_quota=args.bigram_quota, **given)
-    wn_arg = args.wordnet if args.wordnet is not None else (wordnet.DEFAULT_DIR if code == "en" else "none")
-    wn = None if wn_arg.lower() == "none" else wn_arg
-    omw = None if args.omw is None or args.omw.lower() == "none" else args.omw
-    return BuildQueriesConfig(wikipedia=list(args.wikipedia), output=args.output.rstrip("/"),
-                              pageviews=list(args.pageviews), wordnet=wn, range_mb=args.range_mb,
-                              count_shards=args.count_shards, recipe=recipe, language=language, omw=omw)
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BuildQueriesConfig:
+    """The validated config; a value out of range is a usage error (exit 2)."""
+    recipe = parse_config(parser, Recipe, args, language=args.language or "en")
+    return parse_config(parser, BuildQueriesConfig, args, recipe=recipe, output=args.output.rstrip("/"))
 
 
 class Inputs(NamedTuple):

@@ -24,22 +24,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from queries import build, dumpset, omw
-from queries.build import QUOTA_PRESETS, WORLDWIDE_MAX_CHARS, WORLDWIDE_SHARES, Recipe
-from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import DictTally, check_stages, stages_from_counters, stats_document
+from queries.build import Recipe
+from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core.stats import DictTally, stages_from_counters
 
-BUILD_DIR = "build"  # <output>/build/<code>/: stats.json, reads.jsonl, dead_letter.parquet
+BUILD_DIR = "build"  # <output>/build/<code>/: stats.json, reads.jsonl, dead_letter/
 STAGES = ("inputs", "pages", "articles", "unigrams", "bigrams", "pmi", "pageviews", "titles", "wordnet", "allowlist")
 
 
 def worldwide_recipe(language: str, **overrides: Any) -> Recipe:
-    """MetaCLIP 2's recipe for `language` (English: wit's English recipe), with overrides."""
-    if language == "en":
-        return Recipe(**overrides)
-    base: dict[str, Any] = dict(
-        language=language, min_unigram_count=1, min_title_views=1, max_queries=None,
-        quotas=dict(QUOTA_PRESETS["metaclip2"]), shares=dict(WORLDWIDE_SHARES), max_chars=WORLDWIDE_MAX_CHARS)
-    return Recipe(**{**base, **overrides})
+    """The recipe of `language` (build.LANGUAGE_DEFAULTS: English's or MetaCLIP 2's), with overrides."""
+    return Recipe(language=language, **overrides)
 
 
 def allowlist_url(output: str, language: str) -> str:
@@ -95,11 +90,9 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     fsio.makedirs(output)
     write_allowlist(url, rows)
     stages = stages_from_counters(tally.as_dict(), STAGES)
-    check_stages(stages, (("bigrams", "pmi"),))  # every record accounted for, as the Beam job checks
     build.check_sources(stages, recipe.numbers)
-    doc = stats_document(stages, job="build-queries", language=language, recipe=dataclasses.asdict(recipe))
-    fsio.makedirs(job_dir(output, language))
-    fsio.write_json(fsio.join(job_dir(output, language), "stats.json"), doc)
+    outputs.write_stats(job_dir(output, language), stages, (("bigrams", "pmi"),), job="build-queries",
+                        language=language, recipe=dataclasses.asdict(recipe))
     return url
 
 

@@ -111,31 +111,41 @@ def test_phrases_break_at_every_scripts_punctuation_and_at_thai_spaces():
     assert list(th.phrases("ภาษา2567")) == [["ภาษา", "2567"]]  # ICU keeps digits with Thai letters: cut
 
 
-def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, monkeypatch):
+def _refused(capsys, argv: list[str]) -> tuple[int, str]:
+    """(exit code, the one line said) of a build-queries run that must stop before any work:
+    usage errors exit 2 on stderr (WitParser), input errors exit 1 with the message."""
     from wit_pipeline.cli import main
 
+    with pytest.raises(SystemExit) as exc:
+        main(["build-queries", *argv])
+    err = capsys.readouterr().err
+    code, said = (exc.value.code, err) if isinstance(exc.value.code, int) else (1, str(exc.value.code))
+    assert said.strip() and "\n" not in said.strip() and "Traceback" not in said
+    return code, said.strip()
+
+
+def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "allowlist"
     monkeypatch.setitem(sys.modules, "icu4py", None)  # `import icu4py` now fails, as when it is absent
     monkeypatch.setitem(sys.modules, "icu4py.breakers", None)
-    out = tmp_path / "allowlist"
-    with pytest.raises(SystemExit) as exc:
-        main(["build-queries", "--language", "zh", "--wikipedia", _dump(site, "zh"), "--output", str(out)])
-    message = str(exc.value.code)
-    assert message == ("language zh needs the icu segmenter (icu4py==1.2.0), which is not installed: "
-                       "pip install 'wit[worldwide]'")
+    code, said = _refused(capsys, ["--language", "zh", "--wikipedia", _dump(site, "zh"), "--output", str(out)])
+    assert code == 2 and said == ("wit build-queries: error: language zh needs the icu segmenter (icu4py==1.2.0), "
+                                  "which is not installed: pip install 'wit[worldwide]' (see wit build-queries --help)")
     assert not out.exists()
     with pytest.raises(ValueError, match="needs the icu segmenter"):
         worldwide.build_language("ja", [_dump(site, "ja")], str(out))
     assert not out.exists()
-    for argv, error in ((["--language", "bo", "--segmenter", "icu"], "segmenter icu does not segment bo (use syllable)"),
-                        ([], f"{_dump(site, 'de')} is the de Wikipedia but the list is for en: give --language de"),
-                        (["--language", "ar"], f"{_dump(site, 'de')} is the de Wikipedia but the list is for ar"),
-                        (["--language", "de", "--segmenter", "jieba"], "language de is written with spaces"),
-                        (["--language", "x1"], "'x1' is not a Wikipedia language code"),
-                        (["--language", "ja", "--wordnet", "/usr/share/wordnet"], "--wordnet is English WordNet"),
-                        (["--language", "de", "--omw", str(tmp_path / "nowhere")], "--omw ")):
-        with pytest.raises(SystemExit) as exc:
-            main(["build-queries", *argv, "--wikipedia", _dump(site, "de"), "--output", str(out)])
-        assert str(exc.value.code).startswith(error) and "\n" not in str(exc.value.code)
+    de = ["--wikipedia", _dump(site, "de"), "--output", str(out)]
+    for argv, want in ((["--language", "bo", "--segmenter", "icu"], (2, "segmenter icu does not segment bo (use syllable)")),
+                       (["--language", "de", "--segmenter", "jieba"], (2, "language de is written with spaces")),
+                       (["--language", "x1"], (2, "'x1' is not a Wikipedia language code")),
+                       (["--language", "de", "--wordnet", "/srv/wn"], (2, "--wordnet is English WordNet 3.0")),
+                       ([], (1, f"{_dump(site, 'de')} is the de Wikipedia but the list is for en: give --language de")),
+                       (["--language", "ar"], (1, f"{_dump(site, 'de')} is the de Wikipedia but the list is for ar")),
+                       (["--language", "de", "--omw", str(tmp_path / "nowhere")], (1, "--omw "))):
+        code, said = _refused(capsys, [*argv, *de])
+        assert code == want[0] and want[1] in said, (argv, code, said)
+    assert not out.exists()
 
 
 def test_open_multilingual_wordnet_from_an_omw_folder(site):
@@ -203,7 +213,10 @@ def test_metaclip2_caps_per_language():
     assert code.caps(big) == {"unigram": 251_465, "bigram": 100_646, "title": 61_235}
     assert doc.caps(big) == {"unigram": 251_465, "bigram": 100_586, "title": 61_235}
     assert build.Recipe().caps(big) == {}  # English: no caps unless --source-quotas
-    assert (code.min_unigram_count, code.min_title_views, code.max_queries, code.max_chars) == (1, 1, None, 256)
+    assert (code.min_unigram_count, code.min_title_views, code.max_queries, code.max_chars) == (1, 1, 0, 256)
+    english = build.Recipe()
+    assert (english.min_unigram_count, english.min_title_views, english.max_queries, english.max_chars) == (
+        100, 70, 500_000, 0)
 
     candidates = [("1", "number", None), ("x" * 257, "unigram", 9), ("katze", "unigram", 8), ("Katze", "unigram", 7),
                   ("hund", "unigram", 6), ("!!", "unigram", 5), ("katze", "title", 4), ("berlin", "title", 3)]
@@ -266,7 +279,7 @@ def test_english_is_byte_identical_with_or_without_language_en(tmp_path):
     assert (tmp_path / "inproc.tsv").read_bytes() == want
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["build", "en.tsv"]
     assert sorted(p.name for p in (tmp_path / "folder" / "build" / "en").iterdir()) == [
-        "dead_letter.parquet", "reads.jsonl", "stats.json"]
+        "dead_letter", "reads.jsonl", "stats.json"]
 
 
 @needs_icu
