@@ -95,7 +95,7 @@ class Recipe:
     language: str = "en"
     segmenter: str | None = option(None, "how a language written without spaces is cut into words (zh: icu or "
                                    "jieba; ja: icu or mecab; th: icu or pythainlp; lo, km, my: icu; bo, dz: "
-                                   "syllable)", choices=sorted(segment.SEGMENTERS), show="icu")
+                                   "syllable)", choices=sorted(segment.SEGMENTERS), show="icu; bo, dz: syllable")
     bigram_quota: str = option("code", "other languages: code (MetaCLIP 2's build_metadata.py: at most 100,646 "
                                "bigrams) or doc (its docs: at most 40%% of the unigram quota)", choices=BIGRAM_QUOTAS)
     max_chars: int | None = option(None, "drop entries longer than this many characters; 0: no limit",
