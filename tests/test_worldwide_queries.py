@@ -109,6 +109,19 @@ def test_phrases_break_at_every_scripts_punctuation_and_at_thai_spaces():
     # Thai is segmented as written: NFKC would split SARA AM and lose the word แม่น้ำ.
     assert list(th.phrases("แม่น้ำ")) == [["แม่น้ํา"]]  # one word, then normalised as captions are
     assert list(th.phrases("ภาษา2567")) == [["ภาษา", "2567"]]  # ICU keeps digits with Thai letters: cut
+    assert list(segment.for_language("lo").phrases("ພາສາລາວເປັນພາສາທາງການ")) == [["ພາສາ", "ລາວ", "ເປັນ", "ພາສາ", "ທາງການ"]]
+    assert list(segment.for_language("km").phrases("ភាសាខ្មែរជាភាសាផ្លូវការ")) == [["ភាសាខ្មែរ", "ជា", "ភាសាផ្លូវការ"]]
+    assert list(segment.for_language("my").phrases("မြန်မာဘာသာစကားသည်")) == [["မြန်မာဘာသာ", "စကား", "သည်"]]
+
+
+def test_tibetan_is_counted_by_syllable_without_a_library():
+    bo = segment.for_language("bo")
+    assert bo.name == "syllable" and segment.SEGMENTERS["syllable"].modules == ()
+    text = "བོད་ཡིག་ནི་བོད་ཀྱི་སྐད་ཡིག་ཡིན། བོད་ཡིག"  # a shad (།) ends the first phrase
+    assert list(bo.phrases(text)) == [["བོད", "ཡིག", "ནི", "བོད", "ཀྱི", "སྐད", "ཡིག", "ཡིན"], ["བོད", "ཡིག"]]
+    unigrams, bigrams = wikipedia.count_ngrams(text, bo)
+    assert unigrams["བོད"] == 3 and bigrams["བོད ཡིག"] == 2 and "ཡིན བོད" not in bigrams
+    assert segment.join_bigram("bo", "བོད ཡིག") == textnorm.normalize("བོད་ཡིག")  # the tsheg's normal form
 
 
 def _refused(capsys, argv: list[str]) -> tuple[int, str]:
