@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline.core import fsio, parquet_io, schema
 from wit_pipeline.core.stats import DictTally, check_own_output, check_stages, stages_from_counters, stats_document
+from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -67,6 +68,8 @@ DEFAULT_MAX_IMAGE_AREA = 89_478_485
 
 _SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+_PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")  # RFC 9309 2.2.1
+_CONTACT = re.compile(r"(?:https?://|mailto:)[^\s();]+")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 
 
@@ -95,6 +98,11 @@ class DownloadConfig:
     allow_loopback: bool = _opt(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
                                 "demo's and tests' servers; never on a crawl. Private, link-local and metadata "
                                 "addresses stay refused")
+    robots_agent: str = _opt("wit", "the product token wit answers to: the robots.txt group, X-Robots-Tag "
+                             "`<token>: noai` and `<meta name=\"<token>\">` that apply besides those for all "
+                             "crawlers, and the name in the User-Agent (docs/consent.md)")
+    contact: str = _opt("", "a URL (https://... or mailto:...) in every request's User-Agent where site "
+                        "owners can reach whoever runs this download")
     egress_guard: bool = _opt(True, "let img2dataset connect directly instead of through wit's loopback egress "
                               "proxy, which checks the address of every fetch and redirect hop; only for workers "
                               "that already sit behind an egress firewall blocking private, loopback and "
@@ -112,6 +120,10 @@ class DownloadConfig:
                 raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
         if self.encode_quality > 100:
             raise ValueError(f"--encode-quality is at most 100, got {self.encode_quality}")
+        if not _PRODUCT_TOKEN.fullmatch(self.robots_agent):
+            raise ValueError(f"--robots-agent must be a product token (letters, '_' and '-'), got {self.robots_agent!r}")
+        if self.contact and not _CONTACT.fullmatch(self.contact):
+            raise ValueError(f"--contact must be an http(s) or mailto URL without spaces, got {self.contact!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
 
@@ -138,6 +150,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> DownloadConfig:
     """The DownloadConfig of parsed flags (ValueError names a flag out of range)."""
     return DownloadConfig(**{f.name: getattr(args, f.name) for f in fields(DownloadConfig)})
+
+
+def consent_settings(config: DownloadConfig) -> consent.Settings:
+    """What consent screening takes from a download's config."""
+    return consent.Settings(agent=config.robots_agent, contact=config.contact, timeout=float(config.timeout),
+                            threads=min(config.threads, consent.POLICY_THREADS))
 
 
 def download_reason(error_message: str | None) -> str:
@@ -198,8 +216,10 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     if status == "success":
         return None
     if status == "failed_to_download":
-        if error_message == OPT_OUT_MESSAGE:
-            return "opted_out"
+        if error_message == OPT_OUT_MESSAGE:  # img2dataset's own, in shards of earlier versions
+            return consent_fetch.X_ROBOTS_MESSAGE.split(":", 1)[0]
+        if reason := consent_fetch.opt_out_reason(error_message):
+            return reason
         if reason := refused_reason(error_message):  # refused by the egress guard at fetch time
             return refusal_reason(reason)
         return f"failed_to_download.{download_reason(error_message)}"
@@ -287,7 +307,7 @@ def _is_download_stats(doc: Any) -> bool:
 
 
 def _are_download_names(output: str, names: list[str]) -> bool:
-    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0]}
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], consent.CONSENT_DIR}
     if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
         return True
     subfolders = [n for n in names if not n.startswith("_")]
@@ -311,10 +331,12 @@ def download(
     config: DownloadConfig = DownloadConfig(),  # noqa: B008 - frozen, so one shared default is safe
     *,
     resolve: Resolver = socket.getaddrinfo,
+    shared_consent: str | None = None,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
     (and writes as `output/stats.json`, with the config) the stats document. See the
-    module docstring. `resolve` is for tests (a fake DNS)."""
+    module docstring. `resolve` is for tests (a fake DNS); `shared_consent` is a consent cache
+    (stages.consent) to start from, the Beam engine's per-job answers."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
     tables = [read_selected(path) for path in paths]  # every file checked before anything is written
@@ -325,17 +347,25 @@ def download(
 
     tally = DictTally()
     plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
+    consent_summary = None
     if plan.todo:
-        todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
-        fsio.makedirs(fsio.join(output, TODO_DIR))
-        with fsio.atomic_open(todo_file, "wb") as f:
-            pq.write_table(pa.concat_tables(plan.todo), f)
-        log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo), len(plan.seen), output)
         from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
 
         guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
-        with guard:
-            fetch.run_img2dataset(todo_file, output, config)
+        with guard as proxy:
+            # consent before content: robots.txt and tdmrep.json decide each URL before img2dataset sees it
+            screened = consent.screen(plan.todo, KEY_COLUMN, output, consent_settings(config),
+                                      proxy.url if proxy is not None else None, shared_consent)
+            plan.todo, consent_summary = screened.todo, screened.summary
+            plan.refused.update(screened.refused)
+            if plan.todo:
+                todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
+                fsio.makedirs(fsio.join(output, TODO_DIR))
+                with fsio.atomic_open(todo_file, "wb") as f:
+                    pq.write_table(pa.concat_tables(plan.todo), f)
+                log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo),
+                         len(plan.seen), output)
+                fetch.run_img2dataset(todo_file, output, config)
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     dead = _account(plan, shard_outcomes(output), tally)
@@ -345,7 +375,8 @@ def download(
             pq.write_table(dead_table, f)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
     check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
+    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config),
+                         **({"consent": consent_summary} if consent_summary else {}))
     fsio.write_json(fsio.join(output, STATS_FILE), doc)
     return doc
 
@@ -373,7 +404,7 @@ def _plan(tables: list[pa.Table], before: dict[str, str | None], checker: UrlChe
                 wanted.append(False)
                 continue
             plan.seen.add(key)
-            if before.get(key, "") is None or before.get(key) == "opted_out":
+            if before.get(key, "") is None or (before.get(key) or "").startswith("opted_out"):
                 wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
                 continue
             reason = checker(url)
