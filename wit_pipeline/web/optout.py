@@ -143,3 +143,28 @@ def wat_metas(head: object) -> list[tuple[str, str]]:
         return []
     return [(m.get("name"), m.get("content") or "") for m in metas
             if isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("content", ""), str)]
+
+
+def http_head_values(head: bytes, name: bytes) -> list[str]:
+    """Every value of header `name` (lower-case bytes) in a raw HTTP response head."""
+    out = []
+    for line in head.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            out.append(value.strip().decode("latin-1"))
+    return out
+
+
+def warc_page_opt_out(head: bytes, body: bytes, agent: str = DEFAULT_AGENT) -> str | None:
+    """Why a WARC response (its raw HTTP head and decoded HTML body) contributes no pairs, or None."""
+    headers = {"x-robots-tag": http_head_values(head, b"x-robots-tag"),
+               "tdm-reservation": http_head_values(head, b"tdm-reservation")}
+    return page_opt_out(headers, html_metas(body), agent)
+
+
+def wat_page_opt_out(response: Mapping[str, object], html_meta: Mapping[str, object],
+                     agent: str = DEFAULT_AGENT) -> str | None:
+    """Why a WAT envelope's page (its `HTTP-Response-Metadata` and `HTML-Metadata`) contributes
+    no pairs, or None."""
+    headers = response.get("Headers")
+    return page_opt_out(headers if isinstance(headers, Mapping) else {}, wat_metas(html_meta.get("Head")), agent)
