@@ -29,6 +29,7 @@ from wit_pipeline import shards
 from wit_pipeline.core import fsio, keys, parquet_io, schema
 from wit_pipeline.core.stats import Drop, Tally, check_own_output
 from wit_pipeline.image import neardup, phash
+from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
@@ -54,6 +55,7 @@ class CurateConfig:
     seed: int = 0
     max_pixels: int = MAX_PIXELS
     order_bucket_bits: int = 12
+    blocklist: str | None = None  # known-bad images (image.blocklist): dropped at decode as `blocklisted`
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance < neardup.BITS:
@@ -143,9 +145,13 @@ def read(sample: dict[str, Any]) -> dict[str, Any] | Drop:
     return Drop(reason or "unknown") if record is None else record
 
 
-def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
-    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes."""
+def decode(record: dict[str, Any], max_pixels: int, blocked: Blocklist | None = None) -> dict[str, Any] | Drop:
+    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes.
+    An image on the blocklist (its sha256, or a pHash near one listed) is `blocklisted`."""
     h, width, height, reason = phash.phash64_bytes(record["image"], max_pixels=max_pixels)
+    digest = hashlib.sha256(record["image"]).hexdigest()
+    if blocked is not None and blocked.blocks(digest, None if h is None else phash.to_hex(h)):
+        return Drop(BLOCKLISTED)
     if h is None:
         return Drop(reason or UNDECODABLE)
     return {
@@ -153,7 +159,7 @@ def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
         "phash": phash.to_hex(h),
         "width": int(width),
         "height": int(height),
-        "digest": hashlib.sha256(record["image"]).hexdigest(),
+        "digest": digest,
     }
 
 
