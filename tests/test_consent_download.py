@@ -222,3 +222,35 @@ def test_contact_must_be_a_url():
     with pytest.raises(ValueError, match="--contact"):
         dl.DownloadConfig(contact="call me maybe")
     assert dl.DownloadConfig(contact="mailto:ops@example.org").contact
+
+
+def test_inspect_shows_the_consent_counts(runs, capsys):
+    from wit_pipeline.inspect import cli as inspect_cli
+
+    assert inspect_cli.run([runs["out"], "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.startswith("consent: "))
+    assert "opted_out.robots_txt=5" in line and "consent_unavailable.robots_txt=2" in line
+    assert "agent 'wit'" in text and "0 robots.txt" in text  # the resumed run asked nobody
+
+
+def test_inspect_never_shows_a_blocklisted_image(runs, tmp_path, monkeypatch):
+    import hashlib
+
+    from wit_pipeline.inspect import cli as inspect_cli
+
+    shown = []
+    monkeypatch.setattr(inspect_cli.plots, "contact_sheet", lambda first: shown.append(first) or _blank())
+    assert inspect_cli.run([runs["out"], "--no-progress", "--contact-sheet", str(tmp_path / "a.png")]) == 0
+    everything = {caption for _, _, caption in shown[-1]}
+    victim = "folders picture /img/a.jpg"
+    stored = next(img for _, img, caption in shown[-1] if caption == victim)  # as img2dataset saved it
+    (tmp_path / "bl.txt").write_text(f"sha256 {hashlib.sha256(stored).hexdigest()}\n")
+    assert inspect_cli.run([runs["out"], "--no-progress", "--contact-sheet", str(tmp_path / "b.png"),
+                            "--blocklist", str(tmp_path / "bl.txt")]) == 0
+    assert {caption for _, _, caption in shown[-1]} == everything - {victim}
+
+
+def _blank():
+    from PIL import Image
+    return Image.new("RGB", (8, 8))
