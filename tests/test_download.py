@@ -208,7 +208,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
     assert code == 0
-    assert sorted(os.listdir(out)) == ["selected-a", "selected-b", "stats.json"]
+    assert sorted(os.listdir(out)) == ["_consent", "selected-a", "selected-b", "stats.json"]
     assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
     found = tar_keys(out)
     assert sorted(found) == dl.saved_keys(out)

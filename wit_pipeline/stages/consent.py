@@ -31,6 +31,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
@@ -174,7 +175,8 @@ class OriginPolicies:
         self.fetched: dict[str, int] = {"robots.txt": 0, "tdmrep.json": 0}
 
     @classmethod
-    def load(cls, url: str, agent: str) -> OriginPolicies:
+    def load(cls, url: str, agent: str, origins: Iterable[str] | None = None) -> OriginPolicies:
+        """The cache at `url` (only the rows of `origins`, when given); empty when there is none."""
         if not fsio.exists(url):
             return cls(agent=agent)
         try:
@@ -185,6 +187,8 @@ class OriginPolicies:
         names = set(table.column_names)
         if not set(CACHE_SCHEMA.names) <= names:
             return cls(agent=agent)
+        if origins is not None:
+            table = table.filter(pc.is_in(table["origin"], value_set=pa.array(sorted(set(origins)), pa.string())))
         return cls(table.select(CACHE_SCHEMA.names).to_pylist(), agent)
 
     def save(self, url: str) -> None:
@@ -214,26 +218,30 @@ class OriginPolicies:
             self._parsed[origin] = (rb, tdm)
         return self._parsed[origin]
 
-    def ask(self, origin: str, opener: urllib.request.OpenerDirector, settings: Settings, now: float) -> dict[str, Any]:
-        """Fetch an origin's robots.txt: its cache row, tdmrep.json not yet asked."""
-        ua = user_agent(settings.agent, settings.contact)
-        got = fetch_policy(f"{origin}/robots.txt", opener, ua, settings.timeout)
-        row: dict[str, Any] = {
-            "origin": origin, "fetched_at": now, "robots_state": got.state, "robots_status": got.status,
-            "robots_text": robots.decode(got.body) if got.state == robots.OK else None, "robots_note": got.note,
-            "tdmrep_state": None, "tdmrep_status": None, "tdmrep_body": None, "tdmrep_note": None,
-        }
-        return row
+    def put(self, row: dict[str, Any]) -> None:
+        self.rows[row["origin"]] = row
+        self._parsed.pop(row["origin"], None)
 
-    def ask_tdmrep(self, row: dict[str, Any], opener: urllib.request.OpenerDirector, settings: Settings) -> dict[str, Any]:
-        """The cache row with the origin's tdmrep.json answer."""
-        ua = user_agent(settings.agent, settings.contact)
-        got = fetch_policy(row["origin"] + tdmrep.WELL_KNOWN, opener, ua, settings.timeout)
-        body = got.body[: robots.MAX_BYTES]
-        state = tdmrep.from_fetch(got.state, body)[1]
-        return {**row, "tdmrep_state": state, "tdmrep_status": got.status,
-                "tdmrep_body": body.decode("utf-8", "replace") if got.state == robots.OK else None,
-                "tdmrep_note": got.note}
+
+def ask_robots(origin: str, opener: urllib.request.OpenerDirector, settings: Settings, now: float) -> dict[str, Any]:
+    """Fetch an origin's robots.txt: its cache row, tdmrep.json not yet asked."""
+    got = fetch_policy(f"{origin}/robots.txt", opener, user_agent(settings.agent, settings.contact), settings.timeout)
+    return {
+        "origin": origin, "fetched_at": now, "robots_state": got.state, "robots_status": got.status,
+        "robots_text": robots.decode(got.body) if got.state == robots.OK else None, "robots_note": got.note,
+        "tdmrep_state": None, "tdmrep_status": None, "tdmrep_body": None, "tdmrep_note": None,
+    }
+
+
+def ask_tdmrep(row: dict[str, Any], opener: urllib.request.OpenerDirector, settings: Settings) -> dict[str, Any]:
+    """The cache row with the origin's tdmrep.json answer."""
+    got = fetch_policy(row["origin"] + tdmrep.WELL_KNOWN, opener, user_agent(settings.agent, settings.contact),
+                       settings.timeout)
+    body = got.body[: robots.MAX_BYTES]
+    state = tdmrep.from_fetch(got.state, body)[1]
+    return {**row, "tdmrep_state": state, "tdmrep_status": got.status,
+            "tdmrep_body": body.decode("utf-8", "replace") if got.state == robots.OK else None,
+            "tdmrep_note": got.note}
 
 
 def decide(policies: OriginPolicies, origin: str, url: str) -> tuple[str | None, str]:
@@ -257,6 +265,17 @@ def decide(policies: OriginPolicies, origin: str, url: str) -> tuple[str | None,
     return None, note
 
 
+def ask_origin(origin: str, urls: Iterable[str], opener: urllib.request.OpenerDirector, settings: Settings,
+               now: float) -> dict[str, Any]:
+    """One origin's cache row: its robots.txt, and its tdmrep.json when robots.txt allows one
+    of `urls` (no point asking about files we may not fetch anyway)."""
+    row = ask_robots(origin, opener, settings, now)
+    rb = robots.Robots(row["robots_state"], row["robots_text"] or "", settings.agent)
+    if rb.outcome != robots.UNREACHABLE and any(rb.allowed(u) for u in urls):
+        row = ask_tdmrep(row, opener, settings)
+    return row
+
+
 def refresh(policies: OriginPolicies, urls_by_origin: dict[str, list[str]], settings: Settings,
             proxy_url: str | None, now: float | None = None) -> None:
     """Ask every origin whose cached answer is missing or stale (and, for tdmrep.json, which
@@ -264,29 +283,19 @@ def refresh(policies: OriginPolicies, urls_by_origin: dict[str, list[str]], sett
     now = time.time() if now is None else now
     opener = policy_opener(proxy_url)
     stale = sorted(o for o in urls_by_origin if not policies.fresh(o, now, settings.max_age))
-
-    def one(origin: str) -> dict[str, Any]:
-        row = policies.ask(origin, opener, settings, now)
-        rb = robots.Robots(row["robots_state"], row["robots_text"] or "", settings.agent)
-        if rb.outcome != robots.UNREACHABLE and any(rb.allowed(u) for u in urls_by_origin[origin]):
-            row = policies.ask_tdmrep(row, opener, settings)
-        return row
-
     if stale:
         with ThreadPoolExecutor(max(1, min(settings.threads, len(stale))), thread_name_prefix="wit-consent") as pool:
-            for row in pool.map(one, stale):
-                policies.rows[row["origin"]] = row
-                policies._parsed.pop(row["origin"], None)
+            for row in pool.map(lambda o: ask_origin(o, urls_by_origin[o], opener, settings, now), stale):
+                policies.put(row)
                 policies.fetched["robots.txt"] += 1
                 policies.fetched["tdmrep.json"] += row["tdmrep_state"] is not None
-    # a fresh cached origin asked about a URL robots.txt allows, whose tdmrep.json was never needed
+    # a cached origin whose tdmrep.json was not needed before (no URL allowed then), now is
     for origin, urls in sorted(urls_by_origin.items()):
         row = policies.rows[origin]
         if row["tdmrep_state"] is None:
             rb = policies.robots(origin)
             if rb.outcome != robots.UNREACHABLE and any(rb.allowed(u) for u in urls):
-                policies.rows[origin] = policies.ask_tdmrep(row, opener, settings)
-                policies._parsed.pop(origin, None)
+                policies.put(ask_tdmrep(row, opener, settings))
                 policies.fetched["tdmrep.json"] += 1
 
 
@@ -302,14 +311,6 @@ def screen(tables: list[pa.Table], key_column: str, output: str, settings: Setti
     """Decide every row of `tables` (columns `key_column`, `url`): the rows to fetch, each with
     its consent note, and the refused keys with their reasons. Reads and updates the output's
     cache (seeded from `shared_cache`, the Beam engine's per-job answers, where given)."""
-    cache_url = fsio.join(output, CACHE_FILE)
-    policies = OriginPolicies.load(cache_url, settings.agent)
-    if shared_cache:
-        shared = OriginPolicies.load(shared_cache, settings.agent)
-        for origin, row in shared.rows.items():
-            mine = policies.rows.get(origin)
-            if mine is None or mine["fetched_at"] < row["fetched_at"]:
-                policies.rows[origin] = row
     urls_by_origin: dict[str, list[str]] = {}
     origins_of_rows = []
     for table in tables:
@@ -318,6 +319,14 @@ def screen(tables: list[pa.Table], key_column: str, output: str, settings: Setti
         for origin, url in zip(origins, table.column("url").to_pylist()):
             if origin is not None:
                 urls_by_origin.setdefault(origin, []).append(url)
+    cache_url = fsio.join(output, CACHE_FILE)
+    policies = OriginPolicies.load(cache_url, settings.agent)
+    if shared_cache:
+        shared = OriginPolicies.load(shared_cache, settings.agent, urls_by_origin)
+        for origin, row in shared.rows.items():
+            mine = policies.rows.get(origin)
+            if mine is None or mine["fetched_at"] < row["fetched_at"]:
+                policies.put(row)
     refresh(policies, urls_by_origin, settings, proxy_url)
     if urls_by_origin:
         fsio.makedirs(fsio.join(output, CONSENT_DIR))
