@@ -35,15 +35,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
-from wit_pipeline.core import fsio, parquet_io
+from wit_pipeline.core import fsio, outputs, parquet_io
 from wit_pipeline.web import robots, tdmrep
 from wit_pipeline.web.egress_proxy import refused_reason
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES
 
 log = logging.getLogger(__name__)
 
-CONSENT_DIR = "_consent"
-CACHE_FILE = f"{CONSENT_DIR}/origins.parquet"
+CACHE_FILE = outputs.DOWNLOAD_CONSENT
+CONSENT_DIR = CACHE_FILE.split("/")[0]
 CONSENT_COLUMN = "consent"
 MAX_AGE_SECONDS = 24 * 3600  # RFC 9309 2.4
 POLICY_TIMEOUT = 10.0  # seconds to connect and between bytes, per policy file
