@@ -254,3 +254,12 @@ def test_inspect_never_shows_a_blocklisted_image(runs, tmp_path, monkeypatch):
 def _blank():
     from PIL import Image
     return Image.new("RGB", (8, 8))
+
+
+def test_the_generated_web_has_a_robots_txt_for_wit(crawl):
+    truth = json.loads((crawl.root / "truth.json").read_text())
+    noai = sorted(x["url"] for x in truth["links"] if x["expect"] == "noai")
+    text = (crawl.root / "robots.txt").read_text()
+    wit, other = robots.Robots(robots.OK, text, "wit"), robots.Robots(robots.OK, text, "otherbot")
+    assert [wit.allowed(u) for u in noai] == [i % 2 == 1 for i in range(len(noai))]
+    assert all(other.allowed(u) for u in noai)
