@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -248,7 +249,21 @@ def run(argv: list[str] | None = None) -> int:
                       reads=multistream.read_summary(reads))
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
-    print(f"wrote {fsio.join(cfg.output, outputs.ALLOWLIST)} ({doc['stages'][-1]['out']} queries) and {outputs.STATS}")
+    allowlist = fsio.join(cfg.output, outputs.ALLOWLIST)
+    unread = build.unread_dumps(doc["stages"])
+    if unread is not None:  # the counts, and so the list, come from part of the dump: never quietly
+        what = (f"{unread['units']} of {unread['units_read']} dump reading unit(s) stopped early"
+                + (f" and {unread['dump_files']} dump file(s) could not be planned" if unread["dump_files"] else "")
+                + " (dead_letter.parquet names them)")
+        doc["incomplete"] = {**unread, "strict": cfg.strict}
+        fsio.write_json(fsio.join(cfg.output, outputs.STATS), doc)
+        if cfg.strict:
+            fsio.rm(allowlist)  # written by this run moments ago, from part of the dump
+            raise SystemExit(f"wit build-queries: --strict: {what}; no allowlist written")
+        print(f"wit build-queries: WARNING: INCOMPLETE: {what}: {allowlist} was built from the rest "
+              "(stats.json: incomplete; --strict fails instead)", file=sys.stderr)
+    print(f"wrote {allowlist} ({doc['stages'][-1]['out']} queries) and {outputs.STATS}"
+          + (" (INCOMPLETE: part of the dump was not read)" if unread is not None else ""))
     return 0
 
 

@@ -179,5 +179,18 @@ def check_sources(stages: list[dict], numbers: int) -> None:
         raise ValueError(f"allowlist.in={by_name[STAGE]['in']} but the sources kept {kept}")
 
 
-__all__ = ["QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "assemble", "build_allowlist", "check_sources", "count_dump",
+def unread_dumps(stages: list[dict]) -> dict[str, int] | None:
+    """What of the dumps was not read (stats.json stages): dump files whose index failed
+    (`dumps`) and reading units (a whole plain dump, or one stream of a multistream dump)
+    that stopped early (`inputs`: corrupt bz2, broken XML). None when everything was read.
+    A plain dump damaged halfway loses its second half: the counts, and so the list, are partial."""
+    by_name = {s["name"]: s for s in stages}
+    lost = {name: sum(by_name[name]["dropped"].values()) for name in ("dumps", "inputs") if name in by_name}
+    if not any(lost.values()):
+        return None
+    return {"dump_files": lost.get("dumps", 0), "units": lost.get("inputs", 0),
+            "units_read": by_name["inputs"]["in"] if "inputs" in by_name else 0}
+
+
+__all__ = ["QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "assemble", "build_allowlist", "check_sources", "count_dump", "unread_dumps",
            "parse_quotas", "ranked_candidates"]

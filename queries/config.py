@@ -37,6 +37,8 @@ class BuildQueriesConfig:
     range_mb: float = option(16.0, "MB of a multistream dump per unit of work (each read by one worker)")
     count_shards: int = option(512, "n-gram counts are summed in this many tables (by hash): more for bigger dumps")
     recipe: Recipe = field(default_factory=Recipe)
+    strict: bool = option(False, "fail (exit 1, no allowlist.tsv) when part of a dump could not be read, instead of "
+                          "building from the rest and saying so in stats.json")
 
     def __post_init__(self) -> None:
         if not self.wikipedia:

@@ -146,9 +146,10 @@ def wat_metas(head: object) -> list[tuple[str, str]]:
 
 
 def http_head_values(head: bytes, name: bytes) -> list[str]:
-    """Every value of header `name` (lower-case bytes) in a raw HTTP response head."""
+    """Every value of header `name` (lower-case bytes) in a raw HTTP response head (lines end
+    in CRLF or a bare LF; a repeated header gives each of its values)."""
     out = []
-    for line in head.split(b"\r\n")[1:]:
+    for line in head.split(b"\n")[1:]:
         key, sep, value = line.partition(b":")
         if sep and key.strip().lower() == name:
             out.append(value.strip().decode("latin-1"))
