@@ -263,3 +263,16 @@ def test_the_generated_web_has_a_robots_txt_for_wit(crawl):
     wit, other = robots.Robots(robots.OK, text, "wit"), robots.Robots(robots.OK, text, "otherbot")
     assert [wit.allowed(u) for u in noai] == [i % 2 == 1 for i in range(len(noai))]
     assert all(other.allowed(u) for u in noai)
+
+
+def test_final_shards_keep_each_samples_consent_note(runs, tmp_path):
+    from beam_jobs import curate
+
+    out = tmp_path / "final"
+    assert curate.run(["--input", runs["out"], "--output", str(out), "--max-distance", "0"]) == 0
+    notes = []
+    for tar_path in sorted(out.glob("wit-*.tar")):
+        with tarfile.open(tar_path) as tar:
+            notes += [json.loads(tar.extractfile(m).read()).get("consent") for m in tar.getmembers()
+                      if m.name.endswith(".json")]
+    assert notes and all(n and n.startswith("agent=wit;robots_txt=allowed(") for n in notes)
