@@ -80,11 +80,21 @@ def _origins():
                      "/h/other.jpg": {"X-Robots-Tag": "otherbot: noai, noimageai"},
                      "/h/tdm.jpg": {"tdm-reservation": "1"}, "/h/index.jpg": {"X-Robots-Tag": "noindex"},
                      "/h/plain.jpg": {}}
-    built = {}
+    # an origin only redirects lead to: its robots.txt is asked by the worker that meets one
+    target = Origin({"/robots.txt": _robots("User-agent: *\nDisallow: /private/\n"),
+                     "/public/y.jpg": _jpeg(90), "/private/x.jpg": _jpeg(91)})
+    spec["redirects"] = ({"/img/to-private.jpg": Route(302, b"", {"Location": target.url("/private/x.jpg")}),
+                          "/img/to-public.jpg": Route(302, b"", {"Location": target.url("/public/y.jpg")}),
+                          "/img/to-reserved.jpg": Route(301, b"", {"Location": "/reserved/z.jpg"}),
+                          "/.well-known/tdmrep.json": Route(200, b'[{"location": "/reserved/", "tdm-reservation": 1}]'),
+                          "/reserved/z.jpg": _jpeg(92)},
+                         {"/img/to-private.jpg": consent.OPTED_OUT_ROBOTS, "/img/to-public.jpg": None,
+                          "/img/to-reserved.jpg": consent.OPTED_OUT_TDM})
+    built = {"target": (target, {})}
     for n, (name, (routes, images)) in enumerate(spec.items()):
         routes = dict(routes)
         for i, path in enumerate(images):
-            routes[path] = _jpeg(n * 10 + i, **header_images.get(path, {}))
+            routes.setdefault(path, _jpeg(n * 10 + i, **header_images.get(path, {})))
         built[name] = (Origin(routes), images)
     return built
 
@@ -155,14 +165,16 @@ def test_disallowed_and_reserved_images_are_never_requested(runs):
         log = runs["after_second"][name]
         for path, reason in images.items():
             requested = log.get(path, 0)
-            if reason is None or reason.startswith(("opted_out.x_robots", "opted_out.tdm_reservation")) and \
-                    name == "headers":
+            if reason is None or name in ("headers", "redirects"):
                 assert requested == 1, (name, path, log)  # an opt-out in the response is not retried
             else:
                 assert requested == 0, (name, path, log)
 
 
 def test_one_policy_request_per_origin_across_a_resumed_run(runs):
+    target = runs["after_second"]["target"]
+    assert target["/public/y.jpg"] == 1 and "/private/x.jpg" not in target  # a refused hop is never requested
+    assert runs["after_second"]["redirects"].get("/reserved/z.jpg", 0) == 0
     for name, log in runs["after_second"].items():
         assert log["/robots.txt"] == 1, (name, log)
         needs_tdm = name not in ("down", "loop")  # robots.txt unreachable: nothing to ask about
@@ -187,8 +199,9 @@ def test_saved_samples_record_the_checks_they_passed(runs):
 
 def test_stats_and_cache_say_what_each_origin_answered(runs):
     summary = runs["first"]["consent"]
-    assert summary["origins"] == len(runs["origins"])
-    assert summary["requests_this_run"]["robots.txt"] == len(runs["origins"])
+    planned = len(runs["origins"]) - 1  # all but the origin only redirects lead to
+    assert summary["origins"] == planned
+    assert summary["requests_this_run"]["robots.txt"] == planned
     assert runs["second"]["consent"]["requests_this_run"] == {"robots.txt": 0, "tdmrep.json": 0}
     cache = pq.read_table(os.path.join(runs["out"], consent.CACHE_FILE)).to_pylist()
     by_port = {row["origin"]: row for row in cache}
@@ -230,7 +243,7 @@ def test_inspect_shows_the_consent_counts(runs, capsys):
     assert inspect_cli.run([runs["out"], "--no-progress"]) == 0
     text = capsys.readouterr().out
     line = next(ln for ln in text.splitlines() if ln.startswith("consent: "))
-    assert "opted_out.robots_txt=5" in line and "consent_unavailable.robots_txt=2" in line
+    assert "opted_out.robots_txt=6" in line and "consent_unavailable.robots_txt=2" in line
     assert "agent 'wit'" in text and "0 robots.txt" in text  # the resumed run asked nobody
 
 

@@ -39,8 +39,9 @@ from urllib.parse import urlsplit
 from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 
+from wit_pipeline.core import fsio
 from wit_pipeline.stages import consent, consent_fetch
-from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig
+from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig, consent_settings
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
 
@@ -54,7 +55,8 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
     # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
     img2dataset_main.signal = _SignalOnMainThread
-    fetcher = consent_fetch.ImageFetch(consent.user_agent(config.robots_agent, config.contact), config.robots_agent)
+    fetcher = consent_fetch.ImageFetch(consent.user_agent(config.robots_agent, config.contact), config.robots_agent,
+                                       cache_url=fsio.join(output, consent.CACHE_FILE), settings=consent_settings(config))
     img2dataset_main.multiprocessing_distributor = functools.partial(_guarded_distributor, fetcher=fetcher)
     img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.download(
