@@ -52,7 +52,7 @@ class AskBatch(beam.DoFn):
         self.cache_url, self.config, self.now = cache_url, config, now
 
     def setup(self) -> None:
-        self.settings = dl.consent_settings(self.config)
+        self.settings = consent.settings_of(self.config)
         self.proxy = None
         if self.config.egress_guard:
             self.proxy = EgressProxy(self.config.allow_loopback, socket.getaddrinfo, timeout=self.config.timeout).start()

@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from wit_pipeline.core import fsio, keys, outputs
-from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
+from wit_pipeline.core.schema import RAW_KEY_COLUMN, SAMPLE_JSON_KEYS
 from wit_pipeline.core.stats import Tally
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_STAGE = "read"
-SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; img2dataset owns "key"
+SAMPLE_KEY_FIELD = RAW_KEY_COLUMN  # img2dataset owns "key"
 MANIFEST = outputs.MANIFEST
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1

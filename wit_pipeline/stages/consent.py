@@ -165,6 +165,12 @@ class Settings:
     max_age: float = MAX_AGE_SECONDS
 
 
+def settings_of(config: Any) -> Settings:
+    """What consent takes from a download's config (`stages.download.DownloadConfig`)."""
+    return Settings(agent=config.robots_agent, contact=config.contact, timeout=float(config.timeout),
+                    threads=min(config.threads, POLICY_THREADS))
+
+
 class OriginPolicies:
     """Origin -> its cached answers (one dict row of CACHE_SCHEMA), parsed lazily."""
 

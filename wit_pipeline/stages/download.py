@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from wit_pipeline.core import config_flags, fsio, outputs, parquet_io, schema
 from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
+from wit_pipeline.image.decode import MAX_PIXELS
 from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
@@ -55,16 +56,12 @@ from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 log = logging.getLogger(__name__)
 
 STAGE = "download"
-KEY_COLUMN = "sample_key"  # our keys.sample_key; img2dataset owns "key"
-EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_EXTRA_COLUMNS)
-# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
-OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+KEY_COLUMN = schema.RAW_KEY_COLUMN  # our keys.sample_key; img2dataset owns "key"
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
 STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
 DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
-# PIL's own decompression-bomb threshold: refuse images with more pixels than this.
-DEFAULT_MAX_IMAGE_AREA = 89_478_485
+DEFAULT_MAX_IMAGE_AREA = MAX_PIXELS  # the one pixel cap of every stage (image.decode): curate keeps what is fetched
 
 _SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
@@ -127,12 +124,6 @@ class DownloadConfig:
 def flag_of(name: str) -> str:
     """The command-line flag of a DownloadConfig field."""
     return config_flags.flag_of(DownloadConfig, name)
-
-
-def consent_settings(config: DownloadConfig) -> consent.Settings:
-    """What consent screening takes from a download's config."""
-    return consent.Settings(agent=config.robots_agent, contact=config.contact, timeout=float(config.timeout),
-                            threads=min(config.threads, consent.POLICY_THREADS))
 
 
 def download_reason(error_message: str | None) -> str:
@@ -331,7 +322,7 @@ def download(
         guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
         with guard as proxy:
             # consent before content: robots.txt and tdmrep.json decide each URL before img2dataset sees it
-            screened = consent.screen(plan.todo, KEY_COLUMN, output, consent_settings(config),
+            screened = consent.screen(plan.todo, KEY_COLUMN, output, consent.settings_of(config),
                                       proxy.url if proxy is not None else None, shared_consent)
             plan.todo, consent_summary = screened.todo, screened.summary
             plan.refused.update(screened.refused)

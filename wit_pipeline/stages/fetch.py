@@ -32,7 +32,7 @@ import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
@@ -40,10 +40,16 @@ from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 
 from wit_pipeline.core import fsio
+from wit_pipeline.core.schema import RAW_EXTRA_COLUMNS
 from wit_pipeline.stages import consent, consent_fetch
-from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig, consent_settings
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
+
+if TYPE_CHECKING:  # download imports this module (lazily): no import back at run time
+    from wit_pipeline.stages.download import DownloadConfig
+
+# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
     img2dataset_main.signal = _SignalOnMainThread
     fetcher = consent_fetch.ImageFetch(consent.user_agent(config.robots_agent, config.contact), config.robots_agent,
-                                       cache_url=fsio.join(output, consent.CACHE_FILE), settings=consent_settings(config))
+                                       cache_url=fsio.join(output, consent.CACHE_FILE), settings=consent.settings_of(config))
     img2dataset_main.multiprocessing_distributor = functools.partial(_guarded_distributor, fetcher=fetcher)
     img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.download(
@@ -79,7 +85,7 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
         input_format="parquet",
         url_col="url",
         caption_col="caption",
-        save_additional_columns=[*EXTRA_COLUMNS, consent.CONSENT_COLUMN],
+        save_additional_columns=[*RAW_EXTRA_COLUMNS, consent.CONSENT_COLUMN],
         user_agent_token=config.robots_agent,
         disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
         incremental_mode="extend",

@@ -636,8 +636,9 @@ def run(argv: list[str] | None = None) -> int:
                              "Unicode-aware normalisation (truth.json: real_web)")
     args = parser.parse_args(argv)
     for flag, folder in (("--out", args.out), ("--eval-dir", args.eval_dir)):
-        if folder and Path(folder).exists() and not Path(folder).is_dir():
-            parser.error(f"{flag} {folder} is a file, not a folder")
+        existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None) if folder else None
+        if existing is not None and not existing.is_dir():
+            parser.error(f"{flag} {folder}: {existing} is a file, not a folder")
     truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files,
                            args.real_web)
     if args.eval_dir:
