@@ -1,6 +1,6 @@
 """Selected pairs -> raw webdataset shards, with img2dataset doing the fetching.
 
-img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
+img2dataset already downloads, resizes, writes
 `NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
 `NNNNN_stats.json`, and with `incremental_mode="extend"` numbers new shards after the
 highest existing one. What this module adds around it:
@@ -13,6 +13,12 @@ highest existing one. What this module adds around it:
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
   `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
   that fetch http(s) only and die with this process.
+- Consent before content (`stages.consent`, docs/consent.md): each origin's robots.txt and
+  tdmrep.json decide its URLs before img2dataset sees them (`opted_out.robots_txt`,
+  `opted_out.tdm_reservation`, `consent_unavailable.*`, never requested); inside the fetch
+  (`stages.consent_fetch`) every request names wit in its User-Agent, the response's
+  X-Robots-Tag and tdm-reservation are honoured without a retry (`opted_out.x_robots_tag`,
+  `opted_out.tdm_reservation`), and redirect hops pass the same checks.
 - The folder: `--output` must be new, empty or a download's own (`check_output`); a run
   deletes only what downloads write there.
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
@@ -28,7 +34,7 @@ highest existing one. What this module adds around it:
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
-  with a normalised reason, `failed_to_resize.*`, `opted_out`), else `not_attempted`
+  with a normalised reason, `failed_to_resize.*`, `opted_out.*`), else `not_attempted`
   (img2dataset gave up on its shard; rerun to retry). Repeated keys are `duplicate_key`.
 """
 
