@@ -1,0 +1,144 @@
+"""Real records for the drop reasons of harvest and download, from the files they leave:
+dead letters, the candidates that balancing did not select (and repeated keys), and
+img2dataset's per-shard parquet of every attempted sample. Examples are the records of
+smallest salted key hash, so a seed picks the same ones whatever the file order.
+
+Opted-out and blocklisted records are never shown, only counted (`never_shown`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from wit_pipeline.core import fsio, keys
+from wit_pipeline.stages import download as dl
+
+EXAMPLES = 6
+SALT = "report"
+Examples = dict[tuple[str, str], list[dict[str, Any]]]  # (stage, reason) -> records
+
+
+def never_shown(reason: str) -> bool:
+    """Reasons whose records (image, text and URL) the report never shows: a site said no."""
+    return any(part.startswith("opted_out") or part == "blocklisted" for part in reason.split("."))
+
+
+def _u64(hex_keys: list[str]) -> np.ndarray:
+    return np.array([int(k, 16) if keys.is_key(k) else 0 for k in hex_keys], np.uint64)
+
+
+def _coins(hex_keys: list[str], seed: int) -> np.ndarray:
+    return keys.uniforms(_u64(hex_keys), np.zeros(len(hex_keys), np.int64), seed)
+
+
+def _read(url: str, columns: list[str] | None = None) -> pa.Table:
+    with fsio.open(url) as f:
+        return pq.read_table(f, columns=columns)
+
+
+def dead_letters(folder: str, problems: list[str]) -> Examples:
+    """(stage, "dead letters") -> rows of dead_letter/*.parquet (or _dead_letter/)."""
+    out: Examples = {}
+    for pattern in ("dead_letter/*.parquet", "_dead_letter/*.parquet"):
+        for url in fsio.expand(fsio.join(folder, pattern)):
+            try:
+                rows = _read(url).to_pylist()
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                problems.append(f"{url} cannot be read ({exc})")
+                continue
+            if url.endswith(dl.DEAD_LETTER_FILE):
+                continue  # the download's refusals: download_examples shows them under their reasons
+            for row in rows:
+                if not {"stage", "source", "error"} <= row.keys() or never_shown(str(row["error"])):
+                    continue
+                bucket = out.setdefault((str(row["stage"]), "dead letters"), [])
+                if len(bucket) < EXAMPLES:
+                    bucket.append({"source": row["source"], "error": row["error"]})
+    return out
+
+
+def harvest_examples(folder: str, names: list[str], seed: int, problems: list[str]) -> Examples:
+    """balance.over_cap: candidates not selected; dedup.duplicate: a key met again."""
+    cand = sorted(fsio.expand(fsio.join(folder, "candidates", "*.parquet")))
+    sel = sorted(fsio.expand(fsio.join(folder, "selected", "*.parquet")))
+    if not cand or not sel:
+        return {}
+    try:
+        key_cols = [_read(u, ["key"]).column("key").to_pylist() for u in cand]
+        selected = {k for u in sel for k in _read(u, ["key"]).column("key").to_pylist()}
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        problems.append(f"{folder}: candidates or selected pairs cannot be read ({exc}): no harvest examples")
+        return {}
+    first: dict[str, int] = {}  # key -> the candidates file it was first met in
+    dup: dict[str, tuple[float, str, int]] = {}
+    over: list[tuple[float, str, int]] = []
+    for f, ks in enumerate(key_cols):
+        for coin, k in zip(_coins(ks, seed).tolist(), ks):
+            if k in first:
+                dup.setdefault(k, (coin, k, first[k]))
+                continue
+            first[k] = f
+            if k not in selected:
+                over.append((coin, k, f))
+    picked = {("dedup", "duplicate"): heapq.nsmallest(EXAMPLES, dup.values()),
+              ("balance", "over_cap"): heapq.nsmallest(EXAMPLES, over)}
+    wanted: dict[int, set[str]] = {}
+    for items in picked.values():
+        for _, k, f in items:
+            wanted.setdefault(f, set()).add(k)
+    rows: dict[str, dict[str, Any]] = {}
+    for f, ks in wanted.items():
+        table = _read(cand[f])
+        for row in table.filter(pc.is_in(table.column("key"), pa.array(sorted(ks)))).to_pylist():
+            qids = row.get("query_ids") or []
+            rows.setdefault(row["key"], {"key": row["key"], "text": row["text"], "url": row["url"],
+                                         "page_url": row.get("page_url"),
+                                         "queries": [names[q] for q in qids if 0 <= q < len(names)]})
+    return {k: [rows[key] for _, key, _ in items if key in rows] for k, items in picked.items() if items}
+
+
+def download_examples(folder: str, seed: int, problems: list[str]) -> Examples:
+    """download.<reason> -> rows of img2dataset's NNNNN.parquet that were not saved, and the
+    refusals the download's dead letters name (`source` is "key url", `error` the reason)."""
+    heaps: dict[str, list[tuple[float, int, dict[str, Any]]]] = {}
+    n = 0
+    for url in sorted(fsio.expand(fsio.join(folder, "*.parquet"))):
+        try:
+            table = _read(url)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            problems.append(f"{url} cannot be read ({exc})")
+            continue
+        if "status" not in table.column_names:
+            continue
+        failed = table.filter(pc.not_equal(table.column("status"), "success")).to_pylist()
+        key_col = dl.KEY_COLUMN if dl.KEY_COLUMN in table.column_names else "key"
+        coins = _coins([str(r.get(key_col)) for r in failed], seed).tolist()
+        for coin, row in zip(coins, failed):
+            reason = dl.outcome_reason(row.get("status"), row.get("error_message"))
+            if reason is None or never_shown(reason):
+                continue
+            n += 1
+            heapq.heappush(heaps.setdefault(reason, []), (coin, n, {
+                "key": row.get(key_col), "text": row.get("caption"), "url": row.get("url"),
+                "error": row.get("error_message"), "queries": row.get("queries") or []}))
+    dead = fsio.join(folder, dl.DEAD_LETTER_FILE)
+    if fsio.exists(dead):
+        try:
+            rows = _read(dead).to_pylist()
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            problems.append(f"{dead} cannot be read ({exc})")
+            rows = []
+        for row in rows:
+            reason, source = str(row.get("error")), str(row.get("source"))
+            if never_shown(reason):
+                continue
+            key, _, link = source.partition(" ")
+            n += 1
+            heapq.heappush(heaps.setdefault(reason, []), (float(_coins([key], seed)[0]), n, {"key": key, "url": link}))
+    return {("download", r): [item for _, _, item in heapq.nsmallest(EXAMPLES, h)] for r, h in heaps.items()}
