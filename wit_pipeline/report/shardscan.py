@@ -77,6 +77,7 @@ class Final:
     urls: list[str] = field(default_factory=list)
     sheet: list[dict[str, Any]] = field(default_factory=list)
     shards_read: int = 0
+    complete: bool = True  # every shard the manifest lists was read to its end
 
 
 def _member_key(member: tarfile.TarInfo) -> tuple[str, str] | None:
@@ -97,6 +98,7 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
         url = fsio.join(folder, str(entry.get("name")))
         if not fsio.exists(url):
             problems.append(f"{url} is listed in manifest.json but missing: its samples are left out of this report")
+            out.complete = False
             continue
         n, image = 0, (-1, 0)
         out.urls.append(url)
@@ -135,6 +137,7 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
         except (OSError, EOFError, tarfile.TarError, ValueError) as exc:
             problems.append(f"{url} cannot be read to the end ({type(exc).__name__}: {exc}): "
                             f"{n} of its samples are in this report")
+            out.complete = False
             continue
         out.shards_read += 1
         if n != entry.get("samples"):
