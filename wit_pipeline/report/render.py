@@ -13,6 +13,7 @@ import numpy as np
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio
+from wit_pipeline.core.schema import PARTS_FILE
 from wit_pipeline.report import charts, examples, shardscan
 from wit_pipeline.report.balancing import MAX_LANGUAGES, balancing
 from wit_pipeline.report.collect import Run, collect, funnel
@@ -22,6 +23,7 @@ from wit_pipeline.stages import curate
 TRAIN_SERIES = (("loss", "loss"), ("lr", "learning rate"), ("temperature", "temperature"), ("samples_per_s", "samples/s"))
 MAX_LOG_POINTS = 400
 MAX_SHARD_ROWS = 2000
+MAX_INPUTS = 200  # input files listed per job (a crawl has ~90k WAT files)
 TOP_LANGUAGES = 15
 # Stages whose drops leave no record behind (counted only).
 COUNTS_ONLY = {"harvest": {"read", "extract", "filter", "match"}}
@@ -57,7 +59,9 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None) -> tuple[dict[
             show = not any(never_shown(r) for s in job.stages for r in s["dropped"])
             if not show:
                 run.problems.append("curate dropped opted-out or blocklisted records: its dropped images are not shown")
-            found.update(shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems))
+            rebalance = job.stage("rebalance")
+            found.update(shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
+                                                rebalanced=bool(rebalance and rebalance["dropped"])))
             decoded = min(n_dropped, shardscan.DECODE_BUDGET)
         for key, rows in examples.dead_letters(job.folder, run.problems).items():
             found.setdefault(key, rows)
@@ -108,11 +112,12 @@ def _provenance(run: Run) -> list[dict[str, Any]]:
         cfg = job.config
         inputs = doc.get("inputs") if isinstance(doc.get("inputs"), list) else cfg.get("input")
         if kind == "harvest":
-            parts = fsio.join(job.folder, "parts.txt")
+            parts = fsio.join(job.folder, PARTS_FILE)
             if fsio.exists(parts):
                 inputs = [line for line in fsio.read_text(parts).splitlines() if line.strip()]
+        inputs = [str(i) for i in inputs] if isinstance(inputs, (list, tuple)) else ([str(inputs)] if inputs else [])
         out.append({"job": kind, "folder": job.folder, "seed": doc.get("seed", cfg.get("seed")),
-                    "inputs": list(inputs) if isinstance(inputs, (list, tuple)) else ([inputs] if inputs else []),
+                    "inputs": inputs[:MAX_INPUTS], "more_inputs": max(0, len(inputs) - MAX_INPUTS),
                     "config": json.dumps(cfg, indent=2, sort_keys=True, default=str) if cfg else None})
     return out
 

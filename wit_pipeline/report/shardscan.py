@@ -179,8 +179,9 @@ def _sorted(bucket: list) -> list[dict[str, Any]]:
 
 
 def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dropped: int, seed: int,
-                 show_images: bool, problems: list[str]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(stage, reason) -> examples of what curate dropped, from one pass over the raw shards."""
+                 show_images: bool, problems: list[str], rebalanced: bool = False) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(stage, reason) -> examples of what curate dropped, from one pass over the raw shards.
+    `rebalanced`: curate's rebalance stage dropped some, so a drop near no image is one of those."""
     d = int(config.get("max_distance", 4))
     max_pixels = int(config.get("max_pixels", MAX_PIXELS))
     p = min(1.0, DECODE_BUDGET / max(1, n_dropped))
@@ -217,17 +218,18 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
                 decoded.append(item)
         except (OSError, EOFError, tarfile.TarError) as exc:
             problems.append(f"{url} cannot be read to the end ({type(exc).__name__}: {exc})")
-    _attribute(decoded, final, d, config, show_images, problems)
+    _attribute(decoded, final, d, config, show_images, problems, rebalanced)
     for item in decoded:
-        stage = "decontaminate" if item["reason"] == "near_eval" else "dedup"
+        stage = {"near_eval": "decontaminate", "over_cap": "rebalance", "no_query": "rebalance"}.get(item["reason"], "dedup")
         _keep_few(buckets.setdefault((stage, item.pop("reason")), []), item.pop("h"), item)
     return {k: _sorted(v) for k, v in buckets.items()}
 
 
 def _attribute(decoded: list[dict[str, Any]], final: Final, d: int, config: dict[str, Any], show_images: bool,
-               problems: list[str]) -> None:
+               problems: list[str], rebalanced: bool) -> None:
     """Name each decoded drop's reason and the image it is near: a kept sample, else an
-    evaluation image, else another drop (curate drops the whole of a chain A~B~C but A)."""
+    evaluation image, else (when curate rebalanced) none: over_cap, else another drop (curate
+    drops the whole of a chain A~B~C but A)."""
     if not decoded:
         return
     finals = np.array(final.phash, np.uint64)
@@ -250,6 +252,9 @@ def _attribute(decoded: list[dict[str, Any]], final: Final, d: int, config: dict
         _near_eval(rest, str(config["eval_images"]), d, show_images, problems)
     for item in decoded:
         if "reason" in item:
+            continue
+        if rebalanced:
+            item["reason"] = "over_cap" if item["queries"] else "no_query"
             continue
         others = [o for o in decoded if o is not item]
         dist = [phash.hamming(o["phash"], item["phash"]) for o in others]
