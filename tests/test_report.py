@@ -235,3 +235,49 @@ def test_a_large_run_gives_a_small_page(tmp_path: Path) -> None:
     assert [r["label"] for r in ctx["funnel_chart"]["rows"]][0] == "harvest · read"  # from crawl records on
     html = render.render(ctx)
     assert len(html.encode()) < 500_000
+
+
+@pytest.mark.slow
+def test_report_of_a_remote_folder(demo_run) -> None:
+    """Folders are read through fsspec: the same run in memory:// gives the same page but for its paths."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for name in ("harvest", "raw", "shards", "train"):
+        for path in (demo_run.out / name).rglob("*"):
+            if path.is_file() and path.suffix != ".pt":
+                fs.pipe(f"/remote-run/{path.relative_to(demo_run.out)}", path.read_bytes())
+    try:
+        remote = render.build("memory://remote-run")
+        local = render.build(str(demo_run.out))
+    finally:
+        fs.rm("/remote-run", recursive=True)
+    assert remote["problems"] == [] and remote["funnel"]["checks"] == local["funnel"]["checks"]
+    assert [s["key"] for s in remote["sheet"]] == [s["key"] for s in local["sheet"]]
+    assert [len(d["examples"]) for g in remote["drops"] for d in g["shown"]] == \
+        [len(d["examples"]) for g in local["drops"] for d in g["shown"]]
+
+
+@pytest.mark.slow
+def test_curate_opt_outs_withhold_its_dropped_images(demo_run, tmp_path: Path) -> None:
+    """Where curate itself drops opted-out or blocklisted records, its drops are shown without images:
+    the report tells them apart by their pHashes only, which cannot say which was opted out."""
+    run_dir = tmp_path / "run"
+    for name in ("raw", "shards"):
+        shutil.copytree(demo_run.out / name, run_dir / name)
+    before = render.render(render.build(str(run_dir)))
+    assert 'alt="dropped image"' in before
+    stats_path = run_dir / "shards" / "stats.json"
+    doc = json.loads(stats_path.read_text())
+    dedup = next(s for s in doc["stages"] if s["name"] == "dedup")
+    dedup["dropped"]["blocklisted"] = 1
+    dedup["in"] += 1
+    next(s for s in doc["stages"] if s["name"] == "read")["in"] += 1
+    next(s for s in doc["stages"] if s["name"] == "read")["out"] += 1
+    next(s for s in doc["stages"] if s["name"] == "decode")["in"] += 1
+    next(s for s in doc["stages"] if s["name"] == "decode")["out"] += 1
+    stats_path.write_text(json.dumps(doc))
+    ctx = render.build(str(run_dir))
+    html = render.render(ctx)
+    assert 'alt="dropped image"' not in html and "none of curate&#39;s dropped images is shown" in html
+    assert 'data-field="dropped.blocklisted">1<' in html  # counted

@@ -40,7 +40,10 @@ def _note(job: str, stage: str, reason: str, decoded: int | None) -> str:
     return "no record of these found in the folder"
 
 
-def _examples(run: Run, seed: int, final: shardscan.Final | None) -> tuple[dict[str, examples.Examples], int | None]:
+def _examples(run: Run, seed: int, final: shardscan.Final | None,
+              notes: list[str]) -> tuple[dict[str, examples.Examples], int | None]:
+    """(job -> (stage, reason) -> example records, how many of curate's drops were decoded);
+    what the examples leave out and why goes to `notes`."""
     out: dict[str, examples.Examples] = {}
     names = run.query_counts.column("query").to_pylist() if run.query_counts is not None else []
     decoded = None
@@ -58,7 +61,8 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None) -> tuple[dict[
             n_dropped = (read["in"] - write["out"]) if read and write else len(final.keys)
             show = not any(never_shown(r) for s in job.stages for r in s["dropped"])
             if not show:
-                run.problems.append("curate dropped opted-out or blocklisted records: its dropped images are not shown")
+                notes.append("Curate dropped opted-out or blocklisted records, which the report cannot tell apart from "
+                             "its other drops by their images: none of curate's dropped images is shown.")
             rebalance = job.stage("rebalance")
             found.update(shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
                                                 rebalanced=bool(rebalance and rebalance["dropped"])))
@@ -130,7 +134,8 @@ def build(root: str, seed: int = 0) -> dict[str, Any]:
     curate_job = run.jobs.get("curate")
     if curate_job is not None and run.manifest is not None:
         final = shardscan.read_final(curate_job.folder, run.manifest, seed, run.problems)
-    found, decoded = _examples(run, seed, final)
+    notes: list[str] = []
+    found, decoded = _examples(run, seed, final, notes)
     drops = []
     for r in fun["rows"]:
         group: dict[str, Any] = {"job": r["job"], "stage": r["stage"], "shown": [], "quiet": {}}
@@ -146,7 +151,7 @@ def build(root: str, seed: int = 0) -> dict[str, Any]:
             drops.append(group)
     ctx: dict[str, Any] = {"root": run.root, "version": __version__, "seed": seed, "funnel": fun,
                            "funnel_chart": charts.funnel_chart(fun["rows"]) if fun["rows"] else None, "drops": drops,
-                           "decoded": decoded}
+                           "decoded": decoded, "drop_notes": notes}
     if run.query_counts is not None:
         bal = balancing(run.query_counts, run.jobs["harvest"].config)
         series = [("before balancing", bal["before"]), ("after: selected pairs holding it", bal["after"]),
