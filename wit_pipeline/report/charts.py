@@ -134,14 +134,15 @@ def funnel_chart(rows: Sequence[dict[str, Any]], *, width: int = 900, row: int =
     """A bar per stage: its length the records in (linear, or log when counts span more than two
     orders of magnitude), split into kept and each drop reason by their share."""
     rows = [r for r in rows if not r["side"]]
-    label_w, right = 190, 90
+    ends = [f"{r['in']:,} → {r['out']:,}" + (" pages" if r.get("unit_change") else "") for r in rows]
+    label_w, right = 190, int(min(320, 16 + 6.6 * max(map(len, ends), default=0)))
     ins = [r["in"] for r in rows if r["in"] > 0]
     log = bool(ins) and max(ins) / min(ins) > 100
     vmax = max(ins + [1])
     bar_w = width - label_w - right
     drop_colours = PALETTE[:4] + PALETTE[5:]  # all but the kept green; a row's reasons in order of count
     out_rows = []
-    for i, r in enumerate(rows):
+    for i, (r, end) in enumerate(zip(rows, ends)):
         n = r["in"]
         length = 0.0 if n <= 0 else bar_w * ((math.log10(n) + 1) / (math.log10(vmax) + 1) if log else n / vmax)
         x = float(label_w)
@@ -154,6 +155,6 @@ def funnel_chart(rows: Sequence[dict[str, Any]], *, width: int = 900, row: int =
                 segs.append({"x": round(x, 1), "w": round(w, 1), "colour": col,
                              "title": f"{r['job']} · {r['stage']} · {name}: {value:,} ({value / n:.1%} of {n:,})"})
             x += w
-        out_rows.append({"label": f"{r['job']} · {r['stage']}", "y": i * row, "unit_change": r.get("unit_change", False), "segs": segs, "in": r["in"], "out": r["out"],
-                         "end": round(label_w + length, 1)})
+        out_rows.append({"label": f"{r['job']} · {r['stage']}", "y": i * row, "unit_change": r.get("unit_change", False),
+                         "segs": segs, "end": round(label_w + length, 1), "end_label": end})
     return {"width": width, "height": max(row, len(rows) * row) + 4, "row": row, "rows": out_rows, "log": log, "kept": KEPT}

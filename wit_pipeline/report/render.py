@@ -64,9 +64,9 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None,
                 notes.append("Curate dropped opted-out or blocklisted records, which the report cannot tell apart from "
                              "its other drops by their images: none of curate's dropped images is shown.")
             rebalance = job.stage("rebalance")
-            found.update(shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
-                                                rebalanced=bool(rebalance and rebalance["dropped"])))
-            decoded = min(n_dropped, shardscan.DECODE_BUDGET)
+            drops, decoded = shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
+                                                    rebalanced=bool(rebalance and rebalance["dropped"]))
+            found.update(drops)
         for key, rows in examples.dead_letters(job.folder, run.problems).items():
             found.setdefault(key, rows)
         out[kind] = found
@@ -74,17 +74,20 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None,
 
 
 def _raw_tars(run: Run) -> list[str]:
-    """The raw shards curate read: the download folder of this run, else curate's --input."""
-    if "download" in run.jobs:
-        tars = fsio.expand(fsio.join(run.jobs["download"].folder, "*.tar"))
+    """The raw shards curate read (complete ones, as curate lists them): the download folder of
+    this run, else curate's --input."""
+    sources = [[run.jobs["download"].folder]] if "download" in run.jobs else []
+    sources.append([str(i) for i in run.jobs["curate"].config.get("input") or []])
+    for patterns in sources:
+        try:
+            tars = curate.expand_inputs(patterns)[0]
+        except (OSError, ValueError) as exc:
+            run.problems.append(f"raw shards {patterns} cannot be listed ({exc})")
+            continue
         if tars:
             return tars
-    inputs = run.jobs["curate"].config.get("input") or []
-    try:
-        return curate.expand_inputs([str(i) for i in inputs])[0]
-    except OSError as exc:
-        run.problems.append(f"curate's raw shards cannot be listed ({exc}): no examples of its drops")
-        return []
+    run.problems.append("curate's raw shards (its --input) are not here: its drops have no examples")
+    return []
 
 
 def _stride(rows: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 import tarfile
 from array import array
@@ -35,6 +36,7 @@ SHEET = 24  # contact sheet samples
 DECODE_BUDGET = 300  # dropped raw samples decoded to find examples (at any run size)
 EXAMPLES = 6  # per drop reason
 SALT = "report"
+_ARRIVAL = itertools.count()  # ties between equal hashes (copies of one key) go by arrival order
 
 
 def _u(key: str, seed: int) -> int:
@@ -95,7 +97,12 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
     heap: list[tuple[int, str]] = []  # (-hash, key): the SHEET smallest hashes so far
     picks: dict[str, dict[str, Any]] = {}
     for entry in manifest.get("shards", []):
-        url = fsio.join(folder, str(entry.get("name")))
+        name = str(entry.get("name"))
+        if not shards.FINAL_SHARD.fullmatch(name):  # a name from a file never reaches outside the folder
+            problems.append(f"manifest.json lists {name[:80]!r}, which is not a shard name: left out")
+            out.complete = False
+            continue
+        url = fsio.join(folder, name)
         if not fsio.exists(url):
             problems.append(f"{url} is listed in manifest.json but missing: its samples are left out of this report")
             out.complete = False
@@ -124,6 +131,7 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
                         elif ext == "json":
                             f = tar.extractfile(member)
                             doc = json.loads(f.read() if f else b"{}")
+                            doc = doc if isinstance(doc, dict) else {}
                             n += 1
                             _add_final(out, key, doc)
                             out.shard.append(len(out.urls) - 1)
@@ -150,14 +158,21 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
     return out
 
 
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _add_final(out: Final, key: str, doc: dict[str, Any]) -> None:
     out.keys.append(key)
     try:
         out.phash.append(phash.from_hex(str(doc.get("phash"))))
     except ValueError:
         out.phash.append(0)
-    out.width.append(int(doc.get("width") or 0))
-    out.height.append(int(doc.get("height") or 0))
+    out.width.append(_int(doc.get("width")))
+    out.height.append(_int(doc.get("height")))
     out.chars.append(len(str(doc.get("text", ""))))
     out.languages[str(doc.get("language") or "?")] += 1
     out.queries.update(str(q) for q in doc.get("queries") or [])
@@ -166,21 +181,24 @@ def _add_final(out: Final, key: str, doc: dict[str, Any]) -> None:
 # ---------------------------------------------------------------- what curate dropped
 
 
-def _keep_few(bucket: list[tuple[int, dict[str, Any]]], h: int, item: dict[str, Any]) -> None:
-    """The EXAMPLES items of smallest hash, in a max-heap by -hash."""
+def _keep_few(bucket: list[tuple[int, int, dict[str, Any]]], h: int, item: dict[str, Any]) -> None:
+    """The EXAMPLES items of smallest hash (first come first on ties), in a max-heap."""
+    entry = (-h, -next(_ARRIVAL), item)
     if len(bucket) < EXAMPLES:
-        heapq.heappush(bucket, (-h, id(item), item))  # type: ignore[arg-type]
-    elif -bucket[0][0] > h:
-        heapq.heappushpop(bucket, (-h, id(item), item))  # type: ignore[arg-type]
+        heapq.heappush(bucket, entry)
+    elif bucket[0][:2] < entry[:2]:
+        heapq.heappushpop(bucket, entry)
 
 
-def _sorted(bucket: list) -> list[dict[str, Any]]:
-    return [item for _, _, item in sorted(bucket, key=lambda t: -t[0])]
+def _sorted(bucket: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [item for *_, item in sorted(bucket, key=lambda t: (-t[0], -t[1]))]
 
 
 def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dropped: int, seed: int,
-                 show_images: bool, problems: list[str], rebalanced: bool = False) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(stage, reason) -> examples of what curate dropped, from one pass over the raw shards.
+                 show_images: bool, problems: list[str],
+                 rebalanced: bool = False) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], int]:
+    """(stage, reason) -> examples of what curate dropped, from one pass over the raw shards;
+    and how many dropped images were decoded to find them.
     `rebalanced`: curate's rebalance stage dropped some, so a drop near no image is one of those."""
     d = int(config.get("max_distance", 4))
     max_pixels = int(config.get("max_pixels", MAX_PIXELS))
@@ -188,8 +206,9 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
     threshold = int(p * float(1 << 64)) if p < 1 else 1 << 64
     kept = set(final.keys)
     seen: set[str] = set()
-    buckets: dict[tuple[str, str], list] = {}
+    buckets: dict[tuple[str, str], list[tuple[int, int, dict[str, Any]]]] = {}
     decoded: list[dict[str, Any]] = []
+    n_decoded = 0
     for url in raw_tars:
         tally = DictTally()
         try:
@@ -209,6 +228,7 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
                     continue
                 if h >= threshold or len(decoded) >= 2 * DECODE_BUDGET:
                     continue
+                n_decoded += 1
                 result = curate.decode(record, max_pixels)
                 if isinstance(result, curate.Drop):
                     _keep_few(buckets.setdefault(("decode", result.reason), []), h, item)  # counted, never shown
@@ -222,7 +242,7 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
     for item in decoded:
         stage = {"near_eval": "decontaminate", "over_cap": "rebalance", "no_query": "rebalance"}.get(item["reason"], "dedup")
         _keep_few(buckets.setdefault((stage, item.pop("reason")), []), item.pop("h"), item)
-    return {k: _sorted(v) for k, v in buckets.items()}
+    return {k: _sorted(v) for k, v in buckets.items()}, n_decoded
 
 
 def _attribute(decoded: list[dict[str, Any]], final: Final, d: int, config: dict[str, Any], show_images: bool,
