@@ -19,7 +19,7 @@ from PIL import Image
 
 from wit_pipeline import cli
 from wit_pipeline.core.schema import QUERY_COUNTS
-from wit_pipeline.report import balancing, collect, examples, render
+from wit_pipeline.report import balancing, examples, render
 from wit_pipeline.stages.download import OPT_OUT_MESSAGE
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -188,13 +188,6 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     assert cli.main(["report", str(tmp_path / "nothing")]) == 2
 
 
-def test_chains_are_the_jobs_own() -> None:
-    from beam_jobs import harvest_global
-    from wit_pipeline.stages import curate
-
-    assert collect.CHAINS == {"harvest": harvest_global.CHAINED, "curate": curate.CHAINED}
-
-
 def test_never_shown_reasons() -> None:
     for reason in ("opted_out", "opted_out.robots", "opted_out.tdmrep", "blocklisted", "unsafe_host.blocklisted"):
         assert examples.never_shown(reason), reason
@@ -222,7 +215,9 @@ def test_a_large_run_gives_a_small_page(tmp_path: Path) -> None:
               {"name": "match", "in": 3 * 10**8, "out": 2 * 10**8, "dropped": {"no_match": 10**8}},
               {"name": "dedup", "in": 2 * 10**8, "out": 2 * 10**8, "dropped": {}},
               {"name": "balance", "in": 2 * 10**8, "out": 10**6, "dropped": {"over_cap": 199 * 10**6}}]
-    (harvest / "stats.json").write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0}}))
+    per_language = {"en": 20_000, "de": 9_000, "ja": 7_000, "sw": 500}  # MetaCLIP 2's t per language, and its p
+    (harvest / "stats.json").write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0},
+                                                    "t_per_language": per_language, "p": 0.2}))
     train = tmp_path / "run" / "train"
     train.mkdir()
     with (train / "log.jsonl").open("w") as f:
@@ -232,6 +227,7 @@ def test_a_large_run_gives_a_small_page(tmp_path: Path) -> None:
     ctx = render.build(str(tmp_path / "run"))
     assert ctx["problems"] == []
     assert len(ctx["balancing"]["before"]) <= balancing.CURVE_POINTS and len(ctx["balancing"]["languages"]) == 4
+    assert {lang["language"]: lang["t"] for lang in ctx["balancing"]["languages"]} == per_language
     assert [r["label"] for r in ctx["funnel_chart"]["rows"]][0] == "harvest · read"  # from crawl records on
     html = render.render(ctx)
     assert len(html.encode()) < 500_000

@@ -42,32 +42,24 @@ def tail(count: np.ndarray, selected: np.ndarray, t: int) -> dict[str, Any]:
     }
 
 
-def _t_of(language: str | None, config: dict[str, Any], t_column: np.ndarray | None, mask: np.ndarray) -> int | None:
-    """A language's t: a per-row `t` column of query_counts, else a {language: t} map in the
-    harvest config (`t_by_language` or `t` itself), else the config's single t."""
-    if t_column is not None and mask.any():
-        return int(t_column[mask][0])
-    for name in ("t_by_language", "t"):
-        value = config.get(name)
-        if isinstance(value, dict) and language in value:
-            return int(value[language])
-    t = config.get("t")
-    return int(t) if isinstance(t, int) else None
-
-
-def balancing(table: pa.Table, config: dict[str, Any]) -> dict[str, Any]:
-    """Curves, top queries and tail shares; per language when query_counts has a language column."""
+def balancing(table: pa.Table, t: int | None, t_per_language: dict[str, int] | None = None,
+              p: float | None = None) -> dict[str, Any]:
+    """Curves, top queries and tail shares; per language when query_counts names each query's
+    language (an allowlist folder's run), each with its own t (stats.json's `t_per_language`)
+    and MetaCLIP 2's p, the tail share every language's t was chosen to match."""
     count = table.column("count").to_numpy().astype(np.int64)
     selected = table.column("selected").to_numpy().astype(np.int64)
     kept = table.column("kept").to_numpy().astype(np.int64)
     names = table.column("query").to_pylist()
-    t_column = table.column("t").to_numpy() if "t" in table.column_names else None
     languages = table.column("language").to_pylist() if "language" in table.column_names else None
-    everything = np.ones(len(count), bool)
-    t = _t_of(None, config, None, everything) or 0
+    if languages is not None and all(x is None for x in languages):
+        languages = None  # one allowlist for every language
+    t = int(t or 0)
+    t_per_language = t_per_language or {}
     top = np.lexsort((np.arange(len(count)), -count))[:TOP_QUERIES]
     out: dict[str, Any] = {
         "t": t,
+        "p": p,
         "before": rank_curve(count),
         "after": rank_curve(selected),
         "kept": rank_curve(kept),
@@ -77,11 +69,11 @@ def balancing(table: pa.Table, config: dict[str, Any]) -> dict[str, Any]:
         "languages": [],
     }
     if languages is not None:
-        langs = np.array([str(x) for x in languages])
+        langs = np.array(["?" if x is None else str(x) for x in languages])
         per = []
         for lang in sorted(set(langs.tolist())):
             mask = langs == lang
-            lt = _t_of(lang, config, t_column, mask) or t
+            lt = int(t_per_language.get(lang, t))
             per.append({"language": lang, "t": lt, "before": rank_curve(count[mask]), "after": rank_curve(selected[mask]),
                         **tail(count[mask], selected[mask], lt)})
         per.sort(key=lambda d: (-d["matches"], d["language"]))

@@ -13,21 +13,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio
-from wit_pipeline.core.schema import QUERY_COUNTS, QUERY_COUNTS_FILE, SchemaError, validate
+from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core.schema import QUERY_COUNTS, SchemaError, validate
 from wit_pipeline.stages import curate
+from wit_pipeline.stages.harvest import outputs as harvest_outputs
 
-STATS = "stats.json"
 LOG = "log.jsonl"
 METRICS = "metrics.json"
 FLOW = ("build-queries", "harvest", "download", "curate")  # the order jobs feed each other
 # Stages of one job whose out feeds the next stage's in (a job's other stages, such as
 # harvest's `read` of crawl records into pages, or curate's `eval_images`, stand beside the chain).
-# harvest's is beam_jobs.harvest_global.CHAINED (tests/test_report.py keeps the two equal).
-CHAINS: dict[str, tuple[tuple[str, str], ...]] = {
-    "harvest": (("extract", "filter"), ("filter", "match"), ("match", "dedup"), ("dedup", "balance")),
-    "curate": tuple(curate.CHAINED),
-}
+CHAINS: dict[str, tuple[tuple[str, str], ...]] = {"harvest": tuple(harvest_outputs.CHAINED), "curate": tuple(curate.CHAINED)}
 # Between jobs: (upstream job, its last stage) feeds (downstream job, its first stage).
 JOB_LINKS = ((("harvest", "balance"), ("download", "download")), (("download", "download"), ("curate", "read")))
 
@@ -78,9 +74,9 @@ def _job_kind(doc: Any, names: list[str]) -> str | None:
         stages = doc.get("stages")
         if isinstance(stages, list) and any(isinstance(s, dict) and s.get("name") == "download" for s in stages):
             return "download"
-    if shards.MANIFEST in names:
+    if outputs.MANIFEST in names:
         return "curate"
-    if QUERY_COUNTS_FILE in names or "candidates" in names:
+    if outputs.QUERY_COUNTS in names or outputs.CANDIDATES in names:
         return "harvest"
     if any(n.endswith("_stats.json") for n in names):
         return "download"
@@ -115,9 +111,9 @@ def collect(root: str) -> Run:
         names = fsio.names(folder)
         if LOG in names or METRICS in names:
             run.train = run.train or folder
-        if STATS not in names:
+        if outputs.STATS not in names:
             continue
-        url = fsio.join(folder, STATS)
+        url = fsio.join(folder, outputs.STATS)
         try:
             doc: Any = fsio.read_json(url)
         except (OSError, ValueError) as exc:
@@ -128,6 +124,8 @@ def collect(root: str) -> Run:
         if why is not None:
             run.problems.append(f"{url} {why}: the {kind} stages are left out of the funnel")
             doc = None
+        elif isinstance(doc.get("error"), str):  # the job wrote its counts although they do not add up
+            run.problems.append(f"{url} records an error: {doc['error'][:300]}")
         if kind in run.jobs:
             run.problems.append(f"{url}: a second {kind} folder in the run; only {run.jobs[kind].folder} is shown")
             continue
@@ -137,13 +135,13 @@ def collect(root: str) -> Run:
         run.problems.append(f"{root}: no stats.json, manifest.json or training log here or in its subfolders")
     harvest = run.jobs.get("harvest")
     if harvest is not None:
-        run.query_counts = _read_query_counts(fsio.join(harvest.folder, QUERY_COUNTS_FILE), run.problems)
+        run.query_counts = _read_query_counts(fsio.join(harvest.folder, outputs.QUERY_COUNTS), run.problems)
     final = run.jobs.get("curate")
     if final is not None:
         try:
             run.manifest = shards.read_manifest(final.folder)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            run.problems.append(f"{fsio.join(final.folder, shards.MANIFEST)} cannot be read ({_short(exc)})")
+            run.problems.append(f"{fsio.join(final.folder, outputs.MANIFEST)} cannot be read ({_short(exc)})")
     if run.train is not None:
         run.log = _read_log(fsio.join(run.train, LOG), run.problems)
         murl = fsio.join(run.train, METRICS)

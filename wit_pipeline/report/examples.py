@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, keys
+from wit_pipeline.core import fsio, keys, outputs
 from wit_pipeline.stages import download as dl
 
 EXAMPLES = 6
@@ -43,17 +43,16 @@ def _read(url: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def dead_letters(folder: str, problems: list[str]) -> Examples:
-    """(stage, "dead letters") -> rows of dead_letter/*.parquet (or _dead_letter/)."""
+    """(stage, "dead letters") -> rows of a job's dead letters (harvest, curate, build-queries:
+    dead_letter/; download: its files' dead letters; its refusals are shown by download_examples)."""
     out: Examples = {}
-    for pattern in ("dead_letter/*.parquet", "_dead_letter/*.parquet"):
-        for url in fsio.expand(fsio.join(folder, pattern)):
+    for name in (outputs.DEAD_LETTERS, outputs.DOWNLOAD_FILES_DEAD_LETTERS):
+        for url in fsio.expand(fsio.join(folder, name)):
             try:
                 rows = _read(url).to_pylist()
             except (OSError, ValueError, pa.ArrowException) as exc:
                 problems.append(f"{url} cannot be read ({exc})")
                 continue
-            if url.endswith(dl.DEAD_LETTER_FILE):
-                continue  # the download's refusals: download_examples shows them under their reasons
             for row in rows:
                 if not {"stage", "source", "error"} <= row.keys() or never_shown(str(row["error"])):
                     continue
@@ -65,8 +64,8 @@ def dead_letters(folder: str, problems: list[str]) -> Examples:
 
 def harvest_examples(folder: str, names: list[str], seed: int, problems: list[str]) -> Examples:
     """balance.over_cap: candidates not selected; dedup.duplicate: a key met again."""
-    cand = sorted(fsio.expand(fsio.join(folder, "candidates", "*.parquet")))
-    sel = sorted(fsio.expand(fsio.join(folder, "selected", "*.parquet")))
+    cand = sorted(fsio.expand(fsio.join(folder, outputs.CANDIDATES, "*.parquet")))
+    sel = sorted(fsio.expand(fsio.join(folder, outputs.sharded_glob(outputs.SELECTED))))
     if not cand or not sel:
         return {}
     try:
@@ -127,7 +126,7 @@ def download_examples(folder: str, seed: int, problems: list[str]) -> Examples:
             heapq.heappush(heaps.setdefault(reason, []), (coin, n, {
                 "key": row.get(key_col), "text": row.get("caption"), "url": row.get("url"),
                 "error": row.get("error_message"), "queries": row.get("queries") or []}))
-    dead = fsio.join(folder, dl.DEAD_LETTER_FILE)
+    dead = fsio.join(folder, outputs.DOWNLOAD_DEAD_LETTERS)
     if fsio.exists(dead):
         try:
             rows = _read(dead).to_pylist()

@@ -12,8 +12,7 @@ import jinja2
 import numpy as np
 
 from wit_pipeline import __version__
-from wit_pipeline.core import fsio
-from wit_pipeline.core.schema import PARTS_FILE
+from wit_pipeline.core import fsio, outputs
 from wit_pipeline.report import charts, examples, shardscan
 from wit_pipeline.report.balancing import MAX_LANGUAGES, balancing
 from wit_pipeline.report.collect import Run, collect, funnel
@@ -119,7 +118,7 @@ def _provenance(run: Run) -> list[dict[str, Any]]:
         cfg = job.config
         inputs = doc.get("inputs") if isinstance(doc.get("inputs"), list) else cfg.get("input")
         if kind == "harvest":
-            parts = fsio.join(job.folder, PARTS_FILE)
+            parts = fsio.join(job.folder, outputs.PARTS_LIST)
             if fsio.exists(parts):
                 inputs = [line for line in fsio.read_text(parts).splitlines() if line.strip()]
         inputs = [str(i) for i in inputs] if isinstance(inputs, (list, tuple)) else ([str(inputs)] if inputs else [])
@@ -156,7 +155,12 @@ def build(root: str, seed: int = 0) -> dict[str, Any]:
                            "funnel_chart": charts.funnel_chart(fun["rows"]) if fun["rows"] else None, "drops": drops,
                            "decoded": decoded, "drop_notes": notes}
     if run.query_counts is not None:
-        bal = balancing(run.query_counts, run.jobs["harvest"].config)
+        harvest = run.jobs["harvest"]
+        doc = harvest.doc or {}
+        t = harvest.config.get("t")
+        bal = balancing(run.query_counts, t if isinstance(t, int) else None,
+                        doc.get("t_per_language") if isinstance(doc.get("t_per_language"), dict) else None,
+                        doc.get("p") if isinstance(doc.get("p"), (int, float)) else None)
         series = [("before balancing", bal["before"]), ("after: selected pairs holding it", bal["after"]),
                   ("after: kept by the entry itself", bal["kept"])]
         hl = ("t = %s" % f"{bal['t']:,}", bal["t"]) if bal["t"] else None
