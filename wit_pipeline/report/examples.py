@@ -62,44 +62,66 @@ def dead_letters(folder: str, problems: list[str]) -> Examples:
     return out
 
 
+def _key_words(table: pa.Table) -> np.ndarray:
+    """A key column as uint64 words (0 for anything that is not a 16-hex-digit key)."""
+    col = pc.fill_null(table.column("key").combine_chunks(), "")
+    ok = pc.match_substring_regex(col, "^[0-9a-f]{16}$").to_numpy(zero_copy_only=False)
+    text = np.array(col.to_pylist(), dtype=object)
+    text[~ok] = "0" * 16
+    return np.frombuffer(bytes.fromhex("".join(text.tolist())), ">u8").astype(np.uint64)
+
+
 def harvest_examples(folder: str, names: list[str], seed: int, problems: list[str]) -> Examples:
-    """balance.over_cap: candidates not selected; dedup.duplicate: a key met again."""
+    """balance.over_cap: candidates not selected; dedup.duplicate: a key met again. Keys travel
+    as 64-bit words (a crawl's candidates number in the tens of millions); only the rows shown
+    are read whole."""
     cand = sorted(fsio.expand(fsio.join(folder, outputs.CANDIDATES, "*.parquet")))
+    parts_list = fsio.join(folder, outputs.PARTS_LIST)
+    if fsio.exists(parts_list):  # candidates/ may also hold parts of an earlier run's files
+        covered = set(fsio.read_text(parts_list).split())
+        cand = [u for u in cand if u.rsplit("/", 1)[-1] in covered]
     sel = sorted(fsio.expand(fsio.join(folder, outputs.sharded_glob(outputs.SELECTED))))
     if not cand or not sel:
         return {}
     try:
-        key_cols = [_read(u, ["key"]).column("key").to_pylist() for u in cand]
-        selected = {k for u in sel for k in _read(u, ["key"]).column("key").to_pylist()}
+        words = [_key_words(_read(u, ["key"])) for u in cand]
+        selected = np.concatenate([_key_words(_read(u, ["key"])) for u in sel])
     except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
         problems.append(f"{folder}: candidates or selected pairs cannot be read ({exc}): no harvest examples")
         return {}
-    first: dict[str, int] = {}  # key -> the candidates file it was first met in
-    dup: dict[str, tuple[float, str, int]] = {}
-    over: list[tuple[float, str, int]] = []
-    for f, ks in enumerate(key_cols):
-        for coin, k in zip(_coins(ks, seed).tolist(), ks):
-            if k in first:
-                dup.setdefault(k, (coin, k, first[k]))
-                continue
-            first[k] = f
-            if k not in selected:
-                over.append((coin, k, f))
-    picked = {("dedup", "duplicate"): heapq.nsmallest(EXAMPLES, dup.values()),
-              ("balance", "over_cap"): heapq.nsmallest(EXAMPLES, over)}
+    keys_all = np.concatenate(words)
+    files = np.concatenate([np.full(len(w), f, np.int32) for f, w in enumerate(words)])
+    _, first = np.unique(keys_all, return_index=True)
+    is_first = np.zeros(len(keys_all), bool)
+    is_first[first] = True
+    coins = keys.uniforms(keys_all, np.zeros(len(keys_all), np.int64), seed)
+    picked: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for reason, mask in ((("dedup", "duplicate"), ~is_first & (keys_all != 0)),
+                         (("balance", "over_cap"), is_first & (keys_all != 0) & ~np.isin(keys_all, selected))):
+        idx = np.flatnonzero(mask)
+        idx = idx[np.lexsort((keys_all[idx], coins[idx]))]
+        chosen, seen = [], set()
+        for i in idx.tolist():  # one example per key (a key may repeat many times)
+            if int(keys_all[i]) not in seen:
+                seen.add(int(keys_all[i]))
+                chosen.append((int(files[i]), int(keys_all[i])))
+            if len(chosen) == EXAMPLES:
+                break
+        if chosen:
+            picked[reason] = chosen
     wanted: dict[int, set[str]] = {}
     for items in picked.values():
-        for _, k, f in items:
-            wanted.setdefault(f, set()).add(k)
+        for f, k in items:
+            wanted.setdefault(f, set()).add(f"{k:016x}")
     rows: dict[str, dict[str, Any]] = {}
-    for f, ks in wanted.items():
+    for f, ks in sorted(wanted.items()):
         table = _read(cand[f])
         for row in table.filter(pc.is_in(table.column("key"), pa.array(sorted(ks)))).to_pylist():
             qids = row.get("query_ids") or []
             rows.setdefault(row["key"], {"key": row["key"], "text": row["text"], "url": row["url"],
                                          "page_url": row.get("page_url"),
                                          "queries": [names[q] for q in qids if 0 <= q < len(names)]})
-    return {k: [rows[key] for _, key, _ in items if key in rows] for k, items in picked.items() if items}
+    return {reason: [rows[f"{k:016x}"] for _, k in items if f"{k:016x}" in rows] for reason, items in picked.items()}
 
 
 def download_examples(folder: str, seed: int, problems: list[str]) -> Examples:
