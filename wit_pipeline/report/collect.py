@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core import fsio, outputs, parquet_io
 from wit_pipeline.core.schema import QUERY_COUNTS, SchemaError, validate
 from wit_pipeline.stages import curate
 from wit_pipeline.stages.harvest import outputs as harvest_outputs
@@ -157,8 +156,7 @@ def _read_query_counts(url: str, problems: list[str]) -> pa.Table | None:
     if not fsio.exists(url):
         return None
     try:
-        with fsio.open(url) as f:
-            table = pq.read_table(f)
+        table = parquet_io.read_parquet(url)
         validate(table, QUERY_COUNTS, url)
         return table
     except (OSError, ValueError, SchemaError, pa.ArrowException) as exc:

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, keys, outputs
+from wit_pipeline.core import fsio, keys, outputs, parquet_io
 from wit_pipeline.stages import download as dl
 
 EXAMPLES = 6
@@ -38,8 +37,7 @@ def _coins(hex_keys: list[str], seed: int) -> np.ndarray:
 
 
 def _read(url: str, columns: list[str] | None = None) -> pa.Table:
-    with fsio.open(url) as f:
-        return pq.read_table(f, columns=columns)
+    return parquet_io.read_parquet(url, columns)
 
 
 def dead_letters(folder: str, problems: list[str]) -> Examples:
