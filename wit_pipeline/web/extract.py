@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import fsspec
 import orjson
 
+from wit_pipeline.core import fsio
 from wit_pipeline.core.stats import Tally, error_text
 from wit_pipeline.web.archive import Broken, Record, iter_records, target_uri
 from wit_pipeline.web.page import EXTRACT, Image, html_images, pairs_from_images
@@ -87,6 +88,7 @@ OPEN_RETRY_SECONDS = (0.5, 1.0)  # a throttled or flaky store (HTTP 503) often a
 
 
 def open_with_retries(url: str) -> BinaryIO:
+    fsio.check_regular_file(url)  # a FIFO among the inputs would block this worker for ever
     for pause in (*OPEN_RETRY_SECONDS, None):
         try:
             return fsspec.open(url, "rb").open()
