@@ -20,7 +20,7 @@ from PIL import Image
 from wit_pipeline import cli
 from wit_pipeline.core.schema import QUERY_COUNTS
 from wit_pipeline.report import balancing, examples, render
-from wit_pipeline.stages.download import OPT_OUT_MESSAGE
+from wit_pipeline.stages.download import outcome_reason
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -156,10 +156,14 @@ def test_report_is_reproducible_and_never_shows_opted_out_records(demo_run, tmp_
 
     html = first.decode("utf-8")
     raw = pa.concat_tables([pq.read_table(p) for p in sorted((out / "raw").glob("[0-9]*.parquet"))])
-    opted = [r for r in raw.to_pylist() if r["error_message"] == OPT_OUT_MESSAGE]
-    assert opted, "the demo plants opted-out images"
+    opted = [r for r in raw.to_pylist() if examples.never_shown(outcome_reason(r["status"], r["error_message"]) or "")]
+    assert opted, "the demo plants images whose responses opt out"
     for row in opted:
         assert row["url"] not in html and row["sample_key"] not in html
+    # and the ones robots.txt kept from being requested at all
+    truth = json.loads((out / "web" / "truth.json").read_text())
+    noai = [link["url"] for link in truth["links"] if link["expect"] == "noai"]
+    assert noai and not [u for u in noai if u in html]
     assert "opted_out" in html  # counted, though
     assert len(first) < 2_000_000
 
@@ -189,7 +193,8 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
 
 
 def test_never_shown_reasons() -> None:
-    for reason in ("opted_out", "opted_out.robots", "opted_out.tdmrep", "blocklisted", "unsafe_host.blocklisted"):
+    for reason in ("opted_out", "opted_out.robots_txt", "opted_out.tdm_reservation", "blocklisted", "unsafe_host.blocklisted",
+                   "opted_out.x_robots_tag (at fetch)"):
         assert examples.never_shown(reason), reason
     for reason in ("near_duplicate", "failed_to_download.http_404", "not_opted_out_here", "blocklist_size"):
         assert not examples.never_shown(reason), reason

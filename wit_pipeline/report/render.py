@@ -13,9 +13,11 @@ import numpy as np
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, outputs
+from wit_pipeline.image import blocklist
+from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.report import charts, examples, shardscan
 from wit_pipeline.report.balancing import MAX_LANGUAGES, balancing
-from wit_pipeline.report.collect import Run, collect, funnel
+from wit_pipeline.report.collect import Job, Run, collect, funnel
 from wit_pipeline.report.examples import never_shown
 from wit_pipeline.stages import curate
 
@@ -58,18 +60,32 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None,
             raw = _raw_tars(run)
             read, write = job.stage("read"), job.stage("write")
             n_dropped = (read["in"] - write["out"]) if read and write else len(final.keys)
-            show = not any(never_shown(r) for s in job.stages for r in s["dropped"])
-            if not show:
-                notes.append("Curate dropped opted-out or blocklisted records, which the report cannot tell apart from "
-                             "its other drops by their images: none of curate's dropped images is shown.")
+            show, blocked = _curate_blocklist(job, notes)
             rebalance = job.stage("rebalance")
             drops, decoded = shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
-                                                    rebalanced=bool(rebalance and rebalance["dropped"]))
+                                                    rebalanced=bool(rebalance and rebalance["dropped"]), blocked=blocked)
             found.update(drops)
         for key, rows in examples.dead_letters(job.folder, run.problems).items():
             found.setdefault(key, rows)
         out[kind] = found
     return out, decoded
+
+
+def _curate_blocklist(job: Job, notes: list[str]) -> tuple[bool, Blocklist | None]:
+    """(whether curate's dropped images may be shown, its blocklist). Where curate dropped
+    blocklisted (or opted-out) images, the report finds them again with curate's own blocklist;
+    without it, it cannot tell them from the other drops, and shows none of curate's dropped images."""
+    if not any(never_shown(r) for s in job.stages for r in s["dropped"]):
+        return True, None
+    url = job.config.get("blocklist")
+    if isinstance(url, str) and not any(never_shown(r) and r != BLOCKLISTED for s in job.stages for r in s["dropped"]):
+        try:
+            return True, blocklist.load(url)
+        except (OSError, ValueError) as exc:
+            notes.append(f"Curate's blocklist {url} cannot be read ({exc}).")
+    notes.append("Curate dropped blocklisted or opted-out images, which the report cannot tell apart from its other "
+                 "drops here: none of curate's dropped images is shown.")
+    return False, None
 
 
 def _raw_tars(run: Run) -> list[str]:
