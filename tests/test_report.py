@@ -282,3 +282,35 @@ def test_curate_opt_outs_withhold_its_dropped_images(demo_run, tmp_path: Path) -
     html = render.render(ctx)
     assert 'alt="dropped image"' not in html and "none of curate&#39;s dropped images is shown" in html
     assert 'data-field="dropped.blocklisted">1<' in html  # counted
+
+
+@pytest.mark.slow
+def test_curate_blocklisted_images_are_found_and_never_shown(demo_run, tmp_path: Path) -> None:
+    """With curate's blocklist at hand, the report finds the blocklisted drops again (by curate's
+    own decode) and counts them only; the other drops keep their images."""
+    import hashlib
+
+    from wit_pipeline import shards
+
+    run_dir = tmp_path / "run"
+    for name in ("raw", "shards"):
+        shutil.copytree(demo_run.out / name, run_dir / name)
+    ctx = render.build(str(run_dir))
+    shown = [e for g in ctx["drops"] if g["job"] == "curate" for d in g["shown"] for e in d["examples"] if e.get("thumb")]
+    assert len(shown) >= 2
+    victim = shown[0]
+    image = next(shards.image_of(s)[1] for tar in sorted((run_dir / "raw").glob("*.tar"))
+                 for s in shards.iter_tar_samples(str(tar)) if json.loads(s["json"]).get("sample_key") == victim["key"])
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text(f"sha256 {hashlib.sha256(image).hexdigest()}\n")
+    stats_path = run_dir / "shards" / "stats.json"
+    doc = json.loads(stats_path.read_text())
+    doc["config"]["blocklist"] = str(blocklist)
+    decode = next(s for s in doc["stages"] if s["name"] == "decode")
+    decode["dropped"]["blocklisted"] = 1  # as curate with that blocklist would have counted it
+    stats_path.write_text(json.dumps(doc))
+
+    html = render.render(render.build(str(run_dir)))
+    assert victim["url"] not in html and victim["key"] not in html
+    assert 'alt="dropped image"' in html and "none of curate" not in html
+    assert 'data-field="dropped.blocklisted">1<' in html
