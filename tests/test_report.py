@@ -176,6 +176,7 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     stats = run_dir / "harvest" / "stats.json"
     stats.write_bytes(stats.read_bytes()[:150])  # truncated mid-file
     (run_dir / "shards" / "wit-000000.tar").unlink()
+    next((run_dir / "harvest" / "candidates").glob("*.parquet")).write_bytes(b"not parquet")
     out = tmp_path / "report.html"
     assert cli.main(["report", str(run_dir), "--out", str(out)]) == 0
     assert "problem(s) listed at the top" in capsys.readouterr().out
@@ -184,6 +185,7 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     assert problems < html.index('id="funnel"')
     top = html[problems:html.index("</section>", problems)]
     assert "harvest/stats.json cannot be read" in top and "wit-000000.tar is listed in manifest.json but missing" in top
+    assert "candidates or selected pairs cannot be read" in top
     assert 'data-job="download"' in html and 'data-job="harvest"' not in html  # what could be read still shows
 
     # One stage's folder on its own works too.
