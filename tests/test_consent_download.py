@@ -289,3 +289,55 @@ def test_final_shards_keep_each_samples_consent_note(runs, tmp_path):
             notes += [json.loads(tar.extractfile(m).read()).get("consent") for m in tar.getmembers()
                       if m.name.endswith(".json")]
     assert notes and all(n and n.startswith("agent=wit;robots_txt=allowed(") for n in notes)
+
+
+@contextlib.contextmanager
+def _dribbling_server(head_first: bool):
+    """A server that sends its answer one byte at a time, each inside any per-read time-out:
+    after the head when `head_first`, else from the status line on."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        with contextlib.suppress(OSError):
+            conn, _ = srv.accept()
+            conn.recv(4096)
+            head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+            if head_first:
+                conn.sendall(head)
+            data = (b"" if head_first else head) + b"User-agent: *\nAllow: /\n" + b"#" * 10**6
+            for i in range(len(data)):
+                if stop.is_set():
+                    break
+                conn.sendall(data[i:i + 1])
+                time.sleep(0.02)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}/robots.txt"
+    finally:
+        stop.set()
+        srv.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("head_first", [True, False])
+def test_a_robots_txt_sent_a_byte_at_a_time_is_cut_at_the_deadline(head_first):
+    """Each byte comes inside the per-read time-out, so only a deadline on the whole fetch ends
+    it; what was read by then is a time-out (everything disallowed), never a short file."""
+    import time
+
+    with _dribbling_server(head_first) as url:
+        start = time.monotonic()
+        got = consent.fetch_policy(url, consent.policy_opener(None), "wit", timeout=0.3)
+        took = time.monotonic() - start
+    assert (got.state, got.note, got.body) == (robots.UNREACHABLE, "timeout", b"")
+    assert took < 0.3 * consent.DEADLINE_FACTOR + 2

@@ -20,10 +20,13 @@ which checks it passed. The image response's own opt-outs are checked at fetch t
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import logging
+import threading
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +50,7 @@ CONSENT_DIR = CACHE_FILE.split("/")[0]
 CONSENT_COLUMN = "consent"
 MAX_AGE_SECONDS = 24 * 3600  # RFC 9309 2.4
 POLICY_TIMEOUT = 10.0  # seconds to connect and between bytes, per policy file
+DEADLINE_FACTOR = 3  # a policy file's whole fetch (redirects, head, body) gets 3 x its timeout
 POLICY_THREADS = 16
 
 OPTED_OUT_ROBOTS = "opted_out.robots_txt"
@@ -93,6 +97,75 @@ def origin_of(url: str) -> str | None:
 
 # --- fetching one policy file ---------------------------------------------------------------
 
+class _Watch:
+    """One policy fetch: its sockets, and whether its time is up (set by a timer thread)."""
+
+    def __init__(self) -> None:
+        self.socks: list[Any] = []
+        self.expired = False
+        self.lock = threading.Lock()
+
+    def add(self, sock: Any) -> None:
+        with self.lock:
+            self.socks.append(sock)
+            if self.expired:
+                _cut(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.socks:
+                _cut(sock)
+
+
+_current = threading.local()  # .watch: the policy fetch running on this thread
+
+
+def _cut(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(2)  # a blocked read returns at once (urllib drops `conn.sock`, not the socket)
+
+
+class _Tracked:
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        if (watch := getattr(_current, "watch", None)) is not None:
+            watch.add(self.sock)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_Tracked, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Tracked, http.client.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_HTTPSConnection, req, context=self._context)
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float) -> Iterator[_Watch]:
+    """Cut this thread's policy connections after `seconds` in all: a server that sends one
+    byte just inside every per-read time-out cannot hold the download."""
+    watch = _current.watch = _Watch()
+    timer = threading.Timer(seconds, watch.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()
+        _current.watch = None
+
+
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     """Follows at most MAX_REDIRECTS redirects, to http(s) URLs only."""
 
@@ -110,8 +183,8 @@ def policy_opener(proxy_url: str | None) -> urllib.request.OpenerDirector:
     environment's proxies), http(s) only, at most 5 redirects."""
     proxies = urllib.request.ProxyHandler({"http": proxy_url, "https": proxy_url} if proxy_url else None)
     opener = urllib.request.OpenerDirector()
-    for handler in (proxies, urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
+    for handler in (proxies, urllib.request.UnknownHandler(), _DeadlineHTTP(),
+                    _DeadlineHTTPS(), urllib.request.HTTPDefaultErrorHandler(),
                     _LimitedRedirects(), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
@@ -127,12 +200,18 @@ class Fetched:
 
 def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: str,
                  timeout: float = POLICY_TIMEOUT) -> Fetched:
-    """GET one policy file; its RFC 9309 outcome, final status and first MAX_BYTES (+1)."""
+    """GET one policy file; its RFC 9309 outcome, final status and first MAX_BYTES (+1).
+    `timeout` bounds each connect and read; the whole fetch gets DEADLINE_FACTOR x `timeout`
+    (a body cut by it is a time-out, never a short file read as complete)."""
     request = urllib.request.Request(url, headers={"User-Agent": agent_string})
+    watch = _Watch()
     try:
-        with opener.open(request, timeout=timeout) as response:
-            body = response.read(robots.MAX_BYTES + 1)
-            status = response.status
+        with _deadline(timeout * DEADLINE_FACTOR) as watch:
+            with opener.open(request, timeout=timeout) as response:
+                body = response.read(robots.MAX_BYTES + 1)
+                status = response.status
+            if watch.expired:
+                return Fetched(robots.UNREACHABLE, None, b"", "timeout")
     except HTTPError as err:
         if reason := refused_reason(str(err.reason)):  # the egress guard refused a hop
             return Fetched(robots.UNREACHABLE, None, b"", f"egress_refused.{reason}")
@@ -145,9 +224,9 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
     except (URLError, OSError, ValueError) as err:  # time-out, refused, reset, bad URL
         reason = getattr(err, "reason", err)
         name = "timeout" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else type(reason).__name__
-        return Fetched(robots.UNREACHABLE, None, b"", name)
+        return Fetched(robots.UNREACHABLE, None, b"", "timeout" if watch.expired else name)
     except Exception as err:  # an http.client oddity (bad status line, ...): no answer to read
-        return Fetched(robots.UNREACHABLE, None, b"", type(err).__name__)
+        return Fetched(robots.UNREACHABLE, None, b"", "timeout" if watch.expired else type(err).__name__)
     state = robots.outcome_of_status(status)
     return Fetched(state, status, body if state == robots.OK else b"", None if state != robots.UNREACHABLE else f"http_{status}")
 
