@@ -107,6 +107,14 @@ def test_our_group_is_the_exact_token_not_a_prefix_or_substring():
     assert mine.group == "wit" and mine.allowed("http://h/all/x")
 
 
+def test_a_group_naming_our_token_with_a_version_is_ours():
+    text = "User-agent: *\nAllow: /\n\nUser-agent: Wit/1.0\nDisallow: /a/\n\nUser-agent: wit\r\nDisallow: /b/\n"
+    rb = Robots(robots.OK, text, "wit")
+    assert rb.group == "wit"
+    assert not rb.allowed("http://h/a/x") and not rb.allowed("http://h/b/x") and rb.allowed("http://h/c/x")
+    assert Robots(robots.OK, "User-agent: witness/2\nDisallow: /\n", "wit").allowed("http://h/x")
+
+
 def test_robots_txt_itself_is_always_allowed():
     assert Robots(robots.OK, "User-agent: *\nDisallow: /\n", "wit").allowed("http://h/robots.txt")
     assert not Robots(robots.OK, "User-agent: *\nDisallow: /\n", "wit").allowed("http://h/robots.txt.bak")

@@ -2,7 +2,7 @@
 
 What RFC 9309 asks and where it is done:
 - the group whose user-agent line is our product token (case-insensitive, exact: a group
-  `wi` is not ours), else the `*` group, else no rules; groups for one token are merged;
+  `wi` is not ours; a version after a `/` is not part of the token), else the `*` group, else no rules; groups for one token are merged;
 - the longest matching rule wins, Allow wins a tie; `*` and `$` in patterns; percent-encoding
   normalised; `/robots.txt` itself always allowed (protego, checked in tests/test_robots.py
   against the RFC's examples);
@@ -18,6 +18,7 @@ per-token rule sets (`_user_agents`, pinned protego version, covered by the test
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from protego import Protego
@@ -51,6 +52,11 @@ def decode(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").removeprefix("\ufeff")
 
 
+# A user-agent line naming a product token with a version (`User-agent: wit/0.1`): the token
+# is what is matched (as Google's parser reads it), so such a group is ours, merged with `wit`.
+_VERSIONED_AGENT = re.compile(r"(?im)((?:^|\r)[ \t]*user-?agent[ \t]*:[ \t]*[a-z_-]+)/[^\s#]*")
+
+
 @dataclass(frozen=True)
 class Robots:
     """One origin's robots.txt as seen by one product token."""
@@ -60,7 +66,7 @@ class Robots:
     agent: str = "wit"
 
     def __post_init__(self) -> None:
-        parser = Protego.parse(self.text) if self.outcome == OK and self.text else None
+        parser = Protego.parse(_VERSIONED_AGENT.sub(r"\1", self.text)) if self.outcome == OK and self.text else None
         rules = None
         if parser is not None:
             groups = parser._user_agents  # token (lower-cased) -> merged rule set
