@@ -65,3 +65,30 @@ def test_wat_metas():
                       {"name": 3, "content": "noai"}]}
     assert optout.wat_metas(head) == [("robots", "noai")]
     assert optout.wat_metas(None) == [] and optout.wat_metas({"Metas": "x"}) == []
+
+
+@pytest.mark.parametrize("html", [
+    b'<meta name="robots" data-note="a>b" content="noai">',  # a ">" quoted in another attribute
+    b"<meta name=robots content=noai/>",  # unquoted, self-closed
+    b'<meta name="robots" content="noai"' + b" " * 10000 + b">",  # a long tag
+])
+def test_page_metas_in_awkward_tags_still_opt_out(html):
+    assert optout.warc_page_opt_out(b"HTTP/1.1 200 OK\r\n", html) == optout.META_ROBOTS
+
+
+def test_a_folded_x_robots_tag_header_still_opts_out():
+    head = b"HTTP/1.1 200 OK\r\nX-Robots-Tag: noindex,\r\n  noai\r\nServer: x\r\n \tnoimageai\r\n"
+    assert optout.http_head_values(head, b"x-robots-tag") == ["noindex, noai"]
+    assert optout.warc_page_opt_out(head, b"") == optout.X_ROBOTS_TAG
+
+
+@pytest.mark.parametrize("codec,content_type", [("utf-16", "text/html"), ("utf-16-le", "text/html; charset=UTF-16LE")])
+def test_a_utf16_page_is_read_for_its_metas(codec, content_type):
+    """The image scan decodes a UTF-16 page (its BOM or declared charset); its metas are read too."""
+    from wit_pipeline.web.page import html_images
+
+    body = '<head><meta name="robots" content="noai"></head><img src="/a.jpg" alt="a red fox">'.encode(codec)
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n".encode()
+    assert html_images(body, content_type)[1]  # the page has images to lose
+    assert optout.warc_page_opt_out(head, body) == optout.META_ROBOTS
+

@@ -111,10 +111,15 @@ def page_opt_out(headers: Mapping[str, object], metas: Iterable[tuple[str, str]]
 
 # <meta ...> tags anywhere in a document, scanned as bytes (names and the values that matter
 # are ASCII). A tag inside a comment or a script also counts: a false opt-out costs a page, a
-# missed one would break a promise. A tag ends at its first ">" (no quoted ">" in the values
-# that matter), and a "<meta" with no ">" after it ends the scan: linear in the page.
+# missed one would break a promise. A "<meta" with no ">" after it ends the scan: linear in the page.
 _META_OPEN = re.compile(rb"<meta[\t\n\f\r /]", re.IGNORECASE)
 _ATTR = re.compile(rb"""([^\t\n\f\r /=>"']++)(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"([^"]*+)"|'([^']*+)'|([^\t\n\f\r >]*+)))?+""")
+
+
+# A tag's end: the first ">" outside quoted values, looked for within MAX_TAG bytes (else, as
+# for an unclosed quote, the first ">"), so each tag costs a bounded scan.
+_TAG_REST = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+MAX_TAG = 8192
 
 
 def html_metas(body: bytes) -> list[tuple[str, str]]:
@@ -122,14 +127,18 @@ def html_metas(body: bytes) -> list[tuple[str, str]]:
     metas = []
     pos = 0
     while m := _META_OPEN.search(body, pos):
-        end = body.find(b">", m.end())
+        tag = _TAG_REST.match(body, m.end(), m.end() + MAX_TAG)
+        end = tag.end() - 1 if tag else body.find(b">", m.end())
         if end < 0:
             break
         attrs: dict[bytes, bytes] = {}
         for a in _ATTR.finditer(body, m.end(), end):
             key = a.group(1).lower()
             if key not in attrs:  # the first of a repeated attribute wins, as in HTML
-                attrs[key] = a.group(2) or a.group(3) or a.group(4) or b""
+                value = a.group(2) or a.group(3) or a.group(4) or b""
+                if a.group(4) and a.end() == end and value.endswith(b"/"):
+                    value = value[:-1]  # `content=noai/>`: the self-closing slash, not the value
+                attrs[key] = value
         if b"name" in attrs:
             metas.append((attrs[b"name"].decode("latin-1"), attrs.get(b"content", b"").decode("latin-1")))
         pos = end + 1
@@ -147,20 +156,38 @@ def wat_metas(head: object) -> list[tuple[str, str]]:
 
 def http_head_values(head: bytes, name: bytes) -> list[str]:
     """Every value of header `name` (lower-case bytes) in a raw HTTP response head (lines end
-    in CRLF or a bare LF; a repeated header gives each of its values)."""
-    out = []
+    in CRLF or a bare LF; a repeated header gives each of its values; a line that starts with
+    a space or tab continues the one before, RFC 7230's obsolete folding)."""
+    out: list[str] = []
+    mine = False
     for line in head.split(b"\n")[1:]:
+        if line[:1] in (b" ", b"\t"):
+            if mine:
+                out[-1] = f"{out[-1]} {line.strip().decode('latin-1')}"
+            continue
         key, sep, value = line.partition(b":")
-        if sep and key.strip().lower() == name:
+        mine = bool(sep) and key.strip().lower() == name
+        if mine:
             out.append(value.strip().decode("latin-1"))
     return out
+
+
+def _scannable(head: bytes, body: bytes) -> bytes:
+    """The body as ASCII-compatible bytes: a UTF-16 page (its BOM, or its declared charset, as
+    the image scan decodes it) would hide its metas from a byte scan while its images are read."""
+    content_type = ", ".join(http_head_values(head, b"content-type")).lower()
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")) or "utf-16" in content_type:
+        from wit_pipeline.web.charset import decode_html
+
+        return decode_html(body, content_type).encode("utf-8", "replace")
+    return body
 
 
 def warc_page_opt_out(head: bytes, body: bytes, agent: str = DEFAULT_AGENT) -> str | None:
     """Why a WARC response (its raw HTTP head and decoded HTML body) contributes no pairs, or None."""
     headers = {"x-robots-tag": http_head_values(head, b"x-robots-tag"),
                "tdm-reservation": http_head_values(head, b"tdm-reservation")}
-    return page_opt_out(headers, html_metas(body), agent)
+    return page_opt_out(headers, html_metas(_scannable(head, body)), agent)
 
 
 def wat_page_opt_out(response: Mapping[str, object], html_meta: Mapping[str, object],
