@@ -28,6 +28,19 @@ def test_parse_kinds_distances_and_comments():
     assert not bl.blocks("cd" * 32, "1234123412341234")
 
 
+def test_a_bom_is_no_part_of_the_first_line(tmp_path):
+    path = tmp_path / "bl.txt"
+    path.write_bytes("\ufeffsha256 {}\n".format("a" * 64).encode())
+    assert blocklist.load(str(path)).blocks("a" * 64, None)
+
+
+def test_bytes_that_are_not_utf8_are_an_error_naming_their_line(tmp_path):
+    path = tmp_path / "bl.txt"
+    path.write_bytes(b"# list\n" * 3000 + b"sha256 \xff\n")
+    with pytest.raises(ValueError, match=r"bl.txt line 3001: not UTF-8"):
+        blocklist.load(str(path))
+
+
 @pytest.mark.parametrize("line", ["md5 abcd", "sha256 xyz", f"sha256 {'a' * 63}", "phash 123", "phash " + "a" * 16 + " 99",
                                   "phash " + "a" * 16 + " -1", "phash " + "a" * 16 + " 2 3"])
 def test_a_bad_line_is_an_error_naming_it(line):

@@ -55,7 +55,7 @@ def parse(text: str, source: str = "blocklist") -> Blocklist:
     """A Blocklist from the file's text; ValueError names the first bad line."""
     digests: set[str] = set()
     by_distance: dict[int, set[int]] = defaultdict(set)
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.removeprefix("\ufeff").splitlines(), 1):  # a BOM is no part of line 1
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
@@ -77,5 +77,12 @@ def parse(text: str, source: str = "blocklist") -> Blocklist:
 
 
 def load(url: str) -> Blocklist:
-    """The blocklist at `url` (any fsspec URL)."""
-    return parse(fsio.read_text(url), url)
+    """The blocklist at `url` (any fsspec URL); text that is not UTF-8 is an error naming its line."""
+    with fsio.open(url, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{url} line {line}: not UTF-8 text") from None
+    return parse(text, url)
