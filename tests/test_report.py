@@ -316,3 +316,19 @@ def test_curate_blocklisted_images_are_found_and_never_shown(demo_run, tmp_path:
     assert victim["url"] not in html and victim["key"] not in html
     assert 'alt="dropped image"' in html and "none of curate" not in html
     assert 'data-field="dropped.blocklisted">1<' in html
+
+
+@pytest.mark.parametrize("count", [10**300, -3, True, 1.5, "7"], ids=["huge", "negative", "bool", "float", "string"])
+def test_a_stats_json_with_counts_no_job_writes_is_a_problem_line(tmp_path: Path, count, capsys) -> None:
+    """A count too large to divide as a float, negative, a bool, a float or a string: the stage is
+    left out of the funnel with a line at the top, and markup in its names is shown as text."""
+    harvest = tmp_path / "run" / "harvest"
+    harvest.mkdir(parents=True)
+    stages = [{"name": "read<script>alert(1)</script>", "in": 1, "out": 0, "dropped": {"x</text><svg onload=y>": count}}]
+    (harvest / "stats.json").write_text(json.dumps({"job": "harvest", "stages": stages}))
+    out = tmp_path / "report.html"
+    assert cli.main(["report", str(tmp_path / "run"), "--out", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    top = html[html.index('id="problems"'):html.index("</section>", html.index('id="problems"'))]
+    assert "harvest/stats.json stage entry" in top and 'data-job="harvest"' not in html
+    assert "<script>alert" not in html and "<svg onload" not in html

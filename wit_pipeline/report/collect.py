@@ -87,11 +87,17 @@ def _valid_stats(doc: Any) -> str | None:
     if not isinstance(doc, dict) or not isinstance(doc.get("stages"), list):
         return "has no list of stages"
     for s in doc["stages"]:
-        if not (isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("in"), int)
-                and isinstance(s.get("out"), int) and isinstance(s.get("dropped"), dict)
-                and all(isinstance(v, int) for v in s["dropped"].values())):
-            return f"stage entry {str(s)[:80]!r} is not {{name, in, out, dropped}}"
+        if not (isinstance(s, dict) and isinstance(s.get("name"), str) and _count(s.get("in"))
+                and _count(s.get("out")) and isinstance(s.get("dropped"), dict)
+                and all(_count(v) for v in s["dropped"].values())):
+            return f"stage entry {str(s)[:80]!r} is not {{name, in, out, dropped}} with counts 0..2^63-1"
     return None
+
+
+def _count(value: Any) -> bool:
+    """A record count as the jobs write it: a non-negative 64-bit int (not a bool, a float or a
+    number too large to divide as a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
 
 
 def _folders(root: str) -> list[str]:
