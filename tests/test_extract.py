@@ -419,3 +419,11 @@ def test_malformed_wat_fields_are_absent_not_fatal(tmp_path: Path) -> None:
     assert [(p["url"], p["text"]) for p in pairs] == [("https://m.org/b.png", "fine")] * 2
     assert counts["extract:in"] == 6 and counts["extract:dropped.no_text"] == 2
     assert counts["extract:dropped.empty_src"] == 2
+
+
+def test_a_lone_surrogate_in_a_wat_envelope_is_bad_json() -> None:
+    """json.loads accepts "\\ud800" and would hand a string no coder can encode to later stages;
+    orjson refuses it, so the record is a counted `bad_json`."""
+    ok = _envelope("response", WAT_PAGE)
+    assert wat_page(ok) != "bad_json"
+    assert wat_page(ok.replace(WAT_PAGE.encode(), b"https://x.org/\\ud800", 1)) == "bad_json"

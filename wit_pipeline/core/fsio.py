@@ -75,11 +75,16 @@ def find(url: str) -> list[str]:
     return [fs.unstrip_protocol(p) if "://" in url else p for p in sorted(fs.find(path))]
 
 
+def is_local(url: str) -> bool:
+    """Whether `url` is on this machine's file system (a path or file://)."""
+    return "file" in filesystem(url)[0].protocol
+
+
 def _special_kind(url: str) -> str | None:
     """'a FIFO', 'a socket' or 'a device' for a local path that is one, else None."""
-    fs, path = filesystem(url)
-    if "file" not in fs.protocol:
+    if url.startswith(("http://", "https://")) or not is_local(url):
         return None
+    path = filesystem(url)[1]
     try:
         mode = os.stat(path).st_mode
     except OSError:
