@@ -20,7 +20,7 @@ from PIL import Image
 from wit_pipeline import cli
 from wit_pipeline.core.schema import QUERY_COUNTS
 from wit_pipeline.report import balancing, examples, render
-from wit_pipeline.stages.download import OPT_OUT_MESSAGE
+from wit_pipeline.stages.download import outcome_reason
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -156,7 +156,7 @@ def test_report_is_reproducible_and_never_shows_opted_out_records(demo_run, tmp_
 
     html = first.decode("utf-8")
     raw = pa.concat_tables([pq.read_table(p) for p in sorted((out / "raw").glob("[0-9]*.parquet"))])
-    opted = [r for r in raw.to_pylist() if r["error_message"] == OPT_OUT_MESSAGE]
+    opted = [r for r in raw.to_pylist() if (outcome_reason(r["status"], r["error_message"]) or "").startswith("opted_out")]
     assert opted, "the demo plants opted-out images"
     for row in opted:
         assert row["url"] not in html and row["sample_key"] not in html
