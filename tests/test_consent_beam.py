@@ -18,7 +18,7 @@ from wit_pipeline.synthetic.origins import Origin, Route
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-FILES = 3
+FILES = 2
 ORIGINS = 4
 
 
