@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from wit_pipeline import cli
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.schema import QUERY_COUNTS
 from wit_pipeline.report import balancing, examples, render
 from wit_pipeline.stages.download import outcome_reason
@@ -94,7 +95,7 @@ class _Cells(HTMLParser):
 def _expected_cells(out: Path) -> dict[tuple[str, str, str], int]:
     want = {}
     for folder in STATS_FOLDERS:
-        for s in json.loads((out / folder / "stats.json").read_text())["stages"]:
+        for s in json.loads((out / folder / STATS).read_text())["stages"]:
             job = JOB_OF[folder]
             want[(job, s["name"], "in")] = s["in"]
             want[(job, s["name"], "out")] = s["out"]
@@ -173,7 +174,7 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     run_dir = tmp_path / "run"
     for name in ("harvest", "raw", "shards"):
         shutil.copytree(demo_run.out / name, run_dir / name)
-    stats = run_dir / "harvest" / "stats.json"
+    stats = run_dir / "harvest" / STATS
     stats.write_bytes(stats.read_bytes()[:150])  # truncated mid-file
     (run_dir / "shards" / "wit-000000.tar").unlink()
     next((run_dir / "harvest" / "candidates").glob("*.parquet")).write_bytes(b"not parquet")
@@ -223,7 +224,7 @@ def test_a_large_run_gives_a_small_page(tmp_path: Path) -> None:
               {"name": "dedup", "in": 2 * 10**8, "out": 2 * 10**8, "dropped": {}},
               {"name": "balance", "in": 2 * 10**8, "out": 10**6, "dropped": {"over_cap": 199 * 10**6}}]
     per_language = {"en": 20_000, "de": 9_000, "ja": 7_000, "sw": 500}  # MetaCLIP 2's t per language, and its p
-    (harvest / "stats.json").write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0},
+    (harvest / STATS).write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0},
                                                     "t_per_language": per_language, "p": 0.2}))
     train = tmp_path / "run" / "train"
     train.mkdir()
@@ -270,7 +271,7 @@ def test_curate_opt_outs_withhold_its_dropped_images(demo_run, tmp_path: Path) -
         shutil.copytree(demo_run.out / name, run_dir / name)
     before = render.render(render.build(str(run_dir)))
     assert 'alt="dropped image"' in before
-    stats_path = run_dir / "shards" / "stats.json"
+    stats_path = run_dir / "shards" / STATS
     doc = json.loads(stats_path.read_text())
     dedup = next(s for s in doc["stages"] if s["name"] == "dedup")
     dedup["dropped"]["blocklisted"] = 1

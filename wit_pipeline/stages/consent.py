@@ -50,8 +50,8 @@ CONSENT_DIR = CACHE_FILE.split("/")[0]
 CONSENT_COLUMN = "consent"
 MAX_AGE_SECONDS = 24 * 3600  # RFC 9309 2.4
 POLICY_TIMEOUT = 10.0  # seconds to connect and between bytes, per policy file
-DEADLINE_FACTOR = 3  # a policy file's whole fetch (redirects, head, body) gets 3 x its timeout
 POLICY_THREADS = 16
+DEADLINE_TIMEOUTS = 3  # a whole policy fetch (redirects, head, body) may take this many --timeout
 
 OPTED_OUT_ROBOTS = "opted_out.robots_txt"
 OPTED_OUT_TDM = "opted_out.tdm_reservation"
@@ -201,17 +201,18 @@ class Fetched:
 def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: str,
                  timeout: float = POLICY_TIMEOUT) -> Fetched:
     """GET one policy file; its RFC 9309 outcome, final status and first MAX_BYTES (+1).
-    `timeout` bounds each connect and read; the whole fetch gets DEADLINE_FACTOR x `timeout`
-    (a body cut by it is a time-out, never a short file read as complete)."""
+    `timeout` bounds each connect and read, DEADLINE_TIMEOUTS times it the whole fetch: a server
+    that drips a byte at a time (its head or its body) is unreachable, not a thread held for as
+    long as it likes; a body cut by the deadline is never read as a short, complete file."""
     request = urllib.request.Request(url, headers={"User-Agent": agent_string})
     watch = _Watch()
     try:
-        with _deadline(timeout * DEADLINE_FACTOR) as watch:
+        with _deadline(timeout * DEADLINE_TIMEOUTS) as watch:
             with opener.open(request, timeout=timeout) as response:
                 body = response.read(robots.MAX_BYTES + 1)
                 status = response.status
             if watch.expired:
-                return Fetched(robots.UNREACHABLE, None, b"", "timeout")
+                return Fetched(robots.UNREACHABLE, None, b"", "deadline")
     except HTTPError as err:
         if reason := refused_reason(str(err.reason)):  # the egress guard refused a hop
             return Fetched(robots.UNREACHABLE, None, b"", f"egress_refused.{reason}")
@@ -224,9 +225,9 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
     except (URLError, OSError, ValueError) as err:  # time-out, refused, reset, bad URL
         reason = getattr(err, "reason", err)
         name = "timeout" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else type(reason).__name__
-        return Fetched(robots.UNREACHABLE, None, b"", "timeout" if watch.expired else name)
+        return Fetched(robots.UNREACHABLE, None, b"", "deadline" if watch.expired else name)
     except Exception as err:  # an http.client oddity (bad status line, ...): no answer to read
-        return Fetched(robots.UNREACHABLE, None, b"", "timeout" if watch.expired else type(err).__name__)
+        return Fetched(robots.UNREACHABLE, None, b"", "deadline" if watch.expired else type(err).__name__)
     state = robots.outcome_of_status(status)
     return Fetched(state, status, body if state == robots.OK else b"", None if state != robots.UNREACHABLE else f"http_{status}")
 
