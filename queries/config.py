@@ -139,6 +139,7 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
         paired.append((url, index if index and fsio.exists(index) else None))
     if cfg.omw is not None and not fsio.exists(cfg.omw):
         raise ValueError(f"--omw {cfg.omw!r} does not exist")
+    worldwide.check_output(cfg.allowlist_url, cfg.job_dir)
     note = worldwide.wordnet_note(cfg.recipe.language, cfg.omw)
     return Inputs(paired, _expand("--pageviews", cfg.pageviews), [note] if note else [])
 

@@ -45,6 +45,24 @@ def job_dir(output: str, language: str) -> str:
     return fsio.join(output, BUILD_DIR, language)
 
 
+def check_output(allowlist: str, job_dir: str) -> None:
+    """Refuse (ValueError) to overwrite an allowlist or a stats.json that build-queries did not
+    write: the build owns them only where its stats.json (beside them, or in build/<code>/)
+    says `"job": "build-queries"`. A hand-made ja.tsv, or another job's folder, is left alone;
+    other languages' lists in the folder are never touched."""
+    stats = fsio.join(job_dir, outputs.STATS)
+    if fsio.exists(stats):
+        try:
+            doc = fsio.read_json(stats)
+        except (OSError, ValueError):
+            doc = None
+        if not (isinstance(doc, dict) and doc.get("job") == "build-queries"):
+            raise ValueError(f"{stats} is not a wit build-queries stats.json: give a new --output (or --language)")
+    elif fsio.exists(allowlist):
+        raise ValueError(f"{allowlist} exists and wit build-queries did not write it (no {stats}): "
+                         "move it away or give a new --output")
+
+
 def with_site(recipe: Recipe, dump_urls: Iterable[str]) -> Recipe:
     """The recipe with the wiki's own namespace names, read from the first dump's siteinfo."""
     if recipe.language == "en" or recipe.namespaces:
@@ -81,6 +99,7 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
             raise ValueError(f"{url} is the {wiki} Wikipedia, not {language}")
     if omw_path is not None and not fsio.exists(omw_path):
         raise ValueError(f"--omw {omw_path!r} does not exist")
+    check_output(allowlist_url(output, language), job_dir(output, language))
     recipe = with_site(recipe, wikipedia)
     tally = DictTally()
     rows = build.build_allowlist(wikipedia, list(pageviews), wordnet_dir, recipe, tally, omw_path)
@@ -96,4 +115,4 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     return url
 
 
-__all__ = ["BUILD_DIR", "allowlist_url", "build_language", "job_dir", "with_site", "wordnet_note", "worldwide_recipe"]
+__all__ = ["BUILD_DIR", "allowlist_url", "build_language", "check_output", "job_dir", "with_site", "wordnet_note", "worldwide_recipe"]

@@ -312,3 +312,32 @@ def test_beam_job_per_language_matches_the_one_process_build(site, tmp_path):
     assert allow.queries[:100] == [str(i) for i in range(100)]
     assert {"wordnet", "unigram", "bigram", "title"} <= set(allow.sources)
     assert "美しい庭園" in allow.queries
+
+
+def test_an_output_is_written_only_where_build_queries_owns_it(tmp_path, capsys):
+    """A hand-made <code>.tsv, or another job's stats.json where the English build would write its
+    own, stops the build before any work; other languages' lists are never touched, and a
+    rebuild over the build's own files is allowed."""
+    dump = str(sample_worldwide.write_dump(tmp_path / "dumps", "de", pages=40))
+    out = tmp_path / "allowlist"
+    out.mkdir()
+    (out / "de.tsv").write_text("my own list\n")
+    (out / "fr.tsv").write_text("another language\n")
+    argv = ["--wikipedia", dump, "--wordnet", "none", "--language", "de", "--output", str(out)]
+    code, said = _refused(capsys, argv)
+    assert code == 1 and "de.tsv exists and wit build-queries did not write it" in said
+    assert (out / "de.tsv").read_text() == "my own list\n"
+
+    (out / "de.tsv").unlink()
+    _build(out, dump, "--language", "de")
+    _build(out, dump, "--language", "de")  # its own: rebuilt
+    assert (out / "fr.tsv").read_text() == "another language\n" and (out / "de.tsv").stat().st_size > 0
+
+    harvest = tmp_path / "harvest"
+    harvest.mkdir()
+    (harvest / STATS).write_text('{"job": "harvest", "stages": []}')
+    en = str(tmp_path / "enwiki-20240501-pages-articles.xml.bz2")
+    sample_dump.write_plain(sample_dump.sample_pages(20, seed=1), en)
+    code, said = _refused(capsys, ["--wikipedia", en, "--wordnet", "none", "--output", str(harvest)])
+    assert code == 1 and "is not a wit build-queries stats.json" in said
+    assert (harvest / STATS).read_text() == '{"job": "harvest", "stages": []}'
