@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BuildQueriesConfig:
     """The validated config; a value out of range is a usage error (exit 2)."""
-    recipe = parse_config(parser, Recipe, args, language=args.language or "en")
+    recipe = parse_config(parser, Recipe, args, language="en" if args.language is None else args.language)
     return parse_config(parser, BuildQueriesConfig, args, recipe=recipe, output=args.output.rstrip("/"))
 
 

@@ -155,6 +155,7 @@ def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, m
     for argv, want in ((["--language", "bo", "--segmenter", "icu"], (2, "segmenter icu does not segment bo (use syllable)")),
                        (["--language", "de", "--segmenter", "jieba"], (2, "language de is written with spaces")),
                        (["--language", "x1"], (2, "'x1' is not a Wikipedia language code")),
+                       (["--language", " "], (2, "'' is not a Wikipedia language code")),  # not English, not '.tsv'
                        (["--language", "de", "--wordnet", "/srv/wn"], (2, "--wordnet is English WordNet 3.0")),
                        ([], (1, f"{_dump(site, 'de')} is the de Wikipedia but the list is for en: give --language de")),
                        (["--language", "ar"], (1, f"{_dump(site, 'de')} is the de Wikipedia but the list is for ar")),
