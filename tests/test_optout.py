@@ -27,6 +27,7 @@ def test_x_robots_tag_for_pages(values, opted_out):
 
 def test_images_also_honour_the_index_opt_outs():
     assert optout.x_robots_opt_out(["noimageindex"], "wit", optout.IMAGE_DIRECTIVES)
+    assert optout.x_robots_opt_out(["wit: None"], "wit", optout.IMAGE_DIRECTIVES)  # = noindex, nofollow
     assert not optout.x_robots_opt_out(["nofollow"], "wit", optout.IMAGE_DIRECTIVES)
 
 

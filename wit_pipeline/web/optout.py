@@ -23,8 +23,9 @@ DEFAULT_AGENT = "wit"
 # What keeps a page's pairs out (the AI-training opt-outs).
 PAGE_DIRECTIVES = frozenset({"noai", "noimageai"})
 # What keeps an image out at download: the AI opt-outs, and the search-index opt-outs that
-# img2dataset honours by default (an image its owner keeps out of indexes is not collected either).
-IMAGE_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex"})
+# img2dataset honours by default (an image its owner keeps out of indexes is not collected either),
+# and `none`, which search engines read as `noindex, nofollow`.
+IMAGE_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
 
 X_ROBOTS_TAG = "x_robots_tag"
 META_ROBOTS = "meta_robots"
