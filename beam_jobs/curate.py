@@ -88,7 +88,12 @@ class WriteFinal:
 
 
 def query_strings(allowlist: str) -> list[str]:
-    """Query strings by id; duplicates after normalisation are fine here (we only name ids)."""
+    """Query strings by id; duplicates after normalisation are fine here (we only name ids).
+    A folder of per-language lists names its ids as the harvest numbered them."""
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+
+    if is_folder(allowlist):
+        return load_folder(allowlist).queries
     return load_allowlist(allowlist, allow_duplicates=True).queries
 
 
@@ -203,7 +208,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     parser.add_argument("--allowlist", default=DEMO,
                         help="names the query ids of raw shards that carry no query names (the harvest "
-                        "carries them); local or gs:// (default 'demo', the bundled demo list)")
+                        "carries them); a TSV or a folder of <code>.tsv, local or gs:// (default 'demo', the bundled demo list)")
     parser.add_argument("--max-distance", type=int, default=4, help="pHash Hamming distance that counts as a near duplicate")
     parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
     parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")
