@@ -31,7 +31,7 @@ DEMO_PORT = 8931
 MARKER = ".wit-demo"  # left in --out: the folder holds a demo's outputs, which a rerun replaces
 # Everything the demo writes under --out; a rerun removes these and nothing else.
 OUTPUTS = ("web", "harvest", "raw", "shards", "train", "eval-images", "eval-shards", "colours.txt",
-           "contact-sheet.png", "queries.png", "allowlists", "build-queries")
+           "contact-sheet.png", "queries.png", "allowlists")
 
 
 def prepare_out(out: Path) -> None:
@@ -183,10 +183,6 @@ def worldwide_allowlists(out: Path, web: Path, dumps: dict[str, str], timings: d
         for lang in dumps:
             (folder / f"{lang}.tsv").write_bytes((bundled / "worldwide_demo" / f"{lang}.tsv").read_bytes())
         return folder
-    for lang, dump in sorted(dumps.items()):
-        built = out / "build-queries" / lang
-        _stage("build-queries", ["--wikipedia", str(web / dump), "--language", lang, "--output", str(built),
-                                 "--min-unigram-count", "20"],
-               timings)
-        shutil.copyfile(built / "allowlist.tsv", folder / f"{lang}.tsv")
+    for lang, dump in sorted(dumps.items()):  # each writes allowlists/<lang>.tsv (and allowlists/build/<lang>/)
+        _stage("build-queries", ["--wikipedia", str(web / dump), "--language", lang, "--output", str(folder)], timings)
     return folder
