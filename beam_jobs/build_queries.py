@@ -17,7 +17,7 @@ and the readers turn a bad page, line or stream into a dead letter themselves.
 
 Outputs: allowlist.tsv; stats.json (stages below, the config, a summary of reads.jsonl);
 reads.jsonl (one line per unit read: source, byte range, pages, worker, start, seconds);
-dead_letter.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
+dead_letter/part-00000-of-00001.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
 unigrams.out + pmi.out + titles.out.
 """
 
@@ -40,13 +40,13 @@ from beam_jobs import common
 from beam_jobs.common import BeamTally
 from beam_jobs.transforms import DEAD_LETTER, Counted, dead_letter
 from queries import build, config, multistream, pageviews, pmi, wikipedia, wordnet
-from wit_pipeline.core import fsio, parquet_io, schema
+from wit_pipeline.core import fsio, outputs
 from wit_pipeline.core.stats import error_text
 
 STAGES = ("dumps", "inputs", "pages", "articles", "unigram_shards", "unigrams", "bigram_shards", "bigrams",
           "pmi_first", "pmi_second", "pmi", "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
-BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
+BIGRAM, REPORT, READS = "bigram", "report", outputs.READS
 FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
 
 
@@ -195,7 +195,7 @@ def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterabl
     r = cfg.recipe
     candidates = build.ranked_candidates(dict(unigrams), dict(bigrams), dict(titles), dict(entries), r.numbers)
     rows = build.assemble(candidates, r.max_queries, r.quotas, BeamTally())
-    return write_allowlist(fsio.join(cfg.output, "allowlist.tsv"), rows)
+    return write_allowlist(fsio.join(cfg.output, outputs.ALLOWLIST), rows)
 
 
 def write_reads(rows: list[dict], output: str) -> None:
@@ -204,8 +204,7 @@ def write_reads(rows: list[dict], output: str) -> None:
 
 
 def write_dead(rows: list[dict], output: str) -> None:
-    parquet_io.write_rows(fsio.join(output, "dead_letter.parquet"),
-                          sorted(rows, key=lambda r: (r["source"], r["error"])), schema.DEAD_LETTER, sort_by="source")
+    outputs.write_dead_letters(fsio.join(output, outputs.DEAD_LETTERS), rows)
 
 
 def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config.Inputs) -> None:
@@ -233,8 +232,8 @@ def run(argv: list[str] | None = None) -> int:
     parser = config.build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     common.reject_unknown_flags(parser, pipeline_args)
+    cfg = config.config_from_args(parser, args)
     try:
-        cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
@@ -249,7 +248,7 @@ def run(argv: list[str] | None = None) -> int:
                       reads=multistream.read_summary(reads))
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
-    print(f"wrote {fsio.join(cfg.output, 'allowlist.tsv')} ({doc['stages'][-1]['out']} queries) and stats.json")
+    print(f"wrote {fsio.join(cfg.output, outputs.ALLOWLIST)} ({doc['stages'][-1]['out']} queries) and {outputs.STATS}")
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
@@ -15,8 +14,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.utils import shared
 
-from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import TallyBase, check_stages, counter_name, stages_from_counters, stats_document
+from wit_pipeline.core import outputs
+from wit_pipeline.core.stats import TallyBase, counter_name, stages_from_counters
 
 NAMESPACE = "wit"
 T = TypeVar("T")
@@ -103,18 +102,9 @@ def write_stats(
     chained: Iterable[tuple[str, str]] = (),
     **extra: Any,
 ) -> dict[str, Any]:
-    """Build stats.json from the job's counters, check that nothing was lost, write it."""
-    stages = stages_from_counters(counters_of(result), order)
-    doc = stats_document(stages, **extra)
-    try:
-        check_stages(stages, chained)
-    except ValueError as exc:  # still write what we have: it is the evidence
-        doc["error"] = str(exc)
-        fsio.write_json(fsio.join(output, "stats.json"), doc)
-        raise
-    fsio.write_json(fsio.join(output, "stats.json"), doc)
-    logging.info("wrote %s", fsio.join(output, "stats.json"))
-    return doc
+    """stats.json of the job's counters (`outputs.write_stats`: checked, written, raising
+    after writing if something was lost)."""
+    return outputs.write_stats(output, stages_from_counters(counters_of(result), order), chained, **extra)
 
 
 def print_stages(doc: dict[str, Any]) -> None:

@@ -23,12 +23,11 @@ from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unkn
 from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards, dead_letter
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
-from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
 from wit_pipeline.core.stats import ERROR, error_text
-from wit_pipeline.image.decode import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
-from wit_pipeline.text.allowlist import DEMO, load_allowlist
+from wit_pipeline.text.allowlist import load_allowlist
 
 # ---------------------------------------------------------------- file-level reading
 
@@ -202,30 +201,12 @@ def shard_slots(balanced: beam.PCollection, config: CurateConfig) -> beam.PColle
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    parser.add_argument("--input", required=True, action="append",
-                        help="raw tar shards: a glob, or a download's folder (repeat for several)")
-    parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
-    parser.add_argument("--allowlist", default=DEMO,
-                        help="names the query ids of raw shards that carry no query names (the harvest "
-                        "carries them); a TSV or a folder of <code>.tsv, local or gs:// (default 'demo', the bundled demo list)")
-    parser.add_argument("--max-distance", type=int, default=4, help="pHash Hamming distance that counts as a near duplicate")
-    parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
-    parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")
-    parser.add_argument("--t", type=int, default=20_000, help="per-query cap for --rebalance")
-    parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples in each final shard (the last holds the rest)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards (and of --rebalance's picks)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="images whose header declares more pixels are dropped before decoding (decompression "
-                        "bombs); training uses the same cap")
-    parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
+    parser = WitParser(prog="wit curate", description=__doc__.split("\n\n")[0])
+    add_config_flags(parser, CurateConfig)
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
-    args.input = tuple(args.input)
-    try:  # validated once, here: a usage error before anything runs
-        args.config = CurateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CurateConfig)})
-    except ValueError as exc:
-        parser.error(str(exc))
+    # validated once, here: a usage error before anything runs
+    args.config = parse_config(parser, CurateConfig, args, input=tuple(args.input))
     return args, beam_args
 
 

@@ -30,17 +30,14 @@ from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
 from beam_jobs.transforms import DEAD_LETTER, Counted
-from wit_pipeline.core import fsio, schema
-from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core import config_flags, fsio, outputs
 from wit_pipeline.stages import download as dl
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
-FILES_DEAD_LETTER = "_dead_letter/download_files.parquet"
+FILES_DEAD_LETTER = outputs.DOWNLOAD_FILES_DEAD_LETTERS
 
 
 def part_name(path: str) -> str:
@@ -72,10 +69,7 @@ class DownloadFile:
 
 def write_dead_letters(rows: list[dict[str, str]], output: str) -> None:
     """The files whose download raised, one parquet (none when there are none)."""
-    if rows:
-        table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, FILES_DEAD_LETTER), "wb") as f:
-            pq.write_table(table, f)
+    outputs.write_dead_letters(fsio.join(output, FILES_DEAD_LETTER), rows, skip_empty=True)
 
 
 def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any]:
@@ -103,12 +97,11 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = config_flags.WitParser(
         prog="wit download",
         description="Download the harvest's selected pairs with img2dataset into raw webdataset shards "
         "(NNNNN.tar + .parquet + _stats.json), refusing unsafe hosts; rerun the same command to resume. "
         "--engine beam runs one img2dataset per selected-pairs file on Beam workers (Dataflow).",
-        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", required=True, action="append",
                    help="selected-pairs parquet files: a file, a glob, or a harvest output folder (repeat for several)")
@@ -116,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (local, gs://, s3://): new, empty, or an earlier download's; rerun to resume")
     p.add_argument("--engine", choices=("local", "beam"), default="local",
                    help="local: img2dataset's own processes; beam: one img2dataset per input file on Beam workers")
-    dl.add_config_flags(p)
+    config_flags.add_config_flags(p, dl.DownloadConfig)
     return p
 
 
@@ -130,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(pipeline_args)}" + (f" ({hint})" if hint else ""))
     reject_unknown_flags(parser, pipeline_args)
     try:
-        config = dl.config_from_args(args)
+        config = config_flags.config_from_args(dl.DownloadConfig, args)
     except ValueError as exc:
         parser.error(str(exc))
     logging.getLogger().setLevel(logging.INFO)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from queries import pageviews, pmi, wikipedia, wordnet
+from wit_pipeline.core.config_flags import flag_of, option
 from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text import textnorm
 
@@ -46,26 +47,35 @@ class Recipe:
     """What goes into the list; MetaCLIP v1's values by default (min_bigram_count is ours:
     see queries.pmi). Validated once, here."""
 
-    min_unigram_count: int = 100
-    min_bigram_count: int = 100
-    min_pmi: float = 30.0
-    min_title_views: int = 70
-    title_rule: str = "wit"
-    wordnet_entries: str = "synsets"
-    numbers: int = 100
-    max_queries: int = 500_000
-    quotas: dict[str, int] = field(default_factory=dict)
+    min_unigram_count: int = option(100, "minimum count of a word over all articles (CLIP's 100)")
+    min_bigram_count: int = option(100, "a bigram must occur this often before its PMI counts, as PMI overrates "
+                                   "rare pairs")
+    min_pmi: float = option(30.0, "minimum PMI as the ratio P(ab)/(P(a)P(b)), not its log (MetaCLIP: 30; see "
+                            "queries/pmi.py)")
+    min_title_views: int = option(70, "minimum page views of a title summed over all --pageviews files")
+    title_rule: str = option("wit", "wit: all hours of en and en.m, namespaces out; metaclip: only en lines with "
+                             ">= 50 views that hour, titles with ':' out", choices=sorted(pageviews.TITLE_RULES))
+    wordnet_entries: str = option("synsets", "synsets: each synset's name (MetaCLIP's); lemmas: every lemma of "
+                                  "every synset", choices=wordnet.MODES)
+    numbers: int = option(100, "add the strings 0..N-1 first, as MetaCLIP does")
+    max_queries: int = option(500_000, "cap on the list's length")
+    quotas: dict[str, int] = option(default_factory=dict, help=f"per-source caps: {' | '.join(QUOTA_PRESETS)} "
+                                    "(MetaCLIP 2's English composition) | source=N,...", flag="--source-quotas",
+                                    parse=lambda text: parse_quotas(text), show="none")
 
     def __post_init__(self) -> None:
-        for name in ("min_unigram_count", "min_title_views", "numbers", "max_queries"):
+        for name in ("min_unigram_count", "min_title_views", "numbers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.min_bigram_count < 1:
-            raise ValueError("min_bigram_count must be >= 1")
+                raise ValueError(f"{flag_of(Recipe, name)} must be >= 0, got {getattr(self, name)}")
+        for name in ("min_bigram_count", "max_queries"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{flag_of(Recipe, name)} must be >= 1, got {getattr(self, name)}")
+        if not self.min_pmi >= 0:
+            raise ValueError(f"--min-pmi is a ratio P(ab)/(P(a)P(b)), so >= 0, got {self.min_pmi}")
         if self.title_rule not in pageviews.TITLE_RULES:
-            raise ValueError(f"title_rule must be one of {', '.join(pageviews.TITLE_RULES)}")
+            raise ValueError(f"--title-rule must be one of {', '.join(pageviews.TITLE_RULES)}")
         if self.wordnet_entries not in wordnet.MODES:
-            raise ValueError(f"wordnet_entries must be one of {', '.join(wordnet.MODES)}")
+            raise ValueError(f"--wordnet-entries must be one of {', '.join(wordnet.MODES)}")
         bad = {k: v for k, v in self.quotas.items() if k not in SOURCES or v < 0}
         if bad:
             raise ValueError(f"bad quotas {bad}: sources are {', '.join(SOURCES)}, values >= 0")

@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from queries import build, dumpset, multistream, pageviews, pmi, sample_dump, wikipedia, wordnet
+from wit_pipeline.core import outputs
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import DictTally, Drop, stages_from_counters
 from wit_pipeline.text.allowlist import load_allowlist
 from wit_pipeline.text.matcher import QueryMatcher
@@ -459,7 +461,7 @@ def _run_job(sources, out: Path, *extra: str) -> dict:
     code = main(["build-queries", "--wikipedia", sources["dump"], "--pageviews", sources["pageviews"],
                  "--wordnet", sources["wordnet"], "--output", str(out), *CLI_THRESHOLDS, *extra])
     assert code == 0
-    return json.loads((out / "stats.json").read_text())
+    return json.loads((out / STATS).read_text())
 
 
 def test_beam_job_writes_the_expected_allowlist_and_stats(sources, tmp_path):
@@ -479,9 +481,9 @@ def test_beam_job_writes_the_expected_allowlist_and_stats(sources, tmp_path):
                                         "out": len({pmi.shard_of(w, 512) for w in words}), "dropped": {}}
     assert stats["config"]["recipe"] == asdict(RECIPE) and stats["config"]["count_shards"] == 512
     assert stats["config"]["wikipedia"] == [sources["dump"]] and stats["reads"]["units"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["allowlist.tsv", "dead_letter.parquet", "reads.jsonl",
-                                                     "stats.json"]
-    assert pq.read_table(out / "dead_letter.parquet").num_rows == 0
+    assert sorted(p.name for p in out.iterdir()) == ["allowlist.tsv", "dead_letter", "reads.jsonl",
+                                                     STATS]
+    assert pq.read_table(out / outputs.DEAD_LETTERS).num_rows == 0
 
     allow = load_allowlist(str(out / "allowlist.tsv"))
     assert allow.sources.count("wordnet") == 7 and allow.stats[11] == 10.6667
@@ -506,20 +508,21 @@ def test_one_failing_article_is_a_dead_letter_and_the_rest_is_counted(sources, t
     by_name = {s["name"]: s for s in stats["stages"]}
     assert by_name["articles"] == {"name": "articles", "in": 4, "out": 1,
                                    "dropped": {"error": 1, "non_article": 1, "redirect": 1}}
-    dead = pq.read_table(out / "dead_letter.parquet").to_pylist()
+    dead = pq.read_table(out / outputs.DEAD_LETTERS).to_pylist()
     assert dead == [{"stage": "articles", "source": "New York", "error": "ValueError: injected fault"}]
     # Only 'Red fox' was counted: the, red, fox, runs, a, sleeps, see, also; red 2, fox 2, else 1.
     assert by_name["unigrams"]["in"] == 8 and by_name["allowlist"]["in"] == by_name["allowlist"]["out"] + sum(
         by_name["allowlist"]["dropped"].values())
 
 
-def test_bad_options_are_clear_errors(sources, tmp_path):
+def test_bad_options_are_clear_errors(sources, tmp_path, capsys):
     from beam_jobs.build_queries import run
 
-    with pytest.raises(SystemExit, match="--source-quotas: bad quota"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--source-quotas", "x=1"])
-    with pytest.raises(SystemExit, match="min_bigram_count must be >= 1"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--min-bigram-count", "0"])
+    for flag, value, message in (("--source-quotas", "x=1", "--source-quotas: bad quota"),
+                                 ("--min-bigram-count", "0", "--min-bigram-count must be >= 1")):
+        with pytest.raises(SystemExit) as exit_:
+            run(["--wikipedia", sources["dump"], "--output", str(tmp_path), flag, value])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--wikipedia '.*nothing-here.*' matches no file"):
         run(["--wikipedia", str(tmp_path / "nothing-here*.bz2"), "--output", str(tmp_path)])
     with pytest.raises(SystemExit, match="--wordnet .* lacks data.noun, data.verb, data.adj, data.adv"):
@@ -556,7 +559,7 @@ def test_multistream_dump_is_read_in_parallel_ranges_and_gives_the_plain_dumps_l
     want = (tmp_path / "a" / "allowlist.tsv").read_bytes()
     assert (tmp_path / "b" / "allowlist.tsv").read_bytes() == want
     assert want.count(b"\tbigram\t") >= len(sample_dump.COLLOCATIONS) and want.count(b"\tunigram\t") > 50
-    a, b = (json.loads((tmp_path / x / "stats.json").read_text()) for x in "ab")
+    a, b = (json.loads((tmp_path / x / STATS).read_text()) for x in "ab")
     assert a["reads"] == {"units": 1, "workers": 1, "max_parallel": 1}
     assert b["reads"]["units"] >= 8 and b["reads"]["workers"] == 2 and b["reads"]["max_parallel"] >= 2
     stage = {s["name"]: s for s in b["stages"]}

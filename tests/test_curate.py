@@ -25,6 +25,7 @@ from beam_jobs import curate
 from beam_jobs.common import make_pipeline
 from wit_pipeline import shards
 from wit_pipeline.core import keys, parquet_io, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.balance import select_cap
@@ -112,7 +113,7 @@ def make_raw(root: Path) -> dict:
     b.add("http://img.example/noimage.jpg", "no image", None, [0])
     k["noquery"] = b.add("http://img.example/nq.jpg", "no query", encode(render(all_concepts()[0], (256, 256), 99)), [])
     _add(a.tar, "../evil.jpg", data[11])
-    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")  # issue 8: bad_key
+    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")
     # planted distances to the original (d=4): same hash -> exact_duplicate, 1..d -> near_duplicate
     dist = {
         name: phash.hamming(hashes[i], phash.phash64_bytes(img)[0])
@@ -182,7 +183,7 @@ def _dead_letters(out: Path) -> list[dict]:
 
 
 def _stages(out: Path) -> dict:
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     return {s["name"]: {f: s[f] for f in ("in", "out", "dropped")} for s in doc["stages"]}
 
 
@@ -198,7 +199,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     manifest = shards.read_manifest(str(out))
     assert [(s["name"], s["samples"]) for s in manifest["shards"]] == [("wit-000000.tar", 4), ("wit-000001.tar", 2)]
     assert manifest["seed"] == 5 and manifest["config"]["t"] == 2 and manifest["config"]["rebalance"] is True
-    assert manifest["config"] == json.loads((out / "stats.json").read_text())["config"]
+    assert manifest["config"] == json.loads((out / STATS).read_text())["config"]
     assert sorted(manifest["config"]) == sorted(f.name for f in dataclasses.fields(stage.CurateConfig))
     assert [shards.sha256_of(str(out / s["name"])) for s in manifest["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
@@ -227,7 +228,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     again = shards.read_manifest(str(out))
     assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
     assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
-    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", "stats.json", "wit-000000.tar",
+    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", STATS, "wit-000000.tar",
                                                      "wit-000001.tar"]
     assert _stages(out)["write"]["out"] == 6
     assert _dead_letters(out) == []
@@ -252,7 +253,7 @@ def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path
 
 
 def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: Path, monkeypatch) -> None:
-    """Fault injection (issue 8): one record's decode raises, and so does reading one eval
+    """Fault injection: one record's decode raises, and so does reading one eval
     file; the job exits 0, each is a dead letter and a dropped.error, an eval tar that is not
     a tar is `unreadable`, and every other record is where it was."""
     victim = raw["keys"][2]

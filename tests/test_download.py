@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline.core import keys, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
@@ -121,7 +122,7 @@ def _stage(doc, name=dl.STAGE):
 def test_download_counts_and_outputs(site, first_run):
     out, doc = first_run["out"], first_run["doc"]
     assert _stage(doc) == EXPECTED
-    assert json.load(open(os.path.join(out, "stats.json"))) == doc
+    assert json.load(open(os.path.join(out, STATS))) == doc
     assert doc["shards"] == ["00000", "00001", "00002"]
     good = sorted(r["key"] for r in site["rows"][:N_GOOD])
     found = tar_keys(out)
@@ -208,11 +209,11 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
     assert code == 0
-    assert sorted(os.listdir(out)) == ["selected-a", "selected-b", "stats.json"]
+    assert sorted(os.listdir(out)) == ["selected-a", "selected-b", STATS]
     assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
     found = tar_keys(out)
     assert sorted(found) == dl.saved_keys(out)
-    doc = json.load(open(os.path.join(out, "stats.json")))
+    doc = json.load(open(os.path.join(out, STATS)))
     expected = dict(EXPECTED, **{"in": 12})
     expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
     assert _stage(doc) == expected
@@ -243,7 +244,7 @@ def test_outcome_reason(status, error, reason):
 
 
 def test_clean_incomplete_keeps_only_complete_shards(tmp_path):
-    for name in ("00000.tar", "00000.parquet", "00001.tar", "00001.parquet", "00002.tar", "stats.json"):
+    for name in ("00000.tar", "00000.parquet", "00001.tar", "00001.parquet", "00002.tar", STATS):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "00000_stats.json").write_text("{}")
     (tmp_path / "00001_stats.json").write_text('{"count": ')  # cut off mid-write
@@ -251,7 +252,7 @@ def test_clean_incomplete_keeps_only_complete_shards(tmp_path):
     (tmp_path / "keep-me.txt").write_text("not ours to delete")
     assert dl.complete_shards(str(tmp_path)) == ["00000"]
     removed = dl.clean_incomplete(str(tmp_path))
-    assert removed == ["00001.parquet", "00001.tar", "00001_stats.json", "00002.tar", "_tmp", "stats.json"]
+    assert removed == ["00001.parquet", "00001.tar", "00001_stats.json", "00002.tar", "_tmp", STATS]
     assert sorted(os.listdir(tmp_path)) == ["00000.parquet", "00000.tar", "00000_stats.json", "keep-me.txt"]
 
 
@@ -353,7 +354,7 @@ def test_output_that_is_not_a_download_is_refused_untouched(tmp_path, capsys):
     (harvest / "selected").mkdir(parents=True)
     (harvest / "dead_letter").mkdir()
     selected = _write(harvest / "selected" / "part-00000-of-00001.parquet", _rows(["file:///etc/passwd"]))
-    (harvest / "stats.json").write_text(json.dumps({"stages": [{"name": "extract", "in": 1, "out": 1, "dropped": {}}]}))
+    (harvest / STATS).write_text(json.dumps({"stages": [{"name": "extract", "in": 1, "out": 1, "dropped": {}}]}))
     (harvest / "query_counts.parquet").write_bytes(b"counts")
     (harvest / "dead_letter" / "part-00000-of-00001.parquet").write_bytes(b"dead")
     before = _files(harvest)
@@ -419,7 +420,7 @@ def test_beam_engine_one_failing_file_costs_only_itself(tmp_path, monkeypatch, c
     code = job.run(["--input", str(inputs / "*.parquet"), "--output", str(out), "--engine", "beam"])
     assert code == 1  # the job finished; it saved no image (the good file's URLs are refused)
     assert "2 input file(s) failed" in capsys.readouterr().out
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     assert _stage(doc, job.FILES_STAGE) == {"in": 3, "out": 1, "dropped": {"error": 2}}
     assert _stage(doc) == {"in": 2, "out": 0, "dropped": {"bad_url.scheme": 1, "unsafe_host.cloud_metadata": 1}}
     dead = pq.read_table(out / job.FILES_DEAD_LETTER).to_pylist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline import cli
@@ -185,3 +186,12 @@ def test_a_process_that_read_parquet_exits_cleanly(tmp_path):
     callers = [str(p.relative_to(root)) for d in ("wit_pipeline", "beam_jobs", "train")
                for p in (root / d).rglob("*.py") if "pq.read_table(" in p.read_text()]
     assert callers == []
+
+
+def test_read_parquet_refuses_a_missing_column(tmp_path):
+    """pq.ParquetFile(f).read(columns=[...]) silently leaves out a column the file lacks:
+    read_parquet raises instead, so a caller does not get a table without it."""
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"key": ["8000000000000005", "0000000000000007"]}), path)
+    with pytest.raises(pa.ArrowInvalid):
+        parquet_io.read_parquet(str(path), columns=["page_url"])

@@ -1,4 +1,4 @@
-"""Bytes of a page in, the text and image URLs a browser shows out (issue 9; issue 8 items 3, 9)."""
+"""Bytes of a page in, the text and image URLs a browser shows out."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ PAGE = "http://shop.example/cat/page.html"
         (b"<meta charset='big5'>\xa4\xa4", None, "<meta charset='big5'>\u4e2d"),
         # <meta> naming UTF-16 means UTF-8 (the bytes are ASCII-compatible, or it could not be read).
         (b'<meta charset="utf-16">\xc3\xa9', None, '<meta charset="utf-16">\u00e9'),
-        # Labels that name no text encoding fall through instead of losing the page (issue 8.9).
+        # Labels that name no text encoding fall through instead of losing the page.
         (b'<meta charset="base64">caf\xc3\xa9', None, '<meta charset="base64">café'),
         (b'<meta charset="utf-7">+AGE-', None, '<meta charset="utf-7">+AGE-'),
         (b"caf\xc3\xa9", "text/html; charset=base64", "café"),
@@ -163,7 +163,7 @@ def test_largest_srcset_candidate(srcset: str, url: str | None) -> None:
 
 
 def test_deep_nesting_costs_time_linear_in_size() -> None:
-    """500k nested <div> (issue 8.3): no tree is built, the image below them is found.
+    """500k nested <div>: no tree is built, the image below them is found.
     The alarm is a watchdog (a quadratic parser ran 23 minutes on this), not a timing assertion."""
     html = ("<div>" * 500_000 + '<img src="/deep.jpg" alt="deep">' + "</div>" * 500_000).encode()
     old = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("scan did not finish in 60 s"))

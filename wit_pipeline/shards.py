@@ -16,14 +16,14 @@ import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from wit_pipeline.core import fsio, keys
+from wit_pipeline.core import fsio, keys, outputs
 from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
 from wit_pipeline.core.stats import Tally
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_STAGE = "read"
 SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; img2dataset owns "key"
-MANIFEST = "manifest.json"
+MANIFEST = outputs.MANIFEST
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
 
@@ -32,7 +32,7 @@ FINAL_SHARD = re.compile(r"wit-\d{6}\.tar")  # the names shard_name gives
 
 
 def shard_name(i: int) -> str:
-    return f"wit-{i:06d}.tar"
+    return outputs.FINAL_SHARD.format(i)
 
 
 def _safe_member_name(member: tarfile.TarInfo) -> str | None:

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# A harvest output folder's files beside candidates/, selected/ and dead_letter/.
-QUERY_COUNTS_FILE = "query_counts.parquet"
-PARTS_FILE = "parts.txt"  # the candidates/ parts a run's counts cover, one name per line
-
 # harvest -> candidates/*.parquet: every pair that survived filtering and matched >= 1 query.
 CANDIDATES = pa.schema(
     [

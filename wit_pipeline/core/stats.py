@@ -124,11 +124,13 @@ def check_own_output(output: str, command: str, stats_is_ours: Callable[[Any], b
     rewrites its stats.json and removes files of its own kind there, which must never happen
     to another stage's folder or someone's files. Ours: its stats.json says so, or (a run
     killed before writing one) its names do."""
+    from wit_pipeline.core.outputs import STATS  # outputs builds on this module
+
     names = fsio.names(output)
     if not names:
         return
-    if "stats.json" in names:
-        url = fsio.join(output, "stats.json")
+    if STATS in names:
+        url = fsio.join(output, STATS)
         try:
             ours = stats_is_ours(fsio.read_json(url))
         except (OSError, ValueError, AttributeError, TypeError):

@@ -26,16 +26,19 @@ from typing import Any
 import numpy as np
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, keys, parquet_io, schema
+from wit_pipeline.core import fsio, keys, outputs
+from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.stats import Drop, Tally, check_own_output
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
+from wit_pipeline.stages.balance import DEFAULT_T
+from wit_pipeline.text.allowlist import DEMO
 
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
 EVAL_STAGE = "eval_images"
-SHARD_LIST = "_curate_shards.json"  # the workers' shard entries, for the launcher's manifest.json
-DEAD_LETTERS = fsio.join("dead_letter", "part-00000-of-00001.parquet")
+SHARD_LIST = outputs.CURATE_SHARD_LIST
+DEAD_LETTERS = outputs.DEAD_LETTERS
 
 
 @dataclass(frozen=True)
@@ -43,17 +46,20 @@ class CurateConfig:
     """Everything a curate run depends on; validated once, recorded in stats.json and
     manifest.json (dataclasses.asdict)."""
 
-    input: tuple[str, ...]  # globs of raw tars or folders of them, one per --input
-    output: str
-    allowlist: str
-    max_distance: int = 4
-    eval_images: str | None = None
-    rebalance: bool = False
-    t: int = 20_000
-    samples_per_shard: int = 10_000
-    seed: int = 0
-    max_pixels: int = MAX_PIXELS
-    order_bucket_bits: int = 12
+    input: tuple[str, ...] = option(help="raw tar shards: a glob, or a download's folder (repeat for several)",
+                                    action="append")
+    output: str = option(help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
+    allowlist: str = option(DEMO, "names the query ids of raw shards that carry no query names (the harvest "
+                            "carries them); local or gs:// ('demo': the bundled demo list)")
+    max_distance: int = option(neardup.DEFAULT_MAX_DISTANCE, "pHash Hamming distance that counts as a near duplicate")
+    eval_images: str | None = option(None, "folder of images or glob of tar shards to decontaminate against")
+    rebalance: bool = option(False, "cap each query at --t pairs again after dedup")
+    t: int = option(DEFAULT_T, "per-query cap for --rebalance")
+    samples_per_shard: int = option(10_000, "samples in each final shard (the last holds the rest)")
+    seed: int = option(0, "seed of the shuffle across shards (and of --rebalance's picks)")
+    max_pixels: int = option(MAX_PIXELS, "images whose header declares more pixels are dropped before decoding "
+                             "(decompression bombs); training uses the same cap")
+    order_bucket_bits: int = option(12, "hash-prefix buckets used to number samples")
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance < neardup.BITS:
@@ -329,11 +335,11 @@ def write_shard_list(entries: list[dict[str, Any]], output: str) -> None:
 
 def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
     """dead_letter/part-00000-of-00001.parquet (written even when empty: a rerun replaces it)."""
-    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
-    return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
+    return outputs.write_dead_letters(fsio.join(output, DEAD_LETTERS), rows)
 
 
-_OURS = re.compile(r"wit-\d{6}\.tar|manifest\.json|stats\.json|dead_letter|" + re.escape(SHARD_LIST) + r"|.*\.tmp-.*")
+_OURS = re.compile(r"wit-\d{6}\.tar|" + "|".join(map(re.escape, (outputs.MANIFEST, outputs.STATS, outputs.DEAD_LETTER, SHARD_LIST)))
+                   + r"|.*\.tmp-.*")
 
 
 def check_output(output: str) -> None:

@@ -34,20 +34,20 @@ highest existing one. What this module adds around it:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
 import re
 import socket
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import DictTally, check_own_output, check_stages, stages_from_counters, stats_document
+from wit_pipeline.core import config_flags, fsio, outputs, parquet_io, schema
+from wit_pipeline.core.config_flags import option
+from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -59,9 +59,9 @@ EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_E
 # X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
-STATS_FILE = "stats.json"
+STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
-DEAD_LETTER_FILE = "_dead_letter/download.parquet"
+DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
 # PIL's own decompression-bomb threshold: refuse images with more pixels than this.
 DEFAULT_MAX_IMAGE_AREA = 89_478_485
 
@@ -70,32 +70,28 @@ _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 
 
-def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:  # noqa: A002 - argparse's word
-    return field(default=default, metadata={"help": help, **argparse_kwargs})
-
-
 @dataclass(frozen=True)
 class DownloadConfig:
     """Every download option, declared once: `wit download`'s flags are made from these
     fields (`--image-size` is `image_size`; a bool is a switch), validated here once, and
     recorded with `dataclasses.asdict` in stats.json."""
 
-    image_size: int = _opt(256, "resize target in pixels")
-    resize_mode: str = _opt("keep_ratio", "img2dataset's resize mode (keep_ratio: the smaller side becomes "
+    image_size: int = option(256, "resize target in pixels")
+    resize_mode: str = option("keep_ratio", "img2dataset's resize mode (keep_ratio: the smaller side becomes "
                             "--image-size)", choices=RESIZE_MODES)
-    min_image_size: int = _opt(64, "drop images whose smaller side is below this")
-    max_aspect_ratio: float = _opt(3.0, "drop images more elongated than this")
-    max_image_area: float = _opt(DEFAULT_MAX_IMAGE_AREA, "pixel cap (decompression bombs)")
-    retries: int = _opt(1, "retries of a failed fetch")
-    processes: int = _opt(1, "img2dataset processes (per worker with --engine beam)")
-    threads: int = _opt(32, "fetching threads per process")
-    timeout: int = _opt(10, "seconds to connect and between bytes")
-    number_sample_per_shard: int = _opt(10_000, "samples per raw shard")
-    encode_quality: int = _opt(95, "JPEG quality of the saved images (1..100)")
-    allow_loopback: bool = _opt(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
+    min_image_size: int = option(64, "drop images whose smaller side is below this")
+    max_aspect_ratio: float = option(3.0, "drop images more elongated than this")
+    max_image_area: float = option(DEFAULT_MAX_IMAGE_AREA, "pixel cap (decompression bombs)")
+    retries: int = option(1, "retries of a failed fetch")
+    processes: int = option(1, "img2dataset processes (per worker with --engine beam)")
+    threads: int = option(32, "fetching threads per process")
+    timeout: int = option(10, "seconds to connect and between bytes")
+    number_sample_per_shard: int = option(10_000, "samples per raw shard")
+    encode_quality: int = option(95, "JPEG quality of the saved images (1..100)")
+    allow_loopback: bool = option(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
                                 "demo's and tests' servers; never on a crawl. Private, link-local and metadata "
                                 "addresses stay refused")
-    egress_guard: bool = _opt(True, "let img2dataset connect directly instead of through wit's loopback egress "
+    egress_guard: bool = option(True, "let img2dataset connect directly instead of through wit's loopback egress "
                               "proxy, which checks the address of every fetch and redirect hop; only for workers "
                               "that already sit behind an egress firewall blocking private, loopback and "
                               "link-local destinations (the proxy also replaces any http(s)_proxy you configured)",
@@ -118,26 +114,7 @@ class DownloadConfig:
 
 def flag_of(name: str) -> str:
     """The command-line flag of a DownloadConfig field."""
-    meta = {f.name: f.metadata for f in fields(DownloadConfig)}[name]
-    return meta.get("flag") or "--" + name.replace("_", "-")
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per DownloadConfig field, with its default and help."""
-    for f in fields(DownloadConfig):
-        extra = {k: v for k, v in f.metadata.items() if k not in ("help", "flag")}
-        if f.type == "bool":
-            action = "store_false" if f.default else "store_true"
-            parser.add_argument(flag_of(f.name), dest=f.name, action=action, help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag_of(f.name), dest=f.name, type=kind, default=f.default,
-                                help=f.metadata["help"], **extra)
-
-
-def config_from_args(args: argparse.Namespace) -> DownloadConfig:
-    """The DownloadConfig of parsed flags (ValueError names a flag out of range)."""
-    return DownloadConfig(**{f.name: getattr(args, f.name) for f in fields(DownloadConfig)})
+    return config_flags.flag_of(DownloadConfig, name)
 
 
 def download_reason(error_message: str | None) -> str:
@@ -339,15 +316,9 @@ def download(
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     dead = _account(plan, shard_outcomes(output), tally)
-    if dead:
-        dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, DEAD_LETTER_FILE), "wb") as f:
-            pq.write_table(dead_table, f)
+    outputs.write_dead_letters(fsio.join(output, DEAD_LETTER_FILE), dead, skip_empty=True)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
-    check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
-    fsio.write_json(fsio.join(output, STATS_FILE), doc)
-    return doc
+    return outputs.write_stats(output, stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
 
 
 @dataclass
