@@ -14,7 +14,9 @@ argmin does; with no English match there is no p, and every language uses `--t` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +53,7 @@ def t_per_language(counts_by_language: Mapping[str, Iterable[int]], t: int,
     return p, {lang: (t if lang == reference else p_to_t(c, p)) for lang, c in sorted(counts.items())}
 
 
-def query_t(query_counts: Mapping[int, int], language_of: Mapping[int, str] | list[str], t: int,
+def query_t(query_counts: Mapping[int, int], language_of: Mapping[int, str] | Sequence[str], t: int,
             reference: str = REFERENCE) -> tuple[float | None, dict[str, int], dict[int, int]]:
     """(p, t per language, t per query id) from per-query match counts and each query's language."""
     by_language: dict[str, list[int]] = {}
@@ -59,3 +61,23 @@ def query_t(query_counts: Mapping[int, int], language_of: Mapping[int, str] | li
         by_language.setdefault(language_of[q], []).append(n)
     p, per_language = t_per_language(by_language, t, reference)
     return p, per_language, {q: per_language.get(language_of[q], t) for q in query_counts}
+
+
+def thresholds(query_counts: Mapping[int, int], query_languages: Sequence[str] | None, t: int,
+               reference: str = REFERENCE) -> dict[str, Any]:
+    """What a harvest balances by: {"p", "t_per_language", "t_by_query"}. Without query
+    languages (a single allowlist serving every language) there is no p and t_by_query is
+    None: every query uses t."""
+    if query_languages is None:
+        return {"p": None, "t_per_language": {}, "t_by_query": None}
+    p, per_language, per_query = query_t(query_counts, query_languages, t, reference)
+    return {"p": p, "t_per_language": per_language, "t_by_query": per_query}
+
+
+def smallest_per_query(query_top: tuple[int, Iterable[tuple[str, str]]], t_by_query: Mapping[int, int]
+                       ) -> Iterator[tuple[str, int]]:
+    """(key, query) for the t_q smallest (rank, key) of a query's candidates (cap balancing
+    with a t per query: what `CapPerQuery` does with one t)."""
+    query, ranked = query_top
+    for _, key in heapq.nsmallest(t_by_query[query], ranked):
+        yield key, query
