@@ -113,7 +113,7 @@ class _Crawl:
     """Builds the link plan, the files and the truth for one (base_url, seed)."""
 
     def __init__(self, base_url: str, seed: int, pages: int, imgs_per_page: int, files: int,
-                 real_web: bool = False, worldwide: bool = False) -> None:
+                 real_web: bool = False, languages: tuple[str, ...] = ("en",)) -> None:
         if pages < 1 or files < 1 or imgs_per_page < 1:
             raise ValueError("pages, files and imgs_per_page must be positive")
         parts = urlsplit(check_base_url(base_url))
@@ -122,7 +122,7 @@ class _Crawl:
         self.base_path = parts.path.rstrip("/")
         self.seed = seed
         self.real_web = real_web
-        self.worldwide = worldwide
+        self.languages = languages  # the clean pairs' caption languages, in turn
         self.dumps: dict[str, str] = {}  # language -> its dump, relative to out_dir (--worldwide)
         self.pages = pages
         self.files = min(files, pages)
@@ -210,7 +210,7 @@ class _Crawl:
             out.append(self._good("off_topic", alt_fn=lambda c, k=k: OFF_TOPIC_ALTS[k % len(OFF_TOPIC_ALTS)]))
 
         n_special = len(out) + sum(len(g) for g in pinned)
-        languages = ("en", *world.LANGUAGES) if self.worldwide else ("en",)
+        languages = self.languages
         for i in range(max(self.pages, self.target_links - n_special)):
             lang = languages[i % len(languages)]
             if lang == "en":
@@ -522,16 +522,21 @@ def _bomb() -> bytes:
 
 def generate_crawl(out_dir: str | Path, base_url: str, seed: int = 0, pages: int = DEFAULT_PAGES,
                    imgs_per_page: int = DEFAULT_IMGS_PER_PAGE, files: int = DEFAULT_FILES,
-                   real_web: bool = False, worldwide: bool = False) -> dict[str, Any]:
+                   real_web: bool = False, worldwide: bool = False,
+                   languages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Generate the crawl under `out_dir` for a server at `base_url`; returns (and writes) truth.json.
     `real_web` adds the pages of realweb.py (truth["real_web"]); `worldwide` captions the clean
-    pairs in several languages and writes a dump per language (truth["dumps"])."""
-    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files, real_web, worldwide)
+    pairs in turn in English and world.LANGUAGES and writes a dump per language (truth["dumps"]);
+    `languages` sets that turn instead (e.g. ("en", "zh", "en", "ja") for half English)."""
+    languages = tuple(languages or (("en", *world.LANGUAGES) if worldwide else ("en",)))
+    if unknown := set(languages) - {"en", *world.LANGUAGES}:
+        raise ValueError(f"languages: no captions for {sorted(unknown)}; choose from en, {', '.join(world.LANGUAGES)}")
+    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files, real_web, languages)
     crawl.plan()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if worldwide:
-        for lang in world.LANGUAGES:
+    if worldwide or languages != ("en",):
+        for lang in sorted(set(languages) - {"en"}):
             name = f"dumps/{lang}wiki-{seed}-pages-articles.xml.bz2"
             world.write_dump(out / name, lang, seed=seed)
             crawl.dumps[lang] = name
