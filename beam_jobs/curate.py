@@ -138,7 +138,8 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
     d, g = config.max_distance, _Graph()
     files = p | "InputFiles" >> beam.Create(inputs) | "ReshuffleFiles" >> beam.Reshuffle()
     samples = g.read(files, "ReadTars", "read", shards.iter_tar_samples, "bad_tar")
-    records = g.counted(samples, "Read", "read", fn=stage.read, source=stage.sample_source)
+    records = g.counted(samples, "Read", "read", fn=functools.partial(stage.read, max_caption_chars=config.max_caption_chars),
+                        source=stage.sample_source)
     decoded = g.counted(records, "Decode", "decode", fn=functools.partial(stage.decode, max_pixels=config.max_pixels),
                         source=stage.record_source)
 

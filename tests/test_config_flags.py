@@ -85,7 +85,7 @@ def test_the_balance_target_and_the_near_duplicate_distance_are_written_once():
     ("beam_jobs.harvest", ["--num-shard", "3"], "unrecognised arguments: --num-shard 3"),
     ("beam_jobs.curate", ["--max-dist", "3"], "unrecognised arguments: --max-dist 3"),
     ("beam_jobs.curate", ["--t", "0"], "--t must be positive"),
-    ("beam_jobs.build_queries", ["--max-queries", "0"], "--max-queries must be >= 1"),
+    ("beam_jobs.build_queries", ["--max-queries", "-1"], "--max-queries must be >= 0"),
     ("beam_jobs.build_queries", ["--min-pmi", "-1"], "--min-pmi is a ratio"),
     ("beam_jobs.build_queries", ["--source-quotas", "x=1"], "--source-quotas: bad quota 'x=1'"),
     ("beam_jobs.download", ["--thread", "3"], "unrecognised arguments: --thread 3"),

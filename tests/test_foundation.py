@@ -195,3 +195,16 @@ def test_read_parquet_refuses_a_missing_column(tmp_path):
     pq.write_table(pa.table({"key": ["8000000000000005", "0000000000000007"]}), path)
     with pytest.raises(pa.ArrowInvalid):
         parquet_io.read_parquet(str(path), columns=["page_url"])
+
+
+def test_a_parquet_string_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    """Parquet does not check UTF-8; an invalid string would fail later in a coder or a
+    conversion that names nothing (a crafted selected-pairs file reaching download)."""
+    import pyarrow.parquet as pq
+
+    raw = pa.array([b"ok", b"bad\xff"], type=pa.binary())
+    table = pa.table({"caption": pa.Array.from_buffers(pa.string(), 2, raw.buffers())})
+    path = tmp_path / "sel.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(pa.ArrowInvalid, match=r"sel\.parquet: .*Invalid UTF8"):
+        parquet_io.read_parquet(str(path))

@@ -147,9 +147,9 @@ def test_resume_refuses_another_data_stream(data, tmp_path) -> None:
     workers and world size: another one is refused, not silently replayed differently."""
     out = tmp_path / "r"
     _small_run(out, data["train"], "--stop-at", "3")
-    with pytest.raises(ValueError, match="batch_size 8 -> 4"):
+    with pytest.raises(SystemExit, match="^wit train: --resume with another data stream .*batch_size 8 -> 4"):
         _small_run(out, data["train"], "--resume", "--batch-size", "4")
-    with pytest.raises(ValueError, match="accum 1 -> 2"):
+    with pytest.raises(SystemExit, match="accum 1 -> 2"):
         _small_run(out, data["train"], "--resume", "--accum", "2")
     _small_run(out, data["train"], "--resume")  # the same options go on
     assert latest_checkpoint(out).name == "step-00000006.pt"
@@ -165,6 +165,31 @@ def test_resume_without_checkpoint_starts_fresh_and_bad_args_fail(data, tmp_path
     _small_run(tmp_path / "r", data["train"], "--resume", "--stop-at", "1")
     assert f"--resume: no checkpoint in {tmp_path / 'r'}; starting at step 0" in capsys.readouterr().err
     assert sorted(losses(read_log(tmp_path / "r"))) == [1]
+
+
+def test_resume_of_a_finished_run_does_nothing(data, tmp_path, capsys) -> None:
+    """--resume on a run that already reached --steps: no second closing row, no NaN loss, the
+    log and checkpoint untouched; one line says so. A run killed after its last checkpoint but
+    before its closing row gets that row (once), not a NaN loss."""
+    out = tmp_path / "r"
+    _small_run(out, data["train"])
+    capsys.readouterr()
+    log, ckpt = (out / "log.jsonl").read_bytes(), (out / "step-00000006.pt").read_bytes()
+    _small_run(out, data["train"], "--resume")
+    captured = capsys.readouterr()
+    assert "already stopped at step 6; nothing to do" in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
+    assert summary["step"] == 6 and summary["loss"] == losses(read_log(out))[6]
+    assert (out / "log.jsonl").read_bytes() == log and (out / "step-00000006.pt").read_bytes() == ckpt
+
+    rows = log.decode().splitlines()
+    assert "final" in json.loads(rows[-1])
+    (out / "log.jsonl").write_text("\n".join(rows[:-1]) + "\n")  # killed before the closing row
+    _small_run(out, data["train"], "--resume")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
+    assert summary["loss"] == losses(read_log(out))[6]
+    assert [(r["step"], r["final"]) for r in read_log(out) if "final" in r] == [(6, True)]
+    assert (out / "step-00000006.pt").read_bytes() == ckpt
 
 
 def test_rerun_into_the_same_out_without_resume_is_refused(data, tmp_path) -> None:

@@ -63,7 +63,17 @@ def main(argv: list[str] | None = None) -> int:
                   "(on a GPU machine, the CUDA build of torch 2.13.0 first)", file=sys.stderr)
             return 2
         raise
-    code = module.run(rest)
+    from wit_pipeline.core.faults import environment_fault, quiet_environment_faults
+
+    quiet_environment_faults()
+    try:
+        code = module.run(rest)
+    except Exception as exc:  # a full disk or a read-only folder: one line, not a traceback
+        fault = environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"wit {stage}: {fault}", file=sys.stderr)
+        return 1
     return int(code or 0)
 
 

@@ -53,6 +53,9 @@ SELECTED = pa.schema(
 
 # Columns of SELECTED that img2dataset carries into each sample's json and parquet row.
 SELECTED_EXTRA_COLUMNS = ("key", "page_url", "language", "lang_score", "query_ids", "queries")
+# In raw shards our key travels as `sample_key`: img2dataset owns "key" (and names tar members by it).
+RAW_KEY_COLUMN = "sample_key"
+RAW_EXTRA_COLUMNS = tuple(RAW_KEY_COLUMN if c == "key" else c for c in SELECTED_EXTRA_COLUMNS)
 
 # Dead-letter records (every job): what failed, where, and why.
 DEAD_LETTER = pa.schema(

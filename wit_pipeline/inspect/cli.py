@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarise and check a stage's output: final or raw tar shards (folder, glob or one tar), "
         "a harvest output folder, or a stats.json.",
         formatter_class=HelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument("path", help="shards folder, tar glob, harvest folder or stats.json (local, gs://, ...)")
     p.add_argument("--check", action="store_true",

@@ -60,11 +60,16 @@ class CurateConfig:
     max_pixels: int = option(MAX_PIXELS, "images whose header declares more pixels are dropped before decoding "
                              "(decompression bombs); training uses the same cap")
     order_bucket_bits: int = option(12, "hash-prefix buckets used to number samples")
+    # Harvest's --max-chars default: a harvested caption always fits, a longer one came from
+    # elsewhere (a hand-made selection, a hostile raw shard) and is `too_long`. CLIP reads 77
+    # tokens (a few hundred characters); the cap bounds each caption's cost in the shards, the
+    # tokenizer's training and the loader.
+    max_caption_chars: int = option(1000, "captions longer than this are dropped (too_long)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance < neardup.BITS:
             raise ValueError(f"--max-distance must be in 0..{neardup.BITS - 1} (bits of a pHash), got {self.max_distance}")
-        for name in ("t", "samples_per_shard", "max_pixels"):
+        for name in ("t", "samples_per_shard", "max_pixels", "max_caption_chars"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 1 <= self.order_bucket_bits <= 24:
@@ -143,10 +148,16 @@ def verdict_source(item: tuple[dict[str, Any], str | None]) -> str:
     return record_source(item[0])
 
 
-def read(sample: dict[str, Any]) -> dict[str, Any] | Drop:
-    """A raw tar sample -> a record (its key checked: it will name tar members)."""
+def read(sample: dict[str, Any], max_caption_chars: int = CurateConfig.max_caption_chars) -> dict[str, Any] | Drop:
+    """A raw tar sample -> a record: its key checked (it will name tar members), its strings
+    valid Unicode (`bad_text`: a lone surrogate would fail Beam's coder, outside any count), its
+    caption at most `max_caption_chars` long (`too_long`)."""
     record, reason = shards.raw_record(sample)
-    return Drop(reason or "unknown") if record is None else record
+    if record is None:
+        return Drop(reason or "unknown")
+    if len(record["text"]) > max_caption_chars:
+        return Drop("too_long")
+    return record
 
 
 def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:

@@ -48,22 +48,19 @@ import pyarrow.parquet as pq
 from wit_pipeline.core import config_flags, fsio, outputs, parquet_io, schema
 from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
+from wit_pipeline.image.decode import MAX_PIXELS
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
 
 STAGE = "download"
-KEY_COLUMN = "sample_key"  # our keys.sample_key; img2dataset owns "key"
-EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_EXTRA_COLUMNS)
-# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
-OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+KEY_COLUMN = schema.RAW_KEY_COLUMN  # our keys.sample_key; img2dataset owns "key"
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
 STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
 DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
-# PIL's own decompression-bomb threshold: refuse images with more pixels than this.
-DEFAULT_MAX_IMAGE_AREA = 89_478_485
+DEFAULT_MAX_IMAGE_AREA = MAX_PIXELS  # the one pixel cap of every stage (image.decode): curate keeps what is fetched
 
 _SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")

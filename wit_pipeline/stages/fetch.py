@@ -31,16 +31,22 @@ import signal
 import threading
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 
-from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig
+from wit_pipeline.core.schema import RAW_EXTRA_COLUMNS
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
+
+if TYPE_CHECKING:  # download imports this module (lazily): no import back at run time
+    from wit_pipeline.stages.download import DownloadConfig
+
+# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
         input_format="parquet",
         url_col="url",
         caption_col="caption",
-        save_additional_columns=list(EXTRA_COLUMNS),
+        save_additional_columns=list(RAW_EXTRA_COLUMNS),
         disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
         incremental_mode="extend",
         enable_wandb=False,

@@ -631,7 +631,7 @@ def _positive(text: str) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wit gen-crawl", description=__doc__,
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=HelpFormatter, allow_abbrev=False)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--base-url", required=True, type=_base_url_arg,
                         help="where the output will be served, e.g. http://127.0.0.1:8000")
@@ -647,6 +647,10 @@ def run(argv: list[str] | None = None) -> int:
                         help="caption the clean pairs in turn in English, Chinese, Japanese, Arabic and German, and "
                              "write a small Wikipedia-like dump per language under dumps/ (truth.json: dumps)")
     args = parser.parse_args(argv)
+    for flag, folder in (("--out", args.out), ("--eval-dir", args.eval_dir)):
+        existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None) if folder else None
+        if existing is not None and not existing.is_dir():
+            parser.error(f"{flag} {folder}: {existing} is a file, not a folder")
     truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files,
                            args.real_web, args.worldwide)
     if args.eval_dir:
