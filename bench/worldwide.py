@@ -71,7 +71,6 @@ def make_input(root: Path, mb: float, mix: str = "half", seed: int = 0) -> list[
 
 def make_lists(root: Path, entries: int, seed: int = 0) -> tuple[Path, Path]:
     """(en.tsv alone, a folder of every language's list), each list padded to `entries` entries."""
-    from queries import make_worldwide_demo_allowlists as demo_lists
     from wit_pipeline.synthetic import worldwide
     from wit_pipeline.text import textnorm
     from wit_pipeline.text.allowlist import load_allowlist, write_allowlist
@@ -80,7 +79,7 @@ def make_lists(root: Path, entries: int, seed: int = 0) -> tuple[Path, Path]:
     folder.mkdir()
     rng = random.Random(seed)
     for lang in ("en", *worldwide.LANGUAGES):
-        rows = [tuple(r) for r in (load_allowlist("demo").rows() if lang == "en" else demo_lists.rows(lang))]
+        rows = [tuple(r) for r in (load_allowlist("demo").rows() if lang == "en" else worldwide.concept_rows(lang))]
         seen = {textnorm.normalize(r[0]) for r in rows}
         lo, hi = _SCRIPTS[lang]
         while len(rows) < entries:

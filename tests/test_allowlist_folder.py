@@ -47,7 +47,7 @@ def test_keep_limits_the_languages_built(folder):
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"en.tsv": []}, "holds no queries"),
+    ({"en.tsv": []}, "no queries"),
     ({"english.tsv": ["cat"]}, "not a Wikipedia language code"),
     ({"notes.txt": []}, "holds no <code>.tsv"),
 ])

@@ -16,7 +16,9 @@ from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import check_stages
 from wit_pipeline.stages import language_t
 from wit_pipeline.stages.balance import cap_kept
+from wit_pipeline.synthetic import worldwide
 from wit_pipeline.synthetic.generate import generate_crawl
+from wit_pipeline.text.allowlist import write_allowlist
 from wit_pipeline.text.languages import lid_to_wiki
 
 QUERIES = Path(queries_init).parent
@@ -68,8 +70,8 @@ def world(tmp_path_factory):
     folder = root / "lists"
     folder.mkdir()
     shutil.copyfile(QUERIES / "demo_allowlist.tsv", folder / "en.tsv")
-    for lang in ("ar", "de", "ja", "zh"):
-        shutil.copyfile(QUERIES / "worldwide_demo" / f"{lang}.tsv", folder / f"{lang}.tsv")
+    for lang in worldwide.LANGUAGES:
+        write_allowlist(str(folder / f"{lang}.tsv"), worldwide.concept_rows(lang))
     return root, folder, truth, str(root / "crawl" / "crawl" / "wat" / "*.wat.gz")
 
 
@@ -129,7 +131,7 @@ def test_a_language_kept_without_a_list_is_a_counted_drop(world, tmp_path):
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"en.tsv": "query\tsource\tstat\n"}, "holds no queries"),
+    ({"en.tsv": "query\tsource\tstat\n"}, "no queries"),
     ({"en.tsv": "query\tsource\tstat\ncat\tu\t1\n", "klingon.tsv": "query\tsource\tstat\nqa\tu\t1\n"},
      "klingon.tsv: 'klingon' is not a Wikipedia language code"),
     ({"de.tsv": "query\tsource\nKatze\tu\n"}, "de.tsv: header must be"),

@@ -7,6 +7,8 @@ import random
 import xml.etree.ElementTree as ET
 from collections import Counter
 
+import pytest
+
 from wit_pipeline.synthetic import worldwide
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.generate import generate_crawl
@@ -46,3 +48,18 @@ def test_gen_crawl_worldwide(tmp_path):
     again = generate_crawl(tmp_path / "again", "http://127.0.0.1:8000", seed=3, pages=10, worldwide=True)
     assert again["links"] == truth["links"]
     assert (tmp_path / truth["dumps"]["zh"]).read_bytes() == (tmp_path / "again" / truth["dumps"]["zh"]).read_bytes()
+
+
+@pytest.mark.parametrize("lang", ["zh", "ar"])
+def test_build_queries_on_a_generated_dump_lists_the_concept_words(tmp_path, lang):
+    """The demo's lists come from these dumps: MetaCLIP 2's recipe (top 10% of words) must
+    keep every colour and shape word, or a word that matches it."""
+    pytest.importorskip("icu4py" if lang != "zh" else "jieba")
+    from beam_jobs import build_queries
+    from wit_pipeline.text.allowlist import load_allowlist
+
+    dump = worldwide.write_dump(tmp_path / f"{lang}wiki-pages-articles.xml.bz2", lang)
+    assert build_queries.run(["--wikipedia", str(dump), "--language", lang, "--output", str(tmp_path / "lists")]) == 0
+    matcher = QueryMatcher.from_queries(load_allowlist(str(tmp_path / "lists" / f"{lang}.tsv")).queries)
+    missing = [w for w in worldwide.WORDS[lang].values() if not matcher.match(w)]
+    assert not missing

@@ -5,10 +5,9 @@ in order with the options a first run needs; each stage's command line is printe
 be re-run on its own.
 
 `--worldwide`: the crawl's clean pairs are captioned in English, Chinese, Japanese, Arabic and
-German; a list per language is built from generated dumps (`wit build-queries --language`,
-where the installed build-queries has it; else the bundled `queries/worldwide_demo/` lists,
-made from the same words) beside the English demo list, and harvest matches every caption
-against its own language's list (`--allowlist FOLDER --languages all`).
+German; a list per language is built from generated dumps (`wit build-queries --language`)
+beside the English demo list, and harvest matches every caption against its own language's
+list (`--allowlist FOLDER --languages all`).
 """
 
 from __future__ import annotations
@@ -161,28 +160,14 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build_queries_has_language() -> bool:
-    """Whether the installed `wit build-queries` builds a list for a given language."""
-    from queries.config import build_parser as build_queries_parser
-
-    return any("--language" in action.option_strings for action in build_queries_parser()._actions)
-
-
 def worldwide_allowlists(out: Path, web: Path, dumps: dict[str, str], timings: dict[str, float]) -> Path:
     """out/allowlists/<code>.tsv: English's demo list, and a list per language built by
-    `wit build-queries --language` from its generated dump (or the bundled lists)."""
+    `wit build-queries --language` from its generated dump."""
     import importlib.resources
 
     folder = out / "allowlists"
     folder.mkdir()
-    bundled = importlib.resources.files("queries")
-    (folder / "en.tsv").write_bytes((bundled / "demo_allowlist.tsv").read_bytes())
-    if not build_queries_has_language():
-        print("this build-queries has no --language: using the bundled per-language demo lists "
-              "(queries/worldwide_demo/, made from the same words)", flush=True)
-        for lang in dumps:
-            (folder / f"{lang}.tsv").write_bytes((bundled / "worldwide_demo" / f"{lang}.tsv").read_bytes())
-        return folder
+    (folder / "en.tsv").write_bytes((importlib.resources.files("queries") / "demo_allowlist.tsv").read_bytes())
     for lang, dump in sorted(dumps.items()):  # each writes allowlists/<lang>.tsv (and allowlists/build/<lang>/)
         _stage("build-queries", ["--wikipedia", str(web / dump), "--language", lang, "--output", str(folder)], timings)
     return folder

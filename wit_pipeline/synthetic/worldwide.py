@@ -5,7 +5,9 @@ text, MetaCLIP 2's substring rule), Arabic (right to left, spaced) and German (L
 beside English. `caption` describes a concept (colour x shape) in a language so that language
 ID names that language; `write_dump` writes a small `<code>wiki` XML dump whose articles use the
 same words, so `wit build-queries --language CODE` finds the colour and shape words among the
-language's frequent words, as it would find them in a real Wikipedia.
+language's frequent words, as it would find them in a real Wikipedia: MetaCLIP 2's recipe keeps
+a language's top 10% of words by count, so each dump also holds a long tail of rare words
+(made-up words in the language's script), as every Wikipedia does.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ _FILLER: dict[str, tuple[str, ...]] = {
     "de": ("diese", "Stadt", "Geschichte", "Menschen", "Land", "Welt", "Kultur", "wichtig", "Region", "Entwicklung"),
 }
 _SEP = {"zh": "", "ja": "", "ar": " ", "de": " "}
+# (first, last code point, letters per word) of the made-up rare words: CJK ideographs,
+# katakana, Arabic letters, Latin letters
+_RARE = {"zh": (0x4E00, 0x9FA5, (2, 2)), "ja": (0x30A2, 0x30F3, (3, 5)), "ar": (0x0628, 0x064A, (3, 6)),
+         "de": (0x61, 0x7A, (5, 9))}
+RARE_WORDS = 1500  # per dump: each occurs about once or twice
 _END = {"zh": "。", "ja": "。", "ar": ".", "de": "."}
 
 
@@ -75,8 +82,25 @@ def caption(concept: Concept, language: str, rng: random.Random) -> str:
     return template.format(colour=colour, shape=shape, pron=pron)
 
 
-def article(language: str, rng: random.Random, sentences: int = 12) -> str:
-    """Wikitext-free article text: concept sentences between sentences of common filler words."""
+def concept_rows(language: str) -> list[tuple[str, str, None]]:
+    """Allowlist rows of a language's colour and shape words (tests and benchmarks; the demo
+    builds its lists with `wit build-queries --language` from `write_dump`'s dumps)."""
+    return [(word, "unigram", None) for word in WORDS[language].values()]
+
+
+def rare_words(language: str, n: int = RARE_WORDS, seed: int = 0) -> list[str]:
+    """n made-up words in the language's script (the dump's long tail)."""
+    rng = random.Random(f"wit-worldwide-rare|{language}|{seed}")
+    lo, hi, (shortest, longest) = _RARE[language]
+    words: set[str] = set()
+    while len(words) < n:
+        words.add("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(shortest, longest))))
+    return sorted(words)
+
+
+def article(language: str, rng: random.Random, rare: list[str], sentences: int = 12) -> str:
+    """Wikitext-free article text: concept sentences between sentences of common filler words
+    and a sentence of rare words."""
     concepts = all_concepts()
     parts = []
     for _ in range(sentences):
@@ -85,19 +109,21 @@ def article(language: str, rng: random.Random, sentences: int = 12) -> str:
         else:
             words = rng.choices(_FILLER[language], k=rng.randint(4, 9))
             parts.append(_SEP[language].join(words) + _END[language])
+    parts.append(" ".join(rng.choices(rare, k=40)) + _END[language])  # spaced: no rare word runs into another
     return " ".join(parts)
 
 
 def write_dump(path: str | Path, language: str, pages: int = 60, seed: int = 0) -> Path:
     """A `<language>wiki` pages-articles XML dump (bz2) of `pages` articles; returns its path."""
     rng = random.Random(f"wit-worldwide-dump|{language}|{seed}")
+    rare = rare_words(language, seed=seed)
     out = [f'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11" xml:lang="{language}">\n'
            f"  <siteinfo><sitename>Wikipedia</sitename><dbname>{language}wiki</dbname></siteinfo>\n"]
     for i in range(pages):
         colour, shape = rng.choice(list(COLOURS)), rng.choice(SHAPES)
         title = f"{WORDS[language][colour]}{_SEP[language] or ''}{WORDS[language][shape]} {i}"
         out.append(f"  <page><title>{escape(title)}</title><ns>0</ns><id>{i + 1}</id><revision><id>{i + 1000}</id>"
-                   f'<text xml:space="preserve">{escape(article(language, rng))}</text></revision></page>\n')
+                   f'<text xml:space="preserve">{escape(article(language, rng, rare))}</text></revision></page>\n')
     out.append("</mediawiki>\n")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
