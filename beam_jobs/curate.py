@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from wit_pipeline import shards
 from wit_pipeline.core import fsio
 from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
 from wit_pipeline.core.stats import ERROR, error_text
+from wit_pipeline.image import blocklist
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
 from wit_pipeline.text.allowlist import load_allowlist
@@ -52,6 +54,20 @@ class ReadFiles(beam.DoFn):
             tally.inc(self.stage, "in")
             tally.dropped(self.stage, ERROR)
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter(self.stage, url, error_text(exc)))
+
+
+class Decode:
+    """stage.decode with the blocklist (if any) loaded once per worker."""
+
+    def __init__(self, max_pixels: int, blocklist_url: str | None, handle: shared.Shared) -> None:
+        self.max_pixels = max_pixels
+        self.blocked = None if blocklist_url is None else shared_load(
+            handle, "blocklist:" + blocklist_url, lambda: blocklist.load(blocklist_url))
+
+    def __call__(self, record: dict[str, Any]) -> Any:
+        if self.blocked is None:
+            return stage.decode(record, self.max_pixels)
+        return stage.decode(record, self.max_pixels, blocked=self.blocked)
 
 
 class NearEval:
@@ -140,8 +156,8 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
     samples = g.read(files, "ReadTars", "read", shards.iter_tar_samples, "bad_tar")
     records = g.counted(samples, "Read", "read", fn=functools.partial(stage.read, max_caption_chars=config.max_caption_chars),
                         source=stage.sample_source)
-    decoded = g.counted(records, "Decode", "decode", fn=functools.partial(stage.decode, max_pixels=config.max_pixels),
-                        source=stage.record_source)
+    decoded = g.counted(records, "Decode", "decode", source=stage.record_source,
+                        make=functools.partial(Decode, config.max_pixels, config.blocklist, shared.Shared()))
 
     # Decisions run on light records; images meet their shard slot in one join at the end.
     lights = decoded | "Light" >> beam.Map(stage.light)
@@ -225,6 +241,13 @@ def run(argv: list[str] | None = None) -> int:
     if config.eval_images and not eval_sources:
         raise SystemExit(f"wit curate: no eval images match {config.eval_images!r}")
     query_strings(config.allowlist)  # fail now, not on a worker, if the allowlist is missing or malformed
+    if config.blocklist:
+        try:
+            blocked = blocklist.load(config.blocklist)
+        except (OSError, ValueError) as exc:
+            print(f"wit curate: --blocklist: {exc}", file=sys.stderr)  # the user's file: a usage error
+            return 2
+        logging.info("curate: %d blocklist entries from %s", len(blocked), config.blocklist)
     try:
         stage.check_output(config.output)
     except ValueError as exc:

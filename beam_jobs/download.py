@@ -26,15 +26,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.consent import AskOrigins
+from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import config_flags, fsio, outputs
 from wit_pipeline.stages import download as dl
+from wit_pipeline.stages.consent import CACHE_FILE
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
 FILES_DEAD_LETTER = outputs.DOWNLOAD_FILES_DEAD_LETTERS
@@ -55,9 +59,9 @@ class DownloadFile:
         self.output = output
         self.config = config
 
-    def __call__(self, path: str) -> str:
+    def __call__(self, path: str, shared_consent: str | None = None) -> str:
         sub = fsio.join(self.output, part_name(path))
-        doc = dl.download(path, sub, self.config)
+        doc = dl.download(path, sub, self.config, shared_consent=shared_consent)
         tally = BeamTally()
         for stage in doc["stages"]:
             tally.inc(stage["name"], "in", stage["in"])
@@ -81,19 +85,21 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
     dl.check_output(output)
     fsio.makedirs(output)
     pipeline = make_pipeline(pipeline_args)
+    files = pipeline | "Files" >> beam.Create(inputs)
+    now = time.time()
+    answers = files | "Consent" >> AskOrigins(output, config, now)  # each origin asked once, by one worker
     done = (
-        pipeline
-        | "Files" >> beam.Create(inputs)
+        files
         | "Spread" >> beam.Reshuffle()
-        | "Download" >> beam.ParDo(Counted(FILES_STAGE, DownloadFile(output, config), source=str)).with_outputs(
-            DEAD_LETTER, main="done")
+        | "Download" >> beam.ParDo(Counted(FILES_STAGE, DownloadFile(output, config), source=str),
+                                   beam.pvalue.AsSingleton(answers)).with_outputs(DEAD_LETTER, main="done")
     )
     _ = done[DEAD_LETTER] | "DeadLetters" >> beam.combiners.ToList() | "WriteDeadLetters" >> beam.Map(
         write_dead_letters, output)
     result = pipeline.run()
     result.wait_until_finish()
     return write_stats(result, output, [FILES_STAGE, dl.STAGE], engine="beam", inputs=inputs, parts=sorted(names),
-                       config=asdict(config))
+                       config=asdict(config), consent=consent_summary(fsio.join(output, CACHE_FILE), config, now))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,14 @@
 """What reading crawls as browsers and warcio do costs: the per-file pass (`harvest_file`:
-read, extract, text rules, language ID, matching) of this checkout against an earlier
-revision of the code, in CPU seconds, on the same generated WARC and WAT files.
+read, extract, text rules, language ID, matching) of this checkout against the same checkout
+with the fidelity modules (web/archive, extract, page, htmlscan, charset, text/langid) as they
+were before that work, in CPU seconds, on the same generated WARC and WAT files.
 
-    python bench/fidelity.py [--base REV] [--pages 1500] [--rounds 3]
+    python bench/fidelity.py [--base REV] [--pages 3000] [--rounds 3]
 
-`--base` defaults to the merge base with `main` (`git merge-base HEAD main`); its
-`wit_pipeline` is exported with `git archive` and run in a subprocess, as is this one's,
-interleaved over `--rounds`, one core each; the best round of each counts. Model loading is
-outside the timing. Last line: `ratio: <this / base>` for WARC and WAT input together.
+`--base` is the revision those modules are taken from (pinned: the last one before them).
+Both trees run in a subprocess, interleaved over `--rounds`, one core each; the best round of
+each counts. Model loading is outside the timing. Last line: `ratio: <this / base>` for WARC
+and WAT input together.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CHILD = """
 import sys, time
-try:  # harvest as a package; older revisions had one module
+try:  # the harvest package
     from wit_pipeline.stages.harvest import per_file as h
-except ImportError:
+    from wit_pipeline.stages.harvest.config import HarvestConfig
+except ImportError:  # the single module of earlier revisions
     from wit_pipeline.stages import harvest as h
+    HarvestConfig = h.HarvestConfig
 from wit_pipeline.text.langid import LanguageIdentifier
 from wit_pipeline.text.matcher import QueryMatcher
-config = h.HarvestConfig()
+config = HarvestConfig()
 models = h.Models(LanguageIdentifier(), QueryMatcher.from_file(config.allowlist))
 for kind in ("warc", "wat"):
     files = [f for f in sys.argv[1:] if (".wat." in f) == (kind == "wat")]
@@ -50,11 +53,20 @@ def make_input(root: Path, pages: int) -> list[str]:
     return [str(p) for p in warc + wat]
 
 
+BASE = "309a4d152688b7d05020c574c12f6d4ed1a6379a"
+FIDELITY_FILES = ("wit_pipeline/web/archive.py", "wit_pipeline/web/extract.py", "wit_pipeline/web/page.py",
+                  "wit_pipeline/web/htmlscan.py", "wit_pipeline/web/charset.py", "wit_pipeline/text/langid.py")
+
+
 def export(rev: str, dest: Path) -> None:
-    archive = dest / "base.tar"
-    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), rev, "wit_pipeline", "queries"], check=True)
+    """This checkout's code, with the fidelity modules as they were at `rev`."""
+    archive = dest / "this.tar"
+    subprocess.run(["git", "-C", str(REPO), "archive", "-o", str(archive), "HEAD", "wit_pipeline", "queries"], check=True)
     with tarfile.open(archive) as tar:
         tar.extractall(dest, filter="data")
+    for path in FIDELITY_FILES:
+        old = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{path}"], check=True, capture_output=True).stdout
+        (dest / path).write_bytes(old)
 
 
 def run(tree: Path, files: list[str]) -> dict[str, tuple[float, int]]:
@@ -65,12 +77,11 @@ def run(tree: Path, files: list[str]) -> dict[str, tuple[float, int]]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base", default=None)
-    ap.add_argument("--pages", type=int, default=1500)
+    ap.add_argument("--base", default=BASE)
+    ap.add_argument("--pages", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
-    base = args.base or subprocess.run(["git", "-C", str(REPO), "merge-base", "HEAD", "main"], check=True,
-                                       capture_output=True, text=True).stdout.strip()
+    base = args.base
     with tempfile.TemporaryDirectory(prefix="wit-bench-fidelity-") as tmp:
         root = Path(tmp)
         files = make_input(root / "crawl", args.pages)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
     lid = LanguageIdentifier()
-    threshold = HarvestConfig.min_lang_score
+    threshold = HarvestConfig().min_lang_score
     print(f"{len(ENGLISH)} English and {len(FOREIGN)} foreign captions; kept = en with score >= {threshold}")
     for name, forms in table(lid, threshold).items():
         print(f"{name:7s}", " | ".join(f"{form}: English {en:.3f}, foreign {fo:.3f}" for form, (en, fo) in forms.items()))

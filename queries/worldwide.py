@@ -73,8 +73,8 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
 
     Raises ValueError (one line) before any work for a bad code or a missing segmenter."""
     recipe = recipe or worldwide_recipe(language)
-    if recipe.language != language:
-        recipe = dataclasses.replace(recipe, language=language)
+    if recipe.language != language:  # its defaults were filled for its own language
+        raise ValueError(f"the recipe is for {recipe.language}, not {language}: use worldwide_recipe({language!r}, ...)")
     for url in wikipedia:
         wiki = dumpset.wiki_language(url)
         if wiki is not None and wiki != language:

@@ -15,11 +15,11 @@ from wit_pipeline.core.stats import check_stages
 
 
 @pytest.mark.slow
-def test_small_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "demo"
-    assert demo.run(["--out", str(out), "--pages", "60", "--steps", "10", "--batch-size", "16", "--port", "0"]) == 0
-    printed = capsys.readouterr().out
-    for stage in ("harvest", "download", "curate", "inspect", "train", "eval"):
+def test_small_demo_runs_every_stage(demo_run) -> None:
+    out = demo_run.out
+    assert demo_run.code == 0
+    printed = demo_run.printed
+    for stage in ("harvest", "download", "curate", "inspect", "train", "eval", "report"):
         assert f"=== wit {stage} " in printed
     harvest = json.loads((out / "harvest" / STATS).read_text())
     check_stages(harvest["stages"])
@@ -29,6 +29,7 @@ def test_small_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert raw["out"] == curate[0]["in"] > 0  # download's saved images are what curate reads
     assert wi.run([str(out / "shards"), "--check", "--no-progress"]) == 0
     assert (out / "contact-sheet.png").stat().st_size > 0 and (out / "queries.png").stat().st_size > 0
+    assert (out / "report.html").stat().st_size > 0
     metrics = json.loads((out / "train" / "metrics.json").read_text())
     assert metrics["zero_shot"]["n"] == 384 - metrics["decontamination"]["removed"] and 0.0 <= metrics["zero_shot"]["top1"] <= 1.0
 

@@ -99,7 +99,7 @@ EXPECTED = {
         "failed_to_download.http_404": 1,
         "failed_to_resize.too_small": 1,
         "failed_to_resize.undecodable": 1,
-        "opted_out": 1,
+        "opted_out.x_robots_tag": 1,
         "unsafe_host.cloud_metadata": 1,
     },
 }
@@ -209,7 +209,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
     assert code == 0
-    assert sorted(os.listdir(out)) == ["selected-a", "selected-b", STATS]
+    assert sorted(os.listdir(out)) == ["_consent", "selected-a", "selected-b", STATS]
     assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
     found = tar_keys(out)
     assert sorted(found) == dl.saved_keys(out)
@@ -232,7 +232,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
         ("failed_to_download", "<urlopen error [Errno 111] Connection refused>", "failed_to_download.connection_refused"),
         ("failed_to_download", "The read operation timed out", "failed_to_download.timeout"),
         ("failed_to_download", "<urlopen error [Errno -2] Name or service not known>", "failed_to_download.dns"),
-        ("failed_to_download", dl.OPT_OUT_MESSAGE, "opted_out"),
+        ("failed_to_download", dl.OPT_OUT_MESSAGE, "opted_out.x_robots_tag"),
         ("failed_to_download", "something new", "failed_to_download.other"),
         ("failed_to_resize", "Image decoding error", "failed_to_resize.undecodable"),
         ("failed_to_resize", "image area too large", "failed_to_resize.too_many_pixels"),
@@ -324,7 +324,15 @@ def test_killed_download_takes_its_workers_with_it(tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         workers = []
         try:
-            held.append(server.accept()[0])  # a worker is fetching and will wait for an answer
+            while True:  # robots.txt and tdmrep.json get a 404 (no rules); an image request is held
+                conn = server.accept()[0]
+                line = conn.recv(4096).split(b"\r\n", 1)[0]
+                if b"/robots.txt" in line or b"/.well-known/tdmrep.json" in line:
+                    conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    conn.close()
+                    continue
+                held.append(conn)  # a worker is fetching and will wait for an answer
+                break
             workers = _children(proc.pid)
             assert workers
             proc.send_signal(signal.SIGKILL)

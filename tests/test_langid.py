@@ -82,7 +82,7 @@ def test_english_is_kept_in_any_case_and_foreign_is_not(lid: LanguageIdentifier,
     from bench.lid import table
     from wit_pipeline.stages.harvest.config import HarvestConfig
 
-    after = table(lid, HarvestConfig.min_lang_score)["after"]
+    after = table(lid, HarvestConfig().min_lang_score)["after"]
     with capsys.disabled():
         print("\n" + " | ".join(f"{form}: English {en:.3f}, foreign {fo:.3f}" for form, (en, fo) in after.items()))
     for form, (english, foreign) in after.items():

@@ -147,6 +147,8 @@ def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, m
     assert not out.exists()
     with pytest.raises(ValueError, match="needs the icu segmenter"):
         worldwide.build_language("ja", [_dump(site, "ja")], str(out))
+    with pytest.raises(ValueError, match="the recipe is for en, not de"):
+        worldwide.build_language("de", [_dump(site, "de")], str(out), recipe=build.Recipe())
     assert not out.exists()
     de = ["--wikipedia", _dump(site, "de"), "--output", str(out)]
     for argv, want in ((["--language", "bo", "--segmenter", "icu"], (2, "segmenter icu does not segment bo (use syllable)")),

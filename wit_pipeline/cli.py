@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "inspect": ("wit_pipeline.inspect", "summarise and check shards; contact sheets and query histograms"),
     "train": ("train.train", "train CLIP on WebDataset shards (torchrun for several GPUs)"),
     "eval": ("train.evaluate", "zero-shot classification and retrieval recall of a checkpoint"),
+    "report": ("wit_pipeline.report", "one self-contained HTML page about a run: funnel, drops, balancing, samples"),
 }
 
 

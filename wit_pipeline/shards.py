@@ -171,6 +171,7 @@ def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | 
         "lang_score": lang_score,
         "query_ids": query_ids,
         **({"queries": names} if names is not None else {}),
+        **({"consent": meta["consent"]} if isinstance(meta.get("consent"), str) and is_unicode(meta["consent"]) else {}),
         "ext": ext,
         "image": data,
     }, None
@@ -197,6 +198,8 @@ def sample_json(record: Mapping[str, Any], queries: list[str] | None = None) -> 
         "language": record["language"],
         "lang_score": _score(record.get("lang_score")),
     }
+    if record.get("consent"):  # the checks its download passed (stages.consent), kept for audits
+        doc["consent"] = record["consent"]
     missing = set(SAMPLE_JSON_KEYS) - doc.keys()
     assert not missing, missing
     return doc

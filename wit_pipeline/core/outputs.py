@@ -5,7 +5,8 @@ A job's folder (its --output):
 
     harvest        candidates/<part_name>.parquet, selected/part-SSSSS-of-NNNNN.parquet,
                    dead_letter/part-00000-of-00001.parquet, query_counts.parquet, parts.txt, stats.json
-    download       NNNNN.tar + NNNNN.parquet + NNNNN_stats.json (img2dataset's), _dead_letter/, stats.json
+    download       NNNNN.tar + NNNNN.parquet + NNNNN_stats.json (img2dataset's), _dead_letter/, _consent/,
+                   stats.json
     curate         wit-NNNNNN.tar, manifest.json, dead_letter/part-00000-of-00001.parquet, stats.json
     build-queries  allowlist.tsv, reads.jsonl, dead_letter/part-00000-of-00001.parquet, stats.json
 
@@ -37,6 +38,7 @@ CURATE_SHARD_LIST = "_curate_shards.json"  # the workers' shard entries, for the
 # download (img2dataset owns the folder; names starting with "_" are wit's)
 DOWNLOAD_DEAD_LETTERS = "_dead_letter/download.parquet"
 DOWNLOAD_FILES_DEAD_LETTERS = "_dead_letter/download_files.parquet"
+DOWNLOAD_CONSENT = "_consent/origins.parquet"  # each origin's robots.txt and tdmrep.json answers (stages.consent)
 
 # build-queries
 ALLOWLIST = "allowlist.tsv"

@@ -12,6 +12,7 @@ from wit_pipeline import plots
 from wit_pipeline.core import fsio, outputs
 from wit_pipeline.core.schema import CANDIDATES, QUERY_COUNTS, SELECTED, SchemaError, validate
 from wit_pipeline.inspect.check import _load_stats, _stats_block, check_final_folder, check_manifest, check_query_counts
+from wit_pipeline.inspect.consent import format_consent
 from wit_pipeline.inspect.locate import KIND_HARVEST, KIND_SHARDS, KIND_STATS, Target
 from wit_pipeline.inspect.scan import ShardScan, _name, scan_shards
 
@@ -254,6 +255,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         rows = [(s["name"], s["in"], s["out"], ", ".join(f"{k}={v:,}" for k, v in s["dropped"].items()) or "-",
                  "ok" if s["ok"] else "MISMATCH") for s in stats["stages"]]
         out += _table(rows, ("stage", "in", "out", "dropped", "in=out+dropped"), right=(1, 2))
+        if stats.get("consent"):
+            out += ["", *format_consent(stats["consent"])]
     top = summary.get("queries", {}).get("top")
     if top:
         out.append("")

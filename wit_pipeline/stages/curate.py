@@ -30,6 +30,7 @@ from wit_pipeline.core import fsio, keys, outputs
 from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.stats import Drop, Tally, check_own_output
 from wit_pipeline.image import neardup, phash
+from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
 from wit_pipeline.stages.balance import DEFAULT_T
 from wit_pipeline.text.allowlist import DEMO
@@ -65,6 +66,9 @@ class CurateConfig:
     # tokens (a few hundred characters); the cap bounds each caption's cost in the shards, the
     # tokenizer's training and the loader.
     max_caption_chars: int = option(1000, "captions longer than this are dropped (too_long)")
+    blocklist: str | None = option(None, "known-bad images to drop (counted as 'blocklisted', never written): a "
+                                   "text file, local or gs://, one 'sha256 <hex>' or 'phash <hex> [distance]' "
+                                   "per line (docs/consent.md)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance < neardup.BITS:
@@ -160,9 +164,13 @@ def read(sample: dict[str, Any], max_caption_chars: int = CurateConfig.max_capti
     return record
 
 
-def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
-    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes."""
+def decode(record: dict[str, Any], max_pixels: int, blocked: Blocklist | None = None) -> dict[str, Any] | Drop:
+    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes.
+    An image on the blocklist (its sha256, or a pHash near one listed) is `blocklisted`."""
     h, width, height, reason = phash.phash64_bytes(record["image"], max_pixels=max_pixels)
+    digest = hashlib.sha256(record["image"]).hexdigest()
+    if blocked is not None and blocked.blocks(digest, None if h is None else phash.to_hex(h)):
+        return Drop(BLOCKLISTED)
     if h is None:
         return Drop(reason or UNDECODABLE)
     return {
@@ -170,7 +178,7 @@ def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
         "phash": phash.to_hex(h),
         "width": int(width),
         "height": int(height),
-        "digest": hashlib.sha256(record["image"]).hexdigest(),
+        "digest": digest,
     }
 
 

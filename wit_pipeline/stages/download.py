@@ -1,6 +1,6 @@
 """Selected pairs -> raw webdataset shards, with img2dataset doing the fetching.
 
-img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
+img2dataset already downloads, resizes, writes
 `NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
 `NNNNN_stats.json`, and with `incremental_mode="extend"` numbers new shards after the
 highest existing one. What this module adds around it:
@@ -13,6 +13,12 @@ highest existing one. What this module adds around it:
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
   `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
   that fetch http(s) only and die with this process.
+- Consent before content (`stages.consent`, docs/consent.md): each origin's robots.txt and
+  tdmrep.json decide its URLs before img2dataset sees them (`opted_out.robots_txt`,
+  `opted_out.tdm_reservation`, `consent_unavailable.*`, never requested); inside the fetch
+  (`stages.consent_fetch`) every request names wit in its User-Agent, the response's
+  X-Robots-Tag and tdm-reservation are honoured without a retry (`opted_out.x_robots_tag`,
+  `opted_out.tdm_reservation`), and redirect hops pass the same checks.
 - The folder: `--output` must be new, empty or a download's own (`check_output`); a run
   deletes only what downloads write there.
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
@@ -28,7 +34,7 @@ highest existing one. What this module adds around it:
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
-  with a normalised reason, `failed_to_resize.*`, `opted_out`), else `not_attempted`
+  with a normalised reason, `failed_to_resize.*`, `opted_out.*`), else `not_attempted`
   (img2dataset gave up on its shard; rerun to retry). Repeated keys are `duplicate_key`.
 """
 
@@ -49,6 +55,7 @@ from wit_pipeline.core import config_flags, fsio, outputs, parquet_io, schema
 from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
 from wit_pipeline.image.decode import MAX_PIXELS
+from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -64,6 +71,8 @@ DEFAULT_MAX_IMAGE_AREA = MAX_PIXELS  # the one pixel cap of every stage (image.d
 
 _SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+_PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")  # RFC 9309 2.2.1
+_CONTACT = re.compile(r"(?:https?://|mailto:)[^\s();]+")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 
 
@@ -88,6 +97,11 @@ class DownloadConfig:
     allow_loopback: bool = option(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
                                 "demo's and tests' servers; never on a crawl. Private, link-local and metadata "
                                 "addresses stay refused")
+    robots_agent: str = option("wit", "the product token wit answers to: the robots.txt group, X-Robots-Tag "
+                             "`<token>: noai` and `<meta name=\"<token>\">` that apply besides those for all "
+                             "crawlers, and the name in the User-Agent (docs/consent.md)")
+    contact: str = option("", "a URL (https://... or mailto:...) in every request's User-Agent where site "
+                        "owners can reach whoever runs this download")
     egress_guard: bool = option(True, "let img2dataset connect directly instead of through wit's loopback egress "
                               "proxy, which checks the address of every fetch and redirect hop; only for workers "
                               "that already sit behind an egress firewall blocking private, loopback and "
@@ -105,6 +119,10 @@ class DownloadConfig:
                 raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
         if self.encode_quality > 100:
             raise ValueError(f"--encode-quality is at most 100, got {self.encode_quality}")
+        if not _PRODUCT_TOKEN.fullmatch(self.robots_agent):
+            raise ValueError(f"--robots-agent must be a product token (letters, '_' and '-'), got {self.robots_agent!r}")
+        if self.contact and not _CONTACT.fullmatch(self.contact):
+            raise ValueError(f"--contact must be an http(s) or mailto URL without spaces, got {self.contact!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
 
@@ -172,8 +190,10 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     if status == "success":
         return None
     if status == "failed_to_download":
-        if error_message == OPT_OUT_MESSAGE:
-            return "opted_out"
+        if error_message == OPT_OUT_MESSAGE:  # img2dataset's own, in shards of earlier versions
+            return consent_fetch.X_ROBOTS_MESSAGE.split(":", 1)[0]
+        if reason := consent_fetch.opt_out_reason(error_message):
+            return reason
         if reason := refused_reason(error_message):  # refused by the egress guard at fetch time
             return refusal_reason(reason)
         return f"failed_to_download.{download_reason(error_message)}"
@@ -261,7 +281,7 @@ def _is_download_stats(doc: Any) -> bool:
 
 
 def _are_download_names(output: str, names: list[str]) -> bool:
-    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0]}
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], consent.CONSENT_DIR}
     if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
         return True
     subfolders = [n for n in names if not n.startswith("_")]
@@ -285,10 +305,12 @@ def download(
     config: DownloadConfig = DownloadConfig(),  # noqa: B008 - frozen, so one shared default is safe
     *,
     resolve: Resolver = socket.getaddrinfo,
+    shared_consent: str | None = None,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
     (and writes as `output/stats.json`, with the config) the stats document. See the
-    module docstring. `resolve` is for tests (a fake DNS)."""
+    module docstring. `resolve` is for tests (a fake DNS); `shared_consent` is a consent cache
+    (stages.consent) to start from, the Beam engine's per-job answers."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
     tables = [read_selected(path) for path in paths]  # every file checked before anything is written
@@ -299,23 +321,32 @@ def download(
 
     tally = DictTally()
     plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
+    consent_summary = None
     if plan.todo:
-        todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
-        fsio.makedirs(fsio.join(output, TODO_DIR))
-        with fsio.atomic_open(todo_file, "wb") as f:
-            pq.write_table(pa.concat_tables(plan.todo), f)
-        log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo), len(plan.seen), output)
         from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
 
         guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
-        with guard:
-            fetch.run_img2dataset(todo_file, output, config)
+        with guard as proxy:
+            # consent before content: robots.txt and tdmrep.json decide each URL before img2dataset sees it
+            screened = consent.screen(plan.todo, KEY_COLUMN, output, consent.settings_of(config),
+                                      proxy.url if proxy is not None else None, shared_consent)
+            plan.todo, consent_summary = screened.todo, screened.summary
+            plan.refused.update(screened.refused)
+            if plan.todo:
+                todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
+                fsio.makedirs(fsio.join(output, TODO_DIR))
+                with fsio.atomic_open(todo_file, "wb") as f:
+                    pq.write_table(pa.concat_tables(plan.todo), f)
+                log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo),
+                         len(plan.seen), output)
+                fetch.run_img2dataset(todo_file, output, config)
     clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
 
     dead = _account(plan, shard_outcomes(output), tally)
     outputs.write_dead_letters(fsio.join(output, DEAD_LETTER_FILE), dead, skip_empty=True)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
-    return outputs.write_stats(output, stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
+    return outputs.write_stats(output, stages, inputs=paths, shards=complete_shards(output), config=asdict(config),
+                               **({"consent": consent_summary} if consent_summary else {}))
 
 
 @dataclass
@@ -341,7 +372,7 @@ def _plan(tables: list[pa.Table], before: dict[str, str | None], checker: UrlChe
                 wanted.append(False)
                 continue
             plan.seen.add(key)
-            if before.get(key, "") is None or before.get(key) == "opted_out":
+            if before.get(key, "") is None or (before.get(key) or "").startswith("opted_out"):
                 wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
                 continue
             reason = checker(url)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import importlib
 import logging
 import os
@@ -38,7 +39,9 @@ from urllib.parse import urlsplit
 from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 
+from wit_pipeline.core import fsio
 from wit_pipeline.core.schema import RAW_EXTRA_COLUMNS
+from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
 
@@ -58,7 +61,9 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
     # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
     img2dataset_main.signal = _SignalOnMainThread
-    img2dataset_main.multiprocessing_distributor = _guarded_distributor
+    fetcher = consent_fetch.ImageFetch(consent.user_agent(config.robots_agent, config.contact), config.robots_agent,
+                                       cache_url=fsio.join(output, consent.CACHE_FILE), settings=consent.settings_of(config))
+    img2dataset_main.multiprocessing_distributor = functools.partial(_guarded_distributor, fetcher=fetcher)
     img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.download(
         url_list=url_list,
@@ -80,7 +85,8 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
         input_format="parquet",
         url_col="url",
         caption_col="caption",
-        save_additional_columns=list(RAW_EXTRA_COLUMNS),
+        save_additional_columns=[*RAW_EXTRA_COLUMNS, consent.CONSENT_COLUMN],
+        user_agent_token=config.robots_agent,
         disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
         incremental_mode="extend",
         enable_wandb=False,
@@ -89,10 +95,10 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     )
 
 
-def _guarded_distributor(processes: int, downloader: Any, *rest: Any) -> Any:
+def _guarded_distributor(processes: int, downloader: Any, *rest: Any, fetcher: Any = None) -> Any:
     """img2dataset's multiprocessing distributor, its downloader wrapped in `Guarded`
-    (workers that die with this process and fetch http(s) only, on every hop)."""
-    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid()), *rest)
+    (workers that die with this process and fetch http(s) only, on every hop, through `fetcher`)."""
+    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid(), fetcher), *rest)
 
 
 # ftp too: urllib follows a redirect to ftp://, which this way reaches the guard (and is refused)
@@ -202,15 +208,18 @@ def die_with_parent(parent_pid: int) -> None:
 class Guarded:
     """img2dataset's downloader, called in a worker after that worker's guards are set up."""
 
-    def __init__(self, downloader: Any, parent_pid: int) -> None:
+    def __init__(self, downloader: Any, parent_pid: int, fetcher: Any = None) -> None:
         self.downloader = downloader
         self.parent_pid = parent_pid
+        self.fetcher = fetcher  # consent_fetch.ImageFetch: wit's User-Agent and opt-out checks
 
     def __call__(self, row: Any) -> Any:
         global _ready
         if not _ready:
             die_with_parent(self.parent_pid)
             urllib.request.install_opener(http_only_opener())
+            if self.fetcher is not None:
+                consent_fetch.install(self.fetcher)
             _ready = True
         return self.downloader(row)
 

@@ -5,6 +5,7 @@ Writes, under `out_dir`:
   crawl/wat/CC-MAIN-*.warc.wat.gz  their WAT files (Common Crawl's JSON metadata records)
   site-*/page-*.html             the pages themselves (also served)
   images/, noai/images/          the images the pages link to (serve with `wit serve out_dir`)
+  robots.txt                     the product token `wit` may not fetch half of noai/images/
   truth.json                     every planted thing, with counts per category
   realweb/*.html                 with --real-web: pages in many encodings, lazy images and
                                  captions that need Unicode-aware normalisation (realweb.py)
@@ -433,6 +434,8 @@ class _Crawl:
             warc_files.append(f"crawl/warc/{w.warc_name}")
             wat_files.append(f"crawl/wat/{w.wat_name}")
 
+        self.files_out[ROBOTS_TXT] = robots_txt(self.base_url, [x for page in self.page_links for x in page])
+
         for path in sorted(self.files_out):
             dest = out / path
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -499,6 +502,20 @@ class _Crawl:
             "links": [asdict(x) for x in links],
             **({"dumps": self.dumps} if self.dumps else {}),
         }
+
+
+ROBOTS_TXT = "robots.txt"
+
+
+def robots_txt(base_url: str, links: list[ImgLink]) -> bytes:
+    """The generated web's robots.txt: every crawler may fetch everything, but the product
+    token `wit` may not fetch every other opted-out (`noai`) image, so a demo download shows
+    both kinds of opt-out: images never requested (robots.txt) and images whose response
+    says `X-Robots-Tag: noai`. Drawn from the links, nothing random: the crawl is unchanged."""
+    noai = sorted({x.url[len(base_url):] for x in links if x.expect == "noai" and x.url and x.url.startswith(base_url)})
+    lines = ["# The generated web's robots.txt (RFC 9309).", "User-agent: *", "Allow: /", "", "User-agent: wit"]
+    lines += [f"Disallow: {path}" for path in noai[::2]]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _concept_of(link: ImgLink) -> Concept:

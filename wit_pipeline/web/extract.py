@@ -11,8 +11,10 @@ Counts go to a `Tally` (C4-style injectable counter), under two stages:
   `not_response` (warcinfo, request, WARC metadata, WAT envelopes of non-responses, ...),
   `http_error` (status not 200), `not_html`, `bad_json` (WAT payload not a JSON envelope),
   `decode_error` (a payload that cannot be decoded), `unreadable` (damaged archive bytes:
-  a corrupt or truncated gzip member, a record cut short) and `error` (handling the record
-  raised).
+  a corrupt or truncated gzip member, a record cut short), `error` (handling the record
+  raised) and `opted_out.<reason>` (the page opted out of AI use: `X-Robots-Tag: noai` or
+  `noimageai`, `<meta name="robots">` or `<meta name="wit">` saying so, or TDMRep's
+  `tdm-reservation: 1` header or meta; `web.optout`): it contributes no pairs.
 - `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped `no_text` and the
   URL reasons of `urls` (`empty_src`, `data_url`, `javascript_url`, `not_http`, `bad_url`,
   `url_too_long`, `bad_host`), as `page.pairs_from_images` counts them, and
@@ -35,6 +37,7 @@ import orjson
 
 from wit_pipeline.core import fsio
 from wit_pipeline.core.stats import Tally, error_text
+from wit_pipeline.web import optout
 from wit_pipeline.web.archive import Broken, Record, iter_records, target_uri
 from wit_pipeline.web.page import EXTRACT, Image, html_images, pairs_from_images
 
@@ -47,6 +50,7 @@ BAD_JSON = "bad_json"
 DECODE_ERROR = "decode_error"
 UNREADABLE = "unreadable"
 ERROR = "error"
+OPTED_OUT = "opted_out."  # + optout's reason: the page said no (X-Robots-Tag, meta robots, tdm-reservation)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MAX_PAGE_BYTES = 16 << 20  # of a decoded HTML payload; Common Crawl itself keeps the first 1 MiB
@@ -161,6 +165,8 @@ def warc_page(record: Record) -> Page | str:
     body = _decoded_body(record.block[body_start:], headers)
     if body is None:
         return DECODE_ERROR
+    if reason := optout.warc_page_opt_out(record.block[:body_start], body):
+        return OPTED_OUT + reason
     base_href, images = html_images(body, content_type)
     page_url = target_uri(record.headers.get("warc-target-uri", ""))
     return page_url, base_href, images
@@ -304,6 +310,8 @@ def wat_page(envelope_json: bytes) -> Page | str:
     html_meta = response.get("HTML-Metadata")
     if not isinstance(html_meta, dict):
         return NOT_HTML
+    if reason := optout.wat_page_opt_out(response, html_meta):
+        return OPTED_OUT + reason
     links = html_meta.get("Links") or []
     if not isinstance(links, list):
         return BAD_JSON
