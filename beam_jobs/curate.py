@@ -112,7 +112,12 @@ class WriteFinal:
 
 
 def query_strings(allowlist: str) -> list[str]:
-    """Query strings by id; duplicates after normalisation are fine here (we only name ids)."""
+    """Query strings by id; duplicates after normalisation are fine here (we only name ids).
+    A folder of per-language lists names its ids as the harvest numbered them."""
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+
+    if is_folder(allowlist):
+        return load_folder(allowlist).queries
     return load_allowlist(allowlist, allow_duplicates=True).queries
 
 

@@ -69,7 +69,7 @@ class HarvestFiles(beam.DoFn):
         config = self.config
         self.models = per_file.Models(
             shared_load(self._lid_handle, f"lid:{config.lid_model}", lambda: per_file.load_lid(config)),
-            shared_load(self._matcher_handle, f"matcher:{config.allowlist}:{config.case_sensitive}",
+            shared_load(self._matcher_handle, f"matcher:{config.allowlist}:{config.case_sensitive}:{','.join(config.languages)}",
                         lambda: per_file.load_matcher(config)))
 
     def process(self, file_url: str) -> Any:
