@@ -32,7 +32,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.common import BeamTally, is_dry_run, make_pipeline, reject_unknown_flags, say_dry_run, write_stats
 from beam_jobs.consent import AskOrigins
 from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
@@ -76,14 +76,16 @@ def write_dead_letters(rows: list[dict[str, str]], output: str) -> None:
     outputs.write_dead_letters(fsio.join(output, FILES_DEAD_LETTER), rows, skip_empty=True)
 
 
-def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any]:
+def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any] | None:
     names = [part_name(p) for p in inputs]
     if len(set(names)) != len(names):
         raise ValueError(f"--engine beam needs input files with distinct names (one subfolder each): {inputs}")
     if any(n.startswith("_") for n in names):
         raise ValueError(f"input file names must not start with '_' (reserved for img2dataset/wit): {inputs}")
-    dl.check_output(output)
-    fsio.makedirs(output)
+    dry_run = is_dry_run(pipeline_args)
+    if not dry_run:
+        dl.check_output(output)
+        fsio.makedirs(output)
     pipeline = make_pipeline(pipeline_args)
     files = pipeline | "Files" >> beam.Create(inputs)
     now = time.time()
@@ -98,6 +100,8 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
         write_dead_letters, output)
     result = pipeline.run()
     result.wait_until_finish()
+    if dry_run:
+        return None
     return write_stats(result, output, [FILES_STAGE, dl.STAGE], engine="beam", inputs=inputs, parts=sorted(names),
                        config=asdict(config), consent=consent_summary(fsio.join(output, CACHE_FILE), config, now))
 
@@ -141,6 +145,9 @@ def run(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if doc is None:
+        say_dry_run("download", args.output)
+        return 0
     stage = {s["name"]: s for s in doc["stages"]}[dl.STAGE]
     print(f"download: {stage['in']} pairs in, {stage['out']} images saved, dropped {stage['dropped']}")
     failed_files = {s["name"]: s for s in doc["stages"]}.get(FILES_STAGE, {}).get("dropped", {})
