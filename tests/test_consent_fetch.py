@@ -91,3 +91,26 @@ def test_a_server_that_drips_its_head_is_unreachable_at_the_deadline():
         stop.set()
         server.close()
         thread.join(5)
+
+
+def test_a_policy_file_compressed_unasked_is_inflated_or_unreachable():
+    """Some servers gzip whatever they send: read as text, a gzipped `Disallow: /` would be no
+    rules at all. It is inflated; one that does not inflate, or a coding we cannot read, is no answer."""
+    import gzip
+    import zlib
+
+    rules = b"User-agent: *\nDisallow: /\n"
+    routes = {"/gz": Route(200, gzip.compress(rules), {"Content-Encoding": "gzip"}),
+              "/deflate": Route(200, zlib.compress(rules), {"Content-Encoding": "deflate"}),
+              "/raw-deflate": Route(200, zlib.compress(rules)[2:-4], {"Content-Encoding": "deflate"}),
+              "/bomb": Route(200, gzip.compress(b"#" * (robots.MAX_BYTES * 40)), {"Content-Encoding": "gzip"}),
+              "/broken": Route(200, b"not gzip at all", {"Content-Encoding": "gzip"}),
+              "/br": Route(200, b"\x0b\x02\x80", {"Content-Encoding": "br"})}
+    with Origin(routes) as origin:
+        for path in ("/gz", "/deflate", "/raw-deflate"):
+            got = _get(origin.url(path))
+            assert (got.state, got.body) == (robots.OK, rules), path
+        bomb = _get(origin.url("/bomb"))
+        assert bomb.state == robots.OK and len(bomb.body) == robots.MAX_BYTES + 1
+        for path in ("/broken", "/br"):
+            assert _get(origin.url(path)).state == robots.UNREACHABLE, path

@@ -144,3 +144,10 @@ def test_first_500_kib_are_read_and_a_cut_line_dropped():
 
 def test_unparsable_bytes_are_no_rules():
     assert Robots(robots.OK, robots.decode(b"<html>\xff\xfe not robots</html>"), "wit").allowed("http://h/x")
+
+
+def test_a_utf16_robots_txt_keeps_its_rules():
+    for codec in ("utf-16", "utf-16-be"):
+        body = ("\ufeff" if codec == "utf-16-be" else "") + "User-agent: *\r\nDisallow: /private/\r\n"
+        rb = Robots(robots.OK, robots.decode(body.encode(codec)), "wit")
+        assert not rb.allowed("http://h/private/a.jpg") and rb.allowed("http://h/a.jpg"), codec

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -211,6 +212,7 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
             with opener.open(request, timeout=timeout) as response:
                 body = response.read(robots.MAX_BYTES + 1)
                 status = response.status
+                encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
             if watch.expired:
                 return Fetched(robots.UNREACHABLE, None, b"", "deadline")
     except HTTPError as err:
@@ -229,7 +231,24 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
     except Exception as err:  # an http.client oddity (bad status line, ...): no answer to read
         return Fetched(robots.UNREACHABLE, None, b"", "deadline" if watch.expired else type(err).__name__)
     state = robots.outcome_of_status(status)
+    if state == robots.OK and encoding not in ("", "identity"):
+        body = _inflated(body, encoding)
+        if body is None:  # rules we cannot read are not an empty file
+            return Fetched(robots.UNREACHABLE, status, b"", f"content_encoding.{encoding[:20]}")
     return Fetched(state, status, body if state == robots.OK else b"", None if state != robots.UNREACHABLE else f"http_{status}")
+
+
+def _inflated(body: bytes, encoding: str) -> bytes | None:
+    """A policy file a server compressed although we did not ask (its first MAX_BYTES + 1
+    bytes inflated), None for an encoding we cannot read or bytes that do not inflate."""
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        return None
+    for wbits in ((47,) if encoding != "deflate" else (zlib.MAX_WBITS, -zlib.MAX_WBITS)):
+        try:
+            return zlib.decompressobj(wbits).decompress(body, robots.MAX_BYTES + 1)
+        except zlib.error:
+            continue
+    return None
 
 
 # --- the per-origin cache ---------------------------------------------------------------------

@@ -44,7 +44,11 @@ def outcome_of_status(status: int) -> str:
 
 def decode(body: bytes) -> str:
     """robots.txt text: UTF-8 (RFC 9309 2.2), BOM dropped, at most MAX_BYTES, a line cut by
-    the limit dropped."""
+    the limit dropped. A file saved as UTF-16 (its BOM says so) is read as such: read as UTF-8
+    its rules would vanish, and with them its Disallow lines."""
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = body[:MAX_BYTES].decode("utf-16", errors="replace")
+        return decode(text.encode("utf-8"))
     if len(body) > MAX_BYTES:
         body = body[:MAX_BYTES]
         cut = max(body.rfind(b"\n"), body.rfind(b"\r"))
