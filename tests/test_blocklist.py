@@ -86,3 +86,44 @@ def test_a_malformed_blocklist_stops_curate_before_it_runs(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "line 1" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_listed_file_is_dropped_after_download_resized_it(tmp_path):
+    """A blocklist lists the files as served; download re-encodes an image larger than
+    --image-size, so the stored bytes have another sha256. img2dataset's sha256 of the fetched
+    bytes (in the sample's json) is checked too: the listed file is blocklisted all the same."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wit_pipeline.core import keys, schema
+    from wit_pipeline.stages import download as dl
+    from wit_pipeline.synthetic.concepts import all_concepts
+    from wit_pipeline.synthetic.images import encode, render
+    from wit_pipeline.synthetic.origins import Origin, Route
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    big, small = (encode(render(all_concepts()[i], (s, s), seed=i)) for i, s in ((0, 400), (1, 96)))
+    routes = {"/big.jpg": Route(200, big, {"Content-Type": "image/jpeg"}),
+              "/small.jpg": Route(200, small, {"Content-Type": "image/jpeg"})}
+    with Origin(routes) as origin:
+        rows = [{"url": origin.url(p), "caption": f"a {p}", "key": keys.sample_key(origin.url(p), f"a {p}"),
+                 "page_url": origin.url("/"), "language": "en", "lang_score": 0.9, "query_ids": [0], "queries": ["red"]}
+                for p in routes]
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.SELECTED), tmp_path / "selected.parquet")
+        config = dl.DownloadConfig(allow_loopback=True, threads=2, processes=1, timeout=5, retries=0)
+        dl.download(str(tmp_path / "selected.parquet"), str(tmp_path / "raw"), config)
+    with tarfile.open(tmp_path / "raw" / "00000.tar") as tar:
+        stored = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.name.endswith(".jpg")}
+    assert len(stored) == 2 and hashlib.sha256(big).hexdigest() not in {hashlib.sha256(b).hexdigest() for b in stored.values()}
+    listed = tmp_path / "blocklist.txt"
+    listed.write_text(f"sha256 {hashlib.sha256(big).hexdigest()}\n")
+    allow = tmp_path / "allow.tsv"
+    allow.write_text("query\tsource\tstat\nred\tword\t1\n")
+    out = tmp_path / "out"
+    assert curate.run(["--input", str(tmp_path / "raw"), "--output", str(out), "--allowlist", str(allow),
+                       "--blocklist", str(listed)]) == 0
+    assert [json.loads(s["json"])["url"] for s in _read_all(out)] == [origin.url("/small.jpg")]
+    decode = {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["decode"]
+    assert decode["dropped"] == {"blocklisted": 1}

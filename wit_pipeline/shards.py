@@ -119,6 +119,10 @@ def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
     return None
 
 
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
 def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """An img2dataset sample -> (record, None) or (None, drop reason).
 
@@ -172,6 +176,9 @@ def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | 
         "query_ids": query_ids,
         **({"queries": names} if names is not None else {}),
         **({"consent": meta["consent"]} if isinstance(meta.get("consent"), str) and is_unicode(meta["consent"]) else {}),
+        # img2dataset's sha256 of the bytes as fetched, before its resize re-encoded them: what a
+        # blocklist of known files lists (the stored image's own digest differs once resized)
+        **({"source_sha256": meta["sha256"].lower()} if _is_sha256(meta.get("sha256")) else {}),
         "ext": ext,
         "image": data,
     }, None

@@ -7,7 +7,8 @@ The file is text, one entry per line; blank lines and lines starting with `#` ar
     phash    c3d4e5f6a7b8c9d0
     phash    c3d4e5f6a7b8c9d0  6
 
-`sha256` matches the exact bytes of a downloaded image (64 hex digits); `phash` matches an
+`sha256` matches the exact bytes of a downloaded image (64 hex digits): the bytes as fetched
+(img2dataset's `sha256` in the sample's json) or as stored after download's resize; `phash` matches an
 image whose 64-bit perceptual hash (`image.phash`, 16 hex digits) is within `distance` bits
 (0..`MAX_DISTANCE`, default `DEFAULT_DISTANCE`). The file may be anywhere fsspec reads
 (local, gs://, s3://). A malformed line is an error naming its line: a blocklist that is
@@ -41,10 +42,12 @@ class Blocklist:
     def __len__(self) -> int:
         return len(self.sha256) + sum(len(i) for i in self.indexes)
 
-    def blocks(self, digest: str | None, phash_hex: str | None) -> bool:
-        """Whether an image with this sha256 (hex) or pHash (hex) is on the list."""
-        if digest is not None and digest.lower() in self.sha256:
-            return True
+    def blocks(self, digest: str | None, phash_hex: str | None, source_digest: str | None = None) -> bool:
+        """Whether an image with this sha256 (hex) or pHash (hex) is on the list; `source_digest`:
+        the sha256 of the bytes as downloaded, where the stored image was re-encoded since."""
+        for d in (digest, source_digest):
+            if d is not None and d.lower() in self.sha256:
+                return True
         if phash_hex is not None and self.indexes:
             h = phash_mod.from_hex(phash_hex)
             return any(index.contains_near(h) for index in self.indexes)

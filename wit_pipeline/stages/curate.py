@@ -169,7 +169,7 @@ def decode(record: dict[str, Any], max_pixels: int, blocked: Blocklist | None = 
     An image on the blocklist (its sha256, or a pHash near one listed) is `blocklisted`."""
     h, width, height, reason = phash.phash64_bytes(record["image"], max_pixels=max_pixels)
     digest = hashlib.sha256(record["image"]).hexdigest()
-    if blocked is not None and blocked.blocks(digest, None if h is None else phash.to_hex(h)):
+    if blocked is not None and blocked.blocks(digest, None if h is None else phash.to_hex(h), record.get("source_sha256")):
         return Drop(BLOCKLISTED)
     if h is None:
         return Drop(reason or UNDECODABLE)
