@@ -127,3 +127,10 @@ def test_a_listed_file_is_dropped_after_download_resized_it(tmp_path):
     assert [json.loads(s["json"])["url"] for s in _read_all(out)] == [origin.url("/small.jpg")]
     decode = {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["decode"]
     assert decode["dropped"] == {"blocklisted": 1}
+
+    from wit_pipeline.inspect import cli as inspect_cli  # the raw shards' contact sheet leaves it out too
+
+    everything = inspect_cli.inspect_path(str(tmp_path / "raw"), samples=10, progress=False)[2]
+    shown = inspect_cli.inspect_path(str(tmp_path / "raw"), samples=10, progress=False, blocked=blocklist.load(str(listed)))[2]
+    assert sorted(c for _, _, c in everything) == ["a /big.jpg", "a /small.jpg"]
+    assert [c for _, _, c in shown] == ["a /small.jpg"]

@@ -43,34 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def inspect_path(path: str, check: bool = False, top: int = 30, samples: int = 0,
-                 progress: bool | None = None) -> tuple[dict[str, Any], list[str], list[tuple[str, bytes | None, str]]]:
-    """(summary, problems, first samples in key order) for any PATH `wit inspect` takes.
+def inspect_path(path: str, check: bool = False, top: int = 30, samples: int = 0, progress: bool | None = None,
+                 blocked: Any = None) -> tuple[dict[str, Any], list[str], list[tuple[str, bytes | None, str]]]:
+    """(summary, problems, first samples in key order, none on the `blocked` blocklist) for any
+    PATH `wit inspect` takes.
 
     Problems are always collected; `check` adds the expensive ones (full image decodes,
     sha256 of every shard against manifest.json).
     """
     target = locate(path)
     if target.kind == KIND_SHARDS:
-        summary, problems, scan = summarize_shards(target, check=check, top=top, first_n=samples, progress=progress)
+        summary, problems, scan = summarize_shards(target, check=check, top=top, first_n=samples, progress=progress,
+                                                   blocked=blocked)
         return summary, problems, scan.first
     if target.kind == KIND_HARVEST:
         summary, problems, _ = summarize_harvest(target, top=top)
         return summary, problems, []
     summary, problems = summarize_stats(target)
     return summary, problems, []
-
-
-def blocked_sample(blocked: Any, image: bytes | None) -> bool:
-    """Whether a sample's image is on the blocklist (by sha256 of its bytes, or its pHash)."""
-    import hashlib
-
-    from wit_pipeline.image import phash
-
-    if image is None:
-        return False
-    h = phash.phash64_bytes(image)[0]
-    return blocked.blocks(hashlib.sha256(image).hexdigest(), None if h is None else phash.to_hex(h))
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -100,10 +90,8 @@ def run(argv: list[str] | None = None) -> int:
             return 2
     summary, problems, first = inspect_path(
         args.path, check=args.check, top=args.top, samples=args.samples if args.contact_sheet else 0,
-        progress=False if args.no_progress else None)
+        progress=False if args.no_progress else None, blocked=blocked)
     if args.contact_sheet:
-        if blocked is not None:
-            first = [s for s in first if not blocked_sample(blocked, s[1])]
         _save_png(plots.contact_sheet(first), args.contact_sheet)
     if args.histogram:
         _save_png(histogram_image(summary, args.top), args.histogram)

@@ -41,9 +41,10 @@ def _img2dataset_stats(target: Target) -> dict[str, int] | None:
 
 
 def summarize_shards(target: Target, check: bool = False, top: int = 30, first_n: int = 0,
-                     progress: bool | None = None) -> tuple[dict[str, Any], list[str], ShardScan]:
-    """(summary, problems, scan) for a shards target."""
-    scan = scan_shards(target.tars, check=check, raw=target.raw, first_n=first_n, progress=progress)
+                     progress: bool | None = None, blocked: Any = None) -> tuple[dict[str, Any], list[str], ShardScan]:
+    """(summary, problems, scan) for a shards target; `blocked`: a blocklist whose images the
+    scan's first samples leave out."""
+    scan = scan_shards(target.tars, check=check, raw=target.raw, first_n=first_n, progress=progress, blocked=blocked)
     problems = list(scan.problems)
     stats_problems: list[str] = []
     stats_doc = _load_stats(target.stats, stats_problems) if target.stats else None

@@ -81,10 +81,12 @@ def scan_shards(
     first_n: int = 0,
     progress: bool | None = None,
     max_pixels: int = MAX_PIXELS,
+    blocked: Any = None,
 ) -> ShardScan:
     """Stream every tar once: counts and distributions for the summary, problems for --check
     (missing members, json keys, duplicate keys across shards, unsafe or oversized members,
-    undecodable images) and the `first_n` samples in key order for the contact sheet.
+    undecodable images) and the `first_n` samples in key order for the contact sheet, none of
+    them on the `blocked` blocklist (image.blocklist.Blocklist).
 
     Without `check`, image sizes come from headers only; with it, every image is decoded
     (under the pixel cap) and failures are problems.
@@ -109,7 +111,7 @@ def scan_shards(
                     scan.problems.append(f"duplicate key {key} ({where})")
                 else:
                     seen[key] = name
-                _scan_sample(scan, sample, name, required, check, max_pixels, first_n)
+                _scan_sample(scan, sample, name, required, check, max_pixels, first_n, blocked)
         except (tarfile.TarError, OSError, EOFError) as exc:
             scan.problems.append(f"{name}: unreadable tar after {n} samples ({type(exc).__name__}: {exc})")
         scan.counts[url] = n
@@ -122,7 +124,7 @@ def scan_shards(
 
 
 def _scan_sample(scan: ShardScan, sample: dict[str, Any], name: str, required: Sequence[str], check: bool,
-                 max_pixels: int, first_n: int) -> None:
+                 max_pixels: int, first_n: int, blocked: Any = None) -> None:
     key = sample["__key__"]
     image = shards.image_of(sample)
     missing = [m for m, ok in (("image", image is not None), ("txt", "txt" in sample), ("json", "json" in sample)) if not ok]
@@ -149,9 +151,24 @@ def _scan_sample(scan: ShardScan, sample: dict[str, Any], name: str, required: S
         if size is not None:
             scan.widths.append(size[0])
             scan.heights.append(size[1])
-    if first_n and (len(scan.first) < first_n or key < scan.first[-1][0]):
+    if first_n and (len(scan.first) < first_n or key < scan.first[-1][0]) and not _blocked(blocked, data, meta):
         bisect.insort(scan.first, (key, data, caption), key=lambda s: s[0])
         del scan.first[first_n:]
+
+
+def _blocked(blocked: Any, image: bytes | None, meta: Mapping[str, Any]) -> bool:
+    """Whether a sample's image is on the blocklist: the sha256 of its stored bytes or of the
+    bytes as fetched (img2dataset's `sha256`, before a resize re-encoded them), or its pHash."""
+    if blocked is None or image is None:
+        return False
+    import hashlib
+
+    from wit_pipeline.image import phash
+
+    h = phash.phash64_bytes(image)[0]
+    source = meta.get("sha256")
+    return blocked.blocks(hashlib.sha256(image).hexdigest(), None if h is None else phash.to_hex(h),
+                          source if isinstance(source, str) else None)
 
 
 def _meta(sample: Mapping[str, Any], what: str, required: Sequence[str], problems: list[str]) -> dict[str, Any]:
