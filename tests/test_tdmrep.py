@@ -40,9 +40,22 @@ def test_a_body_that_is_not_rules_reserves_nothing(body):
 
 
 def test_malformed_rules_are_skipped():
-    body = json.dumps([{"location": "no-slash", "tdm-reservation": 1}, {"location": "/a", "tdm-reservation": True},
-                       {"location": "/b", "tdm-reservation": "1"}, "junk", {"location": "/c", "tdm-reservation": 1}])
+    body = json.dumps([{"location": "no-slash", "tdm-reservation": 1}, {"location": "/a", "tdm-reservation": False},
+                       {"location": "/b", "tdm-reservation": "0"}, "junk", {"location": "/c", "tdm-reservation": 1},
+                       {"location": "/d", "tdm-reservation": 2}])
     assert [r.location for r in tdmrep.parse(body.encode())] == ["/c"]
+
+
+@pytest.mark.parametrize("rules", [
+    [{"location": "/", "tdm-reservation": "1"}],  # a string
+    [{"location": "/", "tdm-reservation": True}],  # a JSON boolean
+    {"location": "/", "tdm-reservation": 1},  # one rule, not in an array
+    [{"location": "*", "tdm-reservation": 1}],  # a pattern that starts with *
+    [{"location": "/img/", "tdm-reservation": "0"}, {"location": "/", "tdm-reservation": 1}],  # only 0 permits
+])
+def test_a_plainly_meant_reservation_reserves(rules):
+    tdm, state = tdmrep.from_fetch(robots.OK, json.dumps(rules).encode())
+    assert state == robots.OK and tdm.reserved("http://h/img/a.jpg")
 
 
 def test_fetch_outcomes():

@@ -33,11 +33,17 @@ class Rule:
 
 
 def parse(body: bytes) -> list[Rule] | None:
-    """The rules of a tdmrep.json body, or None when it is not a JSON array."""
+    """The rules of a tdmrep.json body, or None when it is not a JSON array (or one rule object).
+
+    Read leniently only where a site plainly reserves: a lone rule object is a one-rule array,
+    a reservation written `"1"` or `true` reserves, and a location may start with `*`. A rule
+    that would permit must say `"tdm-reservation": 0` exactly; any other is skipped."""
     try:
         doc = json.loads(robots.decode(body))
     except ValueError:
         return None
+    if isinstance(doc, dict) and "location" in doc:
+        doc = [doc]
     if not isinstance(doc, list):
         return None
     rules = []
@@ -45,12 +51,16 @@ def parse(body: bytes) -> list[Rule] | None:
         if not isinstance(item, dict):
             continue
         location, reservation = item.get("location"), item.get("tdm-reservation")
-        if not isinstance(location, str) or not location.startswith("/") or reservation not in (0, 1):
+        if not isinstance(location, str) or not location.startswith(("/", "*")):
             continue
-        if isinstance(reservation, bool):  # json true/false are not the protocol's 0/1
+        if reservation is True or (reservation == 1 and not isinstance(reservation, bool)) or reservation == "1":
+            reserved = True
+        elif reservation == 0 and not isinstance(reservation, bool):
+            reserved = False
+        else:
             continue
         policy = item.get("tdm-policy")
-        rules.append(Rule(location, reservation == 1, policy if isinstance(policy, str) else None))
+        rules.append(Rule(location, reserved, policy if isinstance(policy, str) else None))
     return rules
 
 
