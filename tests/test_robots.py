@@ -151,3 +151,12 @@ def test_a_utf16_robots_txt_keeps_its_rules():
         body = ("\ufeff" if codec == "utf-16-be" else "") + "User-agent: *\r\nDisallow: /private/\r\n"
         rb = Robots(robots.OK, robots.decode(body.encode(codec)), "wit")
         assert not rb.allowed("http://h/private/a.jpg") and rb.allowed("http://h/a.jpg"), codec
+
+
+@pytest.mark.parametrize("path", ["/img/../private/b.jpg", "/./private/b.jpg", "/img/%2E%2E/private/b.jpg",
+                                  "//private/b.jpg", "/img/..//private/public/../b.jpg"])
+def test_a_path_a_server_serves_from_a_disallowed_folder_is_disallowed(path):
+    """Servers remove dot segments and merge slashes: each of these is /private/b.jpg to them."""
+    rb = Robots(robots.OK, "User-agent: *\nDisallow: /private/\nAllow: /private/public/\n", "wit")
+    assert not rb.allowed("http://h" + path)
+    assert rb.allowed("http://h/img/../private/public/c.jpg") and rb.allowed("http://h/img/a.jpg")

@@ -66,3 +66,9 @@ def test_fetch_outcomes():
 def test_percent_encoded_paths_match_their_decoded_pattern():
     tdm, _ = tdmrep.from_fetch(robots.OK, json.dumps([{"location": "/fotos/é*", "tdm-reservation": 1}]).encode())
     assert tdm.reserved("http://h/fotos/%C3%A9t%C3%A9.jpg")
+
+
+def test_a_reserved_folder_reached_through_dot_segments_is_reserved():
+    tdm, _ = tdmrep.from_fetch(robots.OK, json.dumps([{"location": "/reserved/", "tdm-reservation": 1}]).encode())
+    assert tdm.reserved("http://h/open/../reserved/a.jpg") and tdm.reserved("http://h//reserved/a.jpg")
+    assert not tdm.reserved("http://h/open/a.jpg")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 from protego import Protego
 
@@ -84,15 +85,33 @@ class Robots:
         return None if rules is None else rules.user_agent
 
     def allowed(self, url: str) -> bool:
-        """Whether `url` (on this origin) may be fetched."""
+        """Whether `url` (on this origin) may be fetched: it, and the path a server makes of it
+        (`served_forms`), are allowed."""
         if self.outcome == UNREACHABLE:
             return False
         rules = self._rules  # type: ignore[attr-defined]
         if rules is None:
             return True
-        if _path(url) == "/robots.txt":
-            return True
-        return rules.can_fetch(url)
+        return all(_path(u) == "/robots.txt" or rules.can_fetch(u) for u in served_forms(url))
+
+
+_DOT = re.compile(r"%2e", re.IGNORECASE)
+_SLASHES = re.compile(r"/{2,}")
+
+
+def served_forms(url: str) -> list[str]:
+    """`url`, and the URL most servers serve for it when that differs: dot segments removed
+    (`/img/../private/x.jpg`, also written `%2E%2E`) and repeated slashes merged (nginx's
+    default). A rule for `/private/` must hold for every way of writing a path into it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    path = _SLASHES.sub("/", _DOT.sub(".", parts.path))
+    served = urljoin(f"{parts.scheme}://{parts.netloc}/", path or "/")  # RFC 3986 5.2.4
+    if parts.query:
+        served += "?" + parts.query
+    return [url] if served == url.split("#", 1)[0] else [url, served]
 
 
 def _path(url: str) -> str:

@@ -97,8 +97,7 @@ class TdmRep:
         """Whether TDM rights on `url` are reserved (so it is not fetched)."""
         if self.outcome == robots.UNREACHABLE:
             return True
-        rule = self.rule_for(url)
-        return rule is not None and rule.reserved
+        return any((rule := self.rule_for(u)) is not None and rule.reserved for u in robots.served_forms(url))
 
 
 def from_fetch(outcome: str, body: bytes) -> tuple[TdmRep, str]:
