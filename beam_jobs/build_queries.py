@@ -261,6 +261,11 @@ def run(argv: list[str] | None = None) -> int:
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
     allowlist = cfg.allowlist_url
+    try:
+        build.check_articles(doc["stages"])
+    except ValueError as exc:
+        fsio.rm(allowlist)  # written by this run moments ago (check_output: ours), from nothing
+        raise SystemExit(f"wit build-queries: {exc}: no allowlist written") from None
     unread = build.unread_dumps(doc["stages"])
     if unread is not None:  # the counts, and so the list, come from part of the dump: never quietly
         what = (f"{unread['units']} of {unread['units_read']} dump reading unit(s) stopped early"

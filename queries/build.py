@@ -278,6 +278,15 @@ def check_sources(stages: list[dict], numbers: int) -> None:
         raise ValueError(f"allowlist.in={by_name[STAGE]['in']} but the sources kept {kept}")
 
 
+def check_articles(stages: list[dict]) -> None:
+    """ValueError when the dumps gave no article: a list of the numbers alone is no allowlist
+    (an empty dump, a dump of only redirects or talk pages, the wrong file)."""
+    by_name = {s["name"]: s for s in stages}
+    if "articles" in by_name and by_name["articles"]["out"] == 0:
+        pages = by_name["pages"]["out"] if "pages" in by_name else 0
+        raise ValueError(f"--wikipedia gave no article ({pages} page(s) read, none an article)")
+
+
 def unread_dumps(stages: list[dict]) -> dict[str, int] | None:
     """What of the dumps was not read (stats.json stages): dump files whose index failed
     (`dumps`) and reading units (a whole plain dump, or one stream of a multistream dump)
@@ -292,5 +301,5 @@ def unread_dumps(stages: list[dict]) -> dict[str, int] | None:
 
 
 __all__ = ["BIGRAM_QUOTAS", "LANGUAGE_DEFAULTS", "QUOTA_PRESETS", "Recipe", "Row", "SOURCES", "WORLDWIDE_SHARES",
-           "assemble", "build_allowlist", "check_sources", "count_dump", "finish", "parse_quotas", "ranked_candidates",
+           "assemble", "build_allowlist", "check_articles", "check_sources", "count_dump", "finish", "parse_quotas", "ranked_candidates",
            "read_wordnet", "unread_dumps"]

@@ -89,7 +89,8 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
                    omw_path: str | None = None, recipe: Recipe | None = None, wordnet_dir: str | None = None) -> str:
     """Build `<output>/<language>.tsv` in this process (see the module docstring); returns its URL.
 
-    Raises ValueError (one line) before any work for a bad code or a missing segmenter."""
+    Raises ValueError (one line) before any work for a bad code or a missing segmenter, and
+    before writing when the dumps gave no article."""
     recipe = recipe or worldwide_recipe(language)
     if recipe.language != language:  # its defaults were filled for its own language
         raise ValueError(f"the recipe is for {recipe.language}, not {language}: use worldwide_recipe({language!r}, ...)")
@@ -105,11 +106,12 @@ def build_language(language: str, wikipedia: list[str], output: str, pageviews: 
     rows = build.build_allowlist(wikipedia, list(pageviews), wordnet_dir, recipe, tally, omw_path)
     from wit_pipeline.text.allowlist import write_allowlist
 
+    stages = stages_from_counters(tally.as_dict(), STAGES)
+    build.check_sources(stages, recipe.numbers)
+    build.check_articles(stages)
     url = allowlist_url(output, language)
     fsio.makedirs(output)
     write_allowlist(url, rows)
-    stages = stages_from_counters(tally.as_dict(), STAGES)
-    build.check_sources(stages, recipe.numbers)
     outputs.write_stats(job_dir(output, language), stages, (("bigrams", "pmi"),), job="build-queries",
                         language=language, recipe=dataclasses.asdict(recipe))
     return url

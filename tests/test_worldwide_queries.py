@@ -342,3 +342,17 @@ def test_an_output_is_written_only_where_build_queries_owns_it(tmp_path, capsys)
     code, said = _refused(capsys, ["--wikipedia", en, "--wordnet", "none", "--output", str(harvest)])
     assert code == 1 and "is not a wit build-queries stats.json" in said
     assert (harvest / STATS).read_text() == '{"job": "harvest", "stages": []}'
+
+
+def test_a_dump_without_articles_writes_no_list(tmp_path, capsys):
+    """A list of the numbers alone is no allowlist: an empty dump (or one of only redirects) fails."""
+    dump = str(tmp_path / "frwiki-20240501-pages-articles.xml.bz2")
+    sample_dump.write_plain([], dump)
+    out = tmp_path / "allowlist"
+    code, said = _refused(capsys, ["--wikipedia", dump, "--wordnet", "none", "--language", "fr", "--output", str(out)])
+    assert code == 1 and said == "wit build-queries: --wikipedia gave no article (0 page(s) read, none an article): " \
+                                 "no allowlist written"
+    assert not (out / "fr.tsv").exists() and (out / "build" / "fr" / STATS).exists()
+    with pytest.raises(ValueError, match="gave no article"):
+        worldwide.build_language("fr", [dump], str(tmp_path / "inproc"))
+    assert not (tmp_path / "inproc").exists()
