@@ -24,6 +24,7 @@ from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards,
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.lock import hold_output_lock, output_run
 from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image.decode import MAX_PIXELS as DEFAULT_MAX_PIXELS
 from wit_pipeline.stages import curate as stage
@@ -225,6 +226,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 
 
+@output_run("curate")
 def run(argv: list[str] | None = None) -> int:
     args, beam_args = parse_args(argv)
     config: CurateConfig = args.config
@@ -239,8 +241,9 @@ def run(argv: list[str] | None = None) -> int:
         raise SystemExit(f"wit curate: no eval images match {config.eval_images!r}")
     query_strings(config.allowlist)  # fail now, not on a worker, if the allowlist is missing or malformed
     try:
+        hold_output_lock(config.output, "curate")
         stage.check_output(config.output)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise SystemExit(f"wit curate: {exc}") from None
     fsio.makedirs(config.output)
     p = make_pipeline(beam_args)

@@ -37,6 +37,7 @@ from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, wri
 from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import fsio, schema
 from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.lock import OutputLocked, environment_fault, output_lock
 from wit_pipeline.stages import download as dl
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
@@ -60,7 +61,7 @@ class DownloadFile:
 
     def __call__(self, path: str) -> str:
         sub = fsio.join(self.output, part_name(path))
-        doc = dl.download(path, sub, self.config)
+        doc = dl.download(path, sub, self.config, lock=False)  # the launcher holds the whole output's lock
         tally = BeamTally()
         for stage in doc["stages"]:
             tally.inc(stage["name"], "in", stage["in"])
@@ -85,7 +86,13 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
     if any(n.startswith("_") for n in names):
         raise ValueError(f"input file names must not start with '_' (reserved for img2dataset/wit): {inputs}")
     dl.check_output(output)
-    fsio.makedirs(output)
+    with output_lock(output, dl.STAGE):
+        dl.claim_output(output)
+        return _run_pipeline(inputs, names, output, config, pipeline_args)
+
+
+def _run_pipeline(inputs: list[str], names: list[str], output: str, config: dl.DownloadConfig,
+                  pipeline_args: list[str]) -> dict[str, Any]:
     pipeline = make_pipeline(pipeline_args)
     done = (
         pipeline
@@ -139,7 +146,13 @@ def run(argv: list[str] | None = None) -> int:
             doc = dl.download(args.input, args.output, config)
         else:
             doc = _run_beam(dl.input_files(args.input), args.output, config, pipeline_args)
+    except OutputLocked as exc:  # another run is writing there
+        print(f"wit download: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
+        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem
+            print(f"wit download: {line}", file=sys.stderr)
+            return 1
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     stage = {s["name"]: s for s in doc["stages"]}[dl.STAGE]

@@ -27,6 +27,7 @@ from beam_jobs import harvest_global as g
 from beam_jobs.common import make_pipeline, print_stages, reject_unknown_flags, shared_load
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.lock import hold_output_lock, output_run
 from wit_pipeline.stages import harvest as h
 from wit_pipeline.stages.harvest_inputs import COMMON_CRAWL_PREFIX, check_sources, source_files
 from wit_pipeline.stages.harvest_progress import Progress
@@ -142,6 +143,7 @@ def build(p: beam.Pipeline, config: h.HarvestConfig, output: str, sources: list[
     g.build_global(parts, config, output)
 
 
+@output_run("harvest")
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
@@ -152,6 +154,7 @@ def run(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         sources = [("glob", u) for u in args.input] + [("list", u) for u in args.input_list]
         check_sources(sources, args.input_prefix)
+        hold_output_lock(args.output, "harvest")
         h.check_output(args.output)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -46,8 +47,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, parquet_io, schema
-from wit_pipeline.core.stats import DictTally, check_own_output, check_stages, stages_from_counters, stats_document
+from wit_pipeline.core import fsio, ownership, parquet_io, schema
+from wit_pipeline.core.lock import output_lock
+from wit_pipeline.core.stats import DictTally, check_stages, error_text, stages_from_counters, stats_document
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
@@ -59,14 +61,19 @@ EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_E
 # X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
+# the error messages of fetch's own drops (img2dataset records them; download_reason counts them)
+TOO_LARGE_MESSAGE = "response larger than --max-image-bytes"
+DEADLINE_MESSAGE = "fetch took longer than --fetch-deadline"
 STATS_FILE = "stats.json"
 TODO_DIR = "_todo"
+STAGING_DIR = "_fetch"  # img2dataset's output folder; complete shards are moved out of it
 DEAD_LETTER_FILE = "_dead_letter/download.parquet"
 # PIL's own decompression-bomb threshold: refuse images with more pixels than this.
 DEFAULT_MAX_IMAGE_AREA = 89_478_485
+DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
-_SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
-_SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+_SHARD_STATS = re.compile(r"^(\d{5,})_stats\.json$")
+_SHARD_FILE = re.compile(r"^(\d{5,})\.(tar|parquet)$")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
 
 
@@ -90,6 +97,10 @@ class DownloadConfig:
     processes: int = _opt(1, "img2dataset processes (per worker with --engine beam)")
     threads: int = _opt(32, "fetching threads per process")
     timeout: int = _opt(10, "seconds to connect and between bytes")
+    fetch_deadline: float = _opt(60.0, "seconds one fetch may take in all, redirects and body included "
+                                 "(failed_to_download.deadline)")
+    max_image_bytes: int = _opt(DEFAULT_MAX_IMAGE_BYTES, "bytes one response may have; a bigger one is not read "
+                                "(failed_to_download.too_large)")
     number_sample_per_shard: int = _opt(10_000, "samples per raw shard")
     encode_quality: int = _opt(95, "JPEG quality of the saved images (1..100)")
     allow_loopback: bool = _opt(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
@@ -103,11 +114,11 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         at_least = {"image_size": 1, "min_image_size": 0, "retries": 0, "processes": 1, "threads": 1,
-                    "timeout": 1, "number_sample_per_shard": 1, "encode_quality": 1}
+                    "timeout": 1, "number_sample_per_shard": 1, "encode_quality": 1, "max_image_bytes": 1}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{flag_of(name)} must be at least {low}, got {getattr(self, name)}")
-        for name in ("max_aspect_ratio", "max_image_area"):
+        for name in ("max_aspect_ratio", "max_image_area", "fetch_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
         if self.encode_quality > 100:
@@ -144,6 +155,10 @@ def download_reason(error_message: str | None) -> str:
     """A short, countable reason for one of img2dataset's download error messages."""
     if reason := failure_reason(error_message):  # the egress guard's 502/504 name the cause
         return reason
+    if error_message == TOO_LARGE_MESSAGE:
+        return "too_large"
+    if error_message == DEADLINE_MESSAGE:
+        return "deadline"
     msg = (error_message or "").lower()
     if m := re.search(r"http error (\d{3})", msg):
         return f"http_{m.group(1)}"
@@ -208,45 +223,113 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     return f"unknown_status.{status}"
 
 
+# --- which shards are the folder's own --------------------------------------------------------
+# A download's folder carries its marker (`ownership`), which lists the shard numbers this
+# command handed to img2dataset ("shards": [[lo, hi), ...]) and its scratch folders. Only those
+# are ever deleted; a file that merely looks like a shard (`2024.tar`, `00042.tar` that no run
+# of this folder numbered) is never read as one, nor deleted.
+
+
+def _recorded(marker: dict[str, Any] | None, shard: str) -> bool:
+    """Whether the marker lists this shard (in a folder without a marker, every shard name: it
+    is only read then, never tidied)."""
+    if marker is None:
+        return True
+    n = int(shard)
+    return shard == f"{n:05d}" and any(lo <= n < hi for lo, hi in marker.get("shards", []))
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return merged
+
+
+def _readable(url: str, parquet: bool) -> bool:
+    try:
+        if parquet:
+            with fsio.open(url) as f:
+                pq.ParquetFile(f)  # reads the footer: a file cut short has none
+        else:
+            fsio.read_json(url)
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    return True
+
+
 def complete_shards(output: str) -> list[str]:
-    """Names ('00003') of shards whose `_stats.json` exists and parses, in shard order."""
+    """Names ('00003') of the complete shards in `output`, in shard order: the folder's own (its
+    marker lists them), with a tar, a `_stats.json` that parses (img2dataset writes it last) and
+    a whole parquet."""
+    marker = ownership.read_marker(output, STAGE)
+    names = set(fsio.names(output))
     done = []
-    for name in fsio.names(output):
+    for name in names:
         m = _SHARD_STATS.match(name)
-        if not m:
+        if not m or not _recorded(marker, shard := m.group(1)):
             continue
-        try:
-            fsio.read_json(fsio.join(output, name))
-        except (ValueError, OSError):
-            continue
-        done.append(m.group(1))
+        if {f"{shard}.tar", f"{shard}.parquet"} <= names and _readable(fsio.join(output, name), parquet=False) \
+                and _readable(fsio.join(output, f"{shard}.parquet"), parquet=True):
+            done.append(shard)
     return sorted(done, key=int)
 
 
-def clean_incomplete(output: str) -> list[str]:
-    """Delete what a killed or failed run left behind; returns the names deleted."""
+def read_outcomes(output: str) -> tuple[list[str], dict[str, str | None]]:
+    """The complete shards whose parquet reads, and sample_key -> latest drop reason (None =
+    saved) over them in order. A shard whose parquet does not read is left out (a rerun fetches
+    its pairs again and then removes it), named in a warning."""
+    outcomes: dict[str, str | None] = {}
+    good = []
+    columns = [KEY_COLUMN, "status", "error_message"]
+    for shard in complete_shards(output):
+        url = fsio.join(output, f"{shard}.parquet")
+        try:
+            table = parquet_io.read_parquet(url, columns=columns)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("download: %s is damaged (%s): its pairs are fetched again", url, error_text(exc, 300))
+            continue
+        good.append(shard)
+        for key, status, error in zip(*(table.column(c).to_pylist() for c in columns)):
+            if outcomes.get(key, "") is None:
+                continue  # once saved, always saved
+            outcomes[key] = outcome_reason(status, error)
+    return good, outcomes
+
+
+def shard_outcomes(output: str) -> dict[str, str | None]:
+    """sample_key -> latest drop reason (None = saved), over complete shards in order."""
+    return read_outcomes(output)[1]
+
+
+def tidy(output: str, marker: dict[str, Any], keep: list[str]) -> list[str]:
+    """Delete what this command wrote in `output` and no longer needs: its scratch folders,
+    and the files of shards it numbered that are not in `keep` (cut short by a kill, or
+    damaged). Returns the names deleted; nothing else is touched."""
     fs, _ = fsio.filesystem(output)
-    done = set(complete_shards(output))
+    scratch = set(marker.get("scratch", []))
     removed = []
     for name in fsio.names(output):
         m = _SHARD_FILE.match(name) or _SHARD_STATS.match(name)
-        if (m and m.group(1) not in done) or name in ("_tmp", TODO_DIR, STATS_FILE, DEAD_LETTER_FILE.split("/")[0]):
+        if name in scratch or (m and _recorded(marker, m.group(1)) and m.group(1) not in keep):
             fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
             removed.append(name)
     return removed
 
 
-def shard_outcomes(output: str) -> dict[str, str | None]:
-    """sample_key -> latest drop reason (None = saved), over complete shards in order."""
-    outcomes: dict[str, str | None] = {}
-    for shard in complete_shards(output):
-        table = parquet_io.read_parquet(fsio.join(output, f"{shard}.parquet"),
-                                        columns=[KEY_COLUMN, "status", "error_message"])
-        for key, status, error in zip(*(table.column(c).to_pylist() for c in (KEY_COLUMN, "status", "error_message"))):
-            if outcomes.get(key, "") is None:
-                continue  # once saved, always saved
-            outcomes[key] = outcome_reason(status, error)
-    return outcomes
+def _move_in(output: str, marker: dict[str, Any]) -> list[str]:
+    """Move the complete shards img2dataset wrote in the staging folder (numbered by this
+    command) into `output`, the `_stats.json` last; returns their names."""
+    staging = fsio.join(output, STAGING_DIR)
+    moved = [s for s in complete_shards(staging) if _recorded(marker, s)] if fsio.isdir(staging) else []
+    fs, _ = fsio.filesystem(output)
+    for shard in moved:
+        for name in (f"{shard}.tar", f"{shard}.parquet", f"{shard}_stats.json"):
+            fs.mv(fsio.filesystem(fsio.join(staging, name))[1], fsio.filesystem(fsio.join(output, name))[1])
+    return moved
 
 
 def read_selected(path: str) -> pa.Table:
@@ -271,15 +354,39 @@ def input_files(selected: str | list[str]) -> list[str]:
     return paths
 
 
-def check_output(output: str) -> None:
-    """Refuse (ValueError) an output folder that is not new, empty, or a download's own.
+def check_output(output: str) -> str:
+    """Refuse (ValueError) an output folder that is not new, empty, or a download's own (its
+    marker says so), before anything there is touched: a rerun tidies up after itself. Returns
+    `ownership.check_own_output`'s answer ("new", "ours", "legacy")."""
+    return ownership.check_own_output(output, STAGE, _is_download_stats, lambda names: _are_download_names(output, names))
 
-    A rerun cleans up after itself (`clean_incomplete` deletes shards it did not finish and its
-    stats.json), so pointing `--output` at a harvest folder, or any folder of someone else's,
-    must stop before anything there is touched. A download's folder has a download stats.json,
-    img2dataset's shard files or scratch, or (the Beam engine's) subfolders that are downloads.
-    """
-    check_own_output(output, "download", _is_download_stats, lambda names: _are_download_names(output, names))
+
+def claim_output(output: str) -> dict[str, Any]:
+    """`check_output`, then make `output` a download's: its marker, written before anything
+    else. A folder of an earlier wit without markers (a download stats.json, and only names a
+    download writes) is adopted once: its shards and `_tmp` are recorded as the command's."""
+    state = check_output(output)
+    if state == "ours":
+        return ownership.read_marker(output, STAGE) or {}
+    fsio.makedirs(output)
+    shards: list[list[int]] = []
+    scratch = [STAGING_DIR, TODO_DIR]
+    if state == "legacy":
+        names = fsio.names(output)
+        ids = {int(m.group(1)) for n in names if (m := _SHARD_FILE.match(n) or _SHARD_STATS.match(n))}
+        shards = _merge([(i, i + 1) for i in ids])
+        scratch += ["_tmp"] if "_tmp" in names else []
+        log.warning("download: %s was written by an earlier wit without a marker; adopting it (%d shards)",
+                    output, len(ids))
+    return ownership.write_marker(output, STAGE, shards=shards, scratch=scratch)
+
+
+def _record_shards(output: str, marker: dict[str, Any], count: int) -> tuple[int, dict[str, Any]]:
+    """Number the next `count` shards and record them in the marker before img2dataset writes them."""
+    start = max((hi for _, hi in marker.get("shards", [])), default=0)
+    fields = {k: v for k, v in marker.items() if k not in ("command", "written_by")}
+    fields["shards"] = _merge([*map(tuple, marker.get("shards", [])), (start, start + count)])
+    return start, ownership.write_marker(output, STAGE, **fields)
 
 
 def _is_download_stats(doc: Any) -> bool:
@@ -287,15 +394,14 @@ def _is_download_stats(doc: Any) -> bool:
 
 
 def _are_download_names(output: str, names: list[str]) -> bool:
-    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0]}
-    if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
-        return True
-    subfolders = [n for n in names if not n.startswith("_")]
-    # the Beam engine's layout, before its first stats.json: one download per subfolder
-    return bool(subfolders) and all(_is_download_folder(fsio.join(output, n)) for n in subfolders)
+    """Whether every name is one an earlier wit download wrote (the rule for adopting a folder)."""
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], STATS_FILE}
+    return all(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours or _is_download_folder(fsio.join(output, n))
+               for n in names)
 
 
 def _is_download_folder(url: str) -> bool:
+    """A subfolder of the Beam engine's layout: a download of its own."""
     if not fsio.isdir(url) or not fsio.names(url):
         return False
     try:
@@ -311,41 +417,60 @@ def download(
     config: DownloadConfig = DownloadConfig(),  # noqa: B008 - frozen, so one shared default is safe
     *,
     resolve: Resolver = socket.getaddrinfo,
+    lock: bool = True,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
     (and writes as `output/stats.json`, with the config) the stats document. See the
-    module docstring. `resolve` is for tests (a fake DNS)."""
+    module docstring. `resolve` is for tests (a fake DNS); `lock=False` when the caller holds
+    the folder's lock (the Beam engine holds its whole output's)."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
     tables = [read_selected(path) for path in paths]  # every file checked before anything is written
     check_output(output)
-    fsio.makedirs(output)
-    clean_incomplete(output)
-    before = shard_outcomes(output)
+    with output_lock(output, STAGE) if lock else contextlib.nullcontext():
+        return _download(paths, tables, output, config, resolve)
+
+
+def _download(paths: list[str], tables: list[pa.Table], output: str, config: DownloadConfig,
+              resolve: Resolver) -> dict[str, Any]:
+    marker = claim_output(output)
+    _move_in(output, marker)  # shards a killed run finished but did not move
+    fs, _ = fsio.filesystem(output)
+    for name in (STAGING_DIR, TODO_DIR):  # a killed run's scratch: img2dataset needs a new folder
+        if fsio.exists(fsio.join(output, name)):
+            fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
+    _, before = read_outcomes(output)
 
     tally = DictTally()
     plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
     if plan.todo:
+        rows = sum(t.num_rows for t in plan.todo)
+        start, marker = _record_shards(output, marker, math.ceil(rows / config.number_sample_per_shard))
         todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
         fsio.makedirs(fsio.join(output, TODO_DIR))
         with fsio.atomic_open(todo_file, "wb") as f:
             pq.write_table(pa.concat_tables(plan.todo), f)
-        log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo), len(plan.seen), output)
+        log.info("download: %d of %d pairs to fetch into %s", rows, len(plan.seen), output)
         from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
 
         guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
         with guard:
-            fetch.run_img2dataset(todo_file, output, config)
-    clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
+            fetch.run_img2dataset(todo_file, fsio.join(output, STAGING_DIR), config, start)
+        _move_in(output, marker)
+    shards, after = read_outcomes(output)
+    tidy(output, marker, shards)  # scratch, shards img2dataset gave up on, damaged shards
 
-    dead = _account(plan, shard_outcomes(output), tally)
+    dead = _account(plan, after, tally)
+    dead_url = fsio.join(output, DEAD_LETTER_FILE)
     if dead:
         dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, DEAD_LETTER_FILE), "wb") as f:
+        with fsio.atomic_open(dead_url, "wb") as f:
             pq.write_table(dead_table, f)
+    elif fsio.exists(dead_url):  # an earlier run's, which this run's outcomes replace
+        fsio.rm(dead_url)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
     check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=complete_shards(output), config=asdict(config))
+    doc = stats_document(stages, inputs=paths, shards=shards, config=asdict(config))
     fsio.write_json(fsio.join(output, STATS_FILE), doc)
     return doc
 

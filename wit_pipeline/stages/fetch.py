@@ -15,6 +15,20 @@ wraps its downloader and `GuardedLogger` replaces its logger process, so that:
   would connect directly to any address. Here the opener has no handler for other schemes,
   and a redirect elsewhere is refused with the egress guard's own refusal (`bad_scheme`),
   counted as `bad_url.scheme`. (The guard also receives `ftp_proxy`, and refuses there too.)
+  urllib refuses a redirect to `file:`, `data:`, `gopher:` itself, as an HTTP error of the
+  redirect's status; that is the same `bad_scheme` refusal here;
+- a fetch reads at most `--max-image-bytes` (a bigger `Content-Length` is not read at all) and
+  lasts at most `--fetch-deadline` seconds in all, redirects and body included (`--timeout`
+  bounds each connect and read): every socket a fetch opens is registered with its deadline,
+  and shut down when it passes, whatever the server is doing;
+- an image's pixel count is read from its header (PIL reads the size without decoding) before
+  img2dataset's resizer decodes it: a 25000x25000 PNG of 1.8 MB is refused as too many pixels
+  without allocating its 1.9 GB of pixels. An image whose header PIL cannot read is undecodable;
+- a full disk or a read-only filesystem under a shard ends the download with that error (naming
+  the file) instead of a traceback per sample.
+
+img2dataset writes into a scratch folder (`STAGING`, under the output) with the shard numbers
+the caller chose (`start_shard_id`); the caller moves complete shards into place.
 
 Imported only when a download has something to fetch (it imports img2dataset).
 """
@@ -24,29 +38,60 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import http.client
 import importlib
+import inspect
+import io
 import logging
 import os
 import signal
+import socket
 import threading
+import traceback
 import urllib.request
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.error import HTTPError
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+import img2dataset.downloader as i2d_downloader
 from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
+from img2dataset.reader import Reader
+from PIL import Image
 
-from wit_pipeline.stages.download import EXTRA_COLUMNS, OPT_OUT_DIRECTIVES, DownloadConfig
+from wit_pipeline.core.lock import FAULTS
+from wit_pipeline.stages.download import (
+    DEADLINE_MESSAGE,
+    EXTRA_COLUMNS,
+    OPT_OUT_DIRECTIVES,
+    OPT_OUT_MESSAGE,
+    TOO_LARGE_MESSAGE,
+    DownloadConfig,
+)
 from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
 
 log = logging.getLogger(__name__)
 
 
-def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
-    """img2dataset over `url_list` (selected pairs, our key as KEY_COLUMN) into `output`."""
+@dataclass(frozen=True)
+class Limits:
+    """What one fetch may cost, carried to img2dataset's worker processes."""
+
+    max_image_bytes: int
+    fetch_deadline: float
+    max_image_area: float
+
+
+_call = threading.local()  # this thread's img2dataset run: its start shard and limits
+
+
+def run_img2dataset(url_list: str, output: str, config: DownloadConfig, start_shard_id: int = 0) -> None:
+    """img2dataset over `url_list` (selected pairs, our key as KEY_COLUMN) into `output`, a
+    folder that must not exist yet, numbering shards from `start_shard_id`."""
     # the module, not the `main` function img2dataset/__init__.py re-exports under that name
     img2dataset_main = importlib.import_module("img2dataset.main")
     # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
@@ -54,6 +99,28 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
     img2dataset_main.signal = _SignalOnMainThread
     img2dataset_main.multiprocessing_distributor = _guarded_distributor
     img2dataset_main.LoggerProcess = GuardedLogger
+    img2dataset_main.Reader = _numbered_reader
+    _call.start_shard_id = start_shard_id
+    _call.limits = Limits(config.max_image_bytes, config.fetch_deadline, config.max_image_area)
+    _call.loggers = []
+    try:
+        _download(img2dataset_main, url_list, output, config)
+    except BaseException:
+        for logger in _call.loggers:  # img2dataset joins it only when the run ends well
+            if logger.is_alive():
+                logger.terminate()
+        raise
+
+
+def _numbered_reader(*args: Any, **kwargs: Any) -> Reader:
+    """img2dataset's Reader, numbering shards from this thread's `start_shard_id` (img2dataset
+    would take one more than the highest number of any `*.json` in its output folder)."""
+    bound = inspect.signature(Reader).bind(*args, **kwargs)
+    bound.arguments["start_shard_id"] = _call.start_shard_id
+    return Reader(*bound.args, **bound.kwargs)
+
+
+def _download(img2dataset_main: Any, url_list: str, output: str, config: DownloadConfig) -> None:
     img2dataset_main.download(
         url_list=url_list,
         output_folder=output,
@@ -86,7 +153,7 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig) -> None:
 def _guarded_distributor(processes: int, downloader: Any, *rest: Any) -> Any:
     """img2dataset's multiprocessing distributor, its downloader wrapped in `Guarded`
     (workers that die with this process and fetch http(s) only, on every hop)."""
-    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid()), *rest)
+    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid(), _call.limits), *rest)
 
 
 # ftp too: urllib follows a redirect to ftp://, which this way reaches the guard (and is refused)
@@ -156,23 +223,106 @@ _ready = False  # per worker process
 
 
 class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to http(s) URLs only; any other target is a 403 refusal."""
+    """Follows redirects to http(s) URLs only; any other target is a 403 `bad_scheme` refusal.
+    urllib's own check (before `redirect_request`) would raise an HTTP error of the redirect's
+    status for `file:`, `data:` or `gopher:`, counted as a failed download, not a refusal."""
 
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
         if urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:
             raise HTTPError(req.full_url, 403, REFUSED_PHRASE.format(reason="bad_scheme"), headers, fp)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
+    def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
+        target = headers.get("location") or headers.get("uri")
+        if target is not None and urlsplit(urljoin(req.full_url, target)).scheme.lower() not in ALLOWED_SCHEMES:
+            raise HTTPError(req.full_url, 403, REFUSED_PHRASE.format(reason="bad_scheme"), headers, fp)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+class _Deadline:
+    """One fetch's deadline: every socket opened meanwhile (this thread) is shut down when it passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []  # duplicates: shutting one down ends the connection
+
+    def __enter__(self) -> _Deadline:
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        _call.deadline = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _call.deadline = None
+        with self._lock:
+            for sock in self._socks:
+                sock.close()
+            self._socks.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        dup = socket.socket(fileno=os.dup(sock.fileno()))
+        with self._lock:
+            self._socks.append(dup)
+            if self.expired:
+                _shutdown(dup)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_connection(*args: Any, **kwargs: Any) -> socket.socket:
+    sock = socket.create_connection(*args, **kwargs)
+    if (deadline := getattr(_call, "deadline", None)) is not None:
+        deadline.watch(sock)
+    return sock
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: Any) -> Any:
+        return self.do_open(_WatchedHTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: Any) -> Any:
+        return self.do_open(_WatchedHTTPSConnection, req, context=self._context)
+
 
 def http_only_opener() -> urllib.request.OpenerDirector:
     """urllib's default opener (proxies from the environment, https, error handling) without
-    its ftp, file and data handlers, following http(s) redirects only."""
+    its ftp, file and data handlers, following http(s) redirects only, its sockets watched by
+    the deadline of the fetch that opens them."""
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),
         urllib.request.UnknownHandler(),  # "unknown url type" for every other scheme
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
+        _HTTPHandler(),
+        _HTTPSHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         HttpOnlyRedirects(),
         urllib.request.HTTPErrorProcessor(),
@@ -193,20 +343,174 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+class _TooLarge(Exception):
+    pass
+
+
+def read_capped(response: Any, limit: int) -> bytes:
+    """A response's body, or _TooLarge past `limit` bytes: a bigger Content-Length is refused
+    unread; otherwise at most one read past the limit is made (read1: one recv at a time, so a
+    deadline shutting the socket down ends it)."""
+    length = (response.headers.get("Content-Length") or "").strip()
+    if length.isdigit() and int(length) > limit:
+        raise _TooLarge
+    read = getattr(response, "read1", response.read)
+    body = bytearray()
+    while chunk := read(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+_limits: Limits | None = None  # per worker process
+
+
+def fetch_image(row: tuple[Any, str], timeout: float, user_agent_token: str | None,
+                disallowed_header_directives: Any) -> tuple[Any, io.BytesIO | None, str | None]:
+    """Stands in for img2dataset's `download_image` (same arguments and result): capped bytes
+    and a total deadline (the worker's `Limits`)."""
+    key, url = row
+    limits = _limits
+    assert limits is not None
+    agent = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
+    if user_agent_token:
+        agent += f" (compatible; {user_agent_token}; +https://github.com/rom1504/img2dataset)"
+    deadline = _Deadline(limits.fetch_deadline)
+    try:
+        with deadline:
+            request = urllib.request.Request(url, data=None, headers={"User-Agent": agent})
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                if disallowed_header_directives and i2d_downloader.is_disallowed(
+                        r.headers, user_agent_token, disallowed_header_directives):
+                    return key, None, OPT_OUT_MESSAGE
+                body = read_capped(r, limits.max_image_bytes)
+        if deadline.expired:  # the shutdown may look like the end of a body
+            return key, None, DEADLINE_MESSAGE
+        return key, io.BytesIO(body), None
+    except _TooLarge:
+        return key, None, TOO_LARGE_MESSAGE
+    except Exception as err:  # noqa: BLE001 - img2dataset's contract: the error's text
+        return key, None, DEADLINE_MESSAGE if deadline.expired else str(err)
+
+
+def header_refusal(stream: io.BytesIO, max_area: float) -> str | None:
+    """img2dataset's resizer message for an image refused by its header alone, else None."""
+    stream.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as im:
+                width, height = im.size
+    except Image.DecompressionBombError:
+        return "image area too large"
+    except Exception:  # noqa: BLE001 - any header PIL cannot read
+        return "Image decoding error"
+    finally:
+        stream.seek(0)
+    return "image area too large" if width * height > max_area else None
+
+
+class HeaderChecked:
+    """img2dataset's resizer, called only for an image whose header passes `header_refusal`."""
+
+    def __init__(self, resizer: Any, max_area: float) -> None:
+        self.resizer = resizer
+        self.max_area = max_area
+
+    def __call__(self, img_stream: io.BytesIO, blurring_bbox_list: Any = None) -> Any:
+        if reason := header_refusal(img_stream, self.max_area):
+            return None, None, None, None, None, reason
+        return self.resizer(img_stream, blurring_bbox_list)
+
+
+class _DiskFault(BaseException):
+    """Carries a full disk's OSError past img2dataset's per-sample `except Exception`."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _fault(err: OSError, where: str) -> _DiskFault:
+    return _DiskFault(OSError(err.errno, err.strerror, err.filename or where))
+
+
+class _Writer:
+    def __init__(self, writer: Any, where: str) -> None:
+        self.writer = writer
+        self.where = where
+
+    def write(self, *args: Any) -> None:
+        try:
+            self.writer.write(*args)
+        except OSError as err:
+            if err.errno in FAULTS:
+                raise _fault(err, self.where) from None
+            raise
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except OSError as err:
+            if err.errno in FAULTS:
+                raise _fault(err, self.where) from None
+            raise
+
+
+class FaultingWriter:
+    """img2dataset's sample writer class, whose full-disk errors end the shard (`_DiskFault`)."""
+
+    def __init__(self, writer_class: Any) -> None:
+        self.writer_class = writer_class
+
+    def __call__(self, shard_id: int, output_folder: str, *rest: Any) -> _Writer:
+        where = f"{output_folder}/{shard_id:05d}.tar"
+        try:
+            return _Writer(self.writer_class(shard_id, output_folder, *rest), where)
+        except OSError as err:
+            if err.errno in FAULTS:
+                raise _fault(err, where) from None
+            raise
+
+
 class Guarded:
     """img2dataset's downloader, called in a worker after that worker's guards are set up."""
 
-    def __init__(self, downloader: Any, parent_pid: int) -> None:
+    def __init__(self, downloader: Any, parent_pid: int, limits: Limits) -> None:
         self.downloader = downloader
         self.parent_pid = parent_pid
+        self.limits = limits
 
     def __call__(self, row: Any) -> Any:
-        global _ready
+        global _ready, _limits
         if not _ready:
             die_with_parent(self.parent_pid)
             urllib.request.install_opener(http_only_opener())
+            i2d_downloader.download_image = fetch_image
             _ready = True
-        return self.downloader(row)
+        _limits = self.limits
+        d = self.downloader
+        if not isinstance(d.resizer, HeaderChecked):
+            d.resizer = HeaderChecked(d.resizer, self.limits.max_image_area)
+        if not isinstance(d.sample_writer_class, FaultingWriter):
+            d.sample_writer_class = FaultingWriter(d.sample_writer_class)
+        # img2dataset's Downloader.__call__, but a full disk ends the run (the parent sees the error)
+        try:
+            d.download_shard(row)
+            return True, row
+        except _DiskFault as fault:
+            raise fault.error from None
+        except OSError as err:
+            if err.errno in FAULTS:
+                raise OSError(err.errno, err.strerror, err.filename or d.output_folder) from None
+            traceback.print_exc()
+            print(f"shard {row[0]} failed with error {err}")
+            return False, row
+        except Exception as err:  # noqa: BLE001 - img2dataset's contract: the shard is retried
+            traceback.print_exc()
+            print(f"shard {row[0]} failed with error {err}")
+            return False, row
 
 
 class GuardedLogger(LoggerProcess):
@@ -215,6 +519,7 @@ class GuardedLogger(LoggerProcess):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.parent_pid = os.getpid()
+        getattr(_call, "loggers", []).append(self)
 
     def run(self) -> None:
         die_with_parent(self.parent_pid)

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, keys, schema
-from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, check_own_output, error_text
+from wit_pipeline.core.ownership import claim_output
+from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
 from wit_pipeline.text.textfilter import drop_reason
 from wit_pipeline.web.extract import iter_pairs
 
@@ -274,7 +275,7 @@ def check_output(url: str) -> None:
     rewrites stats.json and removes stale selected/ files), before any work is done."""
     if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")
-    check_own_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
+    claim_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
                      lambda names: all(_OURS.fullmatch(name) for name in names) or _holds_parts(url, names))
 
 
