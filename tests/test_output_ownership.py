@@ -133,7 +133,7 @@ def test_harvest_and_curate_need_their_marker_not_their_names(tmp_path):
     # a new folder is claimed with the marker, and then is the command's
     harvest_stage.check_output(str(tmp_path / "new"))
     assert ownership.read_marker(str(tmp_path / "new"), "harvest")["command"] == "harvest"
-    with pytest.raises(ValueError, match="another command's output"):
+    with pytest.raises(ValueError, match="another stage's output"):
         curate_stage.check_output(str(tmp_path / "new"))
 
 

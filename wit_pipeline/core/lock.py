@@ -126,6 +126,8 @@ class _RemoteLock:
 
 
 def _make(output: str, command: str) -> Any:
+    if fsio.exists(output) and not fsio.isdir(output):
+        raise ValueError(f"--output {output} is a file, not a folder")
     fs, _ = fsio.filesystem(output)
     local = "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
     return _LocalLock(output, command) if local and os.name == "posix" else _RemoteLock(output, command)

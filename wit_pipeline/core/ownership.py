@@ -68,7 +68,7 @@ def check_own_output(output: str, command: str, stats_is_ours: Callable[[Any], b
                              f"give wit {command} a new or empty --output")
         return "ours"
     if others := _other_markers(names, command):
-        raise ValueError(f"{output} holds another command's output ({others[0]}): "
+        raise ValueError(f"{output} holds another stage's output ({others[0]}): "
                          f"give wit {command} a new or empty --output")
     if STATS_FILE in names:
         url = fsio.join(output, STATS_FILE)

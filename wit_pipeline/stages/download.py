@@ -2,8 +2,7 @@
 
 img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
 `NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
-`NNNNN_stats.json`, and with `incremental_mode="extend"` numbers new shards after the
-highest existing one. What this module adds around it:
+`NNNNN_stats.json`. What this module adds around it:
 
 - URL safety: every URL goes through `urlsafety.check_url` first; refusals never reach
   img2dataset and are counted (`unsafe_host.<reason>`, `bad_url.<reason>`).
@@ -13,18 +12,29 @@ highest existing one. What this module adds around it:
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
   `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
   that fetch http(s) only and die with this process.
-- The folder: `--output` must be new, empty or a download's own (`check_output`); a run
-  deletes only what downloads write there.
+- Limits per fetch (`fetch`, inside img2dataset's workers): `--max-image-bytes` read at most
+  (`failed_to_download.too_large`), `--fetch-deadline` seconds in all
+  (`failed_to_download.deadline`), the pixel count checked from the image's header before it
+  is decoded (`failed_to_resize.too_many_pixels`). A full disk or a read-only filesystem ends
+  the run with one line naming the path.
+- The folder: `--output` must be new, empty or a download's own, proven by the marker
+  `.wit-download` the first run wrote there (`core.ownership`; a folder of an earlier wit
+  without one is adopted once if its stats.json is a download's and it holds only names a
+  download writes). The marker lists the shard numbers this command handed to img2dataset and
+  its scratch folders; only those are ever deleted. One run at a time (`core.lock`).
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
   also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
   sample's json and parquet row.
-- Resumable reruns. The rule: a shard is complete iff its `_stats.json` exists and parses
-  (img2dataset writes it last). At the start of a run, tar/parquet files of incomplete
-  shards and img2dataset's `_tmp` are deleted. Keys with `status == "success"` in complete
-  shards are done, and so are opt-outs (a site that said noai is not asked again); every
-  other selected pair (never tried, failed, or lost with an incomplete shard) is fed to
-  img2dataset again, into new shards after the highest complete one. A key is therefore
-  saved in at most one tar.
+- Resumable reruns. img2dataset writes into the scratch folder `_fetch/`, numbering shards
+  from the next number the marker has not used (recorded before it starts); complete shards
+  are moved into `--output`, the `_stats.json` last. The rule: a shard is complete iff the
+  marker numbered it, its `_stats.json` parses (img2dataset writes it last) and its parquet
+  reads. Keys with `status == "success"` in complete shards are done, and so are opt-outs (a
+  site that said noai is not asked again); every other selected pair (never tried, failed,
+  or lost with an incomplete or damaged shard) is fed to img2dataset again. Only after that
+  are incomplete and damaged shards and the scratch deleted, and stats.json and the dead
+  letters rewritten: a run that fails leaves the earlier ones in place. A key is therefore
+  saved in at most one tar once a run has finished.
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
@@ -249,39 +259,27 @@ def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
     return merged
 
 
-def _readable(url: str, parquet: bool) -> bool:
-    try:
-        if parquet:
-            with fsio.open(url) as f:
-                pq.ParquetFile(f)  # reads the footer: a file cut short has none
-        else:
-            fsio.read_json(url)
-    except (OSError, ValueError, pa.ArrowException):
-        return False
-    return True
-
-
 def complete_shards(output: str) -> list[str]:
     """Names ('00003') of the complete shards in `output`, in shard order: the folder's own (its
-    marker lists them), with a tar, a `_stats.json` that parses (img2dataset writes it last) and
-    a whole parquet."""
+    marker numbered them) whose `_stats.json` parses (img2dataset writes it last)."""
     marker = ownership.read_marker(output, STAGE)
-    names = set(fsio.names(output))
     done = []
-    for name in names:
+    for name in fsio.names(output):
         m = _SHARD_STATS.match(name)
-        if not m or not _recorded(marker, shard := m.group(1)):
+        if not m or not _recorded(marker, m.group(1)):
             continue
-        if {f"{shard}.tar", f"{shard}.parquet"} <= names and _readable(fsio.join(output, name), parquet=False) \
-                and _readable(fsio.join(output, f"{shard}.parquet"), parquet=True):
-            done.append(shard)
+        try:
+            fsio.read_json(fsio.join(output, name))
+        except (ValueError, OSError):
+            continue
+        done.append(m.group(1))
     return sorted(done, key=int)
 
 
 def read_outcomes(output: str) -> tuple[list[str], dict[str, str | None]]:
     """The complete shards whose parquet reads, and sample_key -> latest drop reason (None =
-    saved) over them in order. A shard whose parquet does not read is left out (a rerun fetches
-    its pairs again and then removes it), named in a warning."""
+    saved) over them in order. A shard whose parquet does not read (cut short, missing) is left
+    out: its pairs are fetched again, and it is removed once that run has finished."""
     outcomes: dict[str, str | None] = {}
     good = []
     columns = [KEY_COLUMN, "status", "error_message"]
@@ -328,7 +326,9 @@ def _move_in(output: str, marker: dict[str, Any]) -> list[str]:
     fs, _ = fsio.filesystem(output)
     for shard in moved:
         for name in (f"{shard}.tar", f"{shard}.parquet", f"{shard}_stats.json"):
-            fs.mv(fsio.filesystem(fsio.join(staging, name))[1], fsio.filesystem(fsio.join(output, name))[1])
+            if fsio.exists(fsio.join(staging, name)):
+                fs.mv(fsio.filesystem(fsio.join(staging, name))[1],
+                      fsio.filesystem(fsio.join(output, name))[1])
     return moved
 
 
