@@ -247,3 +247,32 @@ def test_a_read_only_filesystem_is_one_line_naming_the_path(finished, tmp_path):
     lines = _fault_line(done)
     assert len(lines) == 1 and "Read-only file system" in lines[0] and str(ro / "raw") in lines[0], lines
     assert _files(src / "raw") == before
+
+
+def test_harvest_on_a_read_only_filesystem_is_one_line(tmp_path):
+    from beam_jobs import harvest
+
+    wat = tmp_path / "a.wat.gz"
+    wat.write_bytes(b"")
+    (tmp_path / "src").mkdir()
+    with _mounted(tmp_path / "ro", "--bind", "-o", "ro", str(tmp_path / "src")) as ro:
+        with pytest.raises(SystemExit) as exit_:
+            harvest.run(["--input", str(wat), "--output", str(ro / "out"), "--allowlist", "demo"])
+    said = str(exit_.value.code)
+    assert said.startswith("wit harvest: ") and "Read-only file system" in said and "\n" not in said
+
+
+def test_a_full_disk_inside_a_beam_job_is_one_line_and_frees_the_lock(tmp_path):
+    """Beam re-raises a worker's OSError as another type, its text inside the message."""
+
+    @lock.output_run("curate")
+    def run():
+        lock.hold_output_lock(str(tmp_path / "out"), "curate")
+        raise RuntimeError("Traceback (most recent call last):\n  ...\nOSError: [Errno 28] No space left on "
+                           "device: '/x/wit-000001.tar' [while running 'WriteShards']")
+
+    with pytest.raises(SystemExit) as exit_:
+        run()
+    assert exit_.value.code == "wit curate: No space left on device: /x/wit-000001.tar"
+    assert not (tmp_path / "out" / lock.LOCK_NAME).exists()
+    assert lock.environment_fault(ValueError("no")) is None

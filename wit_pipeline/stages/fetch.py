@@ -25,7 +25,8 @@ wraps its downloader and `GuardedLogger` replaces its logger process, so that:
   img2dataset's resizer decodes it: a 25000x25000 PNG of 1.8 MB is refused as too many pixels
   without allocating its 1.9 GB of pixels. An image whose header PIL cannot read is undecodable;
 - a full disk or a read-only filesystem under a shard ends the download with that error (naming
-  the file) instead of a traceback per sample.
+  the file) instead of a traceback per sample: the worker stops fetching and writing, and
+  raises the error once its shard returns; the parent re-raises it from the pool.
 
 img2dataset writes into a scratch folder (`STAGING`, under the output) with the shard numbers
 the caller chose (`start_shard_id`); the caller moves complete shards into place.
@@ -46,7 +47,9 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 import traceback
 import urllib.request
 import warnings
@@ -56,7 +59,9 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import urljoin, urlsplit
 
+import fsspec
 import img2dataset.downloader as i2d_downloader
+import img2dataset.reader as i2d_reader
 from img2dataset.distributor import multiprocessing_distributor
 from img2dataset.logger import LoggerProcess
 from img2dataset.reader import Reader
@@ -100,11 +105,15 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig, start_sh
     img2dataset_main.multiprocessing_distributor = _guarded_distributor
     img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.Reader = _numbered_reader
+    i2d_reader.time = _FailFastTime()
     _call.start_shard_id = start_shard_id
+    _call.reader_error = None
     _call.limits = Limits(config.max_image_bytes, config.fetch_deadline, config.max_image_area)
     _call.loggers = []
     try:
         _download(img2dataset_main, url_list, output, config)
+        if _call.reader_error is not None:
+            raise _call.reader_error
     except BaseException:
         for logger in _call.loggers:  # img2dataset joins it only when the run ends well
             if logger.is_alive():
@@ -112,12 +121,45 @@ def run_img2dataset(url_list: str, output: str, config: DownloadConfig, start_sh
         raise
 
 
-def _numbered_reader(*args: Any, **kwargs: Any) -> Reader:
+def _numbered_reader(*args: Any, **kwargs: Any) -> _SafeReader:
     """img2dataset's Reader, numbering shards from this thread's `start_shard_id` (img2dataset
     would take one more than the highest number of any `*.json` in its output folder)."""
     bound = inspect.signature(Reader).bind(*args, **kwargs)
     bound.arguments["start_shard_id"] = _call.start_shard_id
-    return Reader(*bound.args, **bound.kwargs)
+    return _SafeReader(Reader(*bound.args, **bound.kwargs), _call)
+
+
+class _SafeReader:
+    """A Reader whose error ends the iteration and is kept for the caller: multiprocessing's
+    Pool.imap waits forever when its input raises before the first task."""
+
+    def __init__(self, reader: Reader, call: threading.local) -> None:
+        self.reader = reader
+        self.call = call
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reader, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.reader
+        except Exception as exc:  # noqa: BLE001 - re-raised by run_img2dataset
+            self.call.reader_error = exc
+
+
+class _FailFastTime:
+    """img2dataset.reader's `time`: its retry loops (100 tries, minutes of sleeps) give up at
+    once when the error they retry is a full disk or a read-only filesystem."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in FAULTS:
+            raise exc
+        time.sleep(seconds)
 
 
 def _download(img2dataset_main: Any, url_list: str, output: str, config: DownloadConfig) -> None:
@@ -373,6 +415,8 @@ def fetch_image(row: tuple[Any, str], timeout: float, user_agent_token: str | No
     key, url = row
     limits = _limits
     assert limits is not None
+    if _fault is not None:  # the disk is full: the rest of the shard is not fetched
+        return key, None, str(_fault)
     agent = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
     if user_agent_token:
         agent += f" (compatible; {user_agent_token}; +https://github.com/rom1504/img2dataset)"
@@ -424,54 +468,58 @@ class HeaderChecked:
         return self.resizer(img_stream, blurring_bbox_list)
 
 
-class _DiskFault(BaseException):
-    """Carries a full disk's OSError past img2dataset's per-sample `except Exception`."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error)
-        self.error = error
+_fault: OSError | None = None  # per worker process: the full disk that ends the run
 
 
-def _fault(err: OSError, where: str) -> _DiskFault:
-    return _DiskFault(OSError(err.errno, err.strerror, err.filename or where))
+def _record_fault(err: OSError, where: str) -> None:
+    global _fault
+    if _fault is None:
+        _fault = OSError(err.errno, err.strerror, err.filename or where)
+
+
+def _quiet_faults(unraisable: Any) -> None:
+    """Finalisers of files the full disk cut short (a tar stream flushing on garbage collection)
+    fail again: the run already reports that error once."""
+    exc = unraisable.exc_value
+    if not (isinstance(exc, OSError) and exc.errno in FAULTS):
+        sys.__unraisablehook__(unraisable)
 
 
 class _Writer:
+    """A sample writer that, once the disk is full, records the error and writes nothing more
+    (raising would leave img2dataset's thread pool waiting on its semaphore forever)."""
+
     def __init__(self, writer: Any, where: str) -> None:
         self.writer = writer
         self.where = where
 
     def write(self, *args: Any) -> None:
+        if _fault is not None:
+            return
         try:
             self.writer.write(*args)
         except OSError as err:
-            if err.errno in FAULTS:
-                raise _fault(err, self.where) from None
-            raise
+            if err.errno not in FAULTS:
+                raise
+            _record_fault(err, self.where)
 
     def close(self) -> None:
         try:
             self.writer.close()
         except OSError as err:
-            if err.errno in FAULTS:
-                raise _fault(err, self.where) from None
-            raise
+            if err.errno not in FAULTS:
+                raise
+            _record_fault(err, self.where)
 
 
 class FaultingWriter:
-    """img2dataset's sample writer class, whose full-disk errors end the shard (`_DiskFault`)."""
+    """img2dataset's sample writer class, whose full-disk errors end the run (`_Writer`)."""
 
     def __init__(self, writer_class: Any) -> None:
         self.writer_class = writer_class
 
     def __call__(self, shard_id: int, output_folder: str, *rest: Any) -> _Writer:
-        where = f"{output_folder}/{shard_id:05d}.tar"
-        try:
-            return _Writer(self.writer_class(shard_id, output_folder, *rest), where)
-        except OSError as err:
-            if err.errno in FAULTS:
-                raise _fault(err, where) from None
-            raise
+        return _Writer(self.writer_class(shard_id, output_folder, *rest), f"{output_folder}/{shard_id:05d}.tar")
 
 
 class Guarded:
@@ -488,6 +536,7 @@ class Guarded:
             die_with_parent(self.parent_pid)
             urllib.request.install_opener(http_only_opener())
             i2d_downloader.download_image = fetch_image
+            sys.unraisablehook = _quiet_faults
             _ready = True
         _limits = self.limits
         d = self.downloader
@@ -495,22 +544,28 @@ class Guarded:
             d.resizer = HeaderChecked(d.resizer, self.limits.max_image_area)
         if not isinstance(d.sample_writer_class, FaultingWriter):
             d.sample_writer_class = FaultingWriter(d.sample_writer_class)
-        # img2dataset's Downloader.__call__, but a full disk ends the run (the parent sees the error)
+        # img2dataset's Downloader.__call__, but a full disk ends the run: the error goes to the
+        # parent, which re-raises it from the pool
         try:
             d.download_shard(row)
-            return True, row
-        except _DiskFault as fault:
-            raise fault.error from None
         except OSError as err:
-            if err.errno in FAULTS:
-                raise OSError(err.errno, err.strerror, err.filename or d.output_folder) from None
-            traceback.print_exc()
-            print(f"shard {row[0]} failed with error {err}")
-            return False, row
+            if err.errno not in FAULTS:
+                traceback.print_exc()
+                print(f"shard {row[0]} failed with error {err}")
+                return False, row
+            _record_fault(err, d.output_folder)
         except Exception as err:  # noqa: BLE001 - img2dataset's contract: the shard is retried
             traceback.print_exc()
             print(f"shard {row[0]} failed with error {err}")
             return False, row
+        if _fault is not None:
+            # img2dataset may still have written the stats that mark the shard complete
+            stats = f"{d.output_folder}/{int(row[0]):05d}_stats.json"
+            with contextlib.suppress(OSError):
+                fs, path = fsspec.core.url_to_fs(stats)
+                fs.rm(path)
+            raise _fault
+        return True, row
 
 
 class GuardedLogger(LoggerProcess):
