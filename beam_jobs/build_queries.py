@@ -17,16 +17,21 @@ and the readers turn a bad page, line or stream into a dead letter themselves.
 
 Outputs: allowlist.tsv; stats.json (stages below, the config, a summary of reads.jsonl);
 reads.jsonl (one line per unit read: source, byte range, pages, worker, start, seconds);
-dead_letter.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
-unigrams.out + pmi.out + titles.out.
+dead_letter/part-00000-of-00001.parquet (schema.DEAD_LETTER). allowlist.in == numbers + wordnet.out +
+unigrams.out + pmi.out + titles.out. With `--language CODE` (queries.worldwide), the list is
+OUTPUT/CODE.tsv and the other files go to OUTPUT/build/CODE/, so one folder holds a worldwide
+allowlist; a language written without spaces is segmented (queries.segment) in the workers,
+which need the `worldwide` extra.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -39,14 +44,14 @@ from apache_beam.transforms.window import GlobalWindows
 from beam_jobs import common
 from beam_jobs.common import BeamTally
 from beam_jobs.transforms import DEAD_LETTER, Counted, dead_letter
-from queries import build, config, multistream, pageviews, pmi, wikipedia, wordnet
-from wit_pipeline.core import fsio, parquet_io, schema
+from queries import build, config, multistream, pageviews, pmi, wikipedia, worldwide
+from wit_pipeline.core import fsio, outputs
 from wit_pipeline.core.stats import error_text
 
 STAGES = ("dumps", "inputs", "pages", "articles", "unigram_shards", "unigrams", "bigram_shards", "bigrams",
           "pmi_first", "pmi_second", "pmi", "pageviews", "titles", "wordnet", "allowlist")
 CHAINED = (("pages", "articles"), ("bigrams", "pmi"))
-BIGRAM, REPORT, READS = "bigram", "report", "reads.jsonl"
+BIGRAM, REPORT, READS = "bigram", "report", outputs.READS
 FLUSH_KEYS = 1_000_000  # distinct n-grams held per bundle before they are emitted (~150 MB)
 
 
@@ -159,7 +164,9 @@ def count_ngrams(p: beam.Pipeline, inputs: config.Inputs, cfg: config.BuildQueri
              | "Units" >> beam.FlatMap(lambda units: units) | "Spread" >> beam.Reshuffle())
     read = units | "ReadUnits" >> beam.ParDo(ReadUnits()).with_outputs(DEAD_LETTER, REPORT, main="pages")
     dead.append(read[DEAD_LETTER])
-    counts = (_counted(read.pages, "articles", wikipedia.article_ngrams, dead, lambda page: page.title)
+    counting = cfg.recipe.counting  # None for English; else the language's segmenter and namespaces
+    counts = (_counted(read.pages, "articles", wikipedia.article_ngrams, dead, lambda page: page.title,
+                       *([counting] if counting else []))
               | "SumInBundle" >> beam.ParDo(SumInBundle(cfg.count_shards)).with_outputs(BIGRAM, main="unigrams"))
     return (counts.unigrams | "SumUnigrams" >> beam.CombinePerKey(MergeCounts()),
             counts[BIGRAM] | "SumBigrams" >> beam.CombinePerKey(MergeCounts()), read[REPORT])
@@ -189,13 +196,11 @@ def select_bigrams(unigrams: Any, bigrams: Any, recipe: build.Recipe, dead: list
 
 def assemble_and_write(_: Any, cfg: config.BuildQueriesConfig, unigrams: Iterable, bigrams: Iterable,
                        titles: Iterable, entries: Iterable) -> int:
-    """The final step: order, dedup, cap (queries.build) and write allowlist.tsv."""
+    """The final step: order, dedup, cap (queries.build) and write the list's TSV."""
     from wit_pipeline.text.allowlist import write_allowlist
 
-    r = cfg.recipe
-    candidates = build.ranked_candidates(dict(unigrams), dict(bigrams), dict(titles), dict(entries), r.numbers)
-    rows = build.assemble(candidates, r.max_queries, r.quotas, BeamTally())
-    return write_allowlist(fsio.join(cfg.output, "allowlist.tsv"), rows)
+    rows = build.finish(dict(unigrams), dict(bigrams), dict(titles), dict(entries), cfg.recipe, BeamTally())
+    return write_allowlist(cfg.allowlist_url, rows)
 
 
 def write_reads(rows: list[dict], output: str) -> None:
@@ -204,8 +209,7 @@ def write_reads(rows: list[dict], output: str) -> None:
 
 
 def write_dead(rows: list[dict], output: str) -> None:
-    parquet_io.write_rows(fsio.join(output, "dead_letter.parquet"),
-                          sorted(rows, key=lambda r: (r["source"], r["error"])), schema.DEAD_LETTER, sort_by="source")
+    outputs.write_dead_letters(fsio.join(output, outputs.DEAD_LETTERS), rows)
 
 
 def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config.Inputs) -> None:
@@ -219,37 +223,56 @@ def build_graph(p: beam.Pipeline, cfg: config.BuildQueriesConfig, inputs: config
     dead.append(views[DEAD_LETTER])
     kept_titles = _counted(views.views | "SumViews" >> beam.CombinePerKey(sum), "titles", pageviews.keep_title, dead,
                            str, r.min_title_views, r.titles)
-    entries = (p | "WordnetDir" >> beam.Create([cfg.wordnet] if cfg.wordnet else [])
-               | "ReadWordnet" >> beam.FlatMap(lambda d: wordnet.read_entries(d, BeamTally(), r.wordnet_entries).items()))
+    source = cfg.wordnet if r.language == "en" else cfg.omw  # English WordNet, or the language's OMW
+    entries = (p | "WordnetDir" >> beam.Create([source] if source else [])
+               | "ReadWordnet" >> beam.FlatMap(lambda d: build.read_wordnet(r, d, d, BeamTally()).items()))
     _ = (p | "Assemble" >> beam.Create([None]) | "AssembleAndWrite" >> beam.Map(
         assemble_and_write, cfg, beam.pvalue.AsList(kept_unigrams), beam.pvalue.AsList(kept_bigrams),
         beam.pvalue.AsList(kept_titles), beam.pvalue.AsList(entries)))
     for name, pcoll, write in (("Reads", reports, write_reads),
                                ("DeadLetters", tuple(dead) | "AllDead" >> beam.Flatten(), write_dead)):
-        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write, cfg.output)
+        _ = pcoll | f"Collect{name}" >> beam.combiners.ToList() | f"Write{name}" >> beam.Map(write, cfg.job_dir)
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = config.build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
     common.reject_unknown_flags(parser, pipeline_args)
+    cfg = config.config_from_args(parser, args)
     try:
-        cfg = config.config_from_args(args)
         inputs = config.resolve_inputs(cfg)
+        cfg = dataclasses.replace(cfg, recipe=worldwide.with_site(cfg.recipe, [url for url, _ in inputs.dumps]))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if not inputs.pageviews:
         logging.warning("no --pageviews: the allowlist will have no title queries")
+    for note in inputs.notes:
+        print(note)
     p = common.make_pipeline(pipeline_args)
     build_graph(p, cfg, inputs)
     result = p.run()
     result.wait_until_finish()
-    reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.output, READS)).splitlines()]
-    doc = common.write_stats(result, cfg.output, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
+    reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.job_dir, READS)).splitlines()]
+    doc = common.write_stats(result, cfg.job_dir, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
                       reads=multistream.read_summary(reads))
     build.check_sources(doc["stages"], cfg.recipe.numbers)
     common.print_stages(doc)
-    print(f"wrote {fsio.join(cfg.output, 'allowlist.tsv')} ({doc['stages'][-1]['out']} queries) and stats.json")
+    allowlist = cfg.allowlist_url
+    unread = build.unread_dumps(doc["stages"])
+    if unread is not None:  # the counts, and so the list, come from part of the dump: never quietly
+        what = (f"{unread['units']} of {unread['units_read']} dump reading unit(s) stopped early"
+                + (f" and {unread['dump_files']} dump file(s) could not be planned" if unread["dump_files"] else "")
+                + " (dead_letter.parquet names them)")
+        doc["incomplete"] = {**unread, "strict": cfg.strict}
+        fsio.write_json(fsio.join(cfg.job_dir, outputs.STATS), doc)
+        if cfg.strict:
+            fsio.rm(allowlist)  # written by this run moments ago, from part of the dump
+            raise SystemExit(f"wit build-queries: --strict: {what}; no allowlist written")
+        print(f"wit build-queries: WARNING: INCOMPLETE: {what}: {allowlist} was built from the rest "
+              "(stats.json: incomplete; --strict fails instead)", file=sys.stderr)
+    stats = outputs.STATS if cfg.language is None else fsio.join(cfg.job_dir, outputs.STATS)
+    print(f"wrote {allowlist} ({doc['stages'][-1]['out']} queries) and {stats}"
+          + (" (INCOMPLETE: part of the dump was not read)" if unread is not None else ""))
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
@@ -15,8 +14,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from apache_beam.utils import shared
 
-from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import TallyBase, check_stages, counter_name, stages_from_counters, stats_document
+from wit_pipeline.core import outputs
+from wit_pipeline.core.stats import TallyBase, counter_name, stages_from_counters
 
 NAMESPACE = "wit"
 T = TypeVar("T")
@@ -45,11 +44,36 @@ def reject_unknown_flags(parser: argparse.ArgumentParser, pipeline_args: list[st
     only logs "Discarding unparseable args", so a misspelt --balanse, a single-dash `-t 5` or a
     stray value would run with the defaults."""
     try:
-        _, unknown = _beam_parser().parse_known_args(pipeline_args)
+        known, unknown = _beam_parser().parse_known_args(pipeline_args)
     except _BadBeamOption as exc:
         parser.error(str(exc))
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)}")
+    if known.runner is not None and (problem := runner_problem(known.runner)):
+        parser.error(problem)
+
+
+def runner_problem(name: str) -> str | None:
+    """None when Beam can make a runner of `name` (as `create_runner` resolves it: a known
+    name, case-insensitive, `Runner` optional, or a dotted class path), else why not: Beam
+    itself would fail only when the pipeline runs, with a traceback."""
+    import importlib.util
+
+    from apache_beam.runners.runner import _RUNNER_MAP
+
+    path = _RUNNER_MAP.get(name.lower(), _RUNNER_MAP.get(name.lower() + "runner", name))
+    if "." not in path:
+        known = sorted(p.rsplit(".", 1)[-1] for p in _RUNNER_MAP.values() if "experimental" not in p)
+        return f"--runner {name!r} is not a Beam runner (one of: {', '.join(known)}, or a module.Class path)"
+    module = path.rsplit(".", 1)[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        extra = " (Dataflow needs the gcp extra: pip install 'wit[gcp]')" if "dataflow" in path.lower() else ""
+        return f"--runner {name!r}: module {module} is not installed{extra}"
+    return None
 
 
 class _BadBeamOption(Exception):
@@ -103,18 +127,9 @@ def write_stats(
     chained: Iterable[tuple[str, str]] = (),
     **extra: Any,
 ) -> dict[str, Any]:
-    """Build stats.json from the job's counters, check that nothing was lost, write it."""
-    stages = stages_from_counters(counters_of(result), order)
-    doc = stats_document(stages, **extra)
-    try:
-        check_stages(stages, chained)
-    except ValueError as exc:  # still write what we have: it is the evidence
-        doc["error"] = str(exc)
-        fsio.write_json(fsio.join(output, "stats.json"), doc)
-        raise
-    fsio.write_json(fsio.join(output, "stats.json"), doc)
-    logging.info("wrote %s", fsio.join(output, "stats.json"))
-    return doc
+    """stats.json of the job's counters (`outputs.write_stats`: checked, written, raising
+    after writing if something was lost)."""
+    return outputs.write_stats(output, stages_from_counters(counters_of(result), order), chained, **extra)
 
 
 def print_stages(doc: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,13 +24,13 @@ from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unkn
 from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards, dead_letter
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
-from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
 from wit_pipeline.core.lock import hold_output_lock, output_run
 from wit_pipeline.core.stats import ERROR, error_text
-from wit_pipeline.image.decode import MAX_PIXELS as DEFAULT_MAX_PIXELS
+from wit_pipeline.image import blocklist
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
-from wit_pipeline.text.allowlist import DEMO, load_allowlist
+from wit_pipeline.text.allowlist import load_allowlist
 
 # ---------------------------------------------------------------- file-level reading
 
@@ -54,6 +55,20 @@ class ReadFiles(beam.DoFn):
             tally.inc(self.stage, "in")
             tally.dropped(self.stage, ERROR)
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, dead_letter(self.stage, url, error_text(exc)))
+
+
+class Decode:
+    """stage.decode with the blocklist (if any) loaded once per worker."""
+
+    def __init__(self, max_pixels: int, blocklist_url: str | None, handle: shared.Shared) -> None:
+        self.max_pixels = max_pixels
+        self.blocked = None if blocklist_url is None else shared_load(
+            handle, "blocklist:" + blocklist_url, lambda: blocklist.load(blocklist_url))
+
+    def __call__(self, record: dict[str, Any]) -> Any:
+        if self.blocked is None:
+            return stage.decode(record, self.max_pixels)
+        return stage.decode(record, self.max_pixels, blocked=self.blocked)
 
 
 class NearEval:
@@ -135,9 +150,10 @@ def build(p: beam.Pipeline, config: CurateConfig, inputs: list[str], eval_source
     d, g = config.max_distance, _Graph()
     files = p | "InputFiles" >> beam.Create(inputs) | "ReshuffleFiles" >> beam.Reshuffle()
     samples = g.read(files, "ReadTars", "read", shards.iter_tar_samples, "bad_tar")
-    records = g.counted(samples, "Read", "read", fn=stage.read, source=stage.sample_source)
-    decoded = g.counted(records, "Decode", "decode", fn=functools.partial(stage.decode, max_pixels=config.max_pixels),
-                        source=stage.record_source)
+    records = g.counted(samples, "Read", "read", fn=functools.partial(stage.read, max_caption_chars=config.max_caption_chars),
+                        source=stage.sample_source)
+    decoded = g.counted(records, "Decode", "decode", source=stage.record_source,
+                        make=functools.partial(Decode, config.max_pixels, config.blocklist, shared.Shared()))
 
     # Decisions run on light records; images meet their shard slot in one join at the end.
     lights = decoded | "Light" >> beam.Map(stage.light)
@@ -198,30 +214,12 @@ def shard_slots(balanced: beam.PCollection, config: CurateConfig) -> beam.PColle
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="wit curate", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    parser.add_argument("--input", required=True, action="append",
-                        help="raw tar shards: a glob, or a download's folder (repeat for several)")
-    parser.add_argument("--output", required=True, help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
-    parser.add_argument("--allowlist", default=DEMO,
-                        help="names the query ids of raw shards that carry no query names (the harvest "
-                        "carries them); local or gs:// (default 'demo', the bundled demo list)")
-    parser.add_argument("--max-distance", type=int, default=4, help="pHash Hamming distance that counts as a near duplicate")
-    parser.add_argument("--eval-images", default=None, help="folder of images or glob of tar shards to decontaminate against")
-    parser.add_argument("--rebalance", action="store_true", help="cap each query at --t pairs again after dedup")
-    parser.add_argument("--t", type=int, default=20_000, help="per-query cap for --rebalance")
-    parser.add_argument("--samples-per-shard", type=int, default=10_000, help="samples in each final shard (the last holds the rest)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards (and of --rebalance's picks)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="images whose header declares more pixels are dropped before decoding (decompression "
-                        "bombs); training uses the same cap")
-    parser.add_argument("--order-bucket-bits", type=int, default=12, help="hash-prefix buckets used to number samples")
+    parser = WitParser(prog="wit curate", description=__doc__.split("\n\n")[0])
+    add_config_flags(parser, CurateConfig)
     args, beam_args = parser.parse_known_args(argv)
     reject_unknown_flags(parser, beam_args)
-    args.input = tuple(args.input)
-    try:  # validated once, here: a usage error before anything runs
-        args.config = CurateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CurateConfig)})
-    except ValueError as exc:
-        parser.error(str(exc))
+    # validated once, here: a usage error before anything runs
+    args.config = parse_config(parser, CurateConfig, args, input=tuple(args.input))
     return args, beam_args
 
 
@@ -240,6 +238,13 @@ def run(argv: list[str] | None = None) -> int:
     if config.eval_images and not eval_sources:
         raise SystemExit(f"wit curate: no eval images match {config.eval_images!r}")
     query_strings(config.allowlist)  # fail now, not on a worker, if the allowlist is missing or malformed
+    if config.blocklist:
+        try:
+            blocked = blocklist.load(config.blocklist)
+        except (OSError, ValueError) as exc:
+            print(f"wit curate: --blocklist: {exc}", file=sys.stderr)  # the user's file: a usage error
+            return 2
+        logging.info("curate: %d blocklist entries from %s", len(blocked), config.blocklist)
     try:
         hold_output_lock(config.output, "curate")
         stage.check_output(config.output)

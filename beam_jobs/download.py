@@ -26,22 +26,23 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.consent import AskOrigins
+from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
-from wit_pipeline.core import fsio, schema
-from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.core import config_flags, fsio, outputs
 from wit_pipeline.core.lock import OutputLocked, environment_fault, output_lock
 from wit_pipeline.stages import download as dl
+from wit_pipeline.stages.consent import CACHE_FILE
 
 FILES_STAGE = "download_files"  # one record per selected-pairs file; its pairs count in "download"
-FILES_DEAD_LETTER = "_dead_letter/download_files.parquet"
+FILES_DEAD_LETTER = outputs.DOWNLOAD_FILES_DEAD_LETTERS
 
 
 def part_name(path: str) -> str:
@@ -59,9 +60,9 @@ class DownloadFile:
         self.output = output
         self.config = config
 
-    def __call__(self, path: str) -> str:
+    def __call__(self, path: str, shared_consent: str | None = None) -> str:
         sub = fsio.join(self.output, part_name(path))
-        doc = dl.download(path, sub, self.config, lock=False)  # the launcher holds the whole output's lock
+        doc = dl.download(path, sub, self.config, lock=False, shared_consent=shared_consent)  # the launcher holds the lock
         tally = BeamTally()
         for stage in doc["stages"]:
             tally.inc(stage["name"], "in", stage["in"])
@@ -73,10 +74,7 @@ class DownloadFile:
 
 def write_dead_letters(rows: list[dict[str, str]], output: str) -> None:
     """The files whose download raised, one parquet (none when there are none)."""
-    if rows:
-        table = pa.Table.from_pylist(sorted(rows, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(fsio.join(output, FILES_DEAD_LETTER), "wb") as f:
-            pq.write_table(table, f)
+    outputs.write_dead_letters(fsio.join(output, FILES_DEAD_LETTER), rows, skip_empty=True)
 
 
 def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any]:
@@ -94,28 +92,29 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
 def _run_pipeline(inputs: list[str], names: list[str], output: str, config: dl.DownloadConfig,
                   pipeline_args: list[str]) -> dict[str, Any]:
     pipeline = make_pipeline(pipeline_args)
+    files = pipeline | "Files" >> beam.Create(inputs)
+    now = time.time()
+    answers = files | "Consent" >> AskOrigins(output, config, now)  # each origin asked once, by one worker
     done = (
-        pipeline
-        | "Files" >> beam.Create(inputs)
+        files
         | "Spread" >> beam.Reshuffle()
-        | "Download" >> beam.ParDo(Counted(FILES_STAGE, DownloadFile(output, config), source=str)).with_outputs(
-            DEAD_LETTER, main="done")
+        | "Download" >> beam.ParDo(Counted(FILES_STAGE, DownloadFile(output, config), source=str),
+                                   beam.pvalue.AsSingleton(answers)).with_outputs(DEAD_LETTER, main="done")
     )
     _ = done[DEAD_LETTER] | "DeadLetters" >> beam.combiners.ToList() | "WriteDeadLetters" >> beam.Map(
         write_dead_letters, output)
     result = pipeline.run()
     result.wait_until_finish()
     return write_stats(result, output, [FILES_STAGE, dl.STAGE], engine="beam", inputs=inputs, parts=sorted(names),
-                       config=asdict(config))
+                       config=asdict(config), consent=consent_summary(fsio.join(output, CACHE_FILE), config, now))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = config_flags.WitParser(
         prog="wit download",
         description="Download the harvest's selected pairs with img2dataset into raw webdataset shards "
         "(NNNNN.tar + .parquet + _stats.json), refusing unsafe hosts; rerun the same command to resume. "
         "--engine beam runs one img2dataset per selected-pairs file on Beam workers (Dataflow).",
-        formatter_class=HelpFormatter,
     )
     p.add_argument("--input", required=True, action="append",
                    help="selected-pairs parquet files: a file, a glob, or a harvest output folder (repeat for several)")
@@ -123,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (local, gs://, s3://): new, empty, or an earlier download's; rerun to resume")
     p.add_argument("--engine", choices=("local", "beam"), default="local",
                    help="local: img2dataset's own processes; beam: one img2dataset per input file on Beam workers")
-    dl.add_config_flags(p)
+    config_flags.add_config_flags(p, dl.DownloadConfig)
     return p
 
 
@@ -137,7 +136,7 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognised arguments: {' '.join(pipeline_args)}" + (f" ({hint})" if hint else ""))
     reject_unknown_flags(parser, pipeline_args)
     try:
-        config = dl.config_from_args(args)
+        config = config_flags.config_from_args(dl.DownloadConfig, args)
     except ValueError as exc:
         parser.error(str(exc))
     logging.getLogger().setLevel(logging.INFO)

@@ -11,7 +11,7 @@ not needed, so they are rendered as 8x8 placeholders), then copied with other ho
   (a) cc2dataset 1.5.0 `process_wat(path, "image")` (its module imports pyspark at the top
       and never uses it here: a stub `pyspark` package is put in sys.modules);
   (b) wit's extraction (`extract.iter_pairs`) and wit's whole per-file pass
-      (`stages.harvest.harvest_file`: extraction, text rules, language ID, matching);
+      (`stages.harvest.per_file.harvest_file`: extraction, text rules, language ID, matching);
   (c) the whole `wit harvest` on Beam's FnApiRunner in this process;
   (d) a floor, not an extractor: FastWARC (compiled) iterating the WAT records plus orjson
       parsing each payload, with no per-link work at all. `floor ratio: d/a` is the most
@@ -44,6 +44,8 @@ import time
 import types
 import zlib
 from pathlib import Path
+
+from wit_pipeline.core.outputs import STATS
 
 HOST = b"img00.example.com"  # a DNS name, as on the web (the demo serves 127.0.0.1:PORT)
 
@@ -111,13 +113,14 @@ def wit_pairs(files: list[Path]) -> list[dict]:
 
 
 def wit_per_file(files: list[Path]) -> int:
-    from wit_pipeline.stages import harvest as h
+    from wit_pipeline.stages.harvest import per_file
+    from wit_pipeline.stages.harvest.config import HarvestConfig
     from wit_pipeline.text.langid import LanguageIdentifier
     from wit_pipeline.text.matcher import QueryMatcher
 
-    config = h.HarvestConfig()
-    models = h.Models(LanguageIdentifier(), QueryMatcher.from_file(config.allowlist))
-    return sum(h.harvest_file(str(f), config, models)[0].num_rows for f in files)
+    config = HarvestConfig()
+    models = per_file.Models(LanguageIdentifier(), QueryMatcher.from_file(config.allowlist))
+    return sum(per_file.harvest_file(str(f), config, models)[0].num_rows for f in files)
 
 
 def wit_harvest(files: list[Path]) -> int:
@@ -128,7 +131,7 @@ def wit_harvest(files: list[Path]) -> int:
         args = [a for f in files for a in ("--input", str(f))]
         with contextlib.redirect_stdout(io.StringIO()):  # its stage counts, once per round
             harvest.run([*args, "--output", out, "--num-shards", "4", "--no-progress"])
-        return json.loads(Path(out, "stats.json").read_text())["stages"][-1]["out"]
+        return json.loads(Path(out, STATS).read_text())["stages"][-1]["out"]
     finally:
         shutil.rmtree(out)
 

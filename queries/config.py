@@ -12,21 +12,44 @@ import argparse
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from queries import dumpset, multistream, pageviews, wordnet
-from queries.build import QUOTA_PRESETS, Recipe, parse_quotas
-from wit_pipeline.core import fsio
-from wit_pipeline.core.cli_help import HelpFormatter
+from queries import dumpset, multistream, wordnet, worldwide
+from queries.build import Recipe
+from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core.config_flags import WitParser, add_config_flags, option, parse_config
+
+
+def _wordnet_dir(text: str) -> str | None:
+    return None if text.lower() == "none" else text
+
+
+def _language(text: str) -> str:
+    return text.strip().replace("-", "_")
 
 
 @dataclass(frozen=True)
 class BuildQueriesConfig:
-    wikipedia: list[str]
-    output: str
-    pageviews: list[str] = field(default_factory=list)
-    wordnet: str | None = wordnet.DEFAULT_DIR  # None: no WordNet entries
-    range_mb: float = 16.0  # bytes of multistream dump per unit of work
-    count_shards: int = 512  # n-gram count tables are summed per shard (a hash of the n-gram)
+    """Every setting of `wit build-queries`: its flags are these fields' and the Recipe's."""
+
+    wikipedia: list[str] = option(help="<code>wiki pages-articles dump(s): plain, multistream (split over workers when "
+                                  "its -multistream-index file is beside it) or per-part files; .xml/.bz2/.gz, a "
+                                  "glob (repeatable)", action="append")
+    output: str = option(help="output folder: allowlist.tsv, stats.json, reads.jsonl, dead_letter/")
+    pageviews: list[str] = option(default_factory=list, help="hourly pageview files (gz or plain): a glob "
+                                  "(repeatable); none -> no title queries", action="append")
+    wordnet: str | None = option(wordnet.DEFAULT_DIR, "English: WordNet 3.0 dict directory (Debian's "
+                                 "wordnet-base); 'none' -> no WordNet queries", parse=_wordnet_dir)
+    range_mb: float = option(16.0, "MB of a multistream dump per unit of work (each read by one worker)")
+    count_shards: int = option(512, "n-gram counts are summed in this many tables (by hash): more for bigger dumps")
     recipe: Recipe = field(default_factory=Recipe)
+    strict: bool = option(False, "fail (exit 1, no allowlist.tsv) when part of a dump could not be read, instead of "
+                          "building from the rest and saying so in stats.json")
+    language: str | None = option(None, "Wikipedia language code (en, de, ja, zh, zh_yue, ...): build that "
+                                  "language's list (MetaCLIP 2's recipe but for en) as OUTPUT/CODE.tsv, stats in "
+                                  "OUTPUT/build/CODE/, so one folder holds a worldwide allowlist", parse=_language,
+                                  show="English, into OUTPUT/allowlist.tsv", metavar="CODE")
+    omw: str | None = option(None, "Open Multilingual WordNet copy for a language other than English: NLTK's "
+                             "omw-1.4 folder (or one language's folder or .tab file), WN-LMF .xml file(s), or the "
+                             "wn package's data directory; none -> no WordNet entries (said once)", parse=_wordnet_dir)
 
     def __post_init__(self) -> None:
         if not self.wikipedia:
@@ -37,76 +60,52 @@ class BuildQueriesConfig:
             raise ValueError("--range-mb must be > 0")
         if self.count_shards < 1:
             raise ValueError("--count-shards must be >= 1")
+        if self.recipe.language != (self.language or "en"):
+            raise ValueError(f"the recipe is for {self.recipe.language}, the job for {self.language or 'en'}")
+        if self.recipe.language != "en" and self.wordnet is not None:
+            if self.wordnet != wordnet.DEFAULT_DIR:
+                raise ValueError(f"--wordnet is English WordNet 3.0; for --language {self.language} give --omw")
+            object.__setattr__(self, "wordnet", None)  # English WordNet's default is English's only
 
     @property
     def range_bytes(self) -> int:
         return max(1, int(self.range_mb * 2**20))
 
+    @property
+    def allowlist_url(self) -> str:
+        if self.language is None:
+            return fsio.join(self.output, outputs.ALLOWLIST)
+        return worldwide.allowlist_url(self.output, self.language)
+
+    @property
+    def job_dir(self) -> str:
+        """Where stats.json, reads.jsonl and the dead letters go."""
+        return self.output if self.language is None else worldwide.job_dir(self.output, self.language)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Recipe()
-    p = argparse.ArgumentParser(
+    p = WitParser(
         prog="wit build-queries",
         description="Build the query allowlist the CLIP way, as MetaCLIP v1 did by default: the numbers "
         "0..99, WordNet synset names, Wikipedia words and high-PMI bigrams, article titles above a page-view "
         "volume; one union in that order, capped. Beam pipeline options (--runner, --project, "
         "--direct_num_workers, ...) pass through.",
-        formatter_class=HelpFormatter,
     )
-    p.add_argument("--wikipedia", required=True, action="append",
-                   help="enwiki pages-articles dump(s): plain, multistream (split over workers when its "
-                   "-multistream-index file is beside it) or per-part files; .xml/.bz2/.gz, a glob (repeatable)")
-    p.add_argument("--pageviews", action="append", default=[],
-                   help="hourly pageview files (gz or plain): a glob (repeatable); none -> no title queries")
-    p.add_argument("--wordnet", default=wordnet.DEFAULT_DIR,
-                   help=f"WordNet 3.0 dict directory (default {wordnet.DEFAULT_DIR}, Debian's wordnet-base); "
-                   "'none' -> no WordNet queries")
-    p.add_argument("--wordnet-entries", choices=wordnet.MODES, default=d.wordnet_entries,
-                   help="synsets: each synset's name (MetaCLIP's); lemmas: every lemma of every synset")
-    p.add_argument("--numbers", type=int, default=d.numbers, help="add the strings 0..N-1 first, as MetaCLIP does")
-    p.add_argument("--output", required=True, help="output folder: allowlist.tsv, stats.json, reads.jsonl, "
-                   "dead_letter.parquet")
-    p.add_argument("--min-unigram-count", type=int, default=d.min_unigram_count,
-                   help="minimum count of a word over all articles (CLIP's 100)")
-    p.add_argument("--min-bigram-count", type=int, default=d.min_bigram_count,
-                   help="a bigram must occur this often before its PMI counts, as PMI overrates rare pairs")
-    p.add_argument("--min-pmi", type=float, default=d.min_pmi,
-                   help="minimum PMI as the ratio P(ab)/(P(a)P(b)), not its log (MetaCLIP: 30; see queries/pmi.py)")
-    p.add_argument("--min-title-views", type=int, default=d.min_title_views,
-                   help="minimum page views of a title summed over all --pageviews files")
-    p.add_argument("--title-rule", choices=sorted(pageviews.TITLE_RULES), default=d.title_rule,
-                   help="wit: all hours of en and en.m, namespaces out; metaclip: only en lines with >= 50 views "
-                   "that hour, titles with ':' out")
-    p.add_argument("--max-queries", type=int, default=d.max_queries, help="cap on the list's length")
-    p.add_argument("--source-quotas", default="none",
-                   help=f"per-source caps: {' | '.join(QUOTA_PRESETS)} (MetaCLIP 2's English composition) "
-                   "| source=N,...")
-    p.add_argument("--range-mb", type=float, default=16.0,
-                   help="MB of a multistream dump per unit of work (each read by one worker)")
-    p.add_argument("--count-shards", type=int, default=512,
-                   help="n-gram counts are summed in this many tables (by hash): more for bigger dumps")
+    add_config_flags(p, BuildQueriesConfig)
+    add_config_flags(p, Recipe)
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> BuildQueriesConfig:
-    """The validated config, or ValueError naming the bad option."""
-    try:
-        quotas = parse_quotas(args.source_quotas)
-    except ValueError as exc:
-        raise ValueError(f"--source-quotas: {exc}") from None
-    recipe = Recipe(min_unigram_count=args.min_unigram_count, min_bigram_count=args.min_bigram_count,
-                    min_pmi=args.min_pmi, min_title_views=args.min_title_views, title_rule=args.title_rule,
-                    wordnet_entries=args.wordnet_entries, numbers=args.numbers, max_queries=args.max_queries,
-                    quotas=quotas)
-    wn = None if args.wordnet.lower() == "none" else args.wordnet
-    return BuildQueriesConfig(wikipedia=list(args.wikipedia), output=args.output.rstrip("/"),
-                              pageviews=list(args.pageviews), wordnet=wn, range_mb=args.range_mb,
-                              count_shards=args.count_shards, recipe=recipe)
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BuildQueriesConfig:
+    """The validated config; a value out of range is a usage error (exit 2)."""
+    recipe = parse_config(parser, Recipe, args, language=args.language or "en")
+    return parse_config(parser, BuildQueriesConfig, args, recipe=recipe, output=args.output.rstrip("/"))
 
 
 class Inputs(NamedTuple):
     dumps: list[tuple[str, str | None]]  # (dump URL, its multistream index URL or None)
     pageviews: list[str]
+    notes: list[str] = []  # what the build will leave out, said once before it starts
 
 
 def _expand(flag: str, patterns: list[str]) -> list[str]:
@@ -124,6 +123,11 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
     dumps = dumpset.dump_files(_expand("--wikipedia", cfg.wikipedia))
     if not dumps:
         raise ValueError("--wikipedia matches only multistream index files, no dump")
+    for url in dumps:
+        wiki = dumpset.wiki_language(url)
+        if wiki is not None and wiki != cfg.recipe.language:
+            raise ValueError(f"{url} is the {wiki} Wikipedia but the list is for {cfg.recipe.language}: "
+                             f"give --language {wiki}")
     if cfg.wordnet is not None:
         missing = wordnet.missing_files(cfg.wordnet, cfg.recipe.wordnet_entries)
         if missing:
@@ -133,7 +137,10 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
     for url in dumps:
         index = multistream.index_of(url)
         paired.append((url, index if index and fsio.exists(index) else None))
-    return Inputs(paired, _expand("--pageviews", cfg.pageviews))
+    if cfg.omw is not None and not fsio.exists(cfg.omw):
+        raise ValueError(f"--omw {cfg.omw!r} does not exist")
+    note = worldwide.wordnet_note(cfg.recipe.language, cfg.omw)
+    return Inputs(paired, _expand("--pageviews", cfg.pageviews), [note] if note else [])
 
 
 __all__ = ["BuildQueriesConfig", "Inputs", "build_parser", "config_from_args", "resolve_inputs"]

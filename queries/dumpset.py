@@ -62,6 +62,32 @@ def first_page(url: str) -> tuple[str, str] | None:
     return None
 
 
+def wiki_language(url: str) -> str | None:
+    """The Wikipedia language of a dump (`jawiki` -> `ja`), from its file name or else its
+    siteinfo's dbname; None when neither names a Wikipedia."""
+    named = parse_name(url)
+    wiki = named.wiki if named else (first_page(url) or ("", ""))[0]
+    return wiki.removesuffix("wiki") if wiki.endswith("wiki") and len(wiki) > 4 else None
+
+
+def site_namespaces(url: str) -> dict[int, str]:
+    """The wiki's own namespace names (key -> name, the article namespace left out) from the
+    dump's <siteinfo>; {} when it has none or its start is unreadable."""
+    names: dict[int, str] = {}
+    try:
+        with fsspec.open(url, "rb", compression="infer") as f:
+            for _, elem in ET.iterparse(f, events=("end",)):
+                tag = elem.tag.rsplit("}", 1)[-1]
+                if tag == "namespace" and (elem.get("key") or "").lstrip("-").isdigit() and (elem.text or "").strip():
+                    if int(elem.get("key")) != 0:
+                        names[int(elem.get("key"))] = elem.text.strip()
+                elif tag in ("siteinfo", "page"):
+                    break
+    except (ET.ParseError, OSError, EOFError, ValueError):
+        return names
+    return names
+
+
 def _name_conflict(a: str, b: str) -> str | None:
     na, nb = parse_name(a), parse_name(b)
     if na is None or nb is None or na.wiki != nb.wiki:
@@ -95,4 +121,4 @@ def dump_files(files: list[str]) -> list[str]:
     return dumps
 
 
-__all__ = ["dump_files", "first_page", "parse_name"]
+__all__ = ["dump_files", "first_page", "parse_name", "site_namespaces", "wiki_language"]

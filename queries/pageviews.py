@@ -36,21 +36,38 @@ TITLE_STAGE = "titles"
 DOMAINS = frozenset({"en", "en.m"})
 
 
-@dataclass(frozen=True)
-class TitleRule:
-    domains: frozenset[str] = DOMAINS
-    min_line_views: int = 0  # views one line (one hour) needs before it counts at all
-    any_colon: bool = False  # drop every title with a ':' (else only real namespaces)
-
-
-TITLE_RULES = {"wit": TitleRule(), "metaclip": TitleRule(frozenset({"en"}), 50, True)}
-
-# English Wikipedia's namespace prefixes (and their talk pages): not articles.
+# English Wikipedia's namespace prefixes (and their talk pages): not articles. Every wiki also
+# answers to these canonical names.
 NAMESPACES = frozenset({
     "media", "special", "talk", "user", "wikipedia", "wp", "project", "file", "image", "mediawiki",
     "template", "help", "category", "portal", "draft", "timedtext", "module", "book", "education program",
     "gadget", "gadget definition", "topic",
 })
+
+
+@dataclass(frozen=True)
+class TitleRule:
+    domains: frozenset[str] = DOMAINS
+    min_line_views: int = 0  # views one line (one hour) needs before it counts at all
+    any_colon: bool = False  # drop every title with a ':' (else only real namespaces)
+    namespaces: frozenset[str] = NAMESPACES  # lower-case prefixes that are not articles
+
+
+TITLE_RULES = {"wit": TitleRule(), "metaclip": TitleRule(frozenset({"en"}), 50, True)}
+
+
+def rule_for(name: str, language: str = "en", local_namespaces: frozenset[str] = frozenset()) -> TitleRule:
+    """The title rule `name` for one Wikipedia language. English: TITLE_RULES as they are.
+    Another language `xx`: the projects `xx` and `xx.m` (pageview files spell `zh_yue` as
+    `zh-yue`), its own namespace names (lower case, from its dump) beside the canonical ones;
+    `metaclip` is then MetaCLIP 2's build_title.py: every line with views, any title with a ':'
+    out (its merge of the language's other projects, `xx.d` Wiktionary and the like, is not
+    taken: they are not Wikipedia articles)."""
+    if language == "en":
+        return TITLE_RULES[name]
+    domain = language.replace("_", "-")
+    names = NAMESPACES | frozenset(n.lower() for n in local_namespaces)
+    return TitleRule(frozenset({domain, f"{domain}.m"}), 0, name == "metaclip", names)
 NOT_ARTICLES = frozenset({"main page", "-", "undefined"})
 
 
@@ -72,7 +89,7 @@ def decode_title(raw: str) -> str:
     return raw.replace("_", " ").strip()
 
 
-def is_article_title(title: str) -> bool:
+def is_article_title(title: str, namespaces: frozenset[str] = NAMESPACES) -> bool:
     """False for pages outside the article namespace (Special:Search, User talk:X, ...)."""
     if title.lower() in NOT_ARTICLES:
         return False
@@ -80,7 +97,7 @@ def is_article_title(title: str) -> bool:
     if not sep:
         return True
     prefix = prefix.strip().lower()
-    return prefix not in NAMESPACES and prefix.removesuffix(" talk") not in NAMESPACES
+    return prefix not in namespaces and prefix.removesuffix(" talk") not in namespaces
 
 
 def iter_views(source: str | Iterable[str], tally: Tally, rule: TitleRule = TitleRule(),
@@ -152,7 +169,7 @@ def title_drop_reason(title: str, views: int, min_views: int, rule: TitleRule = 
     """Why a title (with its summed views) is not a query, or None to keep it."""
     if not textnorm.normalize(title):
         return "empty"
-    if not is_article_title(title) or (rule.any_colon and ":" in title):
+    if not is_article_title(title, rule.namespaces) or (rule.any_colon and ":" in title):
         return "non_article"
     if views < min_views:
         return "below_views"
@@ -184,4 +201,4 @@ def select_titles(views: Iterable[tuple[str, int]], min_views: int, tally: Tally
 
 
 __all__ = ["DOMAINS", "TITLE_RULES", "ReadError", "TitleRule", "decode_title", "is_article_title", "iter_views", "keep_title",
-           "line_views", "parse_line", "select_titles", "title_drop_reason"]
+           "line_views", "parse_line", "rule_for", "select_titles", "title_drop_reason"]

@@ -27,11 +27,11 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
 import fsspec
 
-from queries.wikitext import wikitext_to_text
+from queries.wikitext import HIDDEN_NAMESPACES, wikitext_to_text
 from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.text.matcher import normalize_batch
 
@@ -45,6 +45,22 @@ READ_BYTES = 1 << 20
 PHRASE_BREAK = re.compile(r"[\n.!?,;:()\[\]{}<>\"“”«»|…–—=*#]+")
 
 OnError = Callable[[str, BaseException], None]
+
+
+class Segmenter(Protocol):
+    """What counting needs of queries.segment.Segmenter."""
+
+    def phrases(self, text: str) -> Iterator[list[str]]: ...
+
+
+@dataclass(frozen=True)
+class Counting:
+    """How one language's articles are counted: its segmenter (None: words are separated by
+    spaces) and the lower-case namespace names whose links show no text (the English ones and
+    the wiki's own, from its dump's siteinfo)."""
+
+    segmenter: Segmenter | None = None
+    hidden: frozenset[str] = HIDDEN_NAMESPACES
 
 
 @dataclass(frozen=True)
@@ -143,13 +159,13 @@ def raise_error(source: str, exc: BaseException) -> None:
     raise RuntimeError(f"reading Wikipedia dump {source}: {type(exc).__name__}: {exc}") from exc
 
 
-def article_text(page: Page) -> tuple[str, str] | Drop:
+def article_text(page: Page, hidden: frozenset[str] = HIDDEN_NAMESPACES) -> tuple[str, str] | Drop:
     """(title, plain text) of an article, or why the page is not one (stage `articles`)."""
     if page.ns != 0:
         return Drop("non_article")
     if page.redirect:
         return Drop("redirect")
-    return page.title, wikitext_to_text(page.text)
+    return page.title, wikitext_to_text(page.text, hidden)
 
 
 def phrases(text: str) -> Iterator[list[str]]:
@@ -164,21 +180,25 @@ def phrases(text: str) -> Iterator[list[str]]:
             yield toks
 
 
-def count_ngrams(text: str) -> tuple[Counter[str], Counter[str]]:
-    """(unigram counts, bigram counts) of plain text; a bigram key is 'a b'."""
+def count_ngrams(text: str, segmenter: Segmenter | None = None) -> tuple[Counter[str], Counter[str]]:
+    """(unigram counts, bigram counts) of plain text; a bigram key is 'a b'. A language written
+    without spaces gives its segmenter (queries.segment), which cuts the phrases into words."""
     unigrams: Counter[str] = Counter()
     bigrams: Counter[str] = Counter()
-    for toks in phrases(text):
+    for toks in (phrases(text) if segmenter is None else segmenter.phrases(text)):
         unigrams.update(toks)
         bigrams.update(f"{a} {b}" for a, b in zip(toks, toks[1:]))
     return unigrams, bigrams
 
 
-def article_ngrams(page: Page) -> tuple[Counter[str], Counter[str]] | Drop:
+def article_ngrams(page: Page, counting: Counting | None = None) -> tuple[Counter[str], Counter[str]] | Drop:
     """A page's n-gram counts when it is an article (the per-record function of `articles`)."""
-    article = article_text(page)
-    return article if isinstance(article, Drop) else count_ngrams(article[1])
+    if counting is None:
+        article = article_text(page)
+        return article if isinstance(article, Drop) else count_ngrams(article[1])
+    article = article_text(page, counting.hidden)
+    return article if isinstance(article, Drop) else count_ngrams(article[1], counting.segmenter)
 
 
-__all__ = ["INPUT_STAGE", "PAGE_STAGE", "PHRASE_BREAK", "Page", "STAGE", "article_ngrams", "article_text",
+__all__ = ["Counting", "INPUT_STAGE", "PAGE_STAGE", "PHRASE_BREAK", "Page", "STAGE", "article_ngrams", "article_text",
            "count_ngrams", "iter_pages", "page_of", "pages_of_unit", "phrases", "raise_error", "wikitext_to_text"]

@@ -108,20 +108,22 @@ def _brace_span(text: str, start: int, end: int) -> str | None:
     return " " if following == "{" else "\n" if following == "|" and text[end - 1] == "|" else None
 
 
-def _link_span(text: str, start: int, end: int) -> str | None:
+def _link_span(text: str, start: int, end: int, hidden: frozenset[str] = HIDDEN_NAMESPACES) -> str | None:
     if text[start + 1:start + 2] != "[" or text[end - 1] != "]":
         return None  # a single bracket, e.g. `[above]` or an external link
-    return render_link(text[start + 2:end - 1])
+    return render_link(text[start + 2:end - 1], hidden)
 
 
-def render_link(inner: str) -> str:
-    """What `[[inner]]` shows: '' for hidden links, else the label (or the target)."""
+def render_link(inner: str, hidden: frozenset[str] = HIDDEN_NAMESPACES) -> str:
+    """What `[[inner]]` shows: '' for hidden links, else the label (or the target). `hidden`:
+    lower-case namespace names whose links show nothing (a wiki's own names for file, media
+    and category beside the English ones)."""
     target, sep, label = inner.partition("|")
     target = target.strip()
     visible = target.startswith(":")
     prefix, colon, _ = target.lstrip(":").partition(":")
     prefix = prefix.strip().lower()
-    if not visible and colon and (prefix in HIDDEN_NAMESPACES or _INTERLANGUAGE.fullmatch(prefix)):
+    if not visible and colon and (prefix in hidden or _INTERLANGUAGE.fullmatch(prefix)):
         return ""
     shown = label if sep and label.strip() else target.lstrip(":")
     # Links inside a label are not valid wikitext (file captions, which hold them, went above):
@@ -129,14 +131,15 @@ def render_link(inner: str) -> str:
     return shown.replace("[[", "").replace("]]", "")
 
 
-def wikitext_to_text(wikitext: str) -> str:
+def wikitext_to_text(wikitext: str, hidden: frozenset[str] = HIDDEN_NAMESPACES) -> str:
     """Plain text of an article's wikitext (see the module docstring for the steps)."""
     text = _COMMENT.sub("", wikitext)
     text = _blocks(text)
     text = _replace_outer(text, "{", "}", _brace_span)
     text = _EXTERNAL_LINK.sub(r"\1", text)
     text = _BARE_URL.sub(" ", text)
-    text = _replace_outer(text, "[", "]", _link_span)
+    text = _replace_outer(text, "[", "]", _link_span if hidden is HIDDEN_NAMESPACES
+                          else lambda t, a, b: _link_span(t, a, b, hidden))
     text = _HTML_TAG.sub(" ", text)
     text = _HEADING.sub(r"\1", text)
     text = _BOLD_ITALIC.sub("", text)

@@ -7,6 +7,8 @@ the same files (never write into `crawl.root`: copy what you need to modify).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,3 +59,23 @@ def real_warc() -> Path:
         if path.is_file():
             return path
     pytest.skip(f"real Common Crawl sample not found (looked in {', '.join(map(str, candidates))})")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    out: Path  # the demo's --out: harvest/, raw/, shards/, train/, report.html, ...
+    code: int  # demo.run's exit code
+    printed: str  # what the demo printed (its own lines; the stages' processes print to the terminal)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """One small `wit demo` per test session (about a minute of CPU), shared by the tests that
+    read its outputs: never write into it (copy what you need to modify)."""
+    from wit_pipeline import demo
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = demo.run(["--out", str(out), "--pages", "60", "--steps", "10", "--batch-size", "16", "--port", "0"])
+    return DemoRun(out=out, code=code, printed=buf.getvalue())

@@ -92,3 +92,30 @@ def test_demo_names_the_bundled_list_wherever_it_runs():
 
     assert resolve(DEMO) == DEMO_ALLOWLIST and resolve("gs://b/list.tsv") == "gs://b/list.tsv"
     assert load_allowlist(DEMO).queries == load_allowlist(DEMO_ALLOWLIST).queries
+
+
+def test_a_megabyte_line_makes_a_short_error():
+    line = "x" * 10**6  # one field: the wrong number of fields
+    with pytest.raises(ValueError) as info:
+        parse_allowlist(f"query\tsource\tstat\n{line}\n")
+    message = str(info.value)
+    assert "line 2" in message and "1000000 characters" in message and len(message) < 300
+    with pytest.raises(ValueError) as info:
+        parse_allowlist(f"{line}\ncat\tunigram\t1\n")
+    assert "header must be" in str(info.value) and len(str(info.value)) < 300
+
+
+def test_non_utf8_allowlist_names_its_file_and_line(tmp_path):
+    path = tmp_path / "allow.tsv"
+    path.write_bytes(b"query\tsource\tstat\ncat\tunigram\t1\nbad\xff\tunigram\t2\n")
+    with pytest.raises(ValueError, match=r"allow\.tsv line 3: not UTF-8 \(byte 0xff"):
+        load_allowlist(str(path))
+
+
+def test_a_header_only_allowlist_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no queries"):
+        parse_allowlist("query\tsource\tstat\n")
+    path = tmp_path / "allow.tsv"
+    path.write_text("query\tsource\tstat\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"allow\.tsv: no queries"):
+        load_allowlist(str(path))

@@ -213,13 +213,13 @@ def test_column_hashes_are_the_per_pair_hashes() -> None:
 
 
 def test_local_cap_is_each_querys_smallest_cap_order() -> None:
-    """harvest_global.local_cap (numpy) sends, per query, the t smallest cap_order of a bucket,
+    """harvest.select.local_cap (numpy) sends, per query, the t smallest cap_order of a bucket,
     duplicates and key ties included, exactly as a per-query heap over cap_order would."""
     import heapq
 
     import numpy as np
 
-    from wit_pipeline.stages import harvest_global as hg
+    from wit_pipeline.stages.harvest import select as hg
 
     rng = np.random.default_rng(5)
     for trial in range(60):

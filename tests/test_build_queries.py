@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from queries import build, dumpset, multistream, pageviews, pmi, sample_dump, wikipedia, wordnet
+from wit_pipeline.core import outputs
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import DictTally, Drop, stages_from_counters
 from wit_pipeline.text.allowlist import load_allowlist
 from wit_pipeline.text.matcher import QueryMatcher
@@ -433,7 +435,7 @@ def test_parse_quotas_and_recipe_validation():
     assert build.parse_quotas("unigram=5, title=2") == {"unigram": 5, "title": 2}
     with pytest.raises(ValueError, match="bad quota 'words=5'"):
         build.parse_quotas("words=5")
-    with pytest.raises(ValueError, match="title_rule must be one of metaclip, wit|title_rule must be one of wit"):
+    with pytest.raises(ValueError, match="--title-rule must be one of"):
         build.Recipe(title_rule="x")
     d = build.Recipe()
     assert (d.numbers, d.wordnet_entries, d.quotas, d.title_rule, d.max_queries) == (100, "synsets", {}, "wit", 500_000)
@@ -459,7 +461,7 @@ def _run_job(sources, out: Path, *extra: str) -> dict:
     code = main(["build-queries", "--wikipedia", sources["dump"], "--pageviews", sources["pageviews"],
                  "--wordnet", sources["wordnet"], "--output", str(out), *CLI_THRESHOLDS, *extra])
     assert code == 0
-    return json.loads((out / "stats.json").read_text())
+    return json.loads((out / STATS).read_text())
 
 
 def test_beam_job_writes_the_expected_allowlist_and_stats(sources, tmp_path):
@@ -477,11 +479,11 @@ def test_beam_job_writes_the_expected_allowlist_and_stats(sources, tmp_path):
     words = "the red fox runs a sleeps see also new york is city has map".split()
     assert shards["unigram_shards"] == {"name": "unigram_shards", "in": len({pmi.shard_of(w, 512) for w in words}),
                                         "out": len({pmi.shard_of(w, 512) for w in words}), "dropped": {}}
-    assert stats["config"]["recipe"] == asdict(RECIPE) and stats["config"]["count_shards"] == 512
+    assert stats["config"]["recipe"] == json.loads(json.dumps(asdict(RECIPE))) and stats["config"]["count_shards"] == 512
     assert stats["config"]["wikipedia"] == [sources["dump"]] and stats["reads"]["units"] == 2
-    assert sorted(p.name for p in out.iterdir()) == ["allowlist.tsv", "dead_letter.parquet", "reads.jsonl",
-                                                     "stats.json"]
-    assert pq.read_table(out / "dead_letter.parquet").num_rows == 0
+    assert sorted(p.name for p in out.iterdir()) == ["allowlist.tsv", "dead_letter", "reads.jsonl",
+                                                     STATS]
+    assert pq.read_table(out / outputs.DEAD_LETTERS).num_rows == 0
 
     allow = load_allowlist(str(out / "allowlist.tsv"))
     assert allow.sources.count("wordnet") == 7 and allow.stats[11] == 10.6667
@@ -506,20 +508,21 @@ def test_one_failing_article_is_a_dead_letter_and_the_rest_is_counted(sources, t
     by_name = {s["name"]: s for s in stats["stages"]}
     assert by_name["articles"] == {"name": "articles", "in": 4, "out": 1,
                                    "dropped": {"error": 1, "non_article": 1, "redirect": 1}}
-    dead = pq.read_table(out / "dead_letter.parquet").to_pylist()
+    dead = pq.read_table(out / outputs.DEAD_LETTERS).to_pylist()
     assert dead == [{"stage": "articles", "source": "New York", "error": "ValueError: injected fault"}]
     # Only 'Red fox' was counted: the, red, fox, runs, a, sleeps, see, also; red 2, fox 2, else 1.
     assert by_name["unigrams"]["in"] == 8 and by_name["allowlist"]["in"] == by_name["allowlist"]["out"] + sum(
         by_name["allowlist"]["dropped"].values())
 
 
-def test_bad_options_are_clear_errors(sources, tmp_path):
+def test_bad_options_are_clear_errors(sources, tmp_path, capsys):
     from beam_jobs.build_queries import run
 
-    with pytest.raises(SystemExit, match="--source-quotas: bad quota"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--source-quotas", "x=1"])
-    with pytest.raises(SystemExit, match="min_bigram_count must be >= 1"):
-        run(["--wikipedia", sources["dump"], "--output", str(tmp_path), "--min-bigram-count", "0"])
+    for flag, value, message in (("--source-quotas", "x=1", "--source-quotas: bad quota"),
+                                 ("--min-bigram-count", "0", "--min-bigram-count must be >= 1")):
+        with pytest.raises(SystemExit) as exit_:
+            run(["--wikipedia", sources["dump"], "--output", str(tmp_path), flag, value])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--wikipedia '.*nothing-here.*' matches no file"):
         run(["--wikipedia", str(tmp_path / "nothing-here*.bz2"), "--output", str(tmp_path)])
     with pytest.raises(SystemExit, match="--wordnet .* lacks data.noun, data.verb, data.adj, data.adv"):
@@ -556,7 +559,7 @@ def test_multistream_dump_is_read_in_parallel_ranges_and_gives_the_plain_dumps_l
     want = (tmp_path / "a" / "allowlist.tsv").read_bytes()
     assert (tmp_path / "b" / "allowlist.tsv").read_bytes() == want
     assert want.count(b"\tbigram\t") >= len(sample_dump.COLLOCATIONS) and want.count(b"\tunigram\t") > 50
-    a, b = (json.loads((tmp_path / x / "stats.json").read_text()) for x in "ab")
+    a, b = (json.loads((tmp_path / x / STATS).read_text()) for x in "ab")
     assert a["reads"] == {"units": 1, "workers": 1, "max_parallel": 1}
     assert b["reads"]["units"] >= 8 and b["reads"]["workers"] == 2 and b["reads"]["max_parallel"] >= 2
     stage = {s["name"]: s for s in b["stages"]}
@@ -565,3 +568,34 @@ def test_multistream_dump_is_read_in_parallel_ranges_and_gives_the_plain_dumps_l
         s for s in b["stages"] if s["name"] not in ("inputs", "dumps")]  # the shard tables too: sums per shard
     reads = [json.loads(line) for line in (tmp_path / "b" / "reads.jsonl").read_text().splitlines()]
     assert sum(r["pages"] for r in reads) == 400 and reads[0]["start"] > 0  # the header stream is not read
+
+
+def test_a_plain_dump_damaged_part_way_is_said_loudly_or_fails_with_strict(tmp_path, capsys):
+    """A bz2 dump corrupt part way gives the pages before the damage: the run finishes
+    (the rest is counted), but stats.json, the summary and stderr say the list is partial;
+    with --strict it fails in one line and leaves no allowlist."""
+    from beam_jobs.build_queries import run
+
+    pages = sample_dump.sample_pages(400, seed=5)  # 1.6 MB of XML: 16 bz2 blocks of 100 kB
+    data = bytearray(bz2.compress(sample_dump.HEADER + b"".join(pages) + sample_dump.FOOTER, compresslevel=1))
+    at = len(data) * 17 // 20  # past the reader's first 1 MB: what was read before it counts
+    data[at:at + 64] = bytes(64)  # a block's bytes are zeros
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (dumps / "enwiki-20240501-pages-articles.xml.bz2").write_bytes(bytes(data))
+    common = ["--wikipedia", str(dumps / "*.bz2"), "--wordnet", "none", "--min-unigram-count", "5",
+              "--min-bigram-count", "5", "--min-pmi", "2", "--numbers", "0"]
+    assert run([*common, "--output", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: INCOMPLETE: 1 of 1 dump reading unit(s) stopped early" in captured.err
+    assert "(INCOMPLETE: part of the dump was not read)" in captured.out
+    doc = json.loads((tmp_path / "a" / STATS).read_text())
+    assert doc["incomplete"] == {"dump_files": 0, "units": 1, "units_read": 1, "strict": False}
+    stage = {s["name"]: s for s in doc["stages"]}
+    assert stage["inputs"]["dropped"] == {"error": 1} and 0 < stage["pages"]["in"] < 400
+    assert (tmp_path / "a" / "allowlist.tsv").exists()
+
+    with pytest.raises(SystemExit, match=r"^wit build-queries: --strict: 1 of 1 dump reading unit\(s\) stopped early"):
+        run([*common, "--output", str(tmp_path / "b"), "--strict"])
+    assert not (tmp_path / "b" / "allowlist.tsv").exists()
+    assert json.loads((tmp_path / "b" / STATS).read_text())["incomplete"]["strict"] is True

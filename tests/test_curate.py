@@ -25,6 +25,7 @@ from beam_jobs import curate
 from beam_jobs.common import make_pipeline
 from wit_pipeline import shards
 from wit_pipeline.core import keys, parquet_io, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.balance import select_cap
@@ -112,7 +113,7 @@ def make_raw(root: Path) -> dict:
     b.add("http://img.example/noimage.jpg", "no image", None, [0])
     k["noquery"] = b.add("http://img.example/nq.jpg", "no query", encode(render(all_concepts()[0], (256, 256), 99)), [])
     _add(a.tar, "../evil.jpg", data[11])
-    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")  # issue 8: bad_key
+    b.add("http://img.example/evil10.jpg", "evil key", data[12], [0], sample_key="../../evil10")
     # planted distances to the original (d=4): same hash -> exact_duplicate, 1..d -> near_duplicate
     dist = {
         name: phash.hamming(hashes[i], phash.phash64_bytes(img)[0])
@@ -182,7 +183,7 @@ def _dead_letters(out: Path) -> list[dict]:
 
 
 def _stages(out: Path) -> dict:
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     return {s["name"]: {f: s[f] for f in ("in", "out", "dropped")} for s in doc["stages"]}
 
 
@@ -198,7 +199,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     manifest = shards.read_manifest(str(out))
     assert [(s["name"], s["samples"]) for s in manifest["shards"]] == [("wit-000000.tar", 4), ("wit-000001.tar", 2)]
     assert manifest["seed"] == 5 and manifest["config"]["t"] == 2 and manifest["config"]["rebalance"] is True
-    assert manifest["config"] == json.loads((out / "stats.json").read_text())["config"]
+    assert manifest["config"] == json.loads((out / STATS).read_text())["config"]
     assert sorted(manifest["config"]) == sorted(f.name for f in dataclasses.fields(stage.CurateConfig))
     assert [shards.sha256_of(str(out / s["name"])) for s in manifest["shards"]] == [s["sha256"] for s in manifest["shards"]]
 
@@ -227,7 +228,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     again = shards.read_manifest(str(out))
     assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
     assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
-    assert sorted(p.name for p in out.iterdir()) == [".wit-curate", "dead_letter", "manifest.json", "stats.json", "wit-000000.tar",
+    assert sorted(p.name for p in out.iterdir()) == [".wit-curate", "dead_letter", "manifest.json", STATS, "wit-000000.tar",
                                                      "wit-000001.tar"]
     assert _stages(out)["write"]["out"] == 6
     assert _dead_letters(out) == []
@@ -252,7 +253,7 @@ def test_curate_without_rebalance_keeps_every_survivor(raw: dict, tmp_path: Path
 
 
 def test_a_record_whose_handling_raises_costs_only_itself(raw: dict, tmp_path: Path, monkeypatch) -> None:
-    """Fault injection (issue 8): one record's decode raises, and so does reading one eval
+    """Fault injection: one record's decode raises, and so does reading one eval
     file; the job exits 0, each is a dead letter and a dropped.error, an eval tar that is not
     a tar is `unreadable`, and every other record is where it was."""
     victim = raw["keys"][2]
@@ -421,3 +422,63 @@ def test_one_key_under_two_near_hashes_is_not_its_own_near_duplicate():
         for key, dist in stage.band_drops((band, members), D):
             drops[key] = min(drops.get(key, 9), dist)
     assert drops == {"L": 1}  # L is near K's better copy; K is not near itself
+
+
+def _member(tar: tarfile.TarFile, name: str | bytes, data: bytes) -> None:
+    info = tarfile.TarInfo("x")
+    info.name = name.decode("utf-8", "surrogateescape") if isinstance(name, bytes) else name
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def test_hostile_captions_cost_only_themselves(tmp_path: Path) -> None:
+    """A raw shard whose captions are a lone surrogate (JSON "\\ud800", which json.loads
+    accepts), a surrogate in another string, a 2 MB caption, a member named in non-UTF-8 bytes
+    and a NaN lang_score: curate finishes, each is a counted drop with its reason, and the
+    shard's JSON stays strict (NaN written as null)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    images = [encode(render(c, (128, 128), seed=i)) for i, c in enumerate(random.Random(5).sample(all_concepts(), 5))]
+    with tarfile.open(raw / "00000.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        def sample(n: int, meta_json: str, image: bytes, txt: bytes = b"x") -> None:
+            _member(tar, f"{n:09d}.jpg", image)
+            _member(tar, f"{n:09d}.txt", txt)
+            _member(tar, f"{n:09d}.json", meta_json.encode())
+
+        def meta(n: int, caption: str, **extra) -> str:  # ensure_ascii: a surrogate stays an escape
+            return json.dumps({"url": f"http://img.example/{n}.jpg", "caption": caption, "query_ids": [0],
+                               "page_url": "http://page.example/", "language": "en", "lang_score": 0.5, **extra})
+
+        sample(0, meta(0, "a good red picture"), images[0])
+        sample(1, meta(1, "\ud800"), images[1])
+        sample(2, meta(2, "a red thing", page_url="http://page.example/\udfff"), images[2])
+        sample(3, meta(3, "red " * 500_000), images[3])
+        sample(4, meta(4, "a red nan score", lang_score=float("nan")), images[4])
+        _member(tar, b"\xff\xfe.jpg", images[0])  # not UTF-8: tarfile makes it surrogates
+    (raw / "00000_stats.json").write_text("{}")
+    allow = tmp_path / "allow.tsv"
+    allow.write_text("query\tsource\tstat\nred\tword\t1\n")
+    out = tmp_path / "out"
+    assert curate.run(["--input", str(raw), "--output", str(out), "--allowlist", str(allow)]) == 0
+    assert _stages(out)["read"] == {"in": 6, "out": 2,
+                                    "dropped": {"bad_member": 1, "bad_text": 2, "too_long": 1}}
+    assert _stages(out)["write"]["out"] == 2
+    docs = {}
+    for s in _read_all(out):
+        docs[s["__key__"]] = json.loads(s["json"], parse_constant=lambda c: pytest.fail(f"{c} in a shard's JSON"))
+    assert sorted(d["text"] for d in docs.values()) == ["a good red picture", "a red nan score"]
+    assert sorted(d["lang_score"] is None for d in docs.values()) == [False, True]
+
+
+def test_caption_length_cap_is_a_config_field(tmp_path: Path, capsys) -> None:
+    assert stage.read(_raw_sample("x" * 1000)) != stage.read(_raw_sample("x" * 1001))
+    assert stage.read(_raw_sample("x" * 1001)).reason == "too_long"
+    assert stage.read(_raw_sample("x" * 20), max_caption_chars=10).reason == "too_long"
+    with pytest.raises(SystemExit) as exit_:
+        curate.parse_args(["--input", "x", "--output", str(tmp_path), "--max-caption-chars", "0"])
+    assert exit_.value.code == 2 and "--max-caption-chars must be positive" in capsys.readouterr().err
+
+
+def _raw_sample(caption: str) -> dict:
+    meta = {"url": "http://img.example/1.jpg", "caption": caption}
+    return {"__key__": "000000000", "__url__": "x.tar", "jpg": b"jpeg", "json": json.dumps(meta).encode()}

@@ -10,24 +10,26 @@ import pytest
 
 from wit_pipeline import demo
 from wit_pipeline import inspect as wi
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import check_stages
 
 
 @pytest.mark.slow
-def test_small_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "demo"
-    assert demo.run(["--out", str(out), "--pages", "60", "--steps", "10", "--batch-size", "16", "--port", "0"]) == 0
-    printed = capsys.readouterr().out
-    for stage in ("harvest", "download", "curate", "inspect", "train", "eval"):
+def test_small_demo_runs_every_stage(demo_run) -> None:
+    out = demo_run.out
+    assert demo_run.code == 0
+    printed = demo_run.printed
+    for stage in ("harvest", "download", "curate", "inspect", "train", "eval", "report"):
         assert f"=== wit {stage} " in printed
-    harvest = json.loads((out / "harvest" / "stats.json").read_text())
+    harvest = json.loads((out / "harvest" / STATS).read_text())
     check_stages(harvest["stages"])
     assert {s["name"]: s for s in harvest["stages"]}["match"]["dropped"] == {"no_match": 6}
-    raw = json.loads((out / "raw" / "stats.json").read_text())["stages"][0]
-    curate = json.loads((out / "shards" / "stats.json").read_text())["stages"]
+    raw = json.loads((out / "raw" / STATS).read_text())["stages"][0]
+    curate = json.loads((out / "shards" / STATS).read_text())["stages"]
     assert raw["out"] == curate[0]["in"] > 0  # download's saved images are what curate reads
     assert wi.run([str(out / "shards"), "--check", "--no-progress"]) == 0
     assert (out / "contact-sheet.png").stat().st_size > 0 and (out / "queries.png").stat().st_size > 0
+    assert (out / "report.html").stat().st_size > 0
     metrics = json.loads((out / "train" / "metrics.json").read_text())
     assert metrics["zero_shot"]["n"] == 384 - metrics["decontamination"]["removed"] and 0.0 <= metrics["zero_shot"]["top1"] <= 1.0
 

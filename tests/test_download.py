@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline.core import keys, ownership, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
@@ -98,7 +99,7 @@ EXPECTED = {
         "failed_to_download.http_404": 1,
         "failed_to_resize.too_small": 1,
         "failed_to_resize.undecodable": 1,
-        "opted_out": 1,
+        "opted_out.x_robots_tag": 1,
         "unsafe_host.cloud_metadata": 1,
     },
 }
@@ -121,7 +122,7 @@ def _stage(doc, name=dl.STAGE):
 def test_download_counts_and_outputs(site, first_run):
     out, doc = first_run["out"], first_run["doc"]
     assert _stage(doc) == EXPECTED
-    assert json.load(open(os.path.join(out, "stats.json"))) == doc
+    assert json.load(open(os.path.join(out, STATS))) == doc
     assert doc["shards"] == ["00000", "00001", "00002"]
     good = sorted(r["key"] for r in site["rows"][:N_GOOD])
     found = tar_keys(out)
@@ -208,11 +209,11 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
     assert code == 0
-    assert sorted(os.listdir(out)) == [".wit-download", "selected-a", "selected-b", "stats.json"]
+    assert sorted(os.listdir(out)) == [".wit-download", "_consent", "selected-a", "selected-b", STATS]
     assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
     found = tar_keys(out)
     assert sorted(found) == dl.saved_keys(out)
-    doc = json.load(open(os.path.join(out, "stats.json")))
+    doc = json.load(open(os.path.join(out, STATS)))
     expected = dict(EXPECTED, **{"in": 12})
     expected["dropped"] = {k: v for k, v in EXPECTED["dropped"].items() if k != "duplicate_key"}
     assert _stage(doc) == expected
@@ -231,7 +232,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
         ("failed_to_download", "<urlopen error [Errno 111] Connection refused>", "failed_to_download.connection_refused"),
         ("failed_to_download", "The read operation timed out", "failed_to_download.timeout"),
         ("failed_to_download", "<urlopen error [Errno -2] Name or service not known>", "failed_to_download.dns"),
-        ("failed_to_download", dl.OPT_OUT_MESSAGE, "opted_out"),
+        ("failed_to_download", dl.OPT_OUT_MESSAGE, "opted_out.x_robots_tag"),
         ("failed_to_download", "something new", "failed_to_download.other"),
         ("failed_to_resize", "Image decoding error", "failed_to_resize.undecodable"),
         ("failed_to_resize", "image area too large", "failed_to_resize.too_many_pixels"),
@@ -327,7 +328,15 @@ def test_killed_download_takes_its_workers_with_it(tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         workers = []
         try:
-            held.append(server.accept()[0])  # a worker is fetching and will wait for an answer
+            while True:  # robots.txt and tdmrep.json get a 404 (no rules); an image request is held
+                conn = server.accept()[0]
+                line = conn.recv(4096).split(b"\r\n", 1)[0]
+                if b"/robots.txt" in line or b"/.well-known/tdmrep.json" in line:
+                    conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    conn.close()
+                    continue
+                held.append(conn)  # a worker is fetching and will wait for an answer
+                break
             workers = _children(proc.pid)
             assert workers
             proc.send_signal(signal.SIGKILL)
@@ -357,7 +366,7 @@ def test_output_that_is_not_a_download_is_refused_untouched(tmp_path, capsys):
     (harvest / "selected").mkdir(parents=True)
     (harvest / "dead_letter").mkdir()
     selected = _write(harvest / "selected" / "part-00000-of-00001.parquet", _rows(["file:///etc/passwd"]))
-    (harvest / "stats.json").write_text(json.dumps({"stages": [{"name": "extract", "in": 1, "out": 1, "dropped": {}}]}))
+    (harvest / STATS).write_text(json.dumps({"stages": [{"name": "extract", "in": 1, "out": 1, "dropped": {}}]}))
     (harvest / "query_counts.parquet").write_bytes(b"counts")
     (harvest / "dead_letter" / "part-00000-of-00001.parquet").write_bytes(b"dead")
     before = _files(harvest)
@@ -423,7 +432,7 @@ def test_beam_engine_one_failing_file_costs_only_itself(tmp_path, monkeypatch, c
     code = job.run(["--input", str(inputs / "*.parquet"), "--output", str(out), "--engine", "beam"])
     assert code == 1  # the job finished; it saved no image (the good file's URLs are refused)
     assert "2 input file(s) failed" in capsys.readouterr().out
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     assert _stage(doc, job.FILES_STAGE) == {"in": 3, "out": 1, "dropped": {"error": 2}}
     assert _stage(doc) == {"in": 2, "out": 0, "dropped": {"bad_url.scheme": 1, "unsafe_host.cloud_metadata": 1}}
     dead = pq.read_table(out / job.FILES_DEAD_LETTER).to_pylist()

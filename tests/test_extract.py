@@ -373,22 +373,30 @@ def test_generated_crawl_matches_truth(crawl, kind: str) -> None:
 
 
 def test_entities_are_decoded_once_in_warc_and_wat(tmp_path: Path) -> None:
-    """The HTML parser decodes the WARC's attributes; WAT values are raw and decoded here."""
-    warc = tmp_path / "e.warc.gz"
-    with open(warc, "wb") as f:
-        w = WARCWriter(f, gzip=True)
-        _response(w, "https://e.org/p", b'<img src="a.png" alt="Tom &amp;amp; Jerry &amp; friends">', "text/html")
-    wat = tmp_path / "e.wat.gz"
-    links = [{"path": "IMG@/src", "url": "a.png", "alt": "Tom &amp;amp; Jerry &amp; friends"}]
-    with open(wat, "wb") as f:
-        w = WARCWriter(f, gzip=True)
-        payload = _envelope("response", "https://e.org/p", {"Response-Message": {"Status": "200"},
-                                                             "HTML-Metadata": {"Links": links}})
-        w.write_record(w.create_warc_record("https://e.org/p", "metadata", payload=io.BytesIO(payload),
-                                            warc_content_type="application/json"))
-    for path in (warc, wat):
-        pairs, _, errors = extract(str(path))
-        assert errors == [] and [p["text"] for p in pairs] == ["Tom &amp; Jerry & friends"], path
+    """The same page as a WARC and as the WAT Common Crawl makes of it gives the same pair and
+    sample key. The HTML scan decodes the WARC's attributes once; Common Crawl's WAT extractor
+    (ia-web-commons' ExtractingParseObserver) decodes every attribute it records, so an alt of
+    `&amp;amp;` in the HTML is `&amp;` in the WAT and must stay so."""
+    from wit_pipeline.core.keys import sample_key
+    from wit_pipeline.synthetic.warc_writer import CrawlFileWriter, Page
+
+    alt_html = "Tom &amp;amp; Jerry &amp; friends &lt;3 &copy=2"
+    alt_decoded = "Tom &amp; Jerry & friends <3 &copy=2"  # what the WAT records
+    html_doc = f'<html><body><img src="a.png?x=1&amp;y=2" alt="{alt_html}"></body></html>'
+    page = Page(url="https://e.org/p", html=html_doc, title="p",
+                links=[{"path": "IMG@/src", "url": "a.png?x=1&y=2", "alt": alt_decoded}])
+    writer = CrawlFileWriter("e.warc.gz", seed=1)
+    writer.add_page(page, writer.start)
+    warc_bytes, wat_bytes = writer.finish()
+    (tmp_path / "e.warc.gz").write_bytes(warc_bytes)
+    (tmp_path / "e.warc.wat.gz").write_bytes(wat_bytes)
+    got = []
+    for name in ("e.warc.gz", "e.warc.wat.gz"):
+        pairs, _, errors = extract(str(tmp_path / name))
+        assert errors == [], name
+        got.append([(p["url"], p["text"], sample_key(p["url"], p["text"])) for p in pairs])
+    assert got[0] == got[1]
+    assert [(u, t) for u, t, _ in got[0]] == [("https://e.org/a.png?x=1&y=2", alt_decoded)]
 
 
 def test_malformed_wat_fields_are_absent_not_fatal(tmp_path: Path) -> None:
@@ -411,3 +419,11 @@ def test_malformed_wat_fields_are_absent_not_fatal(tmp_path: Path) -> None:
     assert [(p["url"], p["text"]) for p in pairs] == [("https://m.org/b.png", "fine")] * 2
     assert counts["extract:in"] == 6 and counts["extract:dropped.no_text"] == 2
     assert counts["extract:dropped.empty_src"] == 2
+
+
+def test_a_lone_surrogate_in_a_wat_envelope_is_bad_json() -> None:
+    """json.loads accepts "\\ud800" and would hand a string no coder can encode to later stages;
+    orjson refuses it, so the record is a counted `bad_json`."""
+    ok = _envelope("response", WAT_PAGE)
+    assert wat_page(ok) != "bad_json"
+    assert wat_page(ok.replace(WAT_PAGE.encode(), b"https://x.org/\\ud800", 1)) == "bad_json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline import cli
@@ -185,3 +186,25 @@ def test_a_process_that_read_parquet_exits_cleanly(tmp_path):
     callers = [str(p.relative_to(root)) for d in ("wit_pipeline", "beam_jobs", "train")
                for p in (root / d).rglob("*.py") if "pq.read_table(" in p.read_text()]
     assert callers == []
+
+
+def test_read_parquet_refuses_a_missing_column(tmp_path):
+    """pq.ParquetFile(f).read(columns=[...]) silently leaves out a column the file lacks:
+    read_parquet raises instead, so a caller does not get a table without it."""
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"key": ["8000000000000005", "0000000000000007"]}), path)
+    with pytest.raises(pa.ArrowInvalid):
+        parquet_io.read_parquet(str(path), columns=["page_url"])
+
+
+def test_a_parquet_string_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    """Parquet does not check UTF-8; an invalid string would fail later in a coder or a
+    conversion that names nothing (a crafted selected-pairs file reaching download)."""
+    import pyarrow.parquet as pq
+
+    raw = pa.array([b"ok", b"bad\xff"], type=pa.binary())
+    table = pa.table({"caption": pa.Array.from_buffers(pa.string(), 2, raw.buffers())})
+    path = tmp_path / "sel.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(pa.ArrowInvalid, match=r"sel\.parquet: .*Invalid UTF8"):
+        parquet_io.read_parquet(str(path))

@@ -17,11 +17,12 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that
 
 from beam_jobs import harvest
-from beam_jobs import harvest_global as hg
+from beam_jobs.harvest_global import Balance
 from wit_pipeline.core import keys, parquet_io, schema, stats
-from wit_pipeline.stages import harvest_global as hglobal
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages.balance import cap_rank, keeping_queries, select_cap, select_prob
-from wit_pipeline.stages.harvest_inputs import source_files
+from wit_pipeline.stages.harvest import outputs, select
+from wit_pipeline.stages.harvest.inputs import source_files
 
 
 def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
@@ -34,10 +35,10 @@ def _skewed_records(n: int, n_queries: int, seed: int = 7) -> list[dict]:
     return records
 
 
-def _lights(records: list[dict]) -> hglobal.Lights:
+def _lights(records: list[dict]) -> select.Lights:
     qstart = np.cumsum([0] + [len(r["query_ids"]) for r in records])
     n = len(records)
-    return hglobal.Lights(np.array([int(r["key"], 16) for r in records], np.uint64), np.arange(n, dtype=np.int64),
+    return select.Lights(np.array([int(r["key"], 16) for r in records], np.uint64), np.arange(n, dtype=np.int64),
                           np.zeros(n, np.int64), np.arange(n, dtype=np.int64), qstart.astype(np.int64),
                           np.array([q for r in records for q in r["query_ids"]], np.int32))
 
@@ -54,7 +55,7 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
 
     def check(balanced):
         chosen = [key for (lights, _), kept in balanced
-                  for key, picked in zip(lights.keys_hex(), hglobal.chosen(lights, kept)) if picked]
+                  for key, picked in zip(lights.keys_hex(), select.selected_mask(lights, kept)) if picked]
         assert len(chosen) == len(set(chosen))  # no record twice
         assert set(chosen) == expected
         assert len(chosen) < len(records) / 2  # the frequent queries (hundreds of pairs) were capped
@@ -66,13 +67,13 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
                 ranked = sorted((cap_rank(k, q, 0), k) for k, ids in by_key.items() if q in ids)
                 assert {k for _, k in ranked[:t]} == {k for k, kept in kept_by.items() if q in kept}
 
-    buckets = list(hglobal.by_bucket(_lights(records)))
+    buckets = list(select.by_bucket(_lights(records)))
     assert len(buckets) > 100  # spread over many buckets, as a crawl's candidates are
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         pcoll = p | beam.Create([(b, (lights, len(lights))) for b, lights in buckets])
-        matched = (pcoll | beam.Map(lambda item: {"matched_by_query": hglobal.query_counts(item[1][0])})
-                   | beam.CombineGlobally(hglobal.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
-        assert_that(pcoll | hg.Balance(mode, t, 0, matched), check)
+        matched = (pcoll | beam.Map(lambda item: {"matched_by_query": select.query_counts(item[1][0])})
+                   | beam.CombineGlobally(select.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
+        assert_that(pcoll | Balance(mode, t, 0, matched), check)
 
 
 def test_columnar_balancing_equals_the_per_candidate_rule():
@@ -80,28 +81,28 @@ def test_columnar_balancing_equals_the_per_candidate_rule():
     keeps candidate by candidate; the report and the rows read back follow from it."""
     records = _skewed_records(2000, 30)
     lights = _lights(records)
-    counts, t = hglobal.query_counts(lights), 20
-    kept = hglobal.keep_by_probability(lights, counts, t, 7)
+    counts, t = select.query_counts(lights), 20
+    kept = select.keep_by_probability(lights, counts, t, 7)
     expected = [keeping_queries(r["key"], r["query_ids"], counts, t, 7) for r in records]
     assert [[q for q, k in zip(r["query_ids"], ks) if k]
             for r, ks in zip(records, np.split(kept, lights.qstart[1:-1]))] == expected
     assert 0 < sum(map(bool, expected)) < len(records)
-    report = hglobal.selection_report(lights, kept, len(lights))
+    report = select.selection_report(lights, kept, len(lights))
     assert report["selected"] == sum(map(bool, expected))
     assert report["kept_by_query"] == dict(collections.Counter(q for ks in expected for q in ks))
     assert report["selected_by_query"] == dict(collections.Counter(
         q for r, ks in zip(records, expected) if ks for q in r["query_ids"]))
-    assert dict(hglobal.selected_rows_by_part(lights, kept)) == {0: [i for i, ks in enumerate(expected) if ks]}
+    assert dict(select.selected_rows_by_part(lights, kept)) == {0: [i for i, ks in enumerate(expected) if ks]}
     with pytest.raises(ValueError, match="count is 0"):
-        hglobal.keep_by_probability(lights, {**counts, records[0]["query_ids"][0]: 0}, t, 7)
+        select.keep_by_probability(lights, {**counts, records[0]["query_ids"][0]: 0}, t, 7)
 
 
 def test_dedup_keeps_the_lowest_page_hash_and_its_query_ids():
-    a = hglobal.Lights(np.array([5, 7, 5, 9], np.uint64), np.array([3, 1, 2, 4], np.int64),
+    a = select.Lights(np.array([5, 7, 5, 9], np.uint64), np.array([3, 1, 2, 4], np.int64),
                        np.array([0, 0, 1, 1], np.int64), np.array([0, 1, 0, 1], np.int64),
                        np.array([0, 2, 3, 5, 6], np.int64), np.array([1, 2, 3, 1, 2, 4], np.int32))
-    first, second = hglobal.take(a, np.array([0, 1])), hglobal.take(a, np.array([2, 3]))
-    kept, n = hglobal.dedup([second, first])
+    first, second = select.take(a, np.array([0, 1])), select.take(a, np.array([2, 3]))
+    kept, n = select.dedup([second, first])
     assert n == 4 and kept.key.tolist() == [5, 7, 9]  # key order, key 5 once: from the lower page hash
     assert kept.page.tolist() == [2, 1, 4] and kept.query_ids() == [[1, 2], [3], [4]]
 
@@ -114,7 +115,7 @@ def _run_harvest(crawl, out: Path, *extra: str, input_glob: str | None = None) -
         *extra,
     ]
     assert harvest.run(argv) == 0
-    return json.loads((out / "stats.json").read_text())
+    return json.loads((out / STATS).read_text())
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -138,8 +139,8 @@ def wat_run(crawl, tmp_path_factory):
 def test_harvest_accounts_for_every_record(crawl, wat_run):
     out, doc = wat_run
     stages = doc["stages"]
-    assert [s["name"] for s in stages] == list(hg.STAGES)
-    stats.check_stages(stages, hg.CHAINED)
+    assert [s["name"] for s in stages] == list(outputs.STAGES)
+    stats.check_stages(stages, outputs.CHAINED)
     by = {s["name"]: s for s in stages}
     assert by["read"]["in"] > 0 and by["extract"]["in"] > by["extract"]["out"] > 0
     assert by["filter"]["dropped"].get("wrong_language", 0) > 0
@@ -200,10 +201,10 @@ def test_real_common_crawl_warc_parses(real_warc, tmp_path):
     out = tmp_path / "cc"
     argv = ["--input", str(real_warc), "--output", str(out), "--num-shards", "1"]
     assert harvest.run(argv) == 0
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     by = {s["name"]: s for s in doc["stages"]}
     assert by["extract"]["in"] == 13  # <img> tags on the page
-    stats.check_stages(doc["stages"], hg.CHAINED)
+    stats.check_stages(doc["stages"], outputs.CHAINED)
 
 
 def test_unreadable_input_goes_to_dead_letter(tmp_path):
@@ -274,8 +275,8 @@ def test_input_list_over_http_equals_local_files(crawl, wat_run, tmp_path):
         f"https://data.commoncrawl.org/{p}" for p in paths[:2]]
     trial = tmp_path / "trial"
     assert harvest.run([*argv[:-2], "--num-shards", "1", "--output", str(trial), "--max-files", "1"]) == 0
-    read = {s["name"]: s for s in json.loads((trial / "stats.json").read_text())["stages"]}["read"]
-    assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["read"]["in"]
+    read = {s["name"]: s for s in json.loads((trial / STATS).read_text())["stages"]}["read"]
+    assert 0 < read["in"] < {s["name"]: s for s in json.loads((out / STATS).read_text())["stages"]}["read"]["in"]
 
 
 def test_bad_invocations_fail_before_the_pipeline(crawl, tmp_path, capsys):

@@ -19,6 +19,7 @@ import pytest
 
 from beam_jobs import harvest
 from wit_pipeline.core import parquet_io, schema, stats
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import DictTally
 from wit_pipeline.web import extract
 from wit_pipeline.web.archive import Broken, iter_records
@@ -102,7 +103,7 @@ def test_fault_in_the_harvest_job_is_dead_lettered(crawl, tmp_path: Path, monkey
     monkeypatch.setattr(LanguageIdentifier, "predict", flaky)
     out = tmp_path / "h"
     assert harvest.run(["--input", crawl.wat_glob, "--output", str(out), "--num-shards", "1", "--no-progress"]) == 0
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     by = {s["name"]: s for s in doc["stages"]}
     assert by["filter"]["dropped"]["error"] >= 1  # the text, each time it occurs
     dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER).to_pylist()
@@ -208,7 +209,7 @@ def test_killed_harvest_resumes_with_identical_outputs(crawl, tmp_path: Path) ->
     proc.wait()
     done = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
     assert 0 < len(done) < 8, "the kill should land during the per-file stage"
-    assert not (out / "stats.json").exists()
+    assert not (out / STATS).exists()
 
     assert harvest.run([*argv, "--output", str(out)]) == 0
     after = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}

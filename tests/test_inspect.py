@@ -20,6 +20,7 @@ from wit_pipeline import inspect as wi
 from wit_pipeline import shards
 from wit_pipeline.core import parquet_io, schema
 from wit_pipeline.core.keys import sample_key
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 
@@ -57,7 +58,7 @@ def final_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         start += n
     stats = {"stages": [{"name": "read", "in": 12, "out": 10, "dropped": {"bad_json": 2}},
                         {"name": "write", "in": 10, "out": 10, "dropped": {}}], "job": "curate"}
-    (root / "stats.json").write_text(json.dumps(stats))
+    (root / STATS).write_text(json.dumps(stats))
     counts = {s["name"]: {k: s[k] for k in ("in", "out", "dropped")} for s in stats["stages"]}
     shards.write_manifest(str(root), entries, counts, {}, seed=0)
     return root
@@ -227,10 +228,10 @@ def test_check_duplicate_key_unsafe_name_and_json_keys(final_dir: Path, tmp_path
 
 
 def test_check_fails_on_a_killed_curate(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Issue 8: tars, no manifest, no stats (curate writes both last) must not pass --check."""
+    """Tars, no manifest, no stats (curate writes both last) must not pass --check."""
     root = copy(final_dir, tmp_path / "killed")
     (root / "manifest.json").unlink()
-    (root / "stats.json").unlink()
+    (root / STATS).unlink()
     assert _problems(root, capsys) == ["manifest.json: missing beside 3 final shard(s): an unfinished wit curate (rerun it)"]
     # Plain webdataset shards under other names (an eval set), or one tar on its own, are not curate's.
     (root / "wit-000000.tar").rename(root / "00000.tar")
@@ -258,17 +259,17 @@ def test_check_undecodable_image(final_dir: Path, tmp_path: Path, capsys: pytest
 
 def test_check_stats_not_adding_up(final_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = copy(final_dir, tmp_path / "s")
-    doc = json.loads((root / "stats.json").read_text())
+    doc = json.loads((root / STATS).read_text())
     doc["stages"][0]["dropped"] = {"bad_json": 1}
-    (root / "stats.json").write_text(json.dumps(doc))
+    (root / STATS).write_text(json.dumps(doc))
     want0 = "manifest.json: counts disagree with stats.json stages"
     want = "stats.json: stage 'read': in=12 out=10 dropped={'bad_json': 1} leaves 1 unaccounted"
     assert _problems(root, capsys) == [want, want0]
     # the same file on its own
-    assert wi.run([str(root / "stats.json"), "--check"]) == 1
+    assert wi.run([str(root / STATS), "--check"]) == 1
     out = capsys.readouterr().out
     assert want in out and "MISMATCH" in out and "DOES NOT ADD UP" in out
-    assert wi.run([str(final_dir / "stats.json"), "--check"]) == 0
+    assert wi.run([str(final_dir / STATS), "--check"]) == 0
     assert "check: ok" in capsys.readouterr().out
 
 
@@ -301,7 +302,7 @@ def harvest_dir(tmp_path: Path) -> Path:
     stats = {"stages": [{"name": "match", "in": 9, "out": 7, "dropped": {"no_match": 2}},
                         {"name": "balance", "in": 7, "out": 5, "dropped": {"over_cap": 2}}],
              "job": "harvest", "config": {"t": 3}}
-    (root / "stats.json").write_text(json.dumps(stats))
+    (root / STATS).write_text(json.dumps(stats))
     return root
 
 
@@ -321,15 +322,15 @@ def test_harvest(harvest_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         assert img.size == (900, 44 + 20 + 2 * 32 + 16)
     assert wi.run([str(harvest_dir), "--contact-sheet", str(tmp_path / "x.png")]) == 2
     # selected rows disagreeing with stats.json balance.out
-    doc = json.loads((harvest_dir / "stats.json").read_text())
+    doc = json.loads((harvest_dir / STATS).read_text())
     doc["stages"][1] = {"name": "balance", "in": 7, "out": 6, "dropped": {"over_cap": 1}}
-    (harvest_dir / "stats.json").write_text(json.dumps(doc))
+    (harvest_dir / STATS).write_text(json.dumps(doc))
     assert wi.run([str(harvest_dir), "--check", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["check"]["problems"] == ["selected: 5 rows but stats.json balance.out=6"]
     # --balance cap: each query keeps exactly min(count, t) itself
     doc["stages"][1] = {"name": "balance", "in": 7, "out": 5, "dropped": {"over_cap": 2}}
     doc["config"]["balance"] = "cap"
-    (harvest_dir / "stats.json").write_text(json.dumps(doc))
+    (harvest_dir / STATS).write_text(json.dumps(doc))
     assert wi.run([str(harvest_dir), "--check", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["check"]["problems"] == [
         "query 'blue': --balance cap kept 2, expected min(3, 3)"]

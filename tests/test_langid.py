@@ -73,3 +73,31 @@ def test_pickles_as_its_path_only(lid: LanguageIdentifier) -> None:
     assert len(data) < 1000  # the 938 kB model never travels
     again = pickle.loads(data)
     assert again.predict(SENTENCES["zh"]) == lid.predict(SENTENCES["zh"])
+
+
+def test_english_is_kept_in_any_case_and_foreign_is_not(lid: LanguageIdentifier, capsys) -> None:
+    """Real-shaped English captions as written, in Title Case and in UPPER CASE are each kept
+    as English (en, score >= the harvest default) at least 97% of the time; foreign captions
+    in any of the three forms at most 1%."""
+    from bench.lid import table
+    from wit_pipeline.stages.harvest.config import HarvestConfig
+
+    after = table(lid, HarvestConfig().min_lang_score)["after"]
+    with capsys.disabled():
+        print("\n" + " | ".join(f"{form}: English {en:.3f}, foreign {fo:.3f}" for form, (en, fo) in after.items()))
+    for form, (english, foreign) in after.items():
+        assert english >= 0.97, form
+        assert foreign <= 0.01, form
+
+
+@pytest.mark.parametrize(("text", "folded"), [
+    ("BREAKING: BENUE GUBER APPEAL MOVED TO ABUJA", "breaking: benue guber appeal moved to abuja"),
+    ("Mercury News Letters to the Editor", "mercury news letters to the editor"),
+    ("A man walks his dog along the beach", "A man walks his dog along the beach"),
+    ("NASA photo of the Moon", "NASA photo of the Moon"),
+    ("", ""),
+])
+def test_case_fold_rule(text: str, folded: str) -> None:
+    from wit_pipeline.text.langid import case_folded
+
+    assert case_folded(text) == folded

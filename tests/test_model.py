@@ -98,6 +98,19 @@ def test_bpe_deterministic_roundtrip_and_compresses(captions: list[str]) -> None
     assert t1.decode(t1.encode(text, 16)[0]) == text[0]
 
 
+def test_bpe_fit_reads_a_bounded_prefix_of_each_caption(captions: list[str]) -> None:
+    """BPE training is super-linear in one word's length (a 0.4M-character caption took
+    minutes): each caption is cut to MAX_FIT_CHARS first, so this fit is the same as on the
+    caption's first MAX_FIT_CHARS characters, bounded by construction."""
+    from train.tokenizer import MAX_FIT_CHARS
+
+    rng = random.Random(0)
+    long = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=400_000))  # one 400k-character pre-token
+    assert train_bpe([*captions, long], 400).sha256 == train_bpe([*captions, long[:MAX_FIT_CHARS]], 400).sha256
+    cut = [c[:10] for c in captions]
+    assert train_bpe([*captions, long], 400, max_chars=10).sha256 == train_bpe([*cut, long[:10]], 400).sha256
+
+
 def test_bpe_rejects_tiny_vocab(captions: list[str]) -> None:
     with pytest.raises(ValueError):
         train_bpe(captions, 100)

@@ -1,4 +1,4 @@
-"""Bytes of a page in, the text and image URLs a browser shows out (issue 9; issue 8 items 3, 9)."""
+"""Bytes of a page in, the text and image URLs a browser shows out."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ PAGE = "http://shop.example/cat/page.html"
         (b"<meta charset='big5'>\xa4\xa4", None, "<meta charset='big5'>\u4e2d"),
         # <meta> naming UTF-16 means UTF-8 (the bytes are ASCII-compatible, or it could not be read).
         (b'<meta charset="utf-16">\xc3\xa9', None, '<meta charset="utf-16">\u00e9'),
-        # Labels that name no text encoding fall through instead of losing the page (issue 8.9).
+        # Labels that name no text encoding fall through instead of losing the page.
         (b'<meta charset="base64">caf\xc3\xa9', None, '<meta charset="base64">café'),
         (b'<meta charset="utf-7">+AGE-', None, '<meta charset="utf-7">+AGE-'),
         (b"caf\xc3\xa9", "text/html; charset=base64", "café"),
@@ -123,7 +123,17 @@ def test_scan_edges(html: str, images: list) -> None:
 def test_attribute_entities_follow_the_attribute_rule() -> None:
     assert unescape_attribute("/a?x=1&copy=2&amp;y=3") == "/a?x=1&copy=2&y=3"  # &copy= stays in a URL
     assert unescape_attribute("&copy 2024 &lt;b&gt; &#x41;&#66;") == "\u00a9 2024 <b> AB"
-    assert unescape_attribute("&notit; &notin;") == "\u00acit; \u2209"
+    # A legacy name (no ";") before "=" or a letter or digit stays, whatever follows (lexbor agrees).
+    assert unescape_attribute("&notit; &notin;") == "&notit; \u2209"
+    assert unescape_attribute("/wiki?title=X&section=4;") == "/wiki?title=X&section=4;"
+    assert unescape_attribute("&notes; &ampx &not;x &AMP;x &not\u00e4") == "&notes; &ampx \u00acx &x \u00ac\u00e4"
+
+
+@pytest.mark.parametrize("value", ["&notit; &notin;", "&section=4;", "&notes;", "&amp=1", "&copy 2024", "&ampx",
+                                   "&not;x", "&AMP;x", "&not\u00e4", "a&lt;b&gt", "&#x41&#66;", "&Aacute;s"])
+def test_attribute_entities_as_lexbor_decodes_them(value: str) -> None:
+    dom = LexborHTMLParser(f'<img alt="{value}">').css_first("img").attributes["alt"]
+    assert unescape_attribute(value) == dom
 
 
 @pytest.mark.parametrize(
@@ -139,6 +149,14 @@ def test_attribute_entities_follow_the_attribute_rule() -> None:
          '<img alt=x></picture>', "/p2.webp", "picture"),
         ('<picture><source srcset="/p.webp"><img src="/fallback.jpg" alt=x></picture>', "/fallback.jpg", "src"),
         ('<picture><source srcset="/p.webp"></picture><img alt=x>', None, "src"),  # picture closed
+        # Lazy loading: the script puts the lazy value in place of the 1x1 placeholder a browser shows first.
+        ('<picture><source data-srcset="/p.webp 1x, /p2.webp 2x" type="image/webp">'
+         '<img src="/img/1x1.gif" class="lazyload" alt=x></picture>', "/p2.webp", "picture"),
+        ('<picture><source type="image/webp"><source data-srcset="/q.jpg 800w">'
+         '<img src="data:image/gif;base64,R0lGOD" alt=x></picture>', "/q.jpg", "picture"),
+        ('<picture><source data-srcset="/p.webp"><img src="/1x1.gif" data-src="/real.jpg" alt=x></picture>',
+         "/real.jpg", "data-src"),
+        ('<img src="/spacer.gif" data-srcset="/a.jpg 1x, /b.jpg 2x" alt=x>', "/b.jpg", "data-srcset"),
         ('<img src="javascript:void(0)" alt=x>', "javascript:void(0)", "src"),  # its drop is counted
     ],
 )
@@ -163,7 +181,7 @@ def test_largest_srcset_candidate(srcset: str, url: str | None) -> None:
 
 
 def test_deep_nesting_costs_time_linear_in_size() -> None:
-    """500k nested <div> (issue 8.3): no tree is built, the image below them is found.
+    """500k nested <div>: no tree is built, the image below them is found.
     The alarm is a watchdog (a quadratic parser ran 23 minutes on this), not a timing assertion."""
     html = ("<div>" * 500_000 + '<img src="/deep.jpg" alt="deep">' + "</div>" * 500_000).encode()
     old = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("scan did not finish in 60 s"))
@@ -231,6 +249,9 @@ _PIECES = (
     '<span title="<img src=q.jpg>" data-x=\'<script>\'>', "</span>", "<!DOCTYPE html>", "<noscript><img src=n.jpg alt=n></noscript>",
     "<picture><source srcset=p.webp>", "</picture>", "<select><option>", "</select>", "<svg><circle/></svg>",
     "<iframe src=f><img src=if.jpg></iframe>", "<?php x ?>", "a < b", "<b>", "</b>",
+    "<?php echo '<img src=p.jpg alt=p>'; ?>", "<!x <img src=b.jpg alt=b>>", "</ <img src=e.jpg>>", "</>",
+    "<![CDATA[ <img src=cd.jpg> ]]>", "<svg><![CDATA[ a > <img src=sc.jpg> ]]></svg>", "<svg><image href=s.png/></svg>",
+    '</div class="<img src=et.jpg>">', "<!DOCTYPE html PUBLIC '<img src=dt.jpg>'>",
 )
 _IMGS = ('<img src="{u}" alt="{a}">', "<img src='{u}' alt='{a}'>", "<img src={u} alt={a}>", '<IMG SRC="{u}" ALT="{a}" />',
          '<img\nsrc="{u}"\talt="{a}" width=10>', '<img alt="{a}" src="{u}" src="dup.jpg">', '<img src="{u}">')
@@ -238,9 +259,34 @@ _IMGS = ('<img src="{u}" alt="{a}">', "<img src='{u}' alt='{a}'>", "<img src={u}
 
 def test_scan_agrees_with_an_html5_parser_on_random_documents() -> None:
     rng = random.Random(3)
-    for _ in range(600):
+    for _ in range(1500):
         parts = [rng.choice(_IMGS).format(u=f"/i{k}.jpg?x=1&amp;y=2", a=f"alt {k} &lt;b&gt;") if rng.random() < 0.3
                  else rng.choice(_PIECES) for k in range(rng.randrange(1, 25))]
         doc = "".join(parts)
         dom = [(n.attributes.get("src"), n.attributes.get("alt")) for n in LexborHTMLParser(doc).css("img")]
         assert [(src, alt) for src, alt, _, _ in scan_images(doc)[1]] == dom, doc
+
+
+def test_base_is_the_first_html_base_not_an_svg_image() -> None:
+    """An inline SVG `<image href>` (or an SVG `<base>`) is no document base."""
+    doc = ('<svg width="24"><image href="/icons/sprite.svg#logo" width="24"/></svg>'
+           '<svg><base href="https://svg.example/"></base></svg>'
+           '<base target="_top"><base href="https://static.example/a/"><base href="/ignored/">'
+           '<img src="x.jpg" alt="x">')
+    assert scan_images(doc)[0] == "https://static.example/a/"
+    assert scan_images('<svg><image href="/s.png"/></svg><img src="x.jpg" alt="x">')[0] is None
+
+
+@pytest.mark.parametrize("doc", [
+    "<!x <img src=a.jpg alt=a>>", "<?php echo '<img src=\"a.jpg\" alt=\"a\">'; ?>", "</ <img src=a.jpg alt=a>>",
+    "<![CDATA[<img src=a.jpg alt=a>]]>", "<!-x <img src=a.jpg alt=a>>",
+])
+def test_img_inside_a_bogus_comment_is_none(doc: str) -> None:
+    assert LexborHTMLParser(doc).css("img") == []
+    assert scan_images(doc + "<img src=b.jpg alt=b>")[1] == [("b.jpg", "b", None, "src")]
+
+
+def test_img_ends_svg_as_in_a_browser() -> None:
+    doc = '<svg><image href="i.png"/><img src="a.jpg" alt="a"><image src="b.jpg" alt="b"></svg>'
+    dom = [(n.attributes.get("src"), n.attributes.get("alt")) for n in LexborHTMLParser(doc).css("img")]
+    assert [(src, alt) for src, alt, _, _ in scan_images(doc)[1]] == dom == [("a.jpg", "a"), ("b.jpg", "b")]

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from beam_jobs import harvest, harvest_global
+from beam_jobs import harvest
 from wit_pipeline.core import parquet_io, schema, stats
+from wit_pipeline.core.outputs import STATS
+from wit_pipeline.stages.harvest import outputs
 from wit_pipeline.synthetic import realweb
 from wit_pipeline.synthetic.generate import generate_crawl
 from wit_pipeline.text import textnorm
@@ -27,7 +29,7 @@ def _harvest(root: Path, kind: str, out: Path, languages: str) -> tuple[dict, di
     argv = ["--input", str(root / "crawl" / kind / "*.gz"), "--output", str(out), "--languages", languages,
             "--min-lang-score", "0", "--num-shards", "1"]
     assert harvest.run(argv) == 0
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     table = parquet_io.read_table(str(out / "candidates" / "*.parquet"), schema.CANDIDATES)
     rows = table.to_pylist()
     return doc, {(r["url"], r["text"]): r["query_ids"] for r in rows}
@@ -69,7 +71,7 @@ def _is_utf8(data: bytes) -> bool:
 def test_harvest_of_warc_gives_what_a_browser_shows(real_crawl, runs) -> None:
     _, truth = real_crawl
     doc, candidates = runs["warc"]
-    stats.check_stages(doc["stages"], harvest_global.CHAINED)
+    stats.check_stages(doc["stages"], outputs.CHAINED)
     queries = {q: i for i, q in enumerate(load_allowlist(DEMO).queries)}
     for link in truth["real_web"]["links"]:
         ids = candidates.get((link["url"], link["text"]))
@@ -84,7 +86,7 @@ def test_harvest_of_wat_gives_what_common_crawl_recorded(real_crawl, runs) -> No
     windows-1252 is undone), but lazy images are lost: only `src` was recorded."""
     _, truth = real_crawl
     doc, candidates = runs["wat"]
-    stats.check_stages(doc["stages"], harvest_global.CHAINED)
+    stats.check_stages(doc["stages"], outputs.CHAINED)
     links = truth["real_web"]["links"]
     for link in links:
         found = (link["url"], link["text"]) in candidates

@@ -85,7 +85,7 @@ def test_iter_tar_samples_groups_and_skips_unsafe_members(tmp_path: Path) -> Non
 @pytest.mark.parametrize("bad", ["../../evil10", "/etc/evil12", "00000000000000AB", "00000000000000a", "0" * 17,
                                  "0000000000000\ab", "", 12, ["00000000000000ab"]])
 def test_a_carried_key_that_is_not_a_key_is_dropped(bad) -> None:
-    """Keys name tar members: anything but 16 lower-case hex chars is `bad_key` (issue 8)."""
+    """Keys name tar members: anything but 16 lower-case hex chars is `bad_key`."""
     meta = {"url": "http://e.com/a.jpg", "caption": "c", "sample_key": bad}
     assert shards.raw_record({"jpg": b"x", "json": json.dumps(meta).encode()}) == (None, "bad_key")
     assert not keys.is_key(bad)

@@ -54,7 +54,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     da, db, dc = _digests(tmp_path / "a"), _digests(tmp_path / "b"), _digests(tmp_path / "c")
     assert a == b
     assert da == db
-    assert len(da) == a["counts"]["image_files"] + 12 + 2 * 3 + 1  # images, pages, WARC + WAT, truth
+    assert len(da) == a["counts"]["image_files"] + 12 + 2 * 3 + 2  # images, pages, WARC + WAT, truth, robots.txt
     warcs = [k for k in da if k.startswith("crawl/")]
     assert all(da[k] != dc.get(k) for k in warcs)
 

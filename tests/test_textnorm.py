@@ -1,4 +1,4 @@
-"""Normalisation on real-web cases (issue 9): the caption side and the matcher's batch side agree."""
+"""Normalisation on real-web cases: the caption side and the matcher's batch side agree."""
 
 from __future__ import annotations
 

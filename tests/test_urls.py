@@ -40,7 +40,7 @@ PAGE = "https://an.wikipedia.org/wiki/Escopete"
         ("  \n https://exa\tmple.com/a.png \r\n", "https://example.com/a.png"),  # whitespace
         ("http://[2001:DB8::1]:8080/a.png", "http://[2001:db8::1]:8080/a.png"),  # IPv6 literal
         ("https://user:pw@example.com/a.png", "https://user:pw@example.com/a.png"),
-        # Reserved characters stay as the page wrote them (issue 9: ord=[timestamp]).
+        # Reserved characters stay as the page wrote them (ord=[timestamp]).
         ("/a.php?ord=[timestamp]&x=a|b^c", "https://an.wikipedia.org/a.php?ord=[timestamp]&x=a|b^c"),
         ("/p[1]|x.jpg", "https://an.wikipedia.org/p[1]|x.jpg"),
         ("/caret^.jpg", "https://an.wikipedia.org/caret%5E.jpg"),  # ^ is in the path set
@@ -71,10 +71,10 @@ def test_resolves_as_browsers_do(src: str, expected: str) -> None:
         ("http://exa mple.com/a.png", "bad_url"),  # space in host
         ("http://example.com:99999/a.png", "bad_url"),  # port out of range
         ("http://example.com:8o/a.png", "bad_url"),  # port not a number
-        ("http://e.com:\u00b2/x.jpg", "bad_url"),  # a superscript digit is no port (issue 8)
+        ("http://e.com:\u00b2/x.jpg", "bad_url"),  # a superscript digit is no port
         ("http://[::1/a.png", "bad_url"),  # broken IPv6 literal
         ("http://exa%20mple.com/a.png", "bad_url"),  # an escaped space is still a space
-        ("http://" + "a" * 300 + ".com/x.jpg", "bad_host"),  # a 300-character label (issue 8)
+        ("http://" + "a" * 300 + ".com/x.jpg", "bad_host"),  # a 300-character label
         ("http://" + "abcdefgh." * 30 + "com/x.jpg", "bad_host"),  # a host over 253
         ("http://ex..com/a.png", "bad_host"),  # an empty label
         ("/x.jpg?" + "q" * 3000, "url_too_long"),

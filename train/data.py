@@ -111,6 +111,11 @@ def manifest_samples(urls: list[str]) -> int | None:
     return total
 
 
+class BadData(RuntimeError):
+    """The shards cannot feed the run (too many unreadable shards or unusable samples in a row):
+    a failed run, told in one line, not a bug."""
+
+
 def _caption(sample: dict[str, Any]) -> str | None:
     raw = sample.get("txt")
     if not isinstance(raw, bytes):
@@ -147,7 +152,7 @@ def read_samples(urls: Iterable[str], counts: Counter) -> Iterator[dict[str, Any
             failed_in_a_row += 1
             log.warning("skipping the rest of shard %s: %s: %s", url, type(e).__name__, e)
             if failed_in_a_row >= MAX_FAILED_SHARDS_IN_A_ROW:  # resampling would spin for ever
-                raise RuntimeError(f"{failed_in_a_row} shards in a row failed; last: {url}: {e}") from e
+                raise BadData(f"{failed_in_a_row} shards in a row failed; last: {url}: {e}") from e
 
 
 def _decoded(samples: Iterable[dict[str, Any]], image_size: int, counts: Counter) -> Iterator[tuple[str, Any, str, dict]]:
@@ -167,7 +172,7 @@ def _decoded(samples: Iterable[dict[str, Any]], image_size: int, counts: Counter
             counts[f"skipped.{reason}"] += 1
             unusable_in_a_row += 1
             if unusable_in_a_row >= MAX_UNUSABLE_IN_A_ROW:  # resampling would spin for ever
-                raise RuntimeError(f"{unusable_in_a_row} unusable samples in a row (last: {reason}, {s.get('__url__')})")
+                raise BadData(f"{unusable_in_a_row} unusable samples in a row (last: {reason}, {s.get('__url__')})")
             continue
         unusable_in_a_row = 0
         yield s["__key__"], image, caption, s

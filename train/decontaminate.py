@@ -23,7 +23,7 @@ from wit_pipeline.image import neardup, phash
 from wit_pipeline.shards import image_of
 from wit_pipeline.text import textnorm
 
-DEFAULT_MAX_DISTANCE = 4  # curate's --max-distance default
+DEFAULT_MAX_DISTANCE = neardup.DEFAULT_MAX_DISTANCE
 
 
 def _hash_of(sample: dict[str, Any]) -> int | None:

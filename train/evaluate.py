@@ -22,12 +22,14 @@ import fsspec
 import torch
 import torch.nn.functional as F
 
-from train.data import DEFAULT_CONTEXT_LENGTH, iter_eval
+from train.args import check_values, device_problem
+from train.data import DEFAULT_CONTEXT_LENGTH, BadData, iter_eval
 from train.decontaminate import DEFAULT_MAX_DISTANCE, decontaminate
 from wit_pipeline.core import fsio
 from wit_pipeline.core.cli_help import HelpFormatter
+from wit_pipeline.image import neardup
 from wit_pipeline.text import textnorm
-from wit_pipeline.text.allowlist import HEADER, parse_allowlist
+from wit_pipeline.text.allowlist import HEADER, decode_utf8, parse_allowlist
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -43,8 +45,8 @@ RECALL_AT = (1, 5, 10)
 
 def load_classnames(path_or_allowlist: str) -> list[str]:
     """Class names from a text file (one per line, '#' comments) or the queries of an allowlist TSV."""
-    with fsspec.open(path_or_allowlist, "rt", encoding="utf-8", newline="") as f:
-        text = f.read()
+    with fsspec.open(path_or_allowlist, "rb") as f:
+        text = decode_utf8(f.read(), path_or_allowlist)
     if text.startswith("\t".join(HEADER)):  # an allowlist: its queries, read as every stage reads them
         names = parse_allowlist(text, allow_duplicates=True, name=path_or_allowlist).queries
     else:
@@ -222,7 +224,8 @@ def retrieval(model: torch.nn.Module, tokenizer: Any, shards: str | list[str], i
 
 
 def run(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.", formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="wit eval", description="Zero-shot accuracy and retrieval recall of a checkpoint.",
+                                formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--checkpoint", required=True, help="a step-*.pt written by `wit train`")
     p.add_argument("--shards", required=True, help="held-out shards: a folder, 'out/wit-{000000..000003}.tar', a glob or a comma-separated list")
     p.add_argument("--classes", default=None, help="class names: a text file (one per line) or an allowlist TSV")
@@ -239,13 +242,19 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:N")
     p.add_argument("--out", default=None, help="write metrics JSON here (printed either way)")
     args = p.parse_args(argv)
-    if not 0 <= args.max_distance <= 64:
-        p.error("--max-distance must be within 0..64")
+    check_values(p, [
+        ("--max-distance", args.max_distance, 0 <= args.max_distance < neardup.BITS,
+         f"in 0..{neardup.BITS - 1} (bits of a pHash; curate's rule)"),
+        ("--batch-size", args.batch_size, args.batch_size >= 1, ">= 1"),
+        ("--threads", args.threads, args.threads >= 0, ">= 0 (0: torch's default)"),
+    ])
+    if problem := device_problem(args.device):
+        p.error(problem)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         return _run(args)
-    except (OSError, ValueError) as exc:  # unreadable checkpoint, missing shards, bad class file: one line
+    except (OSError, ValueError, BadData) as exc:  # unreadable checkpoint, missing shards, bad class file: one line
         raise SystemExit(f"wit eval: {exc}") from None
 
 

@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.utils import clip_grads_with_norm_, get_total_norm
 
+from train.args import check_values, device_problem, finite
 from train.checkpoint import (
     BadCheckpoint,
     checkpoint_name,
@@ -53,7 +54,7 @@ from wit_pipeline.core.cli_help import HelpFormatter
 log = logging.getLogger(__name__)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="wit train", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--shards", required=True, help="training shards: a shards folder (manifest.json), brace pattern, glob or comma-separated list")
     p.add_argument("--out", required=True, help="run directory: checkpoints, log.jsonl, tokenizer.json")
     p.add_argument("--config", default="tiny", choices=sorted(CONFIGS), help="model size")
@@ -96,9 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.warmup is None:
         args.warmup = max(1, args.steps // 10)
-    for name in ("steps", "batch_size", "accum"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    check_values(p, _rules(args))
+    if problem := device_problem(args.device, allow_index=False):
+        p.error(problem)
     if args.zero_shot_templates:
         from train.evaluate import load_templates
 
@@ -107,6 +108,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             p.error(f"--zero-shot-templates: {exc}")
     return args
+
+
+def _rules(a: argparse.Namespace) -> list[tuple[str, object, bool, str]]:
+    """(flag, value, fine?, what it must be) for every number `wit train` takes."""
+    def at_least(flag: str, n: int) -> tuple[str, object, bool, str]:
+        value = getattr(a, flag[2:].replace("-", "_"))
+        return flag, value, value >= n, f">= {n}"
+
+    return [
+        *(at_least(f, 1) for f in ("--steps", "--batch-size", "--accum", "--log-every", "--eval-batch-size", "--bpe-captions")),
+        *(at_least(f, 0) for f in ("--warmup", "--workers", "--save-every", "--keep", "--threads", "--eval-every")),
+        ("--bpe-vocab", a.bpe_vocab, a.bpe_vocab >= 259, ">= 259 (256 bytes and 3 special tokens)"),
+        ("--stop-at", a.stop_at, a.stop_at is None or a.stop_at >= 1, ">= 1"),
+        ("--context-length", a.context_length, a.context_length is None or a.context_length >= 2,
+         ">= 2 (room for the start and end tokens)"),
+        ("--lr", a.lr, finite(a.lr) and a.lr > 0, "a positive number"),
+        ("--min-lr", a.min_lr, finite(a.min_lr) and 0 <= a.min_lr <= a.lr, "a number in 0..--lr"),
+        ("--wd", a.wd, finite(a.wd) and a.wd >= 0, "a number >= 0"),
+        ("--beta1", a.beta1, 0 <= a.beta1 < 1, "in [0, 1)"),
+        ("--beta2", a.beta2, 0 <= a.beta2 < 1, "in [0, 1)"),
+        ("--eps", a.eps, finite(a.eps) and a.eps > 0, "a positive number"),
+        ("--grad-clip", a.grad_clip, finite(a.grad_clip) and a.grad_clip >= 0, "a number >= 0 (0: off)"),
+    ]
 
 
 def lr_at(step: int, *, lr: float, min_lr: float, warmup: int, steps: int) -> float:
@@ -288,7 +312,7 @@ class Logger:
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run the loop; returns {'step', 'loss', 'metrics', 'checkpoint'} (rank 0's view)."""
-    from train.data import make_loader
+    from train.data import BadData, make_loader
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -327,10 +351,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         param_groups(model, args.wd), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps
     )
     step = 0
+    last_stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
     if resume_doc is not None:
+        step = int(resume_doc["step"])
+        if step >= last_stop and closed_at(out, step):  # nothing left: no NaN loss, no second final row
+            if master:
+                print(f"wit train: --resume: the run in {out} already stopped at step {step}; nothing to do",
+                      file=sys.stderr, flush=True)
+            return {"step": step, "loss": last_loss(out, step), "metrics": {}, "checkpoint": str(ckpt)}
         model.load_state_dict(resume_doc["model"])
         optimizer.load_state_dict(resume_doc["optimizer"])
-        step = int(resume_doc["step"])
         set_rng_state(resume_doc["rng"])
         del resume_doc
     raw_model = model
@@ -367,7 +397,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         logger.log({"step": step, **{f"decontamination/{k}": v for k, v in report.items() if isinstance(v, int)}})
     config_doc = {"model": cfg.to_dict(), "config_name": args.config, "train": {k: v for k, v in vars(args).items() if v is None or isinstance(v, (str, int, float, bool))}}
     schedule = dict(lr=args.lr, min_lr=args.min_lr, warmup=args.warmup, steps=args.steps)
-    last_stop = min(args.steps, args.stop_at) if args.stop_at else args.steps
     progress = None
     if master and not args.no_progress:
         from tqdm import tqdm
@@ -392,8 +421,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         return path
 
     metrics: dict[str, Any] = {}
-    loss_value = float("nan")
-    last_ckpt: Path | None = None
+    loss_value = last_loss(out, step) if step else None  # resumed at its last step: the loss it logged
+    last_ckpt: Path | None = ckpt  # resumed at its last step (killed before its final row): not saved again
     model.train()
     while step < last_stop:
         t0 = time.perf_counter()
@@ -405,7 +434,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 images, tokens = next(batches)
             except StopIteration:
-                raise RuntimeError(f"the loader ran dry at step {step}: {_loader_stats(loader)}") from None
+                raise BadData(f"the loader ran dry at step {step}: {_loader_stats(loader)}") from None
             micro_batches.append((images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)))
         loss = step_backward(model, micro_batches, autocast)
         del micro_batches
@@ -459,13 +488,31 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return {"step": step, "loss": loss_value, "metrics": metrics, "checkpoint": str(last_ckpt) if last_ckpt else None}
 
 
+def _log_rows(out: Path) -> list[dict[str, Any]]:
+    path = out / "log.jsonl"
+    if not path.exists():
+        return []
+    return [row for line in path.read_text(encoding="utf-8").splitlines() if (row := _json_row(line)) is not None]
+
+
+def closed_at(out: Path, step: int) -> bool:
+    """Whether log.jsonl holds the closing row (`final`) a run writes when it stops at `step`."""
+    return any(row.get("step") == step and "final" in row for row in _log_rows(out))
+
+
+def last_loss(out: Path, step: int) -> float | None:
+    """The loss log.jsonl records for `step` (None when it has none)."""
+    losses = [row["loss"] for row in _log_rows(out) if row.get("step") == step and "loss" in row]
+    return losses[-1] if losses else None
+
+
 def _loader_stats(loader: Any) -> dict[str, Any]:
     stats = getattr(loader, "stats", None)
     return dict(stats()) if callable(stats) else {}
 
 
 def run(argv: list[str] | None = None) -> int:
-    from train.data import check_shards
+    from train.data import BadData, check_shards
 
     args = parse_args(argv)
     try:
@@ -479,6 +526,8 @@ def run(argv: list[str] | None = None) -> int:
         summary = train(args)
     except BadCheckpoint as exc:
         raise SystemExit(f"wit train: --resume: {exc}") from None
+    except (ValueError, FloatingPointError, BadData) as exc:  # a refused resume, unusable data, a diverged loss
+        raise SystemExit(f"wit train: {exc}") from None
     finally:
         if not caller_group and dist.is_available() and dist.is_initialized():  # only the group train() made
             dist.destroy_process_group()

@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "inspect": ("wit_pipeline.inspect", "summarise and check shards; contact sheets and query histograms"),
     "train": ("train.train", "train CLIP on WebDataset shards (torchrun for several GPUs)"),
     "eval": ("train.evaluate", "zero-shot classification and retrieval recall of a checkpoint"),
+    "report": ("wit_pipeline.report", "one self-contained HTML page about a run: funnel, drops, balancing, samples"),
 }
 
 
@@ -63,7 +64,17 @@ def main(argv: list[str] | None = None) -> int:
                   "(on a GPU machine, the CUDA build of torch 2.13.0 first)", file=sys.stderr)
             return 2
         raise
-    code = module.run(rest)
+    from wit_pipeline.core.faults import environment_fault, quiet_environment_faults
+
+    quiet_environment_faults()
+    try:
+        code = module.run(rest)
+    except Exception as exc:  # a full disk or a read-only folder: one line, not a traceback
+        fault = environment_fault(exc)
+        if fault is None:
+            raise
+        print(f"wit {stage}: {fault}", file=sys.stderr)
+        return 1
     return int(code or 0)
 
 

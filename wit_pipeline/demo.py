@@ -25,7 +25,7 @@ DEMO_PORT = 8931
 MARKER = ".wit-demo"  # left in --out: the folder holds a demo's outputs, which a rerun replaces
 # Everything the demo writes under --out; a rerun removes these and nothing else.
 OUTPUTS = ("web", "harvest", "raw", "shards", "train", "eval-images", "eval-shards", "colours.txt",
-           "contact-sheet.png", "queries.png")
+           "contact-sheet.png", "queries.png", "report.html")
 
 
 def prepare_out(out: Path) -> None:
@@ -138,10 +138,13 @@ def run(argv: list[str] | None = None) -> int:
                         "--shards", ",".join(map(str, eval_shards)), "--train-shards", str(shards), "--classes", str(classes),
                         "--threads", "1", "--out", str(run_dir / "metrics.json")], timings)
 
+    _stage("report", [str(out), "--out", str(out / "report.html"), "--seed", str(args.seed)], timings)
+
     print("\n=== demo finished in %.0f s" % (time.perf_counter() - total))
     for name, seconds in timings.items():
         print(f"  {name:<10} {seconds:7.1f} s")
-    outputs = [harvest, raw, shards, out / "contact-sheet.png", out / "queries.png", run_dir, run_dir / "metrics.json"]
+    outputs = [harvest, raw, shards, out / "contact-sheet.png", out / "queries.png", run_dir, run_dir / "metrics.json",
+               out / "report.html"]
     print("outputs:", *(f"  {p}" for p in outputs if p.exists()), sep="\n")
     port = base_url.rsplit(":", 1)[1]
     print(f"to re-run a stage by hand, serve the generated web again first: wit serve {web} --port {port}")

@@ -11,19 +11,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from wit_pipeline.core import fsio, keys
-from wit_pipeline.core.schema import SAMPLE_JSON_KEYS
+from wit_pipeline.core import fsio, keys, outputs
+from wit_pipeline.core.schema import RAW_KEY_COLUMN, SAMPLE_JSON_KEYS
 from wit_pipeline.core.stats import Tally
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_STAGE = "read"
-SAMPLE_KEY_FIELD = "sample_key"  # = wit_pipeline.stages.download.KEY_COLUMN; img2dataset owns "key"
-MANIFEST = "manifest.json"
+SAMPLE_KEY_FIELD = RAW_KEY_COLUMN  # img2dataset owns "key"
+MANIFEST = outputs.MANIFEST
 MAX_MEMBER_BYTES = 64 << 20  # a web image above 64 MiB is not a training image; never buffer it
 MANIFEST_VERSION = 1
 
@@ -32,14 +33,14 @@ FINAL_SHARD = re.compile(r"wit-\d{6}\.tar")  # the names shard_name gives
 
 
 def shard_name(i: int) -> str:
-    return f"wit-{i:06d}.tar"
+    return outputs.FINAL_SHARD.format(i)
 
 
 def _safe_member_name(member: tarfile.TarInfo) -> str | None:
     """The member's basename if it is a plain file at the tar's top level, else None."""
     name = member.name
-    if not member.isreg() or not name or name.startswith("/") or "\\" in name:
-        return None
+    if not member.isreg() or not name or name.startswith("/") or "\\" in name or not is_unicode(name):
+        return None  # a name that is not UTF-8 (tarfile gives it surrogates) cannot name a sample
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if len(parts) != 1 or parts[0] == "..":
         return None
@@ -83,6 +84,34 @@ def iter_tar_samples(
             yield current
 
 
+def is_unicode(*texts: str) -> bool:
+    """Whether every text is valid Unicode: no lone surrogates (which `json.loads` accepts from
+    "\\ud800" and tarfile makes of non-UTF-8 names), so it can be encoded as UTF-8 by any coder
+    or writer downstream."""
+    try:
+        for text in texts:
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _score(value: Any) -> float | None:
+    """A finite float, None for a missing or non-finite one (img2dataset's json says NaN for a
+    missing float), or ValueError/TypeError for anything else."""
+    if value is None:
+        return None
+    score = float(value)
+    return score if math.isfinite(score) else None
+
+
+def _optional_str(value: Any) -> str:
+    """A metadata string; missing (None, or the NaN pandas puts in an empty cell) is ''."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
 def image_of(sample: Mapping[str, Any]) -> tuple[str, bytes] | None:
     for ext in IMAGE_EXTS:
         if ext in sample:
@@ -115,30 +144,34 @@ def raw_record(sample: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | 
         text = sample["txt"].decode("utf-8", "replace")
     if not isinstance(url, str) or not url or not isinstance(text, str):
         return None, "missing_url_or_text"
+    qids = meta.get("query_ids") or []
+    names = meta.get("queries")
+    try:
+        query_ids = sorted({int(q) for q in qids})
+        lang_score = _score(meta.get("lang_score"))
+    except (TypeError, ValueError, OverflowError):
+        return None, "bad_json"
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return None, "bad_json"
+    page_url, language = _optional_str(meta.get("page_url")), _optional_str(meta.get("language"))
+    if not is_unicode(url, text, page_url, language, *(names or ())):
+        return None, "bad_text"
     key = meta.get(SAMPLE_KEY_FIELD)
     if key is None:
         key = keys.sample_key(url, text)
     elif not keys.is_key(key):
         return None, "bad_key"
-    qids = meta.get("query_ids") or []
-    names = meta.get("queries")
-    try:
-        query_ids = sorted({int(q) for q in qids})
-        lang_score = float(meta.get("lang_score") or 0.0)
-    except (TypeError, ValueError):
-        return None, "bad_json"
-    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        return None, "bad_json"
     ext, data = image
     return {
         "key": key,
         "url": url,
-        "page_url": str(meta.get("page_url") or ""),
+        "page_url": page_url,
         "text": text,
-        "language": str(meta.get("language") or ""),
+        "language": language,
         "lang_score": lang_score,
         "query_ids": query_ids,
         **({"queries": names} if names is not None else {}),
+        **({"consent": meta["consent"]} if isinstance(meta.get("consent"), str) and is_unicode(meta["consent"]) else {}),
         "ext": ext,
         "image": data,
     }, None
@@ -163,8 +196,10 @@ def sample_json(record: Mapping[str, Any], queries: list[str] | None = None) -> 
         "width": int(record["width"]),
         "height": int(record["height"]),
         "language": record["language"],
-        "lang_score": float(record["lang_score"]),
+        "lang_score": _score(record.get("lang_score")),
     }
+    if record.get("consent"):  # the checks its download passed (stages.consent), kept for audits
+        doc["consent"] = record["consent"]
     missing = set(SAMPLE_JSON_KEYS) - doc.keys()
     assert not missing, missing
     return doc
@@ -197,7 +232,8 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def _members(sample: Mapping[str, Any]) -> list[tuple[str, bytes]]:
     """A final sample {"key", "image", "ext", "text", "json": dict} as tar members."""
     key = sample["key"]
-    doc = json.dumps(sample["json"], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    # allow_nan=False: NaN is not JSON, and strict readers (browsers, orjson, jq) refuse it
+    doc = json.dumps(sample["json"], sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return [
         (f"{key}.{sample.get('ext', 'jpg')}", sample["image"]),
         (f"{key}.json", doc.encode("utf-8")),

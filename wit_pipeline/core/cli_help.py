@@ -18,6 +18,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         default = action.default
         nothing = default is None or default is False or default is argparse.SUPPRESS or default == []
-        if nothing or "default" in text.lower() or not action.option_strings or not text:
+        switch = action.nargs == 0  # --flag / --no-flag: its help says what it does, a default would not
+        if nothing or switch or "default" in text.lower() or not action.option_strings or not text:
             return text
         return f"{text} (default: %(default)s)"

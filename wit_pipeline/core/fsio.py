@@ -7,7 +7,10 @@ never sees half a file and a re-run after a crash overwrites instead of duplicat
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
+import stat
 import uuid
 from collections.abc import Iterator
 from typing import IO, Any
@@ -72,10 +75,45 @@ def find(url: str) -> list[str]:
     return [fs.unstrip_protocol(p) if "://" in url else p for p in sorted(fs.find(path))]
 
 
+def is_local(url: str) -> bool:
+    """Whether `url` is on this machine's file system (a path or file://)."""
+    return "file" in filesystem(url)[0].protocol
+
+
+def _special_kind(url: str) -> str | None:
+    """'a FIFO', 'a socket' or 'a device' for a local path that is one, else None."""
+    if url.startswith(("http://", "https://")) or not is_local(url):
+        return None
+    path = filesystem(url)[1]
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
+def not_a_regular_file(url: str) -> str | None:
+    """Why a local path cannot be read as a file (a FIFO blocks its reader until someone writes,
+    a device such as /dev/zero never ends), or None: a regular file, a missing one (its open
+    says so) or a remote URL."""
+    kind = _special_kind(url)
+    return None if kind is None else f"{url} is {kind}, not a regular file"
+
+
+def check_regular_file(url: str) -> None:
+    """Raise OSError (EINVAL) for a local path that is not a regular file (`not_a_regular_file`)."""
+    if kind := _special_kind(url):
+        raise OSError(errno.EINVAL, f"{kind}, not a regular file", url)
+
+
 def open(url: str, mode: str = "rb") -> IO[Any]:  # noqa: A001 - fsio.open, as fsspec.open
-    """Open a file for reading (write through atomic_open)."""
+    """Open a file for reading (write through atomic_open); a local FIFO or device is refused
+    instead of blocking or never ending."""
     if "w" in mode or "a" in mode:
         raise ValueError("fsio.open is for reading; write through atomic_open")
+    check_regular_file(url)
     fs, path = filesystem(url)
     return fs.open(path, mode)
 
@@ -100,9 +138,12 @@ def atomic_open(url: str, mode: str = "wb") -> Iterator[IO[Any]]:
         with fs.open(tmp, mode) as f:
             yield f
         fs.mv(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             fs.rm(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
+            # a write() or close() that failed (a full disk) names no file: name it
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), url) from exc
         raise
 
 

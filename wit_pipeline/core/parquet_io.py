@@ -50,12 +50,19 @@ def read_parquet(source: str | IO[bytes], columns: list[str] | None = None) -> p
     """
     if isinstance(source, str):
         with fsspec.open(source, "rb") as f:
-            return read_parquet(f, columns)
+            try:
+                return read_parquet(f, columns)
+            except pa.ArrowInvalid as exc:
+                raise pa.ArrowInvalid(f"{source}: {exc}") from None
     file = pq.ParquetFile(source)
     missing = [c for c in columns or () if c not in file.schema_arrow.names]
     if missing:  # ParquetFile.read would leave them out without a word
         raise pa.ArrowInvalid(f"no column {', '.join(map(repr, missing))} in this parquet file")
-    return file.read(columns=columns)
+    table = file.read(columns=columns)
+    # Parquet does not check that strings are UTF-8; a string that is not would fail later, in
+    # a conversion to Python or a Beam coder, naming nothing. Linear in the data, like the read.
+    table.validate(full=True)
+    return table
 
 
 def read_table(urls: str | list[str], schema: pa.Schema, what: str = "parquet") -> pa.Table:

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# A harvest output folder's files beside candidates/, selected/ and dead_letter/.
-QUERY_COUNTS_FILE = "query_counts.parquet"
-PARTS_FILE = "parts.txt"  # the candidates/ parts a run's counts cover, one name per line
-
 # harvest -> candidates/*.parquet: every pair that survived filtering and matched >= 1 query.
 CANDIDATES = pa.schema(
     [
@@ -55,6 +51,9 @@ SELECTED = pa.schema(
 
 # Columns of SELECTED that img2dataset carries into each sample's json and parquet row.
 SELECTED_EXTRA_COLUMNS = ("key", "page_url", "language", "lang_score", "query_ids", "queries")
+# In raw shards our key travels as `sample_key`: img2dataset owns "key" (and names tar members by it).
+RAW_KEY_COLUMN = "sample_key"
+RAW_EXTRA_COLUMNS = tuple(RAW_KEY_COLUMN if c == "key" else c for c in SELECTED_EXTRA_COLUMNS)
 
 # Dead-letter records (every job): what failed, where, and why.
 DEAD_LETTER = pa.schema(

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BITS = 64
+DEFAULT_MAX_DISTANCE = 4  # curate's --max-distance and train's decontamination: pHash bits that count as near
 _HOT = 2048  # buckets above this are searched again on their own varying bits
 _SMALL = 96  # at or below this, compare all pairs directly
 _BLOCK = 2048  # tile side for blocked all-pairs comparison

@@ -9,6 +9,7 @@ from typing import Any
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
 from wit_pipeline.core.stats import check_stages
+from wit_pipeline.inspect.consent import consent_block
 from wit_pipeline.inspect.locate import STATS, Target
 from wit_pipeline.inspect.scan import ShardScan, _name
 from wit_pipeline.stages.balance import cap_kept
@@ -55,7 +56,10 @@ def _load_stats(url: str, problems: list[str]) -> dict[str, Any] | None:
 def _stats_block(doc: Mapping[str, Any] | None, problems: Sequence[str]) -> dict[str, Any] | None:
     if doc is None:
         return None
-    return {"job": doc.get("job"), "stages": stage_rows(doc), "adds_up": not problems}
+    block = {"job": doc.get("job"), "stages": stage_rows(doc), "adds_up": not problems}
+    if consent := consent_block(doc):
+        block["consent"] = consent
+    return block
 
 
 def check_manifest(target: Target, scan: ShardScan | None) -> list[str]:

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarise and check a stage's output: final or raw tar shards (folder, glob or one tar), "
         "a harvest output folder, or a stats.json.",
         formatter_class=HelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument("path", help="shards folder, tar glob, harvest folder or stats.json (local, gs://, ...)")
     p.add_argument("--check", action="store_true",
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=48, help="samples on the contact sheet (default 48)")
     p.add_argument("--histogram", metavar="PNG", help="write a bar chart of samples per query (top --top)")
     p.add_argument("--top", type=int, default=30, help="queries in the summary and histogram (default 30)")
+    p.add_argument("--blocklist", metavar="FILE", help="known-bad images (curate's --blocklist format) never shown "
+                   "on the contact sheet: for raw shards, which curate has not filtered yet")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -58,6 +61,18 @@ def inspect_path(path: str, check: bool = False, top: int = 30, samples: int = 0
     return summary, problems, []
 
 
+def blocked_sample(blocked: Any, image: bytes | None) -> bool:
+    """Whether a sample's image is on the blocklist (by sha256 of its bytes, or its pHash)."""
+    import hashlib
+
+    from wit_pipeline.image import phash
+
+    if image is None:
+        return False
+    h = phash.phash64_bytes(image)[0]
+    return blocked.blocks(hashlib.sha256(image).hexdigest(), None if h is None else phash.to_hex(h))
+
+
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.samples < 1 or args.top < 1:
@@ -74,10 +89,21 @@ def run(argv: list[str] | None = None) -> int:
     if args.histogram and target_kind == KIND_STATS:
         print("wit inspect: --histogram needs shards or a harvest folder, not a stats.json", file=sys.stderr)
         return 2
+    blocked = None
+    if args.blocklist:
+        from wit_pipeline.image import blocklist
+
+        try:
+            blocked = blocklist.load(args.blocklist)
+        except (OSError, ValueError) as exc:
+            print(f"wit inspect: --blocklist: {exc}", file=sys.stderr)
+            return 2
     summary, problems, first = inspect_path(
         args.path, check=args.check, top=args.top, samples=args.samples if args.contact_sheet else 0,
         progress=False if args.no_progress else None)
     if args.contact_sheet:
+        if blocked is not None:
+            first = [s for s in first if not blocked_sample(blocked, s[1])]
         _save_png(plots.contact_sheet(first), args.contact_sheet)
     if args.histogram:
         _save_png(histogram_image(summary, args.top), args.histogram)

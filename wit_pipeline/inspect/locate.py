@@ -7,10 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio
-from wit_pipeline.core.schema import QUERY_COUNTS_FILE
+from wit_pipeline.core import fsio, outputs
 
-STATS = "stats.json"
+STATS = outputs.STATS
 KIND_SHARDS, KIND_HARVEST, KIND_STATS = "shards", "harvest", "stats"
 
 
@@ -66,7 +65,7 @@ def locate(path: str) -> Target:
         return Target(KIND_SHARDS, path, root=path, tars=tars, manifest=manifest, stats=stats)
     if tars:
         return Target(KIND_SHARDS, path, root=path, tars=tars, stats=stats, raw=_is_raw(tars))
-    if fsio.exists(fsio.join(path, QUERY_COUNTS_FILE)) or fsio.isdir(fsio.join(path, "candidates")):
+    if fsio.exists(fsio.join(path, outputs.QUERY_COUNTS)) or fsio.isdir(fsio.join(path, outputs.CANDIDATES)):
         return Target(KIND_HARVEST, path, root=path, stats=stats)
     if stats:
         return Target(KIND_STATS, path, root=path, stats=stats)

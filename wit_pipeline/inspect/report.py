@@ -9,9 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from wit_pipeline import plots
-from wit_pipeline.core import fsio
-from wit_pipeline.core.schema import CANDIDATES, PARTS_FILE, QUERY_COUNTS, QUERY_COUNTS_FILE, SELECTED, SchemaError, validate
+from wit_pipeline.core import fsio, outputs
+from wit_pipeline.core.schema import CANDIDATES, QUERY_COUNTS, SELECTED, SchemaError, validate
 from wit_pipeline.inspect.check import _load_stats, _stats_block, check_final_folder, check_manifest, check_query_counts
+from wit_pipeline.inspect.consent import format_consent
 from wit_pipeline.inspect.locate import KIND_HARVEST, KIND_SHARDS, KIND_STATS, Target
 from wit_pipeline.inspect.scan import ShardScan, _name, scan_shards
 
@@ -96,7 +97,7 @@ def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str],
         urls = [u for u in urls if _name(u) in only]
         missing = sorted(only - {_name(u) for u in urls})
         if missing:
-            problems.append(f"{what}: {len(missing)} part(s) of {PARTS_FILE} missing, e.g. {missing[0]}")
+            problems.append(f"{what}: {len(missing)} part(s) of {outputs.PARTS_LIST} missing, e.g. {missing[0]}")
     if not urls:
         return None
     rows = 0
@@ -116,13 +117,13 @@ def _parquet_rows(folder: str, expected: Any, what: str, problems: list[str],
 def _run_parts(root: str, problems: list[str]) -> set[str] | None:
     """The parts this run's counts cover (parts.txt), or None for a folder without the list
     (an older run's): candidates/ may keep parts of files an earlier run read."""
-    url = fsio.join(root, PARTS_FILE)
+    url = fsio.join(root, outputs.PARTS_LIST)
     if not fsio.exists(url):
         return None
     try:
         return set(fsio.read_text(url).split())
     except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{PARTS_FILE}: unreadable ({exc})")
+        problems.append(f"{outputs.PARTS_LIST}: unreadable ({exc})")
         return None
 
 
@@ -130,9 +131,9 @@ def _query_rows(root: str, problems: list[str]) -> list[dict[str, Any]]:
     """query_counts.parquet's rows, most matched first ([] and a problem when unreadable)."""
     from wit_pipeline.core import parquet_io
 
-    url = fsio.join(root, QUERY_COUNTS_FILE)
+    url = fsio.join(root, outputs.QUERY_COUNTS)
     if not fsio.exists(url):
-        problems.append(f"{QUERY_COUNTS_FILE}: missing")
+        problems.append(f"{outputs.QUERY_COUNTS}: missing")
         return []
     try:
         table = parquet_io.read_table(url, QUERY_COUNTS, "query_counts")
@@ -152,8 +153,8 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
     if stats_doc is None and target.stats is None:
         problems.append("stats.json: missing")
     parts = _run_parts(target.root, problems)
-    candidates = _parquet_rows(fsio.join(target.root, "candidates"), CANDIDATES, "candidates", problems, parts)
-    selected = _parquet_rows(fsio.join(target.root, "selected"), SELECTED, "selected", problems)
+    candidates = _parquet_rows(fsio.join(target.root, outputs.CANDIDATES), CANDIDATES, "candidates", problems, parts)
+    selected = _parquet_rows(fsio.join(target.root, outputs.SELECTED), SELECTED, "selected", problems)
     stages = {s.get("name"): s for s in (stats_doc or {}).get("stages", []) if isinstance(s, dict)}
     # candidates/ holds each crawl file's matched pairs (before dedup across files)
     for what, rows, stage in (("candidates", candidates, "match"), ("selected", selected, "balance")):
@@ -250,10 +251,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     out += _table([(k, "-" if v is None else v) for k, v in fields], ("", ""))[2:]
     stats = summary.get("stats")
     if stats:
-        out += ["", "stats.json" + (f" ({stats['job']})" if stats.get("job") else "") + ": " + ("adds up" if stats["adds_up"] else "DOES NOT ADD UP")]
+        out += ["", outputs.STATS + (f" ({stats['job']})" if stats.get("job") else "") + ": " + ("adds up" if stats["adds_up"] else "DOES NOT ADD UP")]
         rows = [(s["name"], s["in"], s["out"], ", ".join(f"{k}={v:,}" for k, v in s["dropped"].items()) or "-",
                  "ok" if s["ok"] else "MISMATCH") for s in stats["stages"]]
         out += _table(rows, ("stage", "in", "out", "dropped", "in=out+dropped"), right=(1, 2))
+        if stats.get("consent"):
+            out += ["", *format_consent(stats["consent"])]
     top = summary.get("queries", {}).get("top")
     if top:
         out.append("")

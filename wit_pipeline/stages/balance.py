@@ -8,9 +8,14 @@ Two modes, both decided by hashes of the sample key, so any runner and any rerun
   expected kept count is min(count, t) (more through pairs that other queries keep).
 * cap (exact): per query, the t pairs of smallest `cap_order` (rank, key) are kept, so a
   query matched by `count` pairs keeps `cap_kept(count, t)` of them; a pair survives if ANY
-  of its queries keeps it. In Beam: `beam_jobs.common.CapPerQuery`.
+  of its queries keeps it.
 
-`select_prob` and `select_cap` are the whole rule on an in-memory list (tests, small runs).
+This module is the rule's readable form, one pair and one set at a time, and the labelled
+oracle the tests compare production with (as MetaCLIP keeps `balancing.py` beside
+`balance_sampling.py`). Production runs the same draws over columns: harvest in numpy
+(`stages.harvest.select.keep_by_probability`, `local_cap`), curate's --rebalance and cap
+balancing's global step in Beam (`beam_jobs.transforms.CapPerQuery`, which ranks with
+`cap_order`). `DEFAULT_T` is every stage's default t.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from wit_pipeline.core.keys import salted_hash, uniform
+
+DEFAULT_T = 20_000  # the CLIP paper's "up to 20,000 (image, text) pairs per query"
 
 
 def keep_probability(count: int, t: int) -> float:
@@ -73,7 +80,7 @@ def cap_kept(count: int, t: int) -> int:
 
 
 def count_queries(pairs: Iterable[tuple[str, Sequence[int]]]) -> dict[int, int]:
-    """Pairs matched per query id (what the harvest job writes as query counts)."""
+    """Pairs matched per query id (query_counts.parquet's `count` column)."""
     counts: dict[int, int] = defaultdict(int)
     for _, ids in pairs:
         for q in ids:

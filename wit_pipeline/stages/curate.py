@@ -26,17 +26,21 @@ from typing import Any
 import numpy as np
 
 from wit_pipeline import shards
-from wit_pipeline.core import fsio, keys, parquet_io, schema
+from wit_pipeline.core import fsio, keys, outputs
+from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.ownership import claim_output
 from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.image import neardup, phash
+from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
+from wit_pipeline.stages.balance import DEFAULT_T
+from wit_pipeline.text.allowlist import DEMO
 
 STAGES = ("read", "decode", "dedup", "decontaminate", "rebalance", "write")
 CHAINED = tuple(zip(STAGES, STAGES[1:]))
 EVAL_STAGE = "eval_images"
-SHARD_LIST = "_curate_shards.json"  # the workers' shard entries, for the launcher's manifest.json
-DEAD_LETTERS = fsio.join("dead_letter", "part-00000-of-00001.parquet")
+SHARD_LIST = outputs.CURATE_SHARD_LIST
+DEAD_LETTERS = outputs.DEAD_LETTERS
 
 
 @dataclass(frozen=True)
@@ -44,22 +48,33 @@ class CurateConfig:
     """Everything a curate run depends on; validated once, recorded in stats.json and
     manifest.json (dataclasses.asdict)."""
 
-    input: tuple[str, ...]  # globs of raw tars or folders of them, one per --input
-    output: str
-    allowlist: str
-    max_distance: int = 4
-    eval_images: str | None = None
-    rebalance: bool = False
-    t: int = 20_000
-    samples_per_shard: int = 10_000
-    seed: int = 0
-    max_pixels: int = MAX_PIXELS
-    order_bucket_bits: int = 12
+    input: tuple[str, ...] = option(help="raw tar shards: a glob, or a download's folder (repeat for several)",
+                                    action="append")
+    output: str = option(help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
+    allowlist: str = option(DEMO, "names the query ids of raw shards that carry no query names (the harvest "
+                            "carries them); local or gs:// ('demo': the bundled demo list)")
+    max_distance: int = option(neardup.DEFAULT_MAX_DISTANCE, "pHash Hamming distance that counts as a near duplicate")
+    eval_images: str | None = option(None, "folder of images or glob of tar shards to decontaminate against")
+    rebalance: bool = option(False, "cap each query at --t pairs again after dedup")
+    t: int = option(DEFAULT_T, "per-query cap for --rebalance")
+    samples_per_shard: int = option(10_000, "samples in each final shard (the last holds the rest)")
+    seed: int = option(0, "seed of the shuffle across shards (and of --rebalance's picks)")
+    max_pixels: int = option(MAX_PIXELS, "images whose header declares more pixels are dropped before decoding "
+                             "(decompression bombs); training uses the same cap")
+    order_bucket_bits: int = option(12, "hash-prefix buckets used to number samples")
+    # Harvest's --max-chars default: a harvested caption always fits, a longer one came from
+    # elsewhere (a hand-made selection, a hostile raw shard) and is `too_long`. CLIP reads 77
+    # tokens (a few hundred characters); the cap bounds each caption's cost in the shards, the
+    # tokenizer's training and the loader.
+    max_caption_chars: int = option(1000, "captions longer than this are dropped (too_long)")
+    blocklist: str | None = option(None, "known-bad images to drop (counted as 'blocklisted', never written): a "
+                                   "text file, local or gs://, one 'sha256 <hex>' or 'phash <hex> [distance]' "
+                                   "per line (docs/consent.md)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_distance < neardup.BITS:
             raise ValueError(f"--max-distance must be in 0..{neardup.BITS - 1} (bits of a pHash), got {self.max_distance}")
-        for name in ("t", "samples_per_shard", "max_pixels"):
+        for name in ("t", "samples_per_shard", "max_pixels", "max_caption_chars"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 1 <= self.order_bucket_bits <= 24:
@@ -138,15 +153,25 @@ def verdict_source(item: tuple[dict[str, Any], str | None]) -> str:
     return record_source(item[0])
 
 
-def read(sample: dict[str, Any]) -> dict[str, Any] | Drop:
-    """A raw tar sample -> a record (its key checked: it will name tar members)."""
+def read(sample: dict[str, Any], max_caption_chars: int = CurateConfig.max_caption_chars) -> dict[str, Any] | Drop:
+    """A raw tar sample -> a record: its key checked (it will name tar members), its strings
+    valid Unicode (`bad_text`: a lone surrogate would fail Beam's coder, outside any count), its
+    caption at most `max_caption_chars` long (`too_long`)."""
     record, reason = shards.raw_record(sample)
-    return Drop(reason or "unknown") if record is None else record
+    if record is None:
+        return Drop(reason or "unknown")
+    if len(record["text"]) > max_caption_chars:
+        return Drop("too_long")
+    return record
 
 
-def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
-    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes."""
+def decode(record: dict[str, Any], max_pixels: int, blocked: Blocklist | None = None) -> dict[str, Any] | Drop:
+    """pHash the image at bounded pixel count; add its stored size and a digest of its bytes.
+    An image on the blocklist (its sha256, or a pHash near one listed) is `blocklisted`."""
     h, width, height, reason = phash.phash64_bytes(record["image"], max_pixels=max_pixels)
+    digest = hashlib.sha256(record["image"]).hexdigest()
+    if blocked is not None and blocked.blocks(digest, None if h is None else phash.to_hex(h)):
+        return Drop(BLOCKLISTED)
     if h is None:
         return Drop(reason or UNDECODABLE)
     return {
@@ -154,7 +179,7 @@ def decode(record: dict[str, Any], max_pixels: int) -> dict[str, Any] | Drop:
         "phash": phash.to_hex(h),
         "width": int(width),
         "height": int(height),
-        "digest": hashlib.sha256(record["image"]).hexdigest(),
+        "digest": digest,
     }
 
 
@@ -330,11 +355,11 @@ def write_shard_list(entries: list[dict[str, Any]], output: str) -> None:
 
 def write_dead_letters(output: str, rows: list[dict[str, str]]) -> int:
     """dead_letter/part-00000-of-00001.parquet (written even when empty: a rerun replaces it)."""
-    rows = sorted(rows, key=lambda r: (r["source"], r["stage"], r["error"]))
-    return parquet_io.write_rows(fsio.join(output, DEAD_LETTERS), rows, schema.DEAD_LETTER, "source")
+    return outputs.write_dead_letters(fsio.join(output, DEAD_LETTERS), rows)
 
 
-_OURS = re.compile(r"wit-\d{6}\.tar|manifest\.json|stats\.json|dead_letter|" + re.escape(SHARD_LIST) + r"|.*\.tmp-.*")
+_OURS = re.compile(r"wit-\d{6}\.tar|" + "|".join(map(re.escape, (outputs.MANIFEST, outputs.STATS, outputs.DEAD_LETTER, SHARD_LIST)))
+                   + r"|.*\.tmp-.*")
 
 
 def check_output(output: str) -> None:

@@ -1,6 +1,6 @@
 """Selected pairs -> raw webdataset shards, with img2dataset doing the fetching.
 
-img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
+img2dataset already downloads, resizes, writes
 `NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
 `NNNNN_stats.json`. What this module adds around it:
 
@@ -12,6 +12,12 @@ img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
   Its refusals come back as HTTP 403s with a marked reason phrase and are counted as
   `unsafe_host.<reason>` (or `bad_url.scheme`) too. `fetch` runs img2dataset with workers
   that fetch http(s) only and die with this process.
+- Consent before content (`stages.consent`, docs/consent.md): each origin's robots.txt and
+  tdmrep.json decide its URLs before img2dataset sees them (`opted_out.robots_txt`,
+  `opted_out.tdm_reservation`, `consent_unavailable.*`, never requested); inside the fetch
+  (`stages.consent_fetch`) every request names wit in its User-Agent, the response's
+  X-Robots-Tag and tdm-reservation are honoured without a retry (`opted_out.x_robots_tag`,
+  `opted_out.tdm_reservation`), and redirect hops pass the same checks.
 - Limits per fetch (`fetch`, inside img2dataset's workers): `--max-image-bytes` read at most
   (`failed_to_download.too_large`), `--fetch-deadline` seconds in all
   (`failed_to_download.deadline`), the pixel count checked from the image's header before it
@@ -38,57 +44,51 @@ img2dataset already downloads, honours X-Robots-Tag opt-outs, resizes, writes
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
-  with a normalised reason, `failed_to_resize.*`, `opted_out`), else `not_attempted`
+  with a normalised reason, `failed_to_resize.*`, `opted_out.*`), else `not_attempted`
   (img2dataset gave up on its shard; rerun to retry). Repeated keys are `duplicate_key`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
 import os
 import re
 import socket
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import fsio, ownership, parquet_io, schema
+from wit_pipeline.core import config_flags, fsio, outputs, ownership, parquet_io, schema
+from wit_pipeline.core.config_flags import option
 from wit_pipeline.core.lock import output_lock
-from wit_pipeline.core.stats import DictTally, check_stages, error_text, stages_from_counters, stats_document
+from wit_pipeline.core.stats import DictTally, error_text, stages_from_counters
+from wit_pipeline.image.decode import MAX_PIXELS
+from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
+from wit_pipeline.web.fetch_limits import DEADLINE_MESSAGE, TOO_LARGE_MESSAGE
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
 
 STAGE = "download"
-KEY_COLUMN = "sample_key"  # our keys.sample_key; img2dataset owns "key"
-EXTRA_COLUMNS = tuple(KEY_COLUMN if c == "key" else c for c in schema.SELECTED_EXTRA_COLUMNS)
-# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
-OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+KEY_COLUMN = schema.RAW_KEY_COLUMN  # our keys.sample_key; img2dataset owns "key"
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
-# the error messages of fetch's own drops (img2dataset records them; download_reason counts them)
-TOO_LARGE_MESSAGE = "response larger than --max-image-bytes"
-DEADLINE_MESSAGE = "fetch took longer than --fetch-deadline"
-STATS_FILE = "stats.json"
+STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
 STAGING_DIR = "_fetch"  # img2dataset's output folder; complete shards are moved out of it
-DEAD_LETTER_FILE = "_dead_letter/download.parquet"
-# PIL's own decompression-bomb threshold: refuse images with more pixels than this.
-DEFAULT_MAX_IMAGE_AREA = 89_478_485
+DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
+DEFAULT_MAX_IMAGE_AREA = MAX_PIXELS  # the one pixel cap of every stage (image.decode): curate keeps what is fetched
 DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
 _SHARD_STATS = re.compile(r"^(\d{5,})_stats\.json$")
 _SHARD_FILE = re.compile(r"^(\d{5,})\.(tar|parquet)$")
+_PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")  # RFC 9309 2.2.1
+_CONTACT = re.compile(r"(?:https?://|mailto:)[^\s();]+")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
-
-
-def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:  # noqa: A002 - argparse's word
-    return field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
 @dataclass(frozen=True)
@@ -97,26 +97,31 @@ class DownloadConfig:
     fields (`--image-size` is `image_size`; a bool is a switch), validated here once, and
     recorded with `dataclasses.asdict` in stats.json."""
 
-    image_size: int = _opt(256, "resize target in pixels")
-    resize_mode: str = _opt("keep_ratio", "img2dataset's resize mode (keep_ratio: the smaller side becomes "
+    image_size: int = option(256, "resize target in pixels")
+    resize_mode: str = option("keep_ratio", "img2dataset's resize mode (keep_ratio: the smaller side becomes "
                             "--image-size)", choices=RESIZE_MODES)
-    min_image_size: int = _opt(64, "drop images whose smaller side is below this")
-    max_aspect_ratio: float = _opt(3.0, "drop images more elongated than this")
-    max_image_area: float = _opt(DEFAULT_MAX_IMAGE_AREA, "pixel cap (decompression bombs)")
-    retries: int = _opt(1, "retries of a failed fetch")
-    processes: int = _opt(1, "img2dataset processes (per worker with --engine beam)")
-    threads: int = _opt(32, "fetching threads per process")
-    timeout: int = _opt(10, "seconds to connect and between bytes")
-    fetch_deadline: float = _opt(60.0, "seconds one fetch may take in all, redirects and body included "
+    min_image_size: int = option(64, "drop images whose smaller side is below this")
+    max_aspect_ratio: float = option(3.0, "drop images more elongated than this")
+    max_image_area: float = option(DEFAULT_MAX_IMAGE_AREA, "pixel cap (decompression bombs)")
+    retries: int = option(1, "retries of a failed fetch")
+    processes: int = option(1, "img2dataset processes (per worker with --engine beam)")
+    threads: int = option(32, "fetching threads per process")
+    timeout: int = option(10, "seconds to connect and between bytes")
+    fetch_deadline: float = option(60.0, "seconds one fetch may take in all, redirects and body included "
                                  "(failed_to_download.deadline)")
-    max_image_bytes: int = _opt(DEFAULT_MAX_IMAGE_BYTES, "bytes one response may have; a bigger one is not read "
+    max_image_bytes: int = option(DEFAULT_MAX_IMAGE_BYTES, "bytes one response may have; a bigger one is not read "
                                 "(failed_to_download.too_large)")
-    number_sample_per_shard: int = _opt(10_000, "samples per raw shard")
-    encode_quality: int = _opt(95, "JPEG quality of the saved images (1..100)")
-    allow_loopback: bool = _opt(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
+    number_sample_per_shard: int = option(10_000, "samples per raw shard")
+    encode_quality: int = option(95, "JPEG quality of the saved images (1..100)")
+    allow_loopback: bool = option(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
                                 "demo's and tests' servers; never on a crawl. Private, link-local and metadata "
                                 "addresses stay refused")
-    egress_guard: bool = _opt(True, "let img2dataset connect directly instead of through wit's loopback egress "
+    robots_agent: str = option("wit", "the product token wit answers to: the robots.txt group, X-Robots-Tag "
+                             "`<token>: noai` and `<meta name=\"<token>\">` that apply besides those for all "
+                             "crawlers, and the name in the User-Agent (docs/consent.md)")
+    contact: str = option("", "a URL (https://... or mailto:...) in every request's User-Agent where site "
+                        "owners can reach whoever runs this download")
+    egress_guard: bool = option(True, "let img2dataset connect directly instead of through wit's loopback egress "
                               "proxy, which checks the address of every fetch and redirect hop; only for workers "
                               "that already sit behind an egress firewall blocking private, loopback and "
                               "link-local destinations (the proxy also replaces any http(s)_proxy you configured)",
@@ -133,32 +138,17 @@ class DownloadConfig:
                 raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
         if self.encode_quality > 100:
             raise ValueError(f"--encode-quality is at most 100, got {self.encode_quality}")
+        if not _PRODUCT_TOKEN.fullmatch(self.robots_agent):
+            raise ValueError(f"--robots-agent must be a product token (letters, '_' and '-'), got {self.robots_agent!r}")
+        if self.contact and not _CONTACT.fullmatch(self.contact):
+            raise ValueError(f"--contact must be an http(s) or mailto URL without spaces, got {self.contact!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
 
 
 def flag_of(name: str) -> str:
     """The command-line flag of a DownloadConfig field."""
-    meta = {f.name: f.metadata for f in fields(DownloadConfig)}[name]
-    return meta.get("flag") or "--" + name.replace("_", "-")
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per DownloadConfig field, with its default and help."""
-    for f in fields(DownloadConfig):
-        extra = {k: v for k, v in f.metadata.items() if k not in ("help", "flag")}
-        if f.type == "bool":
-            action = "store_false" if f.default else "store_true"
-            parser.add_argument(flag_of(f.name), dest=f.name, action=action, help=f.metadata["help"])
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag_of(f.name), dest=f.name, type=kind, default=f.default,
-                                help=f.metadata["help"], **extra)
-
-
-def config_from_args(args: argparse.Namespace) -> DownloadConfig:
-    """The DownloadConfig of parsed flags (ValueError names a flag out of range)."""
-    return DownloadConfig(**{f.name: getattr(args, f.name) for f in fields(DownloadConfig)})
+    return config_flags.flag_of(DownloadConfig, name)
 
 
 def download_reason(error_message: str | None) -> str:
@@ -223,8 +213,10 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     if status == "success":
         return None
     if status == "failed_to_download":
-        if error_message == OPT_OUT_MESSAGE:
-            return "opted_out"
+        if error_message == OPT_OUT_MESSAGE:  # img2dataset's own, in shards of earlier versions
+            return consent_fetch.X_ROBOTS_MESSAGE.split(":", 1)[0]
+        if reason := consent_fetch.opt_out_reason(error_message):
+            return reason
         if reason := refused_reason(error_message):  # refused by the egress guard at fetch time
             return refusal_reason(reason)
         return f"failed_to_download.{download_reason(error_message)}"
@@ -395,7 +387,7 @@ def _is_download_stats(doc: Any) -> bool:
 
 def _are_download_names(output: str, names: list[str]) -> bool:
     """Whether every name is one an earlier wit download wrote (the rule for adopting a folder)."""
-    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], STATS_FILE}
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], consent.CONSENT_DIR, STATS_FILE}
     return all(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours or _is_download_folder(fsio.join(output, n))
                for n in names)
 
@@ -418,21 +410,23 @@ def download(
     *,
     resolve: Resolver = socket.getaddrinfo,
     lock: bool = True,
+    shared_consent: str | None = None,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
     (and writes as `output/stats.json`, with the config) the stats document. See the
     module docstring. `resolve` is for tests (a fake DNS); `lock=False` when the caller holds
-    the folder's lock (the Beam engine holds its whole output's)."""
+    the folder's lock (the Beam engine holds its whole output's); `shared_consent` is a consent
+    cache (stages.consent) to start from, the Beam engine's per-job answers."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
     tables = [read_selected(path) for path in paths]  # every file checked before anything is written
     check_output(output)
     with output_lock(output, STAGE) if lock else contextlib.nullcontext():
-        return _download(paths, tables, output, config, resolve)
+        return _download(paths, tables, output, config, resolve, shared_consent)
 
 
 def _download(paths: list[str], tables: list[pa.Table], output: str, config: DownloadConfig,
-              resolve: Resolver) -> dict[str, Any]:
+              resolve: Resolver, shared_consent: str | None) -> dict[str, Any]:
     marker = claim_output(output)
     _move_in(output, marker)  # shards a killed run finished but did not move
     fs, _ = fsio.filesystem(output)
@@ -443,36 +437,38 @@ def _download(paths: list[str], tables: list[pa.Table], output: str, config: Dow
 
     tally = DictTally()
     plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
+    consent_summary = None
     if plan.todo:
-        rows = sum(t.num_rows for t in plan.todo)
-        start, marker = _record_shards(output, marker, math.ceil(rows / config.number_sample_per_shard))
-        todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
-        fsio.makedirs(fsio.join(output, TODO_DIR))
-        with fsio.atomic_open(todo_file, "wb") as f:
-            pq.write_table(pa.concat_tables(plan.todo), f)
-        log.info("download: %d of %d pairs to fetch into %s", rows, len(plan.seen), output)
         from wit_pipeline.stages import fetch  # imports img2dataset: only when there is something to fetch
 
         guard = fetch.egress_guard(config.allow_loopback, resolve, config.timeout) if config.egress_guard else contextlib.nullcontext()
-        with guard:
-            fetch.run_img2dataset(todo_file, fsio.join(output, STAGING_DIR), config, start)
-        _move_in(output, marker)
+        with guard as proxy:
+            # consent before content: robots.txt and tdmrep.json decide each URL before img2dataset sees it
+            screened = consent.screen(plan.todo, KEY_COLUMN, output, consent.settings_of(config),
+                                      proxy.url if proxy is not None else None, shared_consent)
+            plan.todo, consent_summary = screened.todo, screened.summary
+            plan.refused.update(screened.refused)
+            if plan.todo:
+                rows = sum(t.num_rows for t in plan.todo)
+                start, marker = _record_shards(output, marker, math.ceil(rows / config.number_sample_per_shard))
+                todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
+                fsio.makedirs(fsio.join(output, TODO_DIR))
+                with fsio.atomic_open(todo_file, "wb") as f:
+                    pq.write_table(pa.concat_tables(plan.todo), f)
+                log.info("download: %d of %d pairs to fetch into %s", rows, len(plan.seen), output)
+                fetch.run_img2dataset(todo_file, fsio.join(output, STAGING_DIR), config, start, folder=output)
+                _move_in(output, marker)
     shards, after = read_outcomes(output)
     tidy(output, marker, shards)  # scratch, shards img2dataset gave up on, damaged shards
 
     dead = _account(plan, after, tally)
     dead_url = fsio.join(output, DEAD_LETTER_FILE)
-    if dead:
-        dead_table = pa.Table.from_pylist(sorted(dead, key=lambda r: r["source"]), schema=schema.DEAD_LETTER)
-        with fsio.atomic_open(dead_url, "wb") as f:
-            pq.write_table(dead_table, f)
-    elif fsio.exists(dead_url):  # an earlier run's, which this run's outcomes replace
+    if not dead and fsio.exists(dead_url):  # an earlier run's, which this run's outcomes replace
         fsio.rm(dead_url)
+    outputs.write_dead_letters(dead_url, dead, skip_empty=True)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
-    check_stages(stages)
-    doc = stats_document(stages, inputs=paths, shards=shards, config=asdict(config))
-    fsio.write_json(fsio.join(output, STATS_FILE), doc)
-    return doc
+    return outputs.write_stats(output, stages, inputs=paths, shards=shards, config=asdict(config),
+                               **({"consent": consent_summary} if consent_summary else {}))
 
 
 @dataclass
@@ -498,7 +494,7 @@ def _plan(tables: list[pa.Table], before: dict[str, str | None], checker: UrlChe
                 wanted.append(False)
                 continue
             plan.seen.add(key)
-            if before.get(key, "") is None or before.get(key) == "opted_out":
+            if before.get(key, "") is None or (before.get(key) or "").startswith("opted_out"):
                 wanted.append(False)  # saved by an earlier run, or its site opted out: ask once only
                 continue
             reason = checker(url)

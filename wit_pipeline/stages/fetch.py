@@ -19,8 +19,7 @@ wraps its downloader and `GuardedLogger` replaces its logger process, so that:
   redirect's status; that is the same `bad_scheme` refusal here;
 - a fetch reads at most `--max-image-bytes` (a bigger `Content-Length` is not read at all) and
   lasts at most `--fetch-deadline` seconds in all, redirects and body included (`--timeout`
-  bounds each connect and read): every socket a fetch opens is registered with its deadline,
-  and shut down when it passes, whatever the server is doing;
+  bounds each connect and read; `web.fetch_limits`, applied by `consent_fetch.ImageFetch`);
 - an image's pixel count is read from its header (PIL reads the size without decoding) before
   img2dataset's resizer decodes it: a 25000x25000 PNG of 1.8 MB is refused as too many pixels
   without allocating its 1.9 GB of pixels. An image whose header PIL cannot read is undecodable;
@@ -39,14 +38,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import http.client
+import functools
 import importlib
 import inspect
 import io
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -55,9 +53,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-from urllib.error import HTTPError
-from urllib.parse import urljoin, urlsplit
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import img2dataset.downloader as i2d_downloader
@@ -67,48 +63,54 @@ from img2dataset.logger import LoggerProcess
 from img2dataset.reader import Reader
 from PIL import Image
 
+from wit_pipeline.core import fsio
 from wit_pipeline.core.lock import FAULTS
-from wit_pipeline.stages.download import (
-    DEADLINE_MESSAGE,
-    EXTRA_COLUMNS,
-    OPT_OUT_DIRECTIVES,
-    OPT_OUT_MESSAGE,
-    TOO_LARGE_MESSAGE,
-    DownloadConfig,
-)
-from wit_pipeline.web.egress_proxy import REFUSED_PHRASE, EgressProxy
-from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES, Resolver
+from wit_pipeline.core.schema import RAW_EXTRA_COLUMNS
+from wit_pipeline.stages import consent, consent_fetch
+from wit_pipeline.web.egress_proxy import EgressProxy
+from wit_pipeline.web.fetch_limits import SchemeCheckedRedirects, watched_handlers
+from wit_pipeline.web.urlsafety import Resolver
+
+if TYPE_CHECKING:  # download imports this module (lazily): no import back at run time
+    from wit_pipeline.stages.download import DownloadConfig
+
+# X-Robots-Tag directives that opt an image out of AI training sets (img2dataset's defaults).
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one fetch may cost, carried to img2dataset's worker processes."""
+    """What one image may cost a worker, carried to img2dataset's worker processes."""
 
-    max_image_bytes: int
-    fetch_deadline: float
     max_image_area: float
 
 
-_call = threading.local()  # this thread's img2dataset run: its start shard and limits
+_call = threading.local()  # this thread's img2dataset run: its start shard and what it left
 
 
-def run_img2dataset(url_list: str, output: str, config: DownloadConfig, start_shard_id: int = 0) -> None:
+def run_img2dataset(url_list: str, output: str, config: DownloadConfig, start_shard_id: int = 0,
+                    folder: str | None = None) -> None:
     """img2dataset over `url_list` (selected pairs, our key as KEY_COLUMN) into `output`, a
-    folder that must not exist yet, numbering shards from `start_shard_id`."""
+    folder that must not exist yet, numbering shards from `start_shard_id`; `folder` is the
+    download's (its consent cache), `output` by default."""
     # the module, not the `main` function img2dataset/__init__.py re-exports under that name
     img2dataset_main = importlib.import_module("img2dataset.main")
     # img2dataset installs a SIGINT handler, which Python allows only on the main thread;
     # Beam SDK harnesses (Dataflow, multi_threading) run bundles on worker threads.
     img2dataset_main.signal = _SignalOnMainThread
-    img2dataset_main.multiprocessing_distributor = _guarded_distributor
+    fetcher = consent_fetch.ImageFetch(consent.user_agent(config.robots_agent, config.contact), config.robots_agent,
+                                       cache_url=fsio.join(folder or output, consent.CACHE_FILE),
+                                       settings=consent.settings_of(config), max_bytes=config.max_image_bytes,
+                                       deadline=config.fetch_deadline)
+    img2dataset_main.multiprocessing_distributor = functools.partial(
+        _guarded_distributor, limits=Limits(config.max_image_area), fetcher=fetcher)
     img2dataset_main.LoggerProcess = GuardedLogger
     img2dataset_main.Reader = _numbered_reader
     i2d_reader.time = _FailFastTime()
     _call.start_shard_id = start_shard_id
     _call.reader_error = None
-    _call.limits = Limits(config.max_image_bytes, config.fetch_deadline, config.max_image_area)
     _call.loggers = []
     try:
         _download(img2dataset_main, url_list, output, config)
@@ -183,7 +185,8 @@ def _download(img2dataset_main: Any, url_list: str, output: str, config: Downloa
         input_format="parquet",
         url_col="url",
         caption_col="caption",
-        save_additional_columns=list(EXTRA_COLUMNS),
+        save_additional_columns=[*RAW_EXTRA_COLUMNS, consent.CONSENT_COLUMN],
+        user_agent_token=config.robots_agent,
         disallowed_header_directives=list(OPT_OUT_DIRECTIVES),
         incremental_mode="extend",
         enable_wandb=False,
@@ -192,10 +195,10 @@ def _download(img2dataset_main: Any, url_list: str, output: str, config: Downloa
     )
 
 
-def _guarded_distributor(processes: int, downloader: Any, *rest: Any) -> Any:
+def _guarded_distributor(processes: int, downloader: Any, *rest: Any, limits: Limits, fetcher: Any = None) -> Any:
     """img2dataset's multiprocessing distributor, its downloader wrapped in `Guarded`
-    (workers that die with this process and fetch http(s) only, on every hop)."""
-    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid(), _call.limits), *rest)
+    (workers that die with this process and fetch http(s) only, on every hop, through `fetcher`)."""
+    return multiprocessing_distributor(processes, Guarded(downloader, os.getpid(), limits, fetcher), *rest)
 
 
 # ftp too: urllib follows a redirect to ftp://, which this way reaches the guard (and is refused)
@@ -264,107 +267,19 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _ready = False  # per worker process
 
 
-class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to http(s) URLs only; any other target is a 403 `bad_scheme` refusal.
-    urllib's own check (before `redirect_request`) would raise an HTTP error of the redirect's
-    status for `file:`, `data:` or `gopher:`, counted as a failed download, not a refusal."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        if urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:
-            raise HTTPError(req.full_url, 403, REFUSED_PHRASE.format(reason="bad_scheme"), headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-    def http_error_302(self, req: Any, fp: Any, code: int, msg: str, headers: Any) -> Any:
-        target = headers.get("location") or headers.get("uri")
-        if target is not None and urlsplit(urljoin(req.full_url, target)).scheme.lower() not in ALLOWED_SCHEMES:
-            raise HTTPError(req.full_url, 403, REFUSED_PHRASE.format(reason="bad_scheme"), headers, fp)
-        return super().http_error_302(req, fp, code, msg, headers)
-
-    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
-
-
-class _Deadline:
-    """One fetch's deadline: every socket opened meanwhile (this thread) is shut down when it passes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []  # duplicates: shutting one down ends the connection
-
-    def __enter__(self) -> _Deadline:
-        self._timer = threading.Timer(self.seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-        _call.deadline = self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _call.deadline = None
-        with self._lock:
-            for sock in self._socks:
-                sock.close()
-            self._socks.clear()
-
-    def watch(self, sock: socket.socket) -> None:
-        dup = socket.socket(fileno=os.dup(sock.fileno()))
-        with self._lock:
-            self._socks.append(dup)
-            if self.expired:
-                _shutdown(dup)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._socks:
-                _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _watched_connection(*args: Any, **kwargs: Any) -> socket.socket:
-    sock = socket.create_connection(*args, **kwargs)
-    if (deadline := getattr(_call, "deadline", None)) is not None:
-        deadline.watch(sock)
-    return sock
-
-
-class _WatchedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = _watched_connection
-
-
-class _WatchedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = _watched_connection
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(_WatchedHTTPConnection, req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req: Any) -> Any:
-        return self.do_open(_WatchedHTTPSConnection, req, context=self._context)
+class HttpOnlyRedirects(SchemeCheckedRedirects):
+    """Follows redirects to http(s) URLs only; any other target is a 403 `bad_scheme` refusal
+    (`web.fetch_limits`)."""
 
 
 def http_only_opener() -> urllib.request.OpenerDirector:
     """urllib's default opener (proxies from the environment, https, error handling) without
-    its ftp, file and data handlers, following http(s) redirects only, its sockets watched by
-    the deadline of the fetch that opens them."""
+    its ftp, file and data handlers, following http(s) redirects only."""
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),
         urllib.request.UnknownHandler(),  # "unknown url type" for every other scheme
-        _HTTPHandler(),
-        _HTTPSHandler(),
+        *watched_handlers(),
         urllib.request.HTTPDefaultErrorHandler(),
         HttpOnlyRedirects(),
         urllib.request.HTTPErrorProcessor(),
@@ -383,59 +298,6 @@ def die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         os._exit(1)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def read_capped(response: Any, limit: int) -> bytes:
-    """A response's body, or _TooLarge past `limit` bytes: a bigger Content-Length is refused
-    unread; otherwise at most one read past the limit is made (read1: one recv at a time, so a
-    deadline shutting the socket down ends it)."""
-    length = (response.headers.get("Content-Length") or "").strip()
-    if length.isdigit() and int(length) > limit:
-        raise _TooLarge
-    read = getattr(response, "read1", response.read)
-    body = bytearray()
-    while chunk := read(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
-
-
-_limits: Limits | None = None  # per worker process
-
-
-def fetch_image(row: tuple[Any, str], timeout: float, user_agent_token: str | None,
-                disallowed_header_directives: Any) -> tuple[Any, io.BytesIO | None, str | None]:
-    """Stands in for img2dataset's `download_image` (same arguments and result): capped bytes
-    and a total deadline (the worker's `Limits`)."""
-    key, url = row
-    limits = _limits
-    assert limits is not None
-    if _fault is not None:  # the disk is full: the rest of the shard is not fetched
-        return key, None, str(_fault)
-    agent = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:72.0) Gecko/20100101 Firefox/72.0"
-    if user_agent_token:
-        agent += f" (compatible; {user_agent_token}; +https://github.com/rom1504/img2dataset)"
-    deadline = _Deadline(limits.fetch_deadline)
-    try:
-        with deadline:
-            request = urllib.request.Request(url, data=None, headers={"User-Agent": agent})
-            with urllib.request.urlopen(request, timeout=timeout) as r:
-                if disallowed_header_directives and i2d_downloader.is_disallowed(
-                        r.headers, user_agent_token, disallowed_header_directives):
-                    return key, None, OPT_OUT_MESSAGE
-                body = read_capped(r, limits.max_image_bytes)
-        if deadline.expired:  # the shutdown may look like the end of a body
-            return key, None, DEADLINE_MESSAGE
-        return key, io.BytesIO(body), None
-    except _TooLarge:
-        return key, None, TOO_LARGE_MESSAGE
-    except Exception as err:  # noqa: BLE001 - img2dataset's contract: the error's text
-        return key, None, DEADLINE_MESSAGE if deadline.expired else str(err)
 
 
 def header_refusal(stream: io.BytesIO, max_area: float) -> str | None:
@@ -475,6 +337,11 @@ def _record_fault(err: OSError, where: str) -> None:
     global _fault
     if _fault is None:
         _fault = OSError(err.errno, err.strerror, err.filename or where)
+        i2d_downloader.download_image_with_retry = _fail_fast  # the rest of the shard is not fetched
+
+
+def _fail_fast(row: tuple[Any, str], *_: Any, **__: Any) -> tuple[Any, None, str]:
+    return row[0], None, str(_fault)
 
 
 def _quiet_faults(unraisable: Any) -> None:
@@ -525,20 +392,21 @@ class FaultingWriter:
 class Guarded:
     """img2dataset's downloader, called in a worker after that worker's guards are set up."""
 
-    def __init__(self, downloader: Any, parent_pid: int, limits: Limits) -> None:
+    def __init__(self, downloader: Any, parent_pid: int, limits: Limits, fetcher: Any = None) -> None:
         self.downloader = downloader
         self.parent_pid = parent_pid
         self.limits = limits
+        self.fetcher = fetcher  # consent_fetch.ImageFetch: wit's User-Agent, opt-out checks, byte cap, deadline
 
     def __call__(self, row: Any) -> Any:
-        global _ready, _limits
+        global _ready
         if not _ready:
             die_with_parent(self.parent_pid)
             urllib.request.install_opener(http_only_opener())
-            i2d_downloader.download_image = fetch_image
+            if self.fetcher is not None:
+                consent_fetch.install(self.fetcher)
             sys.unraisablehook = _quiet_faults
             _ready = True
-        _limits = self.limits
         d = self.downloader
         if not isinstance(d.resizer, HeaderChecked):
             d.resizer = HeaderChecked(d.resizer, self.limits.max_image_area)

@@ -5,6 +5,7 @@ Writes, under `out_dir`:
   crawl/wat/CC-MAIN-*.warc.wat.gz  their WAT files (Common Crawl's JSON metadata records)
   site-*/page-*.html             the pages themselves (also served)
   images/, noai/images/          the images the pages link to (serve with `wit serve out_dir`)
+  robots.txt                     the product token `wit` may not fetch half of noai/images/
   truth.json                     every planted thing, with counts per category
   realweb/*.html                 with --real-web: pages in many encodings, lazy images and
                                  captions that need Unicode-aware normalisation (realweb.py)
@@ -419,6 +420,8 @@ class _Crawl:
             warc_files.append(f"crawl/warc/{w.warc_name}")
             wat_files.append(f"crawl/wat/{w.wat_name}")
 
+        self.files_out[ROBOTS_TXT] = robots_txt(self.base_url, [x for page in self.page_links for x in page])
+
         for path in sorted(self.files_out):
             dest = out / path
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -484,6 +487,20 @@ class _Crawl:
             "pages": [self.page_path(i) for i in range(self.pages)],
             "links": [asdict(x) for x in links],
         }
+
+
+ROBOTS_TXT = "robots.txt"
+
+
+def robots_txt(base_url: str, links: list[ImgLink]) -> bytes:
+    """The generated web's robots.txt: every crawler may fetch everything, but the product
+    token `wit` may not fetch every other opted-out (`noai`) image, so a demo download shows
+    both kinds of opt-out: images never requested (robots.txt) and images whose response
+    says `X-Robots-Tag: noai`. Drawn from the links, nothing random: the crawl is unchanged."""
+    noai = sorted({x.url[len(base_url):] for x in links if x.expect == "noai" and x.url and x.url.startswith(base_url)})
+    lines = ["# The generated web's robots.txt (RFC 9309).", "User-agent: *", "Allow: /", "", "User-agent: wit"]
+    lines += [f"Disallow: {path}" for path in noai[::2]]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _concept_of(link: ImgLink) -> Concept:
@@ -605,7 +622,7 @@ def _positive(text: str) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wit gen-crawl", description=__doc__,
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=HelpFormatter, allow_abbrev=False)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--base-url", required=True, type=_base_url_arg,
                         help="where the output will be served, e.g. http://127.0.0.1:8000")
@@ -618,6 +635,10 @@ def run(argv: list[str] | None = None) -> int:
                         help="also plant pages in many encodings, lazy-loaded images and captions that need "
                              "Unicode-aware normalisation (truth.json: real_web)")
     args = parser.parse_args(argv)
+    for flag, folder in (("--out", args.out), ("--eval-dir", args.eval_dir)):
+        existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None) if folder else None
+        if existing is not None and not existing.is_dir():
+            parser.error(f"{flag} {folder}: {existing} is a file, not a folder")
     truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files,
                            args.real_web)
     if args.eval_dir:

@@ -1,5 +1,5 @@
 """Real-web pages for `wit gen-crawl --real-web`: what a browser handles and a naive extractor
-gets wrong (issue 9). Three kinds, each image a fresh concept image with a matching caption:
+gets wrong. Three kinds, each image a fresh concept image with a matching caption:
 
 - `encoding`: one page per encoding label family (windows-1252 under its latin-1 and ASCII
   labels and undeclared, a BOM over a wrong header, UTF-16, GBK under gb2312 / x-gbk, Big5,

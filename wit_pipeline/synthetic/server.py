@@ -70,7 +70,8 @@ def port_number(text: str) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wit serve", description=__doc__, formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(prog="wit serve", description=__doc__, formatter_class=HelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("root", help="directory to serve (a generated crawl's output directory)")
     parser.add_argument("--port", type=port_number, default=8000,
                         help="loopback port; serve a demo's web (wit-demo/web) on 8931, the port its URLs name")

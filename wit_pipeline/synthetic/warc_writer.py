@@ -42,6 +42,7 @@ class Page:
     ip: str = "127.0.0.1"
     body: bytes | None = None  # the bytes sent, when not `html` in UTF-8 (other encodings)
     content_type: str = "text/html; charset=UTF-8"
+    headers: list[tuple[str, str]] = field(default_factory=list)  # more response headers (X-Robots-Tag, ...)
 
 
 def warc_date(t: datetime) -> str:
@@ -153,7 +154,8 @@ class CrawlFileWriter:
         resp_http = StatusAndHeaders(
             "200 OK",
             [("Date", http_date(when)), ("Server", "wit-synthetic/1.0"), ("Content-Type", page.content_type),
-             ("Content-Length", str(len(body))), ("Last-Modified", http_date(when - timedelta(days=14)))],
+             ("Content-Length", str(len(body))), ("Last-Modified", http_date(when - timedelta(days=14))),
+             *page.headers],
             protocol="HTTP/1.1",
         )
         resp = self._warc_writer.create_warc_record(

@@ -24,6 +24,14 @@ from wit_pipeline.core.fsio import atomic_open
 from wit_pipeline.text import textnorm
 
 HEADER = ("query", "source", "stat")
+SHOWN_CHARS = 80  # an error quotes this much of a field or line: a 1 MB line makes a short error
+
+
+def shown(value: str, limit: int = SHOWN_CHARS) -> str:
+    """repr(value), cut to `limit` characters with the full length named: errors stay one short line."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ def _parse_stat(text: str, line: int) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"allowlist line {line}: stat {text!r} is not a number") from None
+        raise ValueError(f"allowlist line {line}: stat {shown(text)} is not a number") from None
     if math.isnan(value):
         raise ValueError(f"allowlist line {line}: stat is NaN")
     return value
@@ -71,7 +79,7 @@ def parse_allowlist(text: str, case_sensitive: bool = False, allow_duplicates: b
         lines.pop()
     if not lines or tuple(lines[0].split("\t")) != HEADER:
         got = lines[0] if lines else ""
-        raise ValueError(f"{name}: header must be {'<TAB>'.join(HEADER)!r}, got {got!r}")
+        raise ValueError(f"{name}: header must be {'<TAB>'.join(HEADER)!r}, got {shown(got)}")
     queries: list[str] = []
     sources: list[str] = []
     stats: list[float | None] = []
@@ -79,21 +87,23 @@ def parse_allowlist(text: str, case_sensitive: bool = False, allow_duplicates: b
     for line_no, line in enumerate(lines[1:], start=2):
         fields = line.split("\t")
         if len(fields) != 3:
-            raise ValueError(f"{name} line {line_no}: expected 3 tab-separated fields, got {len(fields)}: {line!r}")
+            raise ValueError(f"{name} line {line_no}: expected 3 tab-separated fields, got {len(fields)}: {shown(line)}")
         query, source, stat = fields
         norm = textnorm.normalize(query, case_sensitive)
         if not norm:
-            raise ValueError(f"{name} line {line_no}: query {query!r} is empty after normalisation")
+            raise ValueError(f"{name} line {line_no}: query {shown(query)} is empty after normalisation")
         if norm in seen and not allow_duplicates:
             first = seen[norm]
             raise ValueError(
-                f"{name} line {line_no}: query {query!r} duplicates line {first + 2} "
-                f"({queries[first]!r}) after normalisation to {norm!r}"
+                f"{name} line {line_no}: query {shown(query)} duplicates line {first + 2} "
+                f"({shown(queries[first])}) after normalisation to {shown(norm)}"
             )
         seen.setdefault(norm, len(queries))
         queries.append(query)
         sources.append(source)
         stats.append(_parse_stat(stat, line_no))
+    if not queries:  # every id-based output would be empty: a mistake, not a run worth making
+        raise ValueError(f"{name}: no queries (only the header)")
     return Allowlist(queries, sources, stats)
 
 
@@ -112,9 +122,18 @@ def resolve(url: str) -> str:
 def load_allowlist(url: str, case_sensitive: bool = False, allow_duplicates: bool = False) -> Allowlist:
     """Read and validate an allowlist TSV from a local path or URL (gs://, s3://, ...), or `demo`."""
     url = resolve(url)
-    with fsspec.open(url, "rt", encoding="utf-8", newline="") as f:
-        text = f.read()
-    return parse_allowlist(text, case_sensitive, allow_duplicates, name=url)
+    with fsspec.open(url, "rb") as f:
+        data = f.read()
+    return parse_allowlist(decode_utf8(data, url), case_sensitive, allow_duplicates, name=url)
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """UTF-8 text of a file, or a ValueError naming the file, line and byte that are not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{name} line {line}: not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})") from None
 
 
 def write_allowlist(url: str, rows: Iterable[tuple[str, str, float | int | str | None]] | Allowlist) -> int:
@@ -133,7 +152,7 @@ def write_allowlist(url: str, rows: Iterable[tuple[str, str, float | int | str |
         stat_text = _format_stat(stat)
         for value in (query, source, stat_text):
             if any(c in value for c in "\t\r\n"):
-                raise ValueError(f"allowlist row {n}: field {value!r} contains a tab or newline")
+                raise ValueError(f"allowlist row {n}: field {shown(value)} contains a tab or newline")
         _parse_stat(stat_text, n)
         buf.write(f"{query}\t{source}\t{stat_text}\n")
     with atomic_open(url, "wb") as f:

@@ -107,14 +107,16 @@ def _plain_records(buf: _Buffer, member: int | None = None) -> Iterator[Record |
             return
         buf.mark = buf.pos
         offset = buf.offset() if member is None else member
-        head_end = _header_end(buf, clear)
+        buf.available(_VERSION_LINE)
+        blank = _blank_line(buf.data, buf.pos)
+        head_end = _header_end(buf, clear, blank)
         is_warc = buf.data.startswith(b"WARC/", buf.pos)
         length = _length(_headers(buf.data, buf.pos, head_end)) if head_end >= 0 and is_warc else None
         if length is not None and length > MAX_RECORD_BYTES:
             record: Record | Broken = Broken(offset, f"record over {MAX_RECORD_BYTES >> 20} MiB (Content-Length {length})")
         else:
-            if length is not None:  # the record and the 4 bytes that must follow it (or the end of the file)
-                buf.available(head_end + 4 + length + 4 - buf.pos)
+            if length is not None:  # the record and the blank line that must follow it (or the end of the file)
+                buf.available(head_end + 2 * len(blank) + length - buf.pos)
             record, end = _parse_record(buf.data, buf.pos, offset, clear - buf.base)
         yield record
         if isinstance(record, Record):
@@ -140,14 +142,14 @@ def _skip_blank_lines(buf: _Buffer) -> bool:
     return True
 
 
-def _header_end(buf: _Buffer, clear: int) -> int:
+def _header_end(buf: _Buffer, clear: int, blank: bytes) -> int:
     """Where the header of the record at buf.pos ends (its blank line), reading on as needed;
     -1 if not within MAX_HEADER_BYTES. No byte is searched twice: `searched` (a file offset,
     as data may move when more is read) is where the search goes on."""
     searched = max(buf.offset(), clear)
-    while (end := buf.data.find(b"\r\n\r\n", searched - buf.base, buf.pos + MAX_HEADER_BYTES)) < 0:
+    while (end := buf.data.find(blank, searched - buf.base, buf.pos + MAX_HEADER_BYTES)) < 0:
         have = len(buf.data) - buf.pos
-        searched = max(searched, buf.base + len(buf.data) - 3)  # a blank line may straddle reads
+        searched = max(searched, buf.base + len(buf.data) - len(blank) + 1)  # a blank line may straddle reads
         if have >= MAX_HEADER_BYTES or buf.available(have + READ_CHUNK) <= have:
             return -1
     return end
@@ -333,6 +335,15 @@ def parse_records(data: bytes, offset: int, in_member: bool) -> Iterator[Record 
 
 
 HEADER_TRUNCATED = "record header truncated or over 64 KiB"
+_VERSION_LINE = 32  # bytes within which the `WARC/x.y` line ends
+
+
+def _blank_line(data: bytes | bytearray, i: int) -> bytes:
+    """What ends the header of the record at data[i], and the record itself: CRLF CRLF, or
+    LF LF when its version line ends in a bare LF (ClueWeb09 and other old crawlers wrote
+    such records; warcio reads its header lines with readline and strips the CR)."""
+    nl = data.find(b"\n", i, i + _VERSION_LINE)
+    return b"\n\n" if nl > i and data[nl - 1] != 0x0D else b"\r\n\r\n"
 
 
 def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) -> tuple[Record | Broken, int]:
@@ -340,7 +351,8 @@ def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) 
     before data[clear] (a search after a broken record does not cover the same bytes again)."""
     if not data.startswith(b"WARC/", i):
         return Broken(offset, "not a WARC record (no WARC/ version line)"), len(data)
-    end = data.find(b"\r\n\r\n", max(i, clear), i + MAX_HEADER_BYTES)
+    blank = _blank_line(data, i)
+    end = data.find(blank, max(i, clear), i + MAX_HEADER_BYTES)
     if end < 0:
         return Broken(offset, HEADER_TRUNCATED), len(data)
     headers = _headers(data, i, end)
@@ -348,11 +360,11 @@ def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) 
     if length is None:
         text = headers.get("content-length", "")
         return Broken(offset, f"record header without a valid Content-Length ({text[:40]!r})"), len(data)
-    start = end + 4
+    start = end + len(blank)
     stop = start + length
     if stop > len(data):
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
-    if len(data) - stop >= 4 and data[stop:stop + 4] != b"\r\n\r\n":  # every record ends so: a lying length
+    if len(data) - stop >= len(blank) and data[stop:stop + len(blank)] != blank:  # every record ends so: a lying length
         return Broken(offset, "record not followed by its end marker (its Content-Length is wrong)"), len(data)
     return Record(offset, headers, bytes(data[start:stop])), stop
 
@@ -361,11 +373,20 @@ def _headers(data: bytes | bytearray, i: int, end: int) -> dict[str, str]:
     """The header fields of the record at data[i] whose header ends at data[end] (names
     lower-cased; a repeated field keeps its last value)."""
     headers: dict[str, str] = {}
-    for line in data[i:end].decode("utf-8", "replace").split("\r\n")[1:]:
+    for line in data[i:end].decode("utf-8", "replace").split("\n")[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
     return headers
+
+
+def target_uri(value: str) -> str:
+    """A `WARC-Target-URI` as warcio reads it: angle brackets around it (the WARC 1.0
+    grammar's `<uri>`, written by wget 1.19 and others) removed, spaces as %20."""
+    value = value.strip()
+    if value.startswith("<") and value.endswith(">"):
+        value = value[1:-1]
+    return value.replace(" ", "%20") if " " in value else value
 
 
 def _length(headers: dict[str, str]) -> int | None:

@@ -11,8 +11,10 @@ Counts go to a `Tally` (C4-style injectable counter), under two stages:
   `not_response` (warcinfo, request, WARC metadata, WAT envelopes of non-responses, ...),
   `http_error` (status not 200), `not_html`, `bad_json` (WAT payload not a JSON envelope),
   `decode_error` (a payload that cannot be decoded), `unreadable` (damaged archive bytes:
-  a corrupt or truncated gzip member, a record cut short) and `error` (handling the record
-  raised).
+  a corrupt or truncated gzip member, a record cut short), `error` (handling the record
+  raised) and `opted_out.<reason>` (the page opted out of AI use: `X-Robots-Tag: noai` or
+  `noimageai`, `<meta name="robots">` or `<meta name="wit">` saying so, or TDMRep's
+  `tdm-reservation: 1` header or meta; `web.optout`): it contributes no pairs.
 - `extract`: `in` = `<img>` tags / IMG links seen; `out` = pairs; dropped `no_text` and the
   URL reasons of `urls` (`empty_src`, `data_url`, `javascript_url`, `not_http`, `bad_url`,
   `url_too_long`, `bad_host`), as `page.pairs_from_images` counts them, and
@@ -33,8 +35,10 @@ from typing import Any, BinaryIO
 import fsspec
 import orjson
 
+from wit_pipeline.core import fsio
 from wit_pipeline.core.stats import Tally, error_text
-from wit_pipeline.web.archive import Broken, Record, iter_records
+from wit_pipeline.web import optout
+from wit_pipeline.web.archive import Broken, Record, iter_records, target_uri
 from wit_pipeline.web.page import EXTRACT, Image, html_images, pairs_from_images
 
 READ = "read"
@@ -46,6 +50,7 @@ BAD_JSON = "bad_json"
 DECODE_ERROR = "decode_error"
 UNREADABLE = "unreadable"
 ERROR = "error"
+OPTED_OUT = "opted_out."  # + optout's reason: the page said no (X-Robots-Tag, meta robots, tdm-reservation)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MAX_PAGE_BYTES = 16 << 20  # of a decoded HTML payload; Common Crawl itself keeps the first 1 MiB
@@ -87,6 +92,7 @@ OPEN_RETRY_SECONDS = (0.5, 1.0)  # a throttled or flaky store (HTTP 503) often a
 
 
 def open_with_retries(url: str) -> BinaryIO:
+    fsio.check_regular_file(url)  # a FIFO among the inputs would block this worker for ever
     for pause in (*OPEN_RETRY_SECONDS, None):
         try:
             return fsspec.open(url, "rb").open()
@@ -123,9 +129,10 @@ def record_pairs(file_url: str, record: Record | Broken, tally: Tally, on_error:
             tally.inc(EXTRACT, "in", extra)
             tally.dropped(EXTRACT, "too_many_images", extra)
             images = images[:MAX_IMAGES_PER_PAGE]
-        # WAT attribute values are raw HTML; the HTML scan has decoded the WARC page's. The
-        # page's `extract` counts are made after its last image, so a raise leaves none.
-        pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=record.type != "response")
+        # Attribute values come decoded once: by the HTML scan (WARC) or by Common Crawl's WAT
+        # extractor, which decodes every attribute it records. The page's `extract` counts are
+        # made after its last image, so a raise leaves none.
+        pairs = pairs_from_images(page_url, base_href, images, tally, decode_entities=False)
     except Exception as exc:
         tally.dropped(READ, ERROR)
         on_error(f"{file_url}@{record.offset}", error_text(exc))
@@ -146,65 +153,127 @@ def record_page(record: Record) -> Page | str:
 
 def warc_page(record: Record) -> Page | str:
     """An HTML page from a WARC response record (HTTP status line, headers, body)."""
-    block = record.block
-    if not block.startswith(b"HTTP/"):
+    head = http_head(record.block)
+    if head is None:
         return NOT_RESPONSE
-    head_end = block.find(b"\r\n\r\n")
-    if head_end < 0:
-        return NOT_RESPONSE
-    lines = block[:head_end].split(b"\r\n")
-    status = lines[0].split(b" ", 2)
-    if len(status) < 2 or status[1] != b"200":
+    status, headers, body_start = head
+    if status != "200":
         return HTTP_ERROR
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            headers[name.strip().lower()] = value.strip().decode("latin-1")
-    content_type = headers.get(b"content-type", "")
+    content_type = headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() not in HTML_TYPES:
         return NOT_HTML
-    body = _decoded_body(block[head_end + 4 :], headers)
+    body = _decoded_body(record.block[body_start:], headers)
     if body is None:
         return DECODE_ERROR
+    if reason := optout.warc_page_opt_out(record.block[:body_start], body):
+        return OPTED_OUT + reason
     base_href, images = html_images(body, content_type)
-    page_url = record.headers.get("warc-target-uri", "").strip()
+    page_url = target_uri(record.headers.get("warc-target-uri", ""))
     return page_url, base_href, images
 
 
-def _decoded_body(body: bytes, headers: dict[bytes, str]) -> bytes | None:
+# The blank line that ends an HTTP head: a line ends at LF, and what it ends with (a CR, or
+# spaces) is stripped, as warcio's readline().rstrip() reads it.
+_HEAD_END = re.compile(rb"\n[\t\x0b\x0c\r ]*\n")
+
+
+def http_head(block: bytes) -> tuple[str, dict[str, str], int] | None:
+    """(status code, headers with lower-cased names, where the body starts) of an HTTP
+    response block, read as warcio reads it: lines end in CRLF or a bare LF; a line that
+    starts with a space or tab continues the header before it; a line without ":" is
+    skipped. None when the block is no HTTP response head (no `HTTP/` status line, or no
+    blank line before the record ends)."""
+    if not block.startswith(b"HTTP/"):
+        return None
+    m = _HEAD_END.search(block)
+    if m is None:
+        return None
+    lines = block[:m.start()].decode("latin-1").split("\n")
+    status = lines[0].rstrip().split(" ", 1)[-1].strip().split(" ", 1)[0] if " " in lines[0] else ""
+    headers: dict[str, str] = {}
+    name = None
+    for line in lines[1:]:
+        line = line.rstrip()
+        if line[:1] in (" ", "\t"):
+            if name is not None:
+                headers[name] += line
+            continue
+        name, sep, value = line.partition(":")
+        if sep:
+            name = name.rstrip(" \t").lower()
+            headers[name] = value.lstrip()
+        else:
+            name = None
+    return status, headers, m.end()
+
+
+def _decoded_body(body: bytes, headers: dict[str, str]) -> bytes | None:
     """The payload as the server meant it: de-chunked and inflated (Common Crawl mostly
     stores it decoded already, other crawlers may not), cut at MAX_PAGE_BYTES as Common
     Crawl cuts what it fetches, so a small compressed page cannot become gigabytes of text;
-    None when decoding fails."""
-    if "chunked" in headers.get(b"transfer-encoding", "").lower():
+    None when decoding fails.
+
+    As warcio reads it: from a chunk header that is no chunk header on, the payload is not
+    chunked (crawlers stored it de-chunked but kept the header); a payload whose first
+    INFLATE_PROBE bytes do not inflate is not compressed (stored already decoded, its
+    `Content-Encoding` kept), and a `deflate` one may be raw deflate. Damage after a start
+    that inflated is a `decode_error`."""
+    if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _dechunk(body)
-        if body is None:
-            return None
-    encoding = headers.get(b"content-encoding", "").strip().lower()
+    encoding = headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
-        inflater = zlib.decompressobj(47 if encoding != "deflate" else zlib.MAX_WBITS)
-        try:
-            body = inflater.decompress(body, MAX_PAGE_BYTES)
-        except zlib.error:
+        inflated = _inflate(body, 47 if encoding != "deflate" else zlib.MAX_WBITS)
+        if inflated is None:
             return None
+        body = inflated
     return body[:MAX_PAGE_BYTES]
+
+
+INFLATE_PROBE = 16384  # warcio's first read: when these bytes do not inflate, nothing was compressed
+
+
+def _inflate(body: bytes, wbits: int) -> bytes | None:
+    """`body` inflated (at most MAX_PAGE_BYTES); the stored bytes when its start does not
+    inflate (raw deflate tried first for `deflate`); None when it fails further on, or when
+    a body that starts as a gzip or zlib stream (its header) fails anywhere: that is damage,
+    where warcio would pass the compressed bytes on as the page."""
+    inflater = zlib.decompressobj(wbits)
+    try:
+        head = inflater.decompress(body[:INFLATE_PROBE], MAX_PAGE_BYTES)
+    except zlib.error:
+        if wbits > 0 and _compressed_header(body):
+            return None
+        return _inflate(body, -zlib.MAX_WBITS) if wbits == zlib.MAX_WBITS else body
+    if inflater.unconsumed_tail or inflater.eof:
+        return head
+    try:
+        return head + inflater.decompress(body[INFLATE_PROBE:], MAX_PAGE_BYTES - len(head))
+    except zlib.error:
+        return None
+
+
+def _compressed_header(body: bytes) -> bool:
+    """Whether body starts with a gzip header, or a zlib one (RFC 1950: deflate with a
+    window of at most 32 KiB, and a check that makes its first two bytes a multiple of 31)."""
+    if body[:2] == b"\x1f\x8b":
+        return True
+    return len(body) > 1 and body[0] & 0x8F == 0x08 and (body[0] << 8 | body[1]) % 31 == 0
 
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
-def _dechunk(body: bytes) -> bytes | None:
-    """A chunked body's data, or None when a chunk size is not hex digits (a crafted "-6"
-    would send the reader backwards); every step moves forward."""
+def _dechunk(body: bytes) -> bytes:
+    """A chunked body's data. From a chunk header that is no chunk header on (not hex
+    digits, or no CRLF: a crafted "-6" would send the reader backwards), the rest is taken
+    as it is, as warcio takes it; every step moves forward."""
     out, i, total = [], 0, 0
     while True:
-        eol = body.find(b"\r\n", i)
-        if eol < 0:
-            return None
-        size_text = body[i:eol].split(b";", 1)[0].strip()
+        eol = body.find(b"\r\n", i, i + 64)
+        size_text = body[i:eol].split(b";", 1)[0].strip() if eol >= 0 else b""
         if not _CHUNK_SIZE.fullmatch(size_text):
-            return None
+            out.append(body[i:])
+            return b"".join(out)
         size = int(size_text, 16)
         if size == 0 or total >= MAX_PAGE_BYTES:
             return b"".join(out)
@@ -241,6 +310,8 @@ def wat_page(envelope_json: bytes) -> Page | str:
     html_meta = response.get("HTML-Metadata")
     if not isinstance(html_meta, dict):
         return NOT_HTML
+    if reason := optout.wat_page_opt_out(response, html_meta):
+        return OPTED_OUT + reason
     links = html_meta.get("Links") or []
     if not isinstance(links, list):
         return BAD_JSON
@@ -251,7 +322,7 @@ def wat_page(envelope_json: bytes) -> Page | str:
         if isinstance(link, dict) and link.get("path") == "IMG@/src"
     ]
     page_url = _get(envelope, "WARC-Header-Metadata", "WARC-Target-URI")
-    page_url = page_url.strip() if isinstance(page_url, str) else ""
+    page_url = target_uri(page_url) if isinstance(page_url, str) else ""
     return page_url, base_href if isinstance(base_href, str) else None, images
 
 

@@ -2,20 +2,25 @@
 linear scan (no DOM tree, so no nesting depth can make a page cost more than its size).
 
 The scan follows the HTML tokenizer where it decides what is markup: comments (`<!-- -->`,
-also unterminated: the rest is comment), raw-text and RCDATA elements (`<script>`, `<style>`,
-`<textarea>`, `<title>`, ...: an `<img>` inside is text, as in any tag's quoted attribute
-value; `<noscript>` is read as markup, as with scripting off, since its `<img>` is often the
-only plain copy of a script-made image), attributes with quoted values (a `>` inside quotes
-does not end the tag), entities in attribute values (the attribute rule: `&copy=1` in a URL
-stays), `<image>` read as `<img>` outside `<svg>`, the first `<base href>`. A tag the document
-ends inside is no tag, and nothing after it is markup. tests/test_page.py holds the scan to
-lexbor's HTML5 parser on random documents.
+also unterminated: the rest is comment), bogus comments (`<!x ...>`, `<?php ...>`, `</ ...>`:
+they end at the first `>`, so an `<img>` inside is none), CDATA sections inside `<svg>`,
+raw-text and RCDATA elements (`<script>`, `<style>`, `<textarea>`, `<title>`, ...: an `<img>`
+inside is text, as in any tag's quoted attribute value; `<noscript>` is read as markup, as
+with scripting off, since its `<img>` is often the only plain copy of a script-made image),
+attributes with quoted values (a `>` inside quotes does not end the tag), character
+references in attribute values by the attribute rule (`&copy=1` and `&section=4;` in a URL
+stay as written), `<image>` read as `<img>` outside `<svg>` (and `<img>` ending the `<svg>`,
+as it does in a browser), the first HTML `<base href>` (an SVG `<image href>` is no base). A
+tag the document ends inside is no tag, and nothing after it is markup. tests/test_page.py
+holds the scan to lexbor's HTML5 parser on random documents.
 
-Which URL an `<img>` shows (`pick_source`): lazy-loading scripts move `data-src`,
-`data-lazy-src` or `data-original` into `src`, so those win; then `src` when it is a real
-URL (not empty, not `data:` or `javascript:`); then the largest candidate of `data-srcset`,
-`srcset`, and the first `<source srcset>` of an enclosing `<picture>`; else `src` as it is
-(its drop reason is counted).
+Which URL an `<img>` shows (`pick_source`): what the page shows once its lazy-loading script
+has run, since that script replaces a placeholder (a 1x1 GIF, a spacer, a `data:` URL) with
+the real image. So `data-src`, `data-lazy-src` or `data-original` win; then the largest
+candidate of the enclosing `<picture>`'s first `<source data-srcset>` (a browser shows a
+picture's source before its `<img>`); then the `<img>`'s own `data-srcset`; then `src` when
+it is a real URL (not empty, not `data:` or `javascript:`); then `srcset`, then the
+picture's first `<source srcset>`; else `src` as it is (its drop reason is counted).
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import re
 Image = tuple[str | None, str | None, str | None, str]
 
 LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original")
-SRCSET_ATTRS = ("data-srcset", "srcset")
 _RAW_TEXT = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes")
 _COMMENT_END = re.compile(r"--!?>")
 _RAW_END = {name: re.compile(rf"</{name}[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT}
@@ -44,29 +48,41 @@ _TAG_END = re.compile(rf"{_ATTRS}[\t\n\f\r /]*+>")
 # all possessive, then the next markup that matters: a comment, or a start or end tag named
 # here. No match: nothing more matters, or a tag runs to the end of the document.
 _NAMES = "img|image|source|base|picture|svg|plaintext|" + "|".join(_RAW_TEXT)
-_MARKUP = rf"<(?:!--|/?(?i:{_NAMES})(?=[\t\n\f\r />]))"
+# Other markup is skipped whole: start and end tags (an end tag's attributes are read, then
+# ignored), and bogus comments, which end at the first ">" whatever it is inside: `<!x ...>`,
+# `<?php ...>`, `</ ...>`, `<!DOCTYPE ...>`, `<![CDATA[` outside SVG. A `<` before anything
+# else is text.
+_MARKUP = rf"<(?:!--|!\[CDATA\[|/?(?i:{_NAMES})(?=[\t\n\f\r />]))"
 _NEXT = re.compile(
-    rf"(?:[^<]++|(?!{_MARKUP})(?:<[a-zA-Z][^\t\n\f\r />]*+{_ATTRS}[\t\n\f\r /]*+>|<(?![a-zA-Z])))*+"
-    rf"<(?:(!--)|(/?)((?i:{_NAMES}))(?=[\t\n\f\r />]))"
+    rf"(?:[^<]++|(?!{_MARKUP})(?:</?[a-zA-Z][^\t\n\f\r />]*+{_ATTRS}[\t\n\f\r /]*+>|<[!?/][^>]*+>"
+    rf"|<(?![a-zA-Z!?/])))*+"
+    rf"<(?:(!--)|(!\[CDATA\[)|(/?)((?i:{_NAMES}))(?=[\t\n\f\r />]))"
 )
+_CDATA_END = "]]>"
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _UNUSABLE = re.compile(r"[\x00-\x20]*(?:data|javascript):|[\x00-\x20]*$", re.IGNORECASE)
 _SRCSET_URL = re.compile(r"[\t\n\f\r ,]*([^\t\n\f\r ]+)")
 _DESCRIPTOR = re.compile(r"([0-9.]+)([wx])", re.IGNORECASE)
 
 
+_NAMED = html.entities.html5
+
+
 def _charref(m: re.Match) -> str:
+    """One character reference in an attribute value, by the tokenizer's rule: the longest
+    name in the table wins; a name without ";" (one of the legacy ones, at most 6 letters)
+    followed by "=" or an ASCII alphanumeric stays as written (`&section=4`, `&notes;`)."""
     ref = m.group(1)
-    if ref[0] == "#" or ref[-1] == ";":
+    if ref[0] == "#":
         return html.unescape(m.group(0))
-    # A named reference without ";" is one of the legacy names, longest first; in an
-    # attribute it stays as written when "=" or an alphanumeric follows it.
+    if ref[-1] == ";" and ref in _NAMED:
+        return _NAMED[ref]
     for n in range(min(len(ref), 6), 1, -1):
-        if ref[:n] in html.entities.html5:
+        if ref[:n] in _NAMED:
             after = ref[n] if n < len(ref) else m.string[m.end():m.end() + 1]
-            if after == "=" or after.isalnum():
+            if after == "=" or (after.isascii() and after.isalnum()):
                 return m.group(0)
-            return html.entities.html5[ref[:n]] + ref[n:]
+            return _NAMED[ref[:n]] + ref[n:]
     return m.group(0)
 
 
@@ -117,20 +133,24 @@ def largest_candidate(srcset: str) -> str | None:
     return best
 
 
-def pick_source(attrs: dict[str, str], picture_srcset: str | None = None) -> tuple[str | None, str]:
-    """(the URL an `<img>` shows, the attribute it came from) from raw attribute values; see
-    the module docstring."""
+def pick_source(attrs: dict[str, str], source: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """(the URL an `<img>` shows, where it came from) from raw attribute values, `source`
+    being the attributes of its `<picture>`'s first `<source>` with a srcset; see the
+    module docstring."""
     for name in LAZY_ATTRS:
         value = attrs.get(name)
         if value and not _UNUSABLE.match(value):
             return unescape_attribute(value), name
+    if source and (value := source.get("data-srcset")) and (url := largest_candidate(unescape_attribute(value))):
+        return url, "picture"
+    if (value := attrs.get("data-srcset")) and (url := largest_candidate(unescape_attribute(value))):
+        return url, "data-srcset"
     src = attrs.get("src")
     if src and not _UNUSABLE.match(src):
         return unescape_attribute(src), "src"
-    for name in SRCSET_ATTRS:
-        if (value := attrs.get(name)) and (url := largest_candidate(unescape_attribute(value))):
-            return url, name
-    if picture_srcset and (url := largest_candidate(unescape_attribute(picture_srcset))):
+    if (value := attrs.get("srcset")) and (url := largest_candidate(unescape_attribute(value))):
+        return url, "srcset"
+    if source and (value := source.get("srcset")) and (url := largest_candidate(unescape_attribute(value))):
         return url, "picture"
     return (unescape_attribute(src) if src else src), "src"
 
@@ -139,11 +159,17 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
     """(the first `<base href>` or None, every `<img>` as (url, alt, title, from)) in order."""
     base_href: str | None = None
     images: list[Image] = []
-    in_picture, picture_srcset = False, None  # the first <source srcset> of the open <picture>
+    in_picture, picture = False, None  # the attributes of the open <picture>'s first <source srcset>
     svg_depth = 0  # inside <svg>, <image> is SVG's own element, not an <img>
     pos = 0
     while m := _NEXT.match(text, pos):
-        comment, end_tag, name = m.groups()
+        comment, cdata, end_tag, name = m.groups()
+        if cdata:  # a CDATA section in SVG; elsewhere a bogus comment
+            end = text.find(_CDATA_END, m.end()) if svg_depth else text.find(">", m.end())
+            if end < 0:
+                break
+            pos = end + (len(_CDATA_END) if svg_depth else 1)
+            continue
         if comment:  # "<!-->" and "<!--->" are complete comments
             if text.startswith((">", "->"), m.end()):
                 pos = text.index(">", m.end()) + 1
@@ -164,7 +190,8 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
         if pos < 0 or name == "plaintext":
             break
         if name == "img" or (name == "image" and not svg_depth):
-            url, origin = pick_source(attrs, picture_srcset if in_picture else None)
+            svg_depth = 0  # <img> breaks out of SVG: what follows is HTML again
+            url, origin = pick_source(attrs, picture if in_picture else None)
             alt, title = attrs.get("alt"), attrs.get("title")
             images.append((url, alt and unescape_attribute(alt), title and unescape_attribute(title), origin))
         elif name in _RAW_END:
@@ -173,12 +200,12 @@ def scan_images(text: str) -> tuple[str | None, list[Image]]:
                 break
             pos = end.start()
         elif name == "picture":
-            in_picture, picture_srcset = True, None
+            in_picture, picture = True, None
         elif name == "svg" and text[pos - 2] != "/":  # not <svg/>
             svg_depth += 1
         elif name == "source":
-            if in_picture and picture_srcset is None:
-                picture_srcset = attrs.get("srcset") or None
-        elif base_href is None and "href" in attrs:
+            if in_picture and picture is None and (attrs.get("srcset") or attrs.get("data-srcset")):
+                picture = attrs
+        elif name == "base" and base_href is None and "href" in attrs and not svg_depth:
             base_href = unescape_attribute(attrs["href"])
     return base_href, images

@@ -34,8 +34,10 @@ def pairs_from_images(page_url: str, base_href: str | None, images: Iterable[tup
     """Pairs for one page's images (Image tuples; a 3-tuple's URL is from `src`): alt text,
     else title, cleaned; the URL resolved against the page's base, computed once.
 
-    `decode_entities`: WAT attribute values are raw HTML ("Tom &amp; Jerry"); the WARC path's
-    scan has decoded them already, and decoding twice would turn "&amp;amp;" into "&".
+    `decode_entities`: whether the values are raw HTML ("Tom &amp; Jerry"). Neither crawl path
+    passes raw values: the WARC path's scan decodes them, and Common Crawl's WAT extractor
+    wrote them decoded (an alt of `&amp;amp;` in the HTML is `&amp;` in the WAT and stays so);
+    decoding again would turn it into "&" and give the image another text, so another key.
     """
     resolve = PageUrls(page_url, base_href).resolve
     drops: dict[str, int] = {}

@@ -1,13 +1,12 @@
-"""Hostile review of streamed WARC reading (archive._plain_records and streamed gzip members).
+"""Streamed WARC reading (archive._plain_records and streamed gzip members).
 
-The promises checked (wit_pipeline/web/archive.py and the commits that added streaming):
+The promises checked (wit_pipeline/web/archive.py):
 - a plain WARC read from a stream gives exactly what `parse_records(whole_file, 0, in_member=False)`
   gives, for any input and any read size, except that a record over MAX_RECORD_BYTES is Broken;
   memory about one record plus a read chunk; time linear in the file size;
 - a gzip member inflating past STREAM_BYTES gives, when damaged or cut, the records before the
   damage, then at most garbage-derived Brokens and one member error; no exception escapes
-  `iter_records` for bad bytes.
-Each test below failed on the code it reviewed (branch review4, 9c48529)."""
+  `iter_records` for bad bytes."""
 
 from __future__ import annotations
 
@@ -141,7 +140,7 @@ def test_a_corrupt_streamed_member_is_reported_and_costs_at_most_the_damaged_rec
     and zlib sees it only at the CRC at the member's end. A streamed member cannot wait for
     that (it would hold the whole member), so the record holding the byte is passed on, and the
     member's error is reported after its records: the dead letter says the file is damaged.
-    (The reviewer asked for no corrupt record at all; the archive docstring says why not.)"""
+    (Not none at all: the archive docstring says why.)"""
     monkeypatch.setattr(archive, "STREAM_BYTES", 100_000)
     rng = random.Random(4)
     plain = b"".join(_record(rng.randbytes(20_000)) for _ in range(40))

@@ -16,8 +16,9 @@ from types import TracebackType
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from wit_pipeline.stages.harvest import input_version, part_is_complete, part_name
-from wit_pipeline.stages.harvest_inputs import source_files
+from wit_pipeline.core import outputs
+from wit_pipeline.stages.harvest.inputs import source_files
+from wit_pipeline.stages.harvest.parts import input_version, part_is_complete, part_name
 
 POLL_SECONDS = 1.0
 
@@ -28,7 +29,7 @@ class Progress:
 
     def __init__(self, sources: list[tuple[str, str]], output: str, prefix: str, max_files: int,
                  fingerprint: str, enabled: bool = True) -> None:
-        self.parts_dir, self.fingerprint = os.path.join(output, "candidates"), fingerprint
+        self.parts_dir, self.fingerprint = os.path.join(output, outputs.CANDIDATES), fingerprint
         self.files: dict[str, str] = {}
         if enabled and "://" not in output:
             files = [f for kind, url in sources for f in source_files(kind, url, prefix, max_files)]

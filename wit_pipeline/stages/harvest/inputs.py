@@ -61,4 +61,7 @@ def check_sources(sources: list[tuple[str, str]], prefix: str) -> None:
             raise ValueError(f"{flag} {url!r} is a folder: give its files, e.g. '{url.rstrip('/')}/*.warc.wat.gz' or '{url.rstrip('/')}/*.warc.gz'")
         if not source_files(kind, url, prefix, max_files=1):
             raise FileNotFoundError(f"{flag} {url!r} " + ("matches no files" if kind == "glob" else "lists no files"))
+        if kind == "glob" and fsio.is_local(url):  # a FIFO or device would hang a worker: refuse it now
+            for problem in filter(None, map(fsio.not_a_regular_file, source_files(kind, url, prefix))):
+                raise ValueError(f"{flag} {url!r}: {problem}")
 

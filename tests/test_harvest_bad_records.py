@@ -1,4 +1,4 @@
-"""A hostile review of the harvest stage: each test is one confirmed problem and fails today.
+"""Harvest on crafted bad input: broken records, damaged compression, files that fail to open.
 
 Every crafted input is a few good records around one bad one; what must hold is the charter's:
 one record costs only itself, the job exits 0, the good records are kept, a rerun of the same
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from beam_jobs import harvest
 from wit_pipeline.core import stats
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import DictTally
 from wit_pipeline.web.extract import iter_pairs
 
@@ -121,8 +122,8 @@ def test_a_file_that_failed_to_open_is_retried_on_rerun(crawl, tmp_path: Path) -
 
     fresh = tmp_path / "fresh"
     assert harvest.run(["--input-list", str(listing), "--output", str(fresh), "--no-progress"]) == 0
-    resumed = json.loads((out / "stats.json").read_text())["stages"]
-    uninterrupted = json.loads((fresh / "stats.json").read_text())["stages"]
+    resumed = json.loads((out / STATS).read_text())["stages"]
+    uninterrupted = json.loads((fresh / STATS).read_text())["stages"]
     assert resumed == uninterrupted
 
 

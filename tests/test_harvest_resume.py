@@ -1,6 +1,6 @@
-"""A hostile review of harvest's resumability (issue 10): reruns over changed inputs, a kill
-while the outputs are written, output folders that are not harvest's, the progress line of a
-rerun, one file given under two names, a glob that matches folders, a reused folder's candidates, a folder holding a user's file
+"""Harvest's resumability: reruns over changed inputs, a kill while the outputs are written,
+output folders that are not harvest's, the progress line of a rerun, one file given under two
+names, a glob that matches folders, a reused folder's candidates, a folder holding a user's file
 after a killed rerun, and a rerun refused by its options keeping the earlier stats.json."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from beam_jobs import harvest
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.inspect.cli import run as inspect_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ def _inputs(crawl, folder: Path, n: int = 2) -> str:
 
 def _harvest(glob: str, out: Path, *extra: str) -> dict:
     assert harvest.run(["--input", glob, "--output", str(out), *ARGS, *extra]) == 0
-    return json.loads((out / "stats.json").read_text())
+    return json.loads((out / STATS).read_text())
 
 
 def _tree(folder: Path) -> dict[str, str]:
@@ -80,12 +81,13 @@ def test_an_input_that_changed_since_its_part_is_read_again(crawl, tmp_path: Pat
 
 KILL_AFTER_FIRST_SHARD = """
 import os, signal, sys
-from beam_jobs import harvest, harvest_global as g
-write = g.write_selected
+from beam_jobs import harvest
+from wit_pipeline.stages.harvest import outputs
+write = outputs.write_selected
 def write_then_die(*args):
     write(*args)
     os.kill(os.getpid(), signal.SIGKILL)  # a pre-emption while the outputs are written
-g.write_selected = write_then_die
+outputs.write_selected = write_then_die
 harvest.run(sys.argv[1:])
 """
 
@@ -99,8 +101,8 @@ def test_a_rerun_killed_while_writing_outputs_leaves_no_stats_that_lie(crawl, tm
     cmd = [sys.executable, "-c", KILL_AFTER_FIRST_SHARD, "--input", glob, "--output", str(out), *ARGS, "--t", "1"]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
-    if (out / "stats.json").exists():
-        doc = json.loads((out / "stats.json").read_text())
+    if (out / STATS).exists():
+        doc = json.loads((out / STATS).read_text())
         assert _stage(doc, "balance")["out"] == _rows(out / "selected"), "stats.json does not describe selected/"
 
 
@@ -110,12 +112,12 @@ def test_harvest_refuses_another_stages_output_folder(crawl, tmp_path: Path) -> 
     other = tmp_path / "raw"
     other.mkdir()
     theirs = json.dumps({"stages": [{"name": "download", "in": 2, "out": 2, "dropped": {}}]})
-    (other / "stats.json").write_text(theirs)
+    (other / STATS).write_text(theirs)
     (other / "00000.tar").write_bytes(b"\0" * 1024)
     with pytest.raises(SystemExit, match="another stage's output"):
         harvest.run(["--input", glob, "--output", str(other), *ARGS])
-    assert (other / "stats.json").read_text() == theirs
-    assert sorted(p.name for p in other.iterdir()) == ["00000.tar", "stats.json"]
+    assert (other / STATS).read_text() == theirs
+    assert sorted(p.name for p in other.iterdir()) == ["00000.tar", STATS]
 
 
 def _on_a_terminal(cmd: list[str]) -> str:
@@ -158,7 +160,7 @@ def test_one_file_given_under_two_names_is_read_once(crawl, tmp_path: Path) -> N
     once = _harvest(path, tmp_path / "once")
     out = tmp_path / "twice"
     assert harvest.run(["--input", path, "--input", f"file://{path}", "--output", str(out), *ARGS]) == 0
-    twice = json.loads((out / "stats.json").read_text())
+    twice = json.loads((out / STATS).read_text())
     assert twice["stages"] == once["stages"]
     assert len(list((out / "candidates").glob("*.parquet"))) == 1
 
@@ -214,8 +216,8 @@ def test_a_rerun_that_fails_before_any_work_keeps_the_earlier_stats(crawl, tmp_p
     glob = _inputs(crawl, tmp_path / "in")
     out = tmp_path / "out"
     _harvest(glob, out)
-    before = (out / "stats.json").read_bytes()
+    before = (out / STATS).read_bytes()
     with pytest.raises((ValueError, SystemExit)):
         harvest.run(["--input", glob, "--output", str(out), *ARGS, "--runner", "DataflowRunner"])
-    assert (out / "stats.json").exists(), "a command that did nothing removed the earlier run's stats.json"
-    assert (out / "stats.json").read_bytes() == before
+    assert (out / STATS).exists(), "a command that did nothing removed the earlier run's stats.json"
+    assert (out / STATS).read_bytes() == before

@@ -1,5 +1,8 @@
 """Harvest, the global half, as pure functions over columns: dedup, query counts, balancing.
 
+The production forms of `wit_pipeline.stages.balance`'s rules (which are the readable
+reference the tests compare these with).
+
 Candidates travel in `Lights`, columns of one key bucket (the key's top byte), not one Beam
 element each: a shuffle moves a few numpy arrays per (part, bucket), and the per-candidate
 work is numpy or a tight loop. Each candidate weighs tens of bytes: its 64-bit key, the hash
@@ -9,7 +12,6 @@ its part and row (where the record itself is read back), and its query ids.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from wit_pipeline.core import parquet_io
 from wit_pipeline.core.keys import salted_hashes, uniforms
+from wit_pipeline.stages.harvest.parts import hash63, part_id
 
 BUCKET_BITS = 8  # 256 buckets: at a crawl's billions of candidates, a few million per bucket
 
@@ -46,15 +49,6 @@ class Lights(NamedTuple):
 def bucket_of(key: str) -> int:
     """The bucket of a hex key: its top BUCKET_BITS bits, as `by_bucket` computes them."""
     return int(key, 16) >> (64 - BUCKET_BITS)
-
-
-def hash63(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") >> 1
-
-
-def part_id(url: str) -> int:
-    """A 63-bit id of a part, from its name: what crosses a shuffle instead of its URL."""
-    return hash63(url.rsplit("/", 1)[-1])
 
 
 def read_lights(url: str) -> Lights:
@@ -151,15 +145,15 @@ def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[st
     order = np.lexsort((key, rank, lights.qids))  # per query, by (rank, key) as cap_order sorts
     qids = lights.qids[order]
     first = np.searchsorted(qids, qids, side="left")  # where each entry's query starts
-    chosen = order[np.arange(len(order)) - first < t]
-    for q, r, k in zip(lights.qids[chosen].tolist(), rank[chosen].tolist(), key[chosen].tolist()):
+    smallest = order[np.arange(len(order)) - first < t]
+    for q, r, k in zip(lights.qids[smallest].tolist(), rank[smallest].tolist(), key[smallest].tolist()):
         yield q, (f"{r:016x}", f"{k:016x}")
 
 
-def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> np.ndarray:
-    """Per query-id entry, whether that query chose the candidate (cap balancing's global picks):
-    one entry per pick, should a part's row list a query twice."""
-    wanted = {(int(key, 16), q) for key, q in chosen}
+def keep_picked(lights: Lights, picks: Iterable[tuple[str, int]]) -> np.ndarray:
+    """Per query-id entry, whether that query picked the candidate (cap balancing's global
+    (key, query) picks): one entry per pick, should a part's row list a query twice."""
+    wanted = {(int(key, 16), q) for key, q in picks}
     keys = lights.key.tolist()
     kept = np.zeros(len(lights.qids), bool)
     for e, (i, q) in enumerate(zip(owners(lights).tolist(), lights.qids.tolist())):
@@ -170,7 +164,7 @@ def keep_chosen(lights: Lights, chosen: Iterable[tuple[str, int]]) -> np.ndarray
     return kept
 
 
-def chosen(lights: Lights, kept: np.ndarray) -> np.ndarray:
+def selected_mask(lights: Lights, kept: np.ndarray) -> np.ndarray:
     """Per candidate, whether any of its queries keeps it (it is selected)."""
     out = np.zeros(len(lights), bool)
     out[owners(lights)[kept]] = True
@@ -184,7 +178,7 @@ def _count_ids(ids: np.ndarray) -> dict[int, int]:
 
 def selection_report(lights: Lights, kept: np.ndarray, total: int) -> dict[str, object]:
     """What a bucket contributes to stats.json and query_counts.parquet."""
-    selected = chosen(lights, kept)
+    selected = selected_mask(lights, kept)
     return {"dedup_in": total, "dedup_out": len(lights), "selected": int(selected.sum()),
             "matched_by_query": query_counts(lights), "selected_by_query": _count_ids(lights.qids[selected[owners(lights)]]),
             "kept_by_query": _count_ids(lights.qids[kept])}
@@ -192,7 +186,7 @@ def selection_report(lights: Lights, kept: np.ndarray, total: int) -> dict[str, 
 
 def selected_rows_by_part(lights: Lights, kept: np.ndarray) -> Iterator[tuple[int, list[int]]]:
     """(part, rows) of the selected candidates: where the writer reads them back."""
-    selected = chosen(lights, kept)
+    selected = selected_mask(lights, kept)
     parts, rows = lights.part[selected], lights.row[selected]
     order = np.argsort(parts, kind="stable")
     parts, rows = parts[order], rows[order]
@@ -213,4 +207,13 @@ def merge_reports(reports: Iterable[dict[str, object]]) -> dict[str, object]:
                     into[q] = into.get(q, 0) + n  # type: ignore[union-attr]
             else:
                 total[name] += value  # type: ignore[operator]
+    return total
+
+
+def merge_counts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Sum of the parts' counter dicts (a Beam CombineGlobally function)."""
+    total: dict[str, int] = {}
+    for d in dicts:
+        for name, n in d.items():
+            total[name] = total.get(name, 0) + n
     return total

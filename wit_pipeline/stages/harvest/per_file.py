@@ -1,0 +1,178 @@
+"""Harvest, the per-file half: one crawl file -> its matched candidates, in one pass.
+
+read -> extract -> filter (text rules, language) -> match happen here, per file, so the
+only thing a crawl file leaves behind is a part (`parts`): the parquet of its matched
+candidates plus the file's counts and dead letters, stamped with the fingerprint of
+everything that decides its contents, so a rerun of the same command skips every file whose
+part is complete and a changed setting redoes them all. The global half (`select`: dedup
+across files, per-query counts, balancing) reads only keys and query ids back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from wit_pipeline.core import fsio, keys, schema
+from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
+from wit_pipeline.stages.harvest import parts
+from wit_pipeline.stages.harvest.config import HarvestConfig
+from wit_pipeline.text.textfilter import drop_reason
+from wit_pipeline.web.extract import iter_pairs
+
+FILTER, MATCH = "filter", "match"
+PER_FILE_STAGES = ("read", "extract", FILTER, MATCH)
+MAX_DEAD_LETTERS = 1000  # per crawl file, listed in its part
+
+
+class Models:
+    """What the per-file pass needs besides its config: the language identifier and the
+    allowlist matcher, built once per worker process (they are large)."""
+
+    def __init__(self, lid: Any, matcher: Any) -> None:
+        self.lid, self.matcher = lid, matcher
+
+
+def load_lid(config: HarvestConfig) -> Any:
+    from wit_pipeline.text.langid import LanguageIdentifier
+
+    return LanguageIdentifier(config.lid_model)
+
+
+def load_matcher(config: HarvestConfig) -> Any:
+    from wit_pipeline.text.matcher import QueryMatcher
+
+    return QueryMatcher.from_file(config.allowlist, config.case_sensitive)
+
+
+def make_part(file_url: str, parts_dir: str, config: HarvestConfig, fingerprint: str, models: Models) -> str:
+    """A crawl file's part URL, computing the part unless a complete one is there. A file
+    whose pass raises (a bug, a failing model) is this file's loss, counted; a file that
+    failed as a whole is accounted for now and marked to be read again by the next run."""
+    part = fsio.join(parts_dir, parts.part_name(file_url))
+    version = parts.input_version(file_url)  # before the read: a file changing meanwhile is read again next run
+    if not parts.part_is_complete(part, fingerprint, version):
+        try:
+            table, counts, dead = harvest_file(file_url, config, models)
+        except Exception as exc:
+            logging.exception("harvest of %s failed", file_url)
+            table, counts, dead = failed_file(file_url, exc)
+        stamp = parts.RETRY if file_failed(file_url, dead) else fingerprint
+        parts.write_part(part, table, counts, dead, stamp, version)
+    return part
+
+
+def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[pa.Table, dict[str, int], list[dict]]:
+    """One crawl file -> (its matched candidates, its counts, its dead letters).
+
+    The text rules, language ID and matching are functions of the text alone, and the same
+    alt text recurs across a site's pages: each distinct text of the file is judged once,
+    each pair counted by its text's verdict."""
+    tally = DictTally()
+    dead: list[dict] = []
+
+    def on_error(source: str, error: str) -> None:
+        dead.append({"stage": "read", "source": source, "error": error})
+
+    pairs = list(iter_pairs(file_url, tally, on_error))
+    texts = [pair["text"] for pair in pairs]
+    verdicts = judge_texts(dict.fromkeys(texts), config, models)
+    filtered = Counter()  # per text, not per pair: a text's pairs share its verdict
+    for text, n in Counter(texts).items():
+        if isinstance(verdict := verdicts[text], Drop):
+            filtered[verdict.reason] += n
+    if verdicts.errors:
+        dead.extend({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[pair["text"]]}
+                    for pair in pairs if pair["text"] in verdicts.errors)
+    candidates = [(pair, verdict) for pair, verdict in zip(pairs, map(verdicts.__getitem__, texts))
+                  if type(verdict) is tuple and verdict[2]]  # matched some query
+    matched = len(pairs) - filtered.total()
+    _count(tally, FILTER, len(pairs), matched, filtered)
+    _count(tally, MATCH, matched, len(candidates), Counter({"no_match": matched - len(candidates)}))
+    return candidate_table(candidates), tally.as_dict(), capped(dead)
+
+
+def candidate_table(candidates: list[tuple[dict, tuple]]) -> pa.Table:
+    """schema.CANDIDATES of (pair, (language, score, query ids)), in order, built column by
+    column: a dict per row and Table.from_pylist cost more than the row's hash."""
+    urls = [pair["url"] for pair, _ in candidates]
+    texts = [pair["text"] for pair, _ in candidates]
+    columns = [keys.sample_keys(urls, texts), urls, texts, [pair["page_url"] for pair, _ in candidates],
+               *([verdict[i] for _, verdict in candidates] for i in range(3))]
+    arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema.CANDIDATES)]
+    return pa.Table.from_arrays(arrays, schema=schema.CANDIDATES)
+
+
+def capped(dead: list[dict]) -> list[dict]:
+    """At most MAX_DEAD_LETTERS of a file's dead letters, then one that says how many more:
+    a crafted file of a million broken records must not make a part of gigabytes (its counts
+    stay exact)."""
+    if len(dead) <= MAX_DEAD_LETTERS:
+        return dead
+    more = len(dead) - MAX_DEAD_LETTERS
+    return [*dead[:MAX_DEAD_LETTERS], {"stage": dead[-1]["stage"], "source": dead[-1]["source"],
+                                       "error": f"... and {more} more dead letters in this file, not listed"}]
+
+
+def file_failed(file_url: str, dead: list[dict]) -> bool:
+    """Whether the file itself failed (not one of its records): its part is written, so this
+    run accounts for it, but marked to be read again by the next run (throttling, a flaky
+    store or a file not there yet must not become a permanent loss)."""
+    return any(d["source"] == file_url for d in dead)
+
+
+class Verdicts(dict):
+    """text -> Drop(reason) or (language, score, query ids); `errors` holds why a text raised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+
+
+def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> Verdicts:
+    """The filter stage's rules (text rules, then language ID) and the allowlist match, for
+    each distinct text; a text the model cannot take costs only itself (a dead letter)."""
+    verdicts = Verdicts()
+    languages = frozenset(config.languages)
+    passed = []
+    for text in texts:
+        reason = drop_reason(text, config.min_chars, config.max_chars)
+        if reason is None:
+            try:
+                language, score = models.lid.predict(text)
+            except Exception as exc:
+                verdicts.errors[text] = error_text(exc)
+                reason = ERROR
+            else:
+                if language not in languages:
+                    reason = "wrong_language"
+                elif score < config.min_lang_score:
+                    reason = "low_lang_score"
+        if reason is None:
+            passed.append((text, language, score))
+        else:
+            verdicts[text] = Drop(reason)
+    for (text, language, score), query_ids in zip(passed, models.matcher.match_many([t for t, _, _ in passed])):
+        verdicts[text] = (language, score, list(query_ids))
+    return verdicts
+
+
+def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
+    """One stage's counts for a whole file at once (a Tally call per pair costs more than the rule)."""
+    tally.inc(stage, "in", n_in)
+    tally.kept(stage, n_out)
+    for reason, n in dropped.items():
+        if n:
+            tally.dropped(stage, reason, n)
+
+
+def failed_file(file_url: str, exc: BaseException) -> tuple[pa.Table, dict[str, int], list[dict]]:
+    """What a file whose pass raised (a bug, or a model that failed) leaves: no rows, one
+    counted read error, one dead letter; so the run goes on and says what happened."""
+    counts = {"read:in": 1, "read:dropped.error": 1}
+    dead = [{"stage": "read", "source": file_url, "error": error_text(exc)}]
+    return schema.CANDIDATES.empty_table(), counts, dead
