@@ -16,7 +16,7 @@ import pytest
 from wit_pipeline.core import keys, lock, ownership, schema
 from wit_pipeline.stages import curate as curate_stage
 from wit_pipeline.stages import download as dl
-from wit_pipeline.stages import harvest as harvest_stage
+from wit_pipeline.stages.harvest import outputs as harvest_stage
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
 from wit_pipeline.synthetic.server import serve
