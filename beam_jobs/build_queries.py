@@ -252,6 +252,9 @@ def run(argv: list[str] | None = None) -> int:
     build_graph(p, cfg, inputs)
     result = p.run()
     result.wait_until_finish()
+    if common.is_dry_run(pipeline_args):
+        common.say_dry_run("build-queries", cfg.output)
+        return 0
     reads = [json.loads(line) for line in fsio.read_text(fsio.join(cfg.job_dir, READS)).splitlines()]
     doc = common.write_stats(result, cfg.job_dir, STAGES, CHAINED, job="build-queries", config=asdict(cfg),
                       reads=multistream.read_summary(reads))

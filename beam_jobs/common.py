@@ -39,6 +39,19 @@ def make_pipeline(pipeline_args: list[str]) -> beam.Pipeline:
     return beam.Pipeline(options=options)
 
 
+def is_dry_run(pipeline_args: list[str]) -> bool:
+    """Whether `--dry_run=True` (Beam's TestOptions) asks only to translate the graph: the
+    runner builds the job and submits nothing, so the launcher must neither touch the output
+    (gs:// without credentials) nor read the stats.json a run would have written."""
+    from apache_beam.options.pipeline_options import TestOptions
+
+    return bool(PipelineOptions(pipeline_args).view_as(TestOptions).dry_run)
+
+
+def say_dry_run(job: str, output: str) -> None:
+    print(f"wit {job}: dry run: the graph was translated, nothing ran and nothing was written to {output}")
+
+
 def reject_unknown_flags(parser: argparse.ArgumentParser, pipeline_args: list[str]) -> None:
     """Exit with a one-line usage error for anything left over that Beam would not parse: Beam
     only logs "Discarding unparseable args", so a misspelt --balanse, a single-dash `-t 5` or a

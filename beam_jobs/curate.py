@@ -20,7 +20,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from beam_jobs.common import BeamTally, make_pipeline, print_stages, reject_unknown_flags, shared_load, write_stats
+from beam_jobs.common import (
+    BeamTally,
+    is_dry_run,
+    make_pipeline,
+    print_stages,
+    reject_unknown_flags,
+    say_dry_run,
+    shared_load,
+    write_stats,
+)
 from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards, dead_letter
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
@@ -104,7 +113,12 @@ class WriteFinal:
 
 
 def query_strings(allowlist: str) -> list[str]:
-    """Query strings by id; duplicates after normalisation are fine here (we only name ids)."""
+    """Query strings by id; duplicates after normalisation are fine here (we only name ids).
+    A folder of per-language lists names its ids as the harvest numbered them."""
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+
+    if is_folder(allowlist):
+        return load_folder(allowlist).queries
     return load_allowlist(allowlist, allow_duplicates=True).queries
 
 
@@ -238,6 +252,7 @@ def run(argv: list[str] | None = None) -> int:
     if config.eval_images and not eval_sources:
         raise SystemExit(f"wit curate: no eval images match {config.eval_images!r}")
     query_strings(config.allowlist)  # fail now, not on a worker, if the allowlist is missing or malformed
+    dry_run = is_dry_run(beam_args)
     if config.blocklist:
         try:
             blocked = blocklist.load(config.blocklist)
@@ -246,15 +261,20 @@ def run(argv: list[str] | None = None) -> int:
             return 2
         logging.info("curate: %d blocklist entries from %s", len(blocked), config.blocklist)
     try:
-        hold_output_lock(config.output, "curate")
-        stage.check_output(config.output)
+        if not dry_run:
+            hold_output_lock(config.output, "curate")
+            stage.check_output(config.output)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit curate: {exc}") from None
-    fsio.makedirs(config.output)
+    if not dry_run:
+        fsio.makedirs(config.output)
     p = make_pipeline(beam_args)
     build(p, config, inputs, eval_sources)
     result = p.run()
     result.wait_until_finish()
+    if dry_run:
+        say_dry_run("curate", config.output)
+        return 0
 
     recorded = dataclasses.asdict(config)
     doc = write_stats(result, config.output, STAGES, CHAINED, job="curate", seed=config.seed,

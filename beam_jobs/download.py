@@ -32,7 +32,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from beam_jobs.common import BeamTally, make_pipeline, reject_unknown_flags, write_stats
+from beam_jobs.common import BeamTally, is_dry_run, make_pipeline, reject_unknown_flags, say_dry_run, write_stats
 from beam_jobs.consent import AskOrigins
 from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
@@ -77,20 +77,23 @@ def write_dead_letters(rows: list[dict[str, str]], output: str) -> None:
     outputs.write_dead_letters(fsio.join(output, FILES_DEAD_LETTER), rows, skip_empty=True)
 
 
-def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any]:
+def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipeline_args: list[str]) -> dict[str, Any] | None:
     names = [part_name(p) for p in inputs]
     if len(set(names)) != len(names):
         raise ValueError(f"--engine beam needs input files with distinct names (one subfolder each): {inputs}")
     if any(n.startswith("_") for n in names):
         raise ValueError(f"input file names must not start with '_' (reserved for img2dataset/wit): {inputs}")
+    dry_run = is_dry_run(pipeline_args)
+    if dry_run:
+        return _run_pipeline(inputs, names, output, config, pipeline_args, dry_run)
     dl.check_output(output)
     with output_lock(output, dl.STAGE):
         dl.claim_output(output)
-        return _run_pipeline(inputs, names, output, config, pipeline_args)
+        return _run_pipeline(inputs, names, output, config, pipeline_args, dry_run)
 
 
 def _run_pipeline(inputs: list[str], names: list[str], output: str, config: dl.DownloadConfig,
-                  pipeline_args: list[str]) -> dict[str, Any]:
+                  pipeline_args: list[str], dry_run: bool) -> dict[str, Any] | None:
     pipeline = make_pipeline(pipeline_args)
     files = pipeline | "Files" >> beam.Create(inputs)
     now = time.time()
@@ -105,6 +108,8 @@ def _run_pipeline(inputs: list[str], names: list[str], output: str, config: dl.D
         write_dead_letters, output)
     result = pipeline.run()
     result.wait_until_finish()
+    if dry_run:
+        return None
     return write_stats(result, output, [FILES_STAGE, dl.STAGE], engine="beam", inputs=inputs, parts=sorted(names),
                        config=asdict(config), consent=consent_summary(fsio.join(output, CACHE_FILE), config, now))
 
@@ -154,6 +159,9 @@ def run(argv: list[str] | None = None) -> int:
             return 1
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if doc is None:
+        say_dry_run("download", args.output)
+        return 0
     stage = {s["name"]: s for s in doc["stages"]}[dl.STAGE]
     print(f"download: {stage['in']} pairs in, {stage['out']} images saved, dropped {stage['dropped']}")
     failed_files = {s["name"]: s for s in doc["stages"]}.get(FILES_STAGE, {}).get("dropped", {})

@@ -24,7 +24,7 @@ from typing import Any
 import apache_beam as beam
 
 from beam_jobs import harvest_global
-from beam_jobs.common import make_pipeline, print_stages, reject_unknown_flags, shared_load
+from beam_jobs.common import is_dry_run, make_pipeline, print_stages, reject_unknown_flags, say_dry_run, shared_load
 from wit_pipeline.core import fsio
 from wit_pipeline.core import outputs as core_outputs
 from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
@@ -70,7 +70,7 @@ class HarvestFiles(beam.DoFn):
         config = self.config
         self.models = per_file.Models(
             shared_load(self._lid_handle, f"lid:{config.lid_model}", lambda: per_file.load_lid(config)),
-            shared_load(self._matcher_handle, f"matcher:{config.allowlist}:{config.case_sensitive}",
+            shared_load(self._matcher_handle, f"matcher:{config.allowlist}:{config.case_sensitive}:{','.join(config.languages)}",
                         lambda: per_file.load_matcher(config)))
 
     def process(self, file_url: str) -> Any:
@@ -101,18 +101,25 @@ def run(argv: list[str] | None = None) -> int:
         parser.error(f"--max-files must be >= 0 (0: all), got {args.max_files}")
     reject_unknown_flags(parser, pipeline_args)
     config = parse_config(parser, HarvestConfig, args)
+    dry_run = is_dry_run(pipeline_args)
     try:
         config = with_digests(config)
         sources = [("glob", u) for u in args.input] + [("list", u) for u in args.input_list]
-        check_sources(sources, args.input_prefix)
-        hold_output_lock(args.output, "harvest")
-        outputs.check_output(args.output)
+        # a dry run checks what it can offline: local sources, not buckets nor the output
+        check_sources([s for s in sources if fsio.is_local(s[1])] if dry_run else sources, args.input_prefix)
+        if not dry_run:
+            hold_output_lock(args.output, "harvest")
+            outputs.check_output(args.output)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc
     output = args.output.rstrip("/")
     print(f"harvest: {len(sources)} input source(s) -> {output}", flush=True)
     p = make_pipeline(pipeline_args)  # bad options fail here: the earlier run's outputs untouched
     build(p, config, output, sources, args.input_prefix, args.max_files)
+    if dry_run:
+        p.run().wait_until_finish()
+        say_dry_run("harvest", output)
+        return 0
     stats_url = fsio.join(output, core_outputs.STATS)
     if fsio.exists(stats_url):  # an earlier run's: this run rewrites what it describes
         fsio.rm(stats_url)

@@ -16,9 +16,11 @@ from typing import Any
 import apache_beam as beam
 
 from beam_jobs.transforms import CapPerQuery, WriteShards
+from wit_pipeline.stages import language_t
 from wit_pipeline.stages.harvest import outputs, parts
 from wit_pipeline.stages.harvest import select as hg
 from wit_pipeline.stages.harvest.config import HarvestConfig
+from wit_pipeline.text.allowlist_folder import is_folder
 
 Bucket = tuple[hg.Lights, int]  # a bucket's deduplicated candidates and how many came in
 
@@ -28,9 +30,15 @@ def _dedup(group: tuple[int, Iterable[hg.Lights]]) -> tuple[int, Bucket]:
     return bucket, hg.dedup(blocks)
 
 
-def _by_probability(item: tuple[int, Bucket], counts: dict[int, int], t: int, seed: int) -> tuple[Bucket, list]:
+def _by_probability(item: tuple[int, Bucket], counts: dict[int, int], t: int, seed: int,
+                    limits: dict[str, Any] | None = None) -> tuple[Bucket, list]:
     _, (lights, total) = item
-    return (lights, total), hg.keep_by_probability(lights, counts, t, seed)
+    by_query = limits and limits["t_by_query"]
+    return (lights, total), hg.keep_by_probability(lights, counts, by_query or t, seed)
+
+
+def _thresholds(matched: dict[int, int], config: HarvestConfig) -> dict[str, Any]:
+    return language_t.thresholds(matched, parts.query_languages(config.allowlist, config.case_sensitive), config.t)
 
 
 def _by_pick(joined: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[Bucket, list]]:
@@ -46,21 +54,33 @@ class Balance(beam.PTransform):
     prob (MetaCLIP): each matched query keeps a candidate with probability min(1, t/count).
     cap: each query keeps its t candidates of lowest (cap_rank, key) (`CapPerQuery`, fed
     only each bucket's own t smallest per query). Either way a candidate survives if any
-    of its queries keeps it.
+    of its queries keeps it. With `limits` (a singleton of `language_t.thresholds`, for an
+    allowlist folder) each query uses its language's t.
     """
 
-    def __init__(self, mode: str, t: int, seed: int, matched: beam.PCollection) -> None:
+    def __init__(self, mode: str, t: int, seed: int, matched: beam.PCollection,
+                 limits: beam.PCollection | None = None) -> None:
         super().__init__()
-        self.mode, self.t, self.seed, self.matched = mode, t, seed, matched
+        self.mode, self.t, self.seed, self.matched, self.limits = mode, t, seed, matched, limits
 
     def expand(self, buckets: beam.PCollection) -> beam.PCollection:
+        limits = None if self.limits is None else beam.pvalue.AsSingleton(self.limits)
         if self.mode == "prob":
             return buckets | "KeepByProbability" >> beam.Map(
-                _by_probability, counts=beam.pvalue.AsSingleton(self.matched, default_value={}), t=self.t, seed=self.seed)
-        picks = (buckets
-                  | "LocalCap" >> beam.FlatMap(lambda item, t, seed: hg.local_cap(item[1][0], t, seed), self.t, self.seed)
-                  | "CapPerQuery" >> CapPerQuery(self.t)
-                  | "ToBucket" >> beam.Map(lambda kq: (hg.bucket_of(kq[0]), kq)))
+                _by_probability, counts=beam.pvalue.AsSingleton(self.matched, default_value={}), t=self.t, seed=self.seed,
+                limits=limits)
+        if limits is None:
+            picks = (buckets
+                     | "LocalCap" >> beam.FlatMap(lambda item, t, seed: hg.local_cap(item[1][0], t, seed), self.t, self.seed)
+                     | "CapPerQuery" >> CapPerQuery(self.t))
+        else:  # a t per query: each bucket's t_q smallest, then each query's t_q smallest of those
+            picks = (buckets
+                     | "LocalCap" >> beam.FlatMap(lambda item, limits, seed: hg.local_cap(item[1][0], limits["t_by_query"], seed),
+                                                  limits, self.seed)
+                     | "GroupByQuery" >> beam.GroupByKey()
+                     | "CapPerQuery" >> beam.FlatMap(lambda top, limits: language_t.smallest_per_query(
+                         top, limits["t_by_query"]), limits))
+        picks = picks | "ToBucket" >> beam.Map(lambda kq: (hg.bucket_of(kq[0]), kq))
         return ({"bucket": buckets, "picks": picks}
                 | "JoinPicks" >> beam.CoGroupByKey()
                 | "KeepPicked" >> beam.FlatMap(_by_pick))
@@ -76,7 +96,9 @@ def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str
                | "MatchedPerBucket" >> beam.Map(lambda item: {"matched_by_query": hg.query_counts(item[1][0])})
                | "MatchedCounts" >> beam.CombineGlobally(hg.merge_reports)
                | "MatchedDict" >> beam.Map(lambda report: report["matched_by_query"]))
-    balanced = buckets | "Balance" >> Balance(config.balance, config.t, config.seed, matched)
+    # with an allowlist folder, each language's t from English's (MetaCLIP 2); else one t
+    limits = matched | "Thresholds" >> beam.Map(_thresholds, config) if is_folder(config.allowlist) else None
+    balanced = buckets | "Balance" >> Balance(config.balance, config.t, config.seed, matched, limits)
     report = (balanced
               | "Report" >> beam.Map(lambda b: hg.selection_report(b[0][0], b[1], b[0][1]))
               | "MergeReports" >> beam.CombineGlobally(hg.merge_reports))
@@ -100,4 +122,5 @@ def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str
          | "WriteOutputs" >> beam.Map(outputs.write_summary, output, config,
                                       report=beam.pvalue.AsSingleton(report, default_value=hg.merge_reports([])),
                                       files=beam.pvalue.AsSingleton(file_counts, default_value={}),
-                                      written=beam.pvalue.AsList(written), parts=beam.pvalue.AsList(part_urls)))
+                                      written=beam.pvalue.AsList(written), parts=beam.pvalue.AsList(part_urls),
+                                      limits=(beam.pvalue.AsSingleton(limits) if limits is not None else None)))

@@ -11,6 +11,7 @@ import pytest
 from test_curate import _read_all, make_raw
 
 from beam_jobs import curate
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.image import blocklist, phash
 
 
@@ -57,7 +58,7 @@ def test_curate_drops_blocklisted_images_and_never_writes_them(tmp_path):
                        "--seed", "5", "--max-pixels", "1000000", "--blocklist", str(listed)]) == 0
     written = {s["__key__"] for s in _read_all(out)}
     assert k[1] in written and not written & {k[0], k["exact"], k[2]}
-    stats = json.loads((out / "stats.json").read_text())
+    stats = json.loads((out / STATS).read_text())
     decode = {s["name"]: s for s in stats["stages"]}["decode"]
     assert decode["dropped"]["blocklisted"] == 3
     assert decode["in"] == decode["out"] + sum(decode["dropped"].values())

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -51,7 +52,7 @@ EVAL = ["--checkpoint", "x.pt", "--shards", "x.tar"]
                                              "{tmp}/afile"], "--eval-dir {tmp}/afile: {tmp}/afile is a file, not a folder"),
         ("wit_pipeline.synthetic.generate", ["--out", "{tmp}/g", "--base-url", "http://127.0.0.1:1", "--page", "3"],
          "unrecognized arguments: --page 3"),
-        ("wit_pipeline.synthetic.server", ["{tmp}", "--po", "1"], "unrecognized arguments: --po 1"),
+        ("wit_pipeline.synthetic.server", ["{tmp}", "--po", "99999"], "unrecognized arguments: --po 99999"),
         ("wit_pipeline.inspect.cli", ["{tmp}", "--chec"], "unrecognized arguments: --chec"),
         ("beam_jobs.harvest", ["--input", "x.wat.gz", "--output", "{tmp}/h", "--runner", "Nope"],
          "--runner 'Nope' is not a Beam runner (one of: "),
@@ -82,8 +83,19 @@ def test_eval_on_a_cuda_device_this_torch_has_not(tmp_path, capsys):
 
 
 def _wit(*argv: str, prefix: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`wit argv` in its own process group, all of which is killed if it outlives `timeout` (a
+    hung Beam worker would otherwise hold the pipes open, and the test, for ever)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_ALBUMENTATIONS_UPDATE": "1"}
-    return subprocess.run([*(prefix or []), *WIT, *argv], capture_output=True, text=True, timeout=timeout, env=env)
+    args = [*(prefix or []), *WIT, *argv]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            pytest.fail(f"wit {' '.join(argv)} still ran after {timeout} s")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def _private_mount(folder: Path, options: str) -> list[str] | None:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from beam_jobs import download as beam_download
 from wit_pipeline.core import keys, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import consent
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
@@ -17,7 +18,7 @@ from wit_pipeline.synthetic.origins import Origin, Route
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-FILES = 3
+FILES = 2
 ORIGINS = 4
 
 
@@ -66,7 +67,7 @@ def test_each_origin_is_asked_once_per_job_and_not_again_on_resume(tmp_path):
         assert _run(paths, out) == 0
         assert [origin.paths() for origin in origins] == before  # resumed: nobody asked again
     import json
-    stats = json.loads((tmp_path / "raw" / "stats.json").read_text())
+    stats = json.loads((tmp_path / "raw" / STATS).read_text())
     download = {s["name"]: s for s in stats["stages"]}["download"]
     assert download["out"] == FILES * ORIGINS
     assert download["dropped"] == {consent.OPTED_OUT_ROBOTS: FILES * ORIGINS}

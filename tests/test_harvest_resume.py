@@ -221,3 +221,20 @@ def test_a_rerun_that_fails_before_any_work_keeps_the_earlier_stats(crawl, tmp_p
         harvest.run(["--input", glob, "--output", str(out), *ARGS, "--runner", "DataflowRunner"])
     assert (out / STATS).exists(), "a command that did nothing removed the earlier run's stats.json"
     assert (out / STATS).read_bytes() == before
+
+
+def test_the_fingerprint_leaves_out_exactly_the_settings_of_the_global_half() -> None:
+    """A part depends on every setting but balancing and sharding: changing those reuses every
+    part, changing any other redoes them; a new field is per-file unless it is marked GLOBAL."""
+    import dataclasses
+
+    from wit_pipeline.stages.harvest.config import HarvestConfig, per_file_settings
+
+    base = HarvestConfig()
+    global_only = {f.name for f in dataclasses.fields(HarvestConfig) if f.metadata.get("global")}
+    assert global_only == {"balance", "t", "seed", "num_shards"}
+    assert set(per_file_settings(base)) == {f.name for f in dataclasses.fields(HarvestConfig)} - global_only
+    rebalanced = dataclasses.replace(base, balance="cap", t=5, seed=3, num_shards=2)
+    assert rebalanced.fingerprint() == base.fingerprint()
+    for change in ({"min_chars": 6}, {"languages": ("en", "fr")}, {"allowlist_sha256": "0" * 64}):
+        assert dataclasses.replace(base, **change).fingerprint() != base.fingerprint(), change

@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from wit_pipeline import cli
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.schema import QUERY_COUNTS
 from wit_pipeline.report import balancing, examples, render
-from wit_pipeline.stages.download import OPT_OUT_MESSAGE
+from wit_pipeline.stages.download import outcome_reason
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -94,7 +95,7 @@ class _Cells(HTMLParser):
 def _expected_cells(out: Path) -> dict[tuple[str, str, str], int]:
     want = {}
     for folder in STATS_FOLDERS:
-        for s in json.loads((out / folder / "stats.json").read_text())["stages"]:
+        for s in json.loads((out / folder / STATS).read_text())["stages"]:
             job = JOB_OF[folder]
             want[(job, s["name"], "in")] = s["in"]
             want[(job, s["name"], "out")] = s["out"]
@@ -156,10 +157,14 @@ def test_report_is_reproducible_and_never_shows_opted_out_records(demo_run, tmp_
 
     html = first.decode("utf-8")
     raw = pa.concat_tables([pq.read_table(p) for p in sorted((out / "raw").glob("[0-9]*.parquet"))])
-    opted = [r for r in raw.to_pylist() if r["error_message"] == OPT_OUT_MESSAGE]
-    assert opted, "the demo plants opted-out images"
+    opted = [r for r in raw.to_pylist() if examples.never_shown(outcome_reason(r["status"], r["error_message"]) or "")]
+    assert opted, "the demo plants images whose responses opt out"
     for row in opted:
         assert row["url"] not in html and row["sample_key"] not in html
+    # and the ones robots.txt kept from being requested at all
+    truth = json.loads((out / "web" / "truth.json").read_text())
+    noai = [link["url"] for link in truth["links"] if link["expect"] == "noai"]
+    assert noai and not [u for u in noai if u in html]
     assert "opted_out" in html  # counted, though
     assert len(first) < 2_000_000
 
@@ -169,9 +174,10 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     run_dir = tmp_path / "run"
     for name in ("harvest", "raw", "shards"):
         shutil.copytree(demo_run.out / name, run_dir / name)
-    stats = run_dir / "harvest" / "stats.json"
+    stats = run_dir / "harvest" / STATS
     stats.write_bytes(stats.read_bytes()[:150])  # truncated mid-file
     (run_dir / "shards" / "wit-000000.tar").unlink()
+    next((run_dir / "harvest" / "candidates").glob("*.parquet")).write_bytes(b"not parquet")
     out = tmp_path / "report.html"
     assert cli.main(["report", str(run_dir), "--out", str(out)]) == 0
     assert "problem(s) listed at the top" in capsys.readouterr().out
@@ -180,6 +186,7 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
     assert problems < html.index('id="funnel"')
     top = html[problems:html.index("</section>", problems)]
     assert "harvest/stats.json cannot be read" in top and "wit-000000.tar is listed in manifest.json but missing" in top
+    assert "candidates or selected pairs cannot be read" in top
     assert 'data-job="download"' in html and 'data-job="harvest"' not in html  # what could be read still shows
 
     # One stage's folder on its own works too.
@@ -189,7 +196,8 @@ def test_bad_input_is_shown_at_the_top(demo_run, tmp_path: Path, capsys: pytest.
 
 
 def test_never_shown_reasons() -> None:
-    for reason in ("opted_out", "opted_out.robots", "opted_out.tdmrep", "blocklisted", "unsafe_host.blocklisted"):
+    for reason in ("opted_out", "opted_out.robots_txt", "opted_out.tdm_reservation", "blocklisted", "unsafe_host.blocklisted",
+                   "opted_out.x_robots_tag (at fetch)"):
         assert examples.never_shown(reason), reason
     for reason in ("near_duplicate", "failed_to_download.http_404", "not_opted_out_here", "blocklist_size"):
         assert not examples.never_shown(reason), reason
@@ -216,7 +224,7 @@ def test_a_large_run_gives_a_small_page(tmp_path: Path) -> None:
               {"name": "dedup", "in": 2 * 10**8, "out": 2 * 10**8, "dropped": {}},
               {"name": "balance", "in": 2 * 10**8, "out": 10**6, "dropped": {"over_cap": 199 * 10**6}}]
     per_language = {"en": 20_000, "de": 9_000, "ja": 7_000, "sw": 500}  # MetaCLIP 2's t per language, and its p
-    (harvest / "stats.json").write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0},
+    (harvest / STATS).write_text(json.dumps({"stages": stages, "job": "harvest", "config": {"t": 20_000, "seed": 0},
                                                     "t_per_language": per_language, "p": 0.2}))
     train = tmp_path / "run" / "train"
     train.mkdir()
@@ -263,7 +271,7 @@ def test_curate_opt_outs_withhold_its_dropped_images(demo_run, tmp_path: Path) -
         shutil.copytree(demo_run.out / name, run_dir / name)
     before = render.render(render.build(str(run_dir)))
     assert 'alt="dropped image"' in before
-    stats_path = run_dir / "shards" / "stats.json"
+    stats_path = run_dir / "shards" / STATS
     doc = json.loads(stats_path.read_text())
     dedup = next(s for s in doc["stages"] if s["name"] == "dedup")
     dedup["dropped"]["blocklisted"] = 1
@@ -277,3 +285,35 @@ def test_curate_opt_outs_withhold_its_dropped_images(demo_run, tmp_path: Path) -
     html = render.render(ctx)
     assert 'alt="dropped image"' not in html and "none of curate&#39;s dropped images is shown" in html
     assert 'data-field="dropped.blocklisted">1<' in html  # counted
+
+
+@pytest.mark.slow
+def test_curate_blocklisted_images_are_found_and_never_shown(demo_run, tmp_path: Path) -> None:
+    """With curate's blocklist at hand, the report finds the blocklisted drops again (by curate's
+    own decode) and counts them only; the other drops keep their images."""
+    import hashlib
+
+    from wit_pipeline import shards
+
+    run_dir = tmp_path / "run"
+    for name in ("raw", "shards"):
+        shutil.copytree(demo_run.out / name, run_dir / name)
+    ctx = render.build(str(run_dir))
+    shown = [e for g in ctx["drops"] if g["job"] == "curate" for d in g["shown"] for e in d["examples"] if e.get("thumb")]
+    assert len(shown) >= 2
+    victim = shown[0]
+    image = next(shards.image_of(s)[1] for tar in sorted((run_dir / "raw").glob("*.tar"))
+                 for s in shards.iter_tar_samples(str(tar)) if json.loads(s["json"]).get("sample_key") == victim["key"])
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text(f"sha256 {hashlib.sha256(image).hexdigest()}\n")
+    stats_path = run_dir / "shards" / "stats.json"
+    doc = json.loads(stats_path.read_text())
+    doc["config"]["blocklist"] = str(blocklist)
+    decode = next(s for s in doc["stages"] if s["name"] == "decode")
+    decode["dropped"]["blocklisted"] = 1  # as curate with that blocklist would have counted it
+    stats_path.write_text(json.dumps(doc))
+
+    html = render.render(render.build(str(run_dir)))
+    assert victim["url"] not in html and victim["key"] not in html
+    assert 'alt="dropped image"' in html and "none of curate" not in html
+    assert 'data-field="dropped.blocklisted">1<' in html

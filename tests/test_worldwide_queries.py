@@ -13,6 +13,7 @@ import pytest
 
 from queries import build, omw, pageviews, sample_dump, sample_worldwide, segment, wikipedia, worldwide
 from queries.wikitext import HIDDEN_NAMESPACES, wikitext_to_text
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import DictTally, stages_from_counters
 from wit_pipeline.text import textnorm
 from wit_pipeline.text.allowlist import load_allowlist
@@ -294,7 +295,7 @@ def test_english_is_byte_identical_with_or_without_language_en(tmp_path):
     assert (tmp_path / "inproc.tsv").read_bytes() == want
     assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["build", "en.tsv"]
     assert sorted(p.name for p in (tmp_path / "folder" / "build" / "en").iterdir()) == [
-        "dead_letter", "reads.jsonl", "stats.json"]
+        "dead_letter", "reads.jsonl", STATS]
 
 
 @needs_icu

@@ -3,7 +3,8 @@
 Zero-shot follows the CLIP paper: a class's text embedding is the mean of its L2-normalised
 prompt embeddings (one per template), renormalised; an image is assigned the class of
 highest cosine similarity. A shard sample's labels come from its json (`label_fn`): by
-default the one class name that occurs as whole words in the caption (samples with none or
+default the one class name that occurs in the caption (the allowlist's matching rule, so
+class names in any language and script work) (samples with none or
 several are counted, not guessed); with `--label-from queries` every class among the
 sample's matched allowlist queries, and a prediction is right if it is any of them (an
 allowlist's queries overlap: "red", "star", "red star"), with chance scored the same way.
@@ -30,6 +31,7 @@ from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.image import neardup
 from wit_pipeline.text import textnorm
 from wit_pipeline.text.allowlist import HEADER, decode_utf8, parse_allowlist
+from wit_pipeline.text.matcher import QueryMatcher
 
 # A handful of CLIP's ImageNet prompt templates; '{}' is the class name.
 DEFAULT_TEMPLATES: list[str] = [
@@ -78,12 +80,12 @@ def load_templates(path: str | None) -> list[str]:
 
 
 def caption_label_fn(classnames: Sequence[str]) -> LabelFn:
-    """Label = the one class whose normalised name occurs as whole words in the sample's `text`."""
-    padded = [textnorm.padded(c) for c in classnames]
+    """Label = the one class whose name occurs in the sample's `text` by the allowlist's matching
+    rule (whole words; inside a run of an unspaced script for a Chinese, Japanese or Thai name)."""
+    matcher = QueryMatcher.from_queries(list(classnames))
 
     def label(sample_json: dict) -> frozenset[int] | None:
-        text = textnorm.padded(str(sample_json.get("text", "")))
-        hits = [i for i, p in enumerate(padded) if p in text]
+        hits = matcher.match(str(sample_json.get("text", "")))
         return frozenset(hits) if len(hits) == 1 else None
 
     return label

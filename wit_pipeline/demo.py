@@ -3,6 +3,11 @@
 The same stage entrypoints a user runs by hand (`wit harvest`, `wit download`, ...), called
 in order with the options a first run needs; each stage's command line is printed so it can
 be re-run on its own.
+
+`--worldwide`: the crawl's clean pairs are captioned in English, Chinese, Japanese, Arabic and
+German; a list per language is built from generated dumps (`wit build-queries --language`)
+beside the English demo list, and harvest matches every caption against its own language's
+list (`--allowlist FOLDER --languages all`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ DEMO_PORT = 8931
 MARKER = ".wit-demo"  # left in --out: the folder holds a demo's outputs, which a rerun replaces
 # Everything the demo writes under --out; a rerun removes these and nothing else.
 OUTPUTS = ("web", "harvest", "raw", "shards", "train", "eval-images", "eval-shards", "colours.txt",
-           "contact-sheet.png", "queries.png", "report.html")
+           "contact-sheet.png", "queries.png", "report.html", "allowlists")
 
 
 def prepare_out(out: Path) -> None:
@@ -72,7 +77,7 @@ def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
     print(f"\n=== wit {name} {shlex.join(argv)}", flush=True)
     start = time.perf_counter()
     code = subprocess.call([sys.executable, "-m", "wit_pipeline.cli", name, *argv])
-    timings[name] = time.perf_counter() - start
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
     if code:
         raise SystemExit(f"wit {name} failed with exit code {code}")
 
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--t", type=int, default=20, help="per-query cap for balancing (the paper's is 20000)")
     p.add_argument("--steps", type=int, default=300, help="training steps (0 skips training)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--worldwide", action="store_true",
+                   help="captions in English, Chinese, Japanese, Arabic and German, a list per language built by "
+                   "wit build-queries from generated dumps, and a harvest that matches each caption against its "
+                   "language's list")
     p.add_argument("--port", type=port_number, default=DEMO_PORT,
                    help=f"loopback port for the generated web (default {DEMO_PORT}; 0: any free port). URLs, and so "
                    "sample keys and every number after them, depend on it: the same port and seed give the same run")
@@ -110,22 +119,25 @@ def run(argv: list[str] | None = None) -> int:
     web.mkdir(parents=True)
     with _serving(web, args.port) as base_url:
         start = time.perf_counter()
-        truth = generate_crawl(web, base_url, seed=args.seed, pages=args.pages)
+        truth = generate_crawl(web, base_url, seed=args.seed, pages=args.pages, worldwide=args.worldwide)
         eval_set = render_eval_set(out / "eval-images")
         eval_shards = write_concept_shards(out / "eval-shards", n_samples=384, seed=args.seed + 1000, shard_size=128)
         timings["gen-crawl"] = time.perf_counter() - start
         print(f"generated {len(truth['links'])} image links on {args.pages} pages at {base_url}; "
               f"{len(eval_set['items'])} held-out eval images", flush=True)
 
+        lists: list[str] = []
+        if args.worldwide:
+            lists = ["--allowlist", str(worldwide_allowlists(out, web, truth["dumps"], timings)), "--languages", "all"]
         _stage("harvest", ["--input", str(web / "crawl" / "wat" / "*.wat.gz"), "--output", str(harvest),
-                           "--balance", "cap", "--t", str(args.t), "--seed", str(args.seed), "--num-shards", "2"],
+                           "--balance", "cap", "--t", str(args.t), "--seed", str(args.seed), "--num-shards", "2", *lists],
                timings)
         # The demo's images live on 127.0.0.1: downloading them needs the explicit opt-in.
         _stage("download", ["--input", str(harvest / "selected" / "*.parquet"), "--output", str(raw),
                             "--allow-loopback", "--image-size", "128", "--processes", "1", "--threads", "8"],
                timings)
     _stage("curate", ["--input", str(raw), "--output", str(shards), "--eval-images", str(out / "eval-images" / "images"),
-                      "--samples-per-shard", "512", "--seed", str(args.seed)], timings)
+                      "--samples-per-shard", "512", "--seed", str(args.seed), *lists[:2]], timings)
     _stage("inspect", [str(shards), "--check", "--contact-sheet", str(out / "contact-sheet.png"),
                        "--histogram", str(out / "queries.png")], timings)
     if args.steps > 0:
@@ -149,3 +161,16 @@ def run(argv: list[str] | None = None) -> int:
     port = base_url.rsplit(":", 1)[1]
     print(f"to re-run a stage by hand, serve the generated web again first: wit serve {web} --port {port}")
     return 0
+
+
+def worldwide_allowlists(out: Path, web: Path, dumps: dict[str, str], timings: dict[str, float]) -> Path:
+    """out/allowlists/<code>.tsv: English's demo list, and a list per language built by
+    `wit build-queries --language` from its generated dump."""
+    import importlib.resources
+
+    folder = out / "allowlists"
+    folder.mkdir()
+    (folder / "en.tsv").write_bytes((importlib.resources.files("queries") / "demo_allowlist.tsv").read_bytes())
+    for lang, dump in sorted(dumps.items()):  # each writes allowlists/<lang>.tsv (and allowlists/build/<lang>/)
+        _stage("build-queries", ["--wikipedia", str(web / dump), "--language", lang, "--output", str(folder)], timings)
+    return folder

@@ -26,6 +26,8 @@ QUERY_COUNTS = pa.schema(
     [
         pa.field("query_id", pa.int32(), nullable=False),
         pa.field("query", pa.string(), nullable=False),
+        # the list's language in an allowlist folder (its Wikipedia code); null for a single list
+        pa.field("language", pa.string(), nullable=True),
         pa.field("count", pa.int64(), nullable=False),
         pa.field("selected", pa.int64(), nullable=False),  # how many of those survived balancing
         # how many this query kept itself: cap, exactly min(count, t); prob, about that. A

@@ -116,11 +116,15 @@ def check_final_folder(target: Target) -> list[str]:
     return [f"manifest.json: missing beside {len(target.tars)} final shard(s): an unfinished wit curate (rerun it)"]
 
 
-def check_query_counts(rows: Sequence[Mapping[str, Any]], balance: str | None, t: Any) -> list[str]:
+def check_query_counts(rows: Sequence[Mapping[str, Any]], balance: str | None, t: Any,
+                       t_per_language: Mapping[str, int] | None = None) -> list[str]:
     """query_counts.parquet against the balancing rule: nothing selected beyond its matches,
-    and under `--balance cap` each query keeps exactly balance.cap_kept(count, t)."""
+    and under `--balance cap` each query keeps exactly balance.cap_kept(count, t), t being its
+    language's when the harvest balanced per language (stats.json: t_per_language)."""
     problems = []
+    default_t = t
     for r in rows:
+        t = (t_per_language or {}).get(r.get("language"), default_t)
         if r["selected"] > r["count"]:
             problems.append(f"query {r['query']!r}: selected {r['selected']} > matched {r['count']}")
         if r["kept"] > r["selected"]:

@@ -163,7 +163,7 @@ def summarize_harvest(target: Target, top: int = 30) -> tuple[dict[str, Any], li
     config = (stats_doc or {}).get("config") or {}
     t = config.get("t")
     rows = _query_rows(target.root, problems)
-    problems += check_query_counts(rows, config.get("balance"), t)
+    problems += check_query_counts(rows, config.get("balance"), t, (stats_doc or {}).get("t_per_language"))
     counts = [r["count"] for r in rows]
     kept = [r["selected"] for r in rows]
     before: dict[str, Any] = {"total": sum(counts), "max": max(counts, default=0)}

@@ -24,8 +24,10 @@ Examples = dict[tuple[str, str], list[dict[str, Any]]]  # (stage, reason) -> rec
 
 
 def never_shown(reason: str) -> bool:
-    """Reasons whose records (image, text and URL) the report never shows: a site said no."""
-    return any(part.startswith("opted_out") or part == "blocklisted" for part in reason.split("."))
+    """Reasons whose records (image, text and URL) the report never shows: a site said no, or the
+    image is on a blocklist. A dead letter's error may follow the reason: "opted_out.x (at fetch)"."""
+    head = reason.split(" ", 1)[0]
+    return any(part.startswith("opted_out") or part == "blocklisted" for part in head.split("."))
 
 
 def _u64(hex_keys: list[str]) -> np.ndarray:

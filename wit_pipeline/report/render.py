@@ -13,9 +13,11 @@ import numpy as np
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, outputs
+from wit_pipeline.image import blocklist
+from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.report import charts, examples, shardscan
 from wit_pipeline.report.balancing import MAX_LANGUAGES, balancing
-from wit_pipeline.report.collect import Run, collect, funnel
+from wit_pipeline.report.collect import Job, Run, collect, funnel
 from wit_pipeline.report.examples import never_shown
 from wit_pipeline.stages import curate
 
@@ -58,18 +60,32 @@ def _examples(run: Run, seed: int, final: shardscan.Final | None,
             raw = _raw_tars(run)
             read, write = job.stage("read"), job.stage("write")
             n_dropped = (read["in"] - write["out"]) if read and write else len(final.keys)
-            show = not any(never_shown(r) for s in job.stages for r in s["dropped"])
-            if not show:
-                notes.append("Curate dropped opted-out or blocklisted records, which the report cannot tell apart from "
-                             "its other drops by their images: none of curate's dropped images is shown.")
+            show, blocked = _curate_blocklist(job, notes)
             rebalance = job.stage("rebalance")
             drops, decoded = shardscan.curate_drops(raw, final, job.config, n_dropped, seed, show, run.problems,
-                                                    rebalanced=bool(rebalance and rebalance["dropped"]))
+                                                    rebalanced=bool(rebalance and rebalance["dropped"]), blocked=blocked)
             found.update(drops)
         for key, rows in examples.dead_letters(job.folder, run.problems).items():
             found.setdefault(key, rows)
         out[kind] = found
     return out, decoded
+
+
+def _curate_blocklist(job: Job, notes: list[str]) -> tuple[bool, Blocklist | None]:
+    """(whether curate's dropped images may be shown, its blocklist). Where curate dropped
+    blocklisted (or opted-out) images, the report finds them again with curate's own blocklist;
+    without it, it cannot tell them from the other drops, and shows none of curate's dropped images."""
+    if not any(never_shown(r) for s in job.stages for r in s["dropped"]):
+        return True, None
+    url = job.config.get("blocklist")
+    if isinstance(url, str) and not any(never_shown(r) and r != BLOCKLISTED for s in job.stages for r in s["dropped"]):
+        try:
+            return True, blocklist.load(url)
+        except (OSError, ValueError) as exc:
+            notes.append(f"Curate's blocklist {url} cannot be read ({exc}).")
+    notes.append("Curate dropped blocklisted or opted-out images, which the report cannot tell apart from its other "
+                 "drops here: none of curate's dropped images is shown.")
+    return False, None
 
 
 def _raw_tars(run: Run) -> list[str]:
@@ -128,16 +144,18 @@ def _provenance(run: Run) -> list[dict[str, Any]]:
     return out
 
 
-def build(root: str, seed: int = 0) -> dict[str, Any]:
-    """Everything the template shows, for the run folder `root`."""
-    run = collect(root)
-    fun = funnel(run)
-    final = None
-    curate_job = run.jobs.get("curate")
-    if curate_job is not None and run.manifest is not None:
-        final = shardscan.read_final(curate_job.folder, run.manifest, seed, run.problems)
-    notes: list[str] = []
-    found, decoded = _examples(run, seed, final, notes)
+def _guarded(what: str, problems: list[str], fn: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+    """fn(*args), or `default` with the error at the top of the page: input nobody foresaw costs
+    one section, never the page."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - a report shows what it could read
+        problems.append(f"the {what} could not be built from this folder ({type(exc).__name__}: {str(exc)[:300]})")
+        return default
+
+
+def _drop_groups(fun: dict[str, Any], found: dict[str, examples.Examples], decoded: int | None) -> list[dict[str, Any]]:
+    """Per stage: the reasons with examples, the others grouped by why they have none, dead letters."""
     drops = []
     for r in fun["rows"]:
         group: dict[str, Any] = {"job": r["job"], "stage": r["stage"], "shown": [], "quiet": {}}
@@ -151,40 +169,65 @@ def build(root: str, seed: int = 0) -> dict[str, Any]:
         group["dead"] = found.get(r["job"], {}).get((r["stage"], "dead letters"), [])
         if group["shown"] or group["quiet"] or group["dead"]:
             drops.append(group)
+    return drops
+
+
+def _balancing(run: Run) -> dict[str, Any]:
+    harvest = run.jobs["harvest"]
+    doc = harvest.doc or {}
+    t = harvest.config.get("t")
+    assert run.query_counts is not None
+    bal = balancing(run.query_counts, t if isinstance(t, int) else None,
+                    doc.get("t_per_language") if isinstance(doc.get("t_per_language"), dict) else None,
+                    doc.get("p") if isinstance(doc.get("p"), (int, float)) else None)
+    series = [("before balancing", bal["before"]), ("after: selected pairs holding it", bal["after"]),
+              ("after: kept by the entry itself", bal["kept"])]
+    hl = (f"t = {bal['t']:,}", bal["t"]) if bal["t"] else None
+    bal["chart"] = charts.line_chart(series, xlabel="query rank", ylabel="matches", xlog=True, ylog=True, hline=hl)
+    if len(bal["languages"]) > 1:
+        langs = bal["languages"][:MAX_LANGUAGES]
+        bal["lang_charts"] = [
+            {"title": title, "chart": charts.line_chart([(lang["language"], lang[which]) for lang in langs],
+                                                        xlabel="query rank", ylabel="matches", xlog=True, ylog=True)}
+            for which, title in (("before", "before balancing"), ("after", "after balancing"))]
+    return bal
+
+
+def _distributions(final: shardscan.Final) -> dict[str, Any]:
+    langs = final.languages.most_common()
+    top = langs[:TOP_LANGUAGES] + ([("other", sum(n for _, n in langs[TOP_LANGUAGES:]))] if len(langs) > TOP_LANGUAGES else [])
+    return {
+        "samples": len(final.keys),
+        "languages": charts.hbars(top),
+        "chars": charts.histogram(final.chars, xlabel="caption length (characters)"),
+        "width": charts.histogram(final.width, xlabel="image width (pixels)"),
+        "height": charts.histogram(final.height, xlabel="image height (pixels)"),
+    }
+
+
+def build(root: str, seed: int = 0) -> dict[str, Any]:
+    """Everything the template shows, for the run folder `root`."""
+    run = collect(root)
+    fun = funnel(run)
+    final = None
+    curate_job = run.jobs.get("curate")
+    if curate_job is not None and run.manifest is not None:
+        final = _guarded("final shards' section", run.problems, shardscan.read_final, curate_job.folder, run.manifest,
+                         seed, run.problems)
+    notes: list[str] = []
+    found, decoded = _guarded("examples", run.problems, _examples, run, seed, final, notes, default=({}, None))
     ctx: dict[str, Any] = {"root": run.root, "version": __version__, "seed": seed, "funnel": fun,
-                           "funnel_chart": charts.funnel_chart(fun["rows"]) if fun["rows"] else None, "drops": drops,
-                           "decoded": decoded, "drop_notes": notes}
+                           "funnel_chart": charts.funnel_chart(fun["rows"]) if fun["rows"] else None,
+                           "drops": _drop_groups(fun, found, decoded), "decoded": decoded, "drop_notes": notes}
     if run.query_counts is not None:
-        harvest = run.jobs["harvest"]
-        doc = harvest.doc or {}
-        t = harvest.config.get("t")
-        bal = balancing(run.query_counts, t if isinstance(t, int) else None,
-                        doc.get("t_per_language") if isinstance(doc.get("t_per_language"), dict) else None,
-                        doc.get("p") if isinstance(doc.get("p"), (int, float)) else None)
-        series = [("before balancing", bal["before"]), ("after: selected pairs holding it", bal["after"]),
-                  ("after: kept by the entry itself", bal["kept"])]
-        hl = ("t = %s" % f"{bal['t']:,}", bal["t"]) if bal["t"] else None
-        bal["chart"] = charts.line_chart(series, xlabel="query rank", ylabel="matches", xlog=True, ylog=True, hline=hl)
-        if len(bal["languages"]) > 1:
-            langs = bal["languages"][:MAX_LANGUAGES]
-            bal["lang_charts"] = [
-                {"title": title, "chart": charts.line_chart([(lang["language"], lang[which]) for lang in langs],
-                                                            xlabel="query rank", ylabel="matches", xlog=True, ylog=True)}
-                for which, title in (("before", "before balancing"), ("after", "after balancing"))]
-        ctx["balancing"] = bal
+        bal = _guarded("balancing section", run.problems, _balancing, run)
+        if bal is not None:
+            ctx["balancing"] = bal
     if final is not None and final.keys:
-        langs = final.languages.most_common()
-        top = langs[:TOP_LANGUAGES] + ([("other", sum(n for _, n in langs[TOP_LANGUAGES:]))] if len(langs) > TOP_LANGUAGES else [])
-        ctx["distributions"] = {
-            "samples": len(final.keys),
-            "languages": charts.hbars(top),
-            "chars": charts.histogram(final.chars, xlabel="caption length (characters)"),
-            "width": charts.histogram(final.width, xlabel="image width (pixels)"),
-            "height": charts.histogram(final.height, xlabel="image height (pixels)"),
-        }
+        ctx["distributions"] = _guarded("distributions", run.problems, _distributions, final)
         ctx["sheet"] = final.sheet
-    ctx["training"] = _training(run)
-    ctx["provenance"] = _provenance(run)
+    ctx["training"] = _guarded("training section", run.problems, _training, run)
+    ctx["provenance"] = _guarded("provenance section", run.problems, _provenance, run, default=[])
     if run.manifest is not None:
         entries = run.manifest.get("shards", [])
         ctx["manifest"] = {"shards": entries[:MAX_SHARD_ROWS], "more": max(0, len(entries) - MAX_SHARD_ROWS),

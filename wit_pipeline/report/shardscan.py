@@ -28,7 +28,9 @@ from wit_pipeline import shards
 from wit_pipeline.core import fsio, keys
 from wit_pipeline.core.stats import DictTally
 from wit_pipeline.image import neardup, phash
+from wit_pipeline.image.blocklist import Blocklist
 from wit_pipeline.image.decode import MAX_PIXELS
+from wit_pipeline.report.examples import never_shown
 from wit_pipeline.report.thumbs import thumbnail
 from wit_pipeline.stages import curate
 
@@ -195,11 +197,13 @@ def _sorted(bucket: list[tuple[int, int, dict[str, Any]]]) -> list[dict[str, Any
 
 
 def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dropped: int, seed: int,
-                 show_images: bool, problems: list[str],
-                 rebalanced: bool = False) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], int]:
+                 show_images: bool, problems: list[str], rebalanced: bool = False,
+                 blocked: Blocklist | None = None) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], int]:
     """(stage, reason) -> examples of what curate dropped, from one pass over the raw shards;
-    and how many dropped images were decoded to find them.
-    `rebalanced`: curate's rebalance stage dropped some, so a drop near no image is one of those."""
+    and how many dropped images were decoded to find them. Records are read and decoded by
+    curate's own rules (its caption cap, its `blocked` blocklist: blocklisted images are only
+    counted). `rebalanced`: curate's rebalance stage dropped some, so a drop near no image is one of those."""
+    max_caption_chars = int(config.get("max_caption_chars") or curate.CurateConfig.max_caption_chars)
     d = int(config.get("max_distance", 4))
     max_pixels = int(config.get("max_pixels", MAX_PIXELS))
     p = min(1.0, DECODE_BUDGET / max(1, n_dropped))
@@ -213,10 +217,10 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
         tally = DictTally()
         try:
             for sample in shards.iter_tar_samples(url, tally, "read"):
-                record, reason = shards.raw_record(sample)
+                record = curate.read(sample, max_caption_chars)
                 source = curate.sample_source(sample)
-                if record is None:
-                    _keep_few(buckets.setdefault(("read", reason or "unknown"), []), _u(source, seed), {"source": source})
+                if isinstance(record, curate.Drop):
+                    _keep_few(buckets.setdefault(("read", record.reason), []), _u(source, seed), {"source": source})
                     continue
                 key = record["key"]
                 h = _u(key, seed)
@@ -229,9 +233,10 @@ def curate_drops(raw_tars: list[str], final: Final, config: dict[str, Any], n_dr
                 if h >= threshold or len(decoded) >= 2 * DECODE_BUDGET:
                     continue
                 n_decoded += 1
-                result = curate.decode(record, max_pixels)
-                if isinstance(result, curate.Drop):
-                    _keep_few(buckets.setdefault(("decode", result.reason), []), h, item)  # counted, never shown
+                result = curate.decode(record, max_pixels, blocked)
+                if isinstance(result, curate.Drop):  # its image is never shown
+                    if not never_shown(result.reason):
+                        _keep_few(buckets.setdefault(("decode", result.reason), []), h, item)
                     continue
                 item.update(h=h, phash=phash.from_hex(result["phash"]),
                             thumb=thumbnail(record["image"], max_pixels=max_pixels) if show_images else None)

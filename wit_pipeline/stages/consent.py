@@ -48,6 +48,7 @@ CONSENT_COLUMN = "consent"
 MAX_AGE_SECONDS = 24 * 3600  # RFC 9309 2.4
 POLICY_TIMEOUT = 10.0  # seconds to connect and between bytes, per policy file
 POLICY_THREADS = 16
+DEADLINE_TIMEOUTS = 3  # a whole policy fetch may take this many --timeout
 
 OPTED_OUT_ROBOTS = "opted_out.robots_txt"
 OPTED_OUT_TDM = "opted_out.tdm_reservation"
@@ -127,11 +128,23 @@ class Fetched:
 
 def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: str,
                  timeout: float = POLICY_TIMEOUT) -> Fetched:
-    """GET one policy file; its RFC 9309 outcome, final status and first MAX_BYTES (+1)."""
+    """GET one policy file; its RFC 9309 outcome, final status and first MAX_BYTES (+1).
+    `timeout` bounds each wait for bytes, DEADLINE_TIMEOUTS times it the whole fetch: a server
+    that drips a byte at a time is unreachable, not a thread held for as long as it likes."""
     request = urllib.request.Request(url, headers={"User-Agent": agent_string})
+    deadline = time.monotonic() + DEADLINE_TIMEOUTS * timeout
     try:
         with opener.open(request, timeout=timeout) as response:
-            body = response.read(robots.MAX_BYTES + 1)
+            chunks, size = [], 0
+            while size <= robots.MAX_BYTES:
+                if time.monotonic() > deadline:
+                    return Fetched(robots.UNREACHABLE, response.status, b"", "deadline")
+                chunk = response.read1(min(65536, robots.MAX_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            body = b"".join(chunks)
             status = response.status
     except HTTPError as err:
         if reason := refused_reason(str(err.reason)):  # the egress guard refused a hop

@@ -52,7 +52,7 @@ class CurateConfig:
                                     action="append")
     output: str = option(help="folder for wit-NNNNNN.tar, manifest.json, stats.json")
     allowlist: str = option(DEMO, "names the query ids of raw shards that carry no query names (the harvest "
-                            "carries them); local or gs:// ('demo': the bundled demo list)")
+                            "carries them); a TSV or a folder of per-language <code>.tsv, local or gs:// ('demo': the bundled demo list)")
     max_distance: int = option(neardup.DEFAULT_MAX_DISTANCE, "pHash Hamming distance that counts as a near duplicate")
     eval_images: str | None = option(None, "folder of images or glob of tar shards to decontaminate against")
     rebalance: bool = option(False, "cap each query at --t pairs again after dedup")

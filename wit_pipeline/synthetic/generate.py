@@ -9,6 +9,11 @@ Writes, under `out_dir`:
   truth.json                     every planted thing, with counts per category
   realweb/*.html                 with --real-web: pages in many encodings, lazy images and
                                  captions that need Unicode-aware normalisation (realweb.py)
+  dumps/<code>wiki-*.xml.bz2     with --worldwide: a small Wikipedia-like dump per language
+                                 (worldwide.py), for `wit build-queries --language CODE`
+
+With --worldwide, the clean pairs are captioned in turn in English, Chinese and Japanese
+(written without spaces), Arabic (right to left) and German (category "worldwide", `lang`).
 
 Each `<img>` link has one *category* (what was planted: a clean pair, junk alt text, a
 broken link, a decompression bomb, ...), one *url_form* (absolute, relative, protocol-relative,
@@ -37,6 +42,7 @@ from PIL import Image
 from wit_pipeline.core.cli_help import HelpFormatter
 from wit_pipeline.core.keys import sample_key
 from wit_pipeline.synthetic import corruptions, realweb
+from wit_pipeline.synthetic import worldwide as world
 from wit_pipeline.synthetic.concepts import Concept, all_concepts, caption_for
 from wit_pipeline.synthetic.foreign import LANGS, foreign_caption
 from wit_pipeline.synthetic.images import encode, render
@@ -108,7 +114,7 @@ class _Crawl:
     """Builds the link plan, the files and the truth for one (base_url, seed)."""
 
     def __init__(self, base_url: str, seed: int, pages: int, imgs_per_page: int, files: int,
-                 real_web: bool = False) -> None:
+                 real_web: bool = False, languages: tuple[str, ...] = ("en",)) -> None:
         if pages < 1 or files < 1 or imgs_per_page < 1:
             raise ValueError("pages, files and imgs_per_page must be positive")
         parts = urlsplit(check_base_url(base_url))
@@ -117,6 +123,8 @@ class _Crawl:
         self.base_path = parts.path.rstrip("/")
         self.seed = seed
         self.real_web = real_web
+        self.languages = languages  # the clean pairs' caption languages, in turn
+        self.dumps: dict[str, str] = {}  # language -> its dump, relative to out_dir (--worldwide)
         self.pages = pages
         self.files = min(files, pages)
         self.target_links = pages * imgs_per_page
@@ -203,8 +211,14 @@ class _Crawl:
             out.append(self._good("off_topic", alt_fn=lambda c, k=k: OFF_TOPIC_ALTS[k % len(OFF_TOPIC_ALTS)]))
 
         n_special = len(out) + sum(len(g) for g in pinned)
-        for _ in range(max(self.pages, self.target_links - n_special)):
-            out.append(self._good("clean"))
+        languages = self.languages
+        for i in range(max(self.pages, self.target_links - n_special)):
+            lang = languages[i % len(languages)]
+            if lang == "en":
+                out.append(self._good("clean"))
+            else:
+                out.append(self._good("worldwide", alt_fn=lambda c, lang=lang: world.caption(c, lang, self.rng),
+                                      lang=lang))
         self._assign(out, pinned)
 
     def _plan_text_cases(self, out: list[ImgLink], s: int) -> None:
@@ -486,6 +500,7 @@ class _Crawl:
             "images": self.images,
             "pages": [self.page_path(i) for i in range(self.pages)],
             "links": [asdict(x) for x in links],
+            **({"dumps": self.dumps} if self.dumps else {}),
         }
 
 
@@ -524,13 +539,24 @@ def _bomb() -> bytes:
 
 def generate_crawl(out_dir: str | Path, base_url: str, seed: int = 0, pages: int = DEFAULT_PAGES,
                    imgs_per_page: int = DEFAULT_IMGS_PER_PAGE, files: int = DEFAULT_FILES,
-                   real_web: bool = False) -> dict[str, Any]:
+                   real_web: bool = False, worldwide: bool = False,
+                   languages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Generate the crawl under `out_dir` for a server at `base_url`; returns (and writes) truth.json.
-    `real_web` adds the pages of realweb.py (truth["real_web"])."""
-    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files, real_web)
+    `real_web` adds the pages of realweb.py (truth["real_web"]); `worldwide` captions the clean
+    pairs in turn in English and world.LANGUAGES and writes a dump per language (truth["dumps"]);
+    `languages` sets that turn instead (e.g. ("en", "zh", "en", "ja") for half English)."""
+    languages = tuple(languages or (("en", *world.LANGUAGES) if worldwide else ("en",)))
+    if unknown := set(languages) - {"en", *world.LANGUAGES}:
+        raise ValueError(f"languages: no captions for {sorted(unknown)}; choose from en, {', '.join(world.LANGUAGES)}")
+    crawl = _Crawl(base_url, seed, pages, imgs_per_page, files, real_web, languages)
     crawl.plan()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if worldwide or languages != ("en",):
+        for lang in sorted(set(languages) - {"en"}):
+            name = f"dumps/{lang}wiki-{seed}-pages-articles.xml.bz2"
+            world.write_dump(out / name, lang, seed=seed)
+            crawl.dumps[lang] = name
     return crawl.write(out)
 
 
@@ -634,13 +660,16 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-web", action="store_true",
                         help="also plant pages in many encodings, lazy-loaded images and captions that need "
                              "Unicode-aware normalisation (truth.json: real_web)")
+    parser.add_argument("--worldwide", action="store_true",
+                        help="caption the clean pairs in turn in English, Chinese, Japanese, Arabic and German, and "
+                             "write a small Wikipedia-like dump per language under dumps/ (truth.json: dumps)")
     args = parser.parse_args(argv)
     for flag, folder in (("--out", args.out), ("--eval-dir", args.eval_dir)):
         existing = next((p for p in (Path(folder), *Path(folder).parents) if p.exists()), None) if folder else None
         if existing is not None and not existing.is_dir():
             parser.error(f"{flag} {folder}: {existing} is a file, not a folder")
     truth = generate_crawl(args.out, args.base_url, args.seed, args.pages, args.imgs_per_page, args.files,
-                           args.real_web)
+                           args.real_web, args.worldwide)
     if args.eval_dir:
         render_eval_set(args.eval_dir)
     c = truth["counts"]

@@ -79,9 +79,18 @@ class LanguageIdentifier:
         self.model_path = model_path or default_model_path()
         self._local_path = _local_copy(self.model_path)
         self._model = fasttext.load_model(self._local_path)
+        self._predict = self._model.f.predict  # the C++ binding: the wrapper's checks cost as much as a short text
 
     def predict(self, text: str) -> tuple[str, float]:
-        labels, probs = self._model.predict(case_folded(_clean(text)), k=1)
+        line = case_folded(_clean(text))  # _clean leaves no newline: the wrapper's one check
+        found = self._predict(line + "\n", 1, 0.0, "strict")
+        if not found:  # no label: the wrapper's own error, as before
+            return self._wrapped(line)
+        probability, label = found[0]
+        return label[len(_LABEL_PREFIX) :], min(1.0, probability)
+
+    def _wrapped(self, line: str) -> tuple[str, float]:
+        labels, probs = self._model.predict(line, k=1)
         return labels[0][len(_LABEL_PREFIX) :], min(1.0, float(probs[0]))
 
 

@@ -25,6 +25,18 @@ case_sensitive=True: MetaCLIP matches raw, case-sensitive substrings (so "cat" m
 apply the rest of the normalisation and whole-token matching: "Cat" matches "a Cat sat" and
 "Cat." but neither "cat" nor "Cats".
 
+Unspaced scripts (MetaCLIP 2's rule, its `get_spaced_metadata`): an entry whose normal form
+begins or ends with a character of a script written without spaces (CJK ideographs, and here
+hiragana and katakana too, which MetaCLIP's ranges omit so that a Japanese entry ending in kana
+would need spaces around it; Thai, Lao, Burmese, Khmer, Tibetan) is not bounded by a token edge
+on that side: "東京" matches inside "東京タワーの夜景", and "iphone手机" (Latin start, CJK end)
+matches "买 iphone手机壳" but not "买iphone手机壳". MetaCLIP also leaves a punctuation edge
+unbounded; normalisation already makes every punctuation mark a token edge on both sides, so
+that part of the rule holds by construction. Those entries are found by one Aho-Corasick
+automaton (pyahocorasick) over the caption's padded normal form, with a space on each bounded
+side of the key; only captions holding a character of those scripts are searched, so a list
+without such entries (and every caption without such characters) costs what it did.
+
 A 500k-entry allowlist takes ~2 s and ~90 MiB to load: build it once per worker
 process from a file (`from_file`, inside DoFn.setup through Beam's Shared), never in a DoFn's
 __init__; the matcher refuses to be pickled so that mistake fails loudly.
@@ -33,8 +45,10 @@ __init__; the matcher refuses to be pickled so that mistake fails loudly.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 
+import ahocorasick
 import numpy as np
 
 from wit_pipeline.text import textnorm
@@ -51,6 +65,28 @@ _ASCII_TABLE = bytes(
 )
 # What the table let through that is not a token character.
 _NON_ASCII_NON_TOKEN = textnorm.NON_ASCII_NON_TOKEN
+# Scripts written without spaces: MetaCLIP 2's ranges (CJK ideographs, radicals and
+# compatibility ideographs; Thai, Lao, Burmese, Khmer, Tibetan), plus hiragana, katakana and
+# the ideographic iteration and closing marks (々〆〇), which Japanese writes inside words.
+_UNSPACED_RANGES = (
+    "\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u2e80-\u2fdf\u2ff0-\u2fff"
+    "\U00020000-\U0002ebef\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u0f00-\u0fff"
+)
+_UNSPACED = re.compile(f"[{_UNSPACED_RANGES}]")
+
+
+def unspaced(char: str) -> bool:
+    """Whether `char` belongs to a script written without spaces (see the module docstring)."""
+    return _UNSPACED.match(char) is not None
+
+
+def substring_key(norm: str) -> str | None:
+    """The automaton key of a normal form with an unbounded edge: a space on each bounded side;
+    None when both edges are bounded (a whole-token entry)."""
+    left, right = unspaced(norm[0]), unspaced(norm[-1])
+    if not (left or right):
+        return None
+    return ("" if left else " ") + norm + ("" if right else " ")
 
 
 def normalize_batch(texts: Sequence[str], case_sensitive: bool = False) -> str:
@@ -87,7 +123,7 @@ class QueryMatcher:
 
     def __init__(self, vocab: dict[str, int], unigram: np.ndarray, heads: np.ndarray, tails: np.ndarray,
                  levels: list[tuple[np.ndarray, np.ndarray, np.ndarray]], extra: dict[int, tuple[int, ...]],
-                 size: int, case_sensitive: bool) -> None:
+                 size: int, case_sensitive: bool, automaton: ahocorasick.Automaton | None = None) -> None:
         # vocab: token -> id in [0, V); the separator is V and every unknown token V + 1.
         # unigram[id]: the query whose whole form is that token, else -1.
         # heads[id] / tails[id]: the token begins / continues some multi-token entry.
@@ -104,6 +140,8 @@ class QueryMatcher:
         self._extra = extra
         self.size = size
         self.case_sensitive = case_sensitive
+        # entries with an unbounded edge: key -> tuple of their query ids (None when there are none)
+        self._automaton = automaton
 
     @classmethod
     def from_queries(cls, queries: Sequence[str], case_sensitive: bool = False) -> "QueryMatcher":
@@ -125,7 +163,11 @@ class QueryMatcher:
         grams: list[dict[int, list[int]]] = [{} for _ in range(depth + 1)]
         prefix_count = [0] * (depth + 1)
         extra: dict[int, list[int]] = {}
-        for qid, form in enumerate(forms):
+        substring: dict[str, list[int]] = {}
+        for qid, (form, norm) in enumerate(zip(forms, norms)):
+            if (key := substring_key(norm)) is not None:
+                substring.setdefault(key, []).append(qid)
+                continue
             n = len(form)
             if n == 1:
                 first = int(unigram[form[0]])
@@ -155,8 +197,14 @@ class QueryMatcher:
             order = np.argsort(keys)
             levels.append((keys[order], values[order, 0], values[order, 1]))
         vocab[_SEP] = width - 2
+        automaton = None
+        if substring:
+            automaton = ahocorasick.Automaton()
+            for key, qids in substring.items():
+                automaton.add_word(key, tuple(qids))
+            automaton.make_automaton()
         return cls(vocab, unigram, heads, tails, levels, {k: tuple(v) for k, v in extra.items()},
-                   len(queries), case_sensitive)
+                   len(queries), case_sensitive, automaton)
 
     @classmethod
     def from_file(cls, url: str, case_sensitive: bool = False) -> "QueryMatcher":
@@ -218,7 +266,22 @@ class QueryMatcher:
         out = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
         if self._extra:
             out = [self._expand(ids_) for ids_ in out]
+        if self._automaton is not None:
+            self._match_substrings(words, ends.tolist(), out)
         return out
+
+    def _match_substrings(self, words: list[str], ends: list[int], out: list[list[int]]) -> None:
+        """Add the matches of entries with an unbounded edge, for the texts holding a character
+        of an unspaced script (module docstring)."""
+        start = 0
+        for i, end in enumerate(ends):
+            padded = " " + " ".join(words[start:end]) + " "
+            start = end + 1
+            if not _UNSPACED.search(padded):
+                continue
+            found = {q for _, qids in self._automaton.iter(padded) for q in qids}
+            if found:
+                out[i] = sorted(found.union(out[i]))
 
     def _expand(self, ids: list[int]) -> list[int]:
         if not any(i in self._extra for i in ids):

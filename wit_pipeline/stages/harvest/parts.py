@@ -137,7 +137,21 @@ def from_ipc(data: bytes) -> pa.Table:
 
 @functools.lru_cache(maxsize=4)
 def query_names(allowlist: str, case_sensitive: bool) -> tuple[str, ...]:
-    """The allowlist's queries by id, read once per worker process."""
+    """The allowlist's queries by id (a folder's: ids unique across its lists), read once per worker process."""
     from wit_pipeline.text.allowlist import load_allowlist
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
 
+    if is_folder(allowlist):
+        return tuple(load_folder(allowlist, case_sensitive).queries)
     return tuple(load_allowlist(allowlist, case_sensitive=case_sensitive, allow_duplicates=True).queries)
+
+
+@functools.lru_cache(maxsize=4)
+def query_languages(allowlist: str, case_sensitive: bool) -> tuple[str, ...] | None:
+    """The language of every query id of an allowlist folder; None for a single list (its
+    queries serve every language)."""
+    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+
+    if not is_folder(allowlist):
+        return None
+    return tuple(load_folder(allowlist, case_sensitive).languages())

@@ -20,13 +20,14 @@ import pyarrow as pa
 from wit_pipeline.core import fsio, keys, schema
 from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
 from wit_pipeline.stages.harvest import parts
-from wit_pipeline.stages.harvest.config import HarvestConfig
+from wit_pipeline.stages.harvest.config import ALL_LANGUAGES, HarvestConfig
 from wit_pipeline.text.textfilter import drop_reason
 from wit_pipeline.web.extract import iter_pairs
 
 FILTER, MATCH = "filter", "match"
 PER_FILE_STAGES = ("read", "extract", FILTER, MATCH)
 MAX_DEAD_LETTERS = 1000  # per crawl file, listed in its part
+NO_LIST = "no_allowlist_for_language"  # a kept language the allowlist folder has no list for
 
 
 class Models:
@@ -44,8 +45,14 @@ def load_lid(config: HarvestConfig) -> Any:
 
 
 def load_matcher(config: HarvestConfig) -> Any:
+    """The allowlist's matcher; for a folder, one per language, only for the languages kept."""
+    from wit_pipeline.text.allowlist_folder import FolderMatcher, is_folder
+    from wit_pipeline.text.languages import lid_to_wiki
     from wit_pipeline.text.matcher import QueryMatcher
 
+    if is_folder(config.allowlist):
+        keep = None if ALL_LANGUAGES in config.languages else {lid_to_wiki(label) for label in config.languages}
+        return FolderMatcher.from_folder(config.allowlist, config.case_sensitive, keep)
     return QueryMatcher.from_file(config.allowlist, config.case_sensitive)
 
 
@@ -135,9 +142,12 @@ class Verdicts(dict):
 
 def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> Verdicts:
     """The filter stage's rules (text rules, then language ID) and the allowlist match, for
-    each distinct text; a text the model cannot take costs only itself (a dead letter)."""
+    each distinct text; a text the model cannot take costs only itself (a dead letter). With
+    an allowlist folder a text is matched only against its language's list, and a text whose
+    language has none is dropped (NO_LIST)."""
     verdicts = Verdicts()
-    languages = frozenset(config.languages)
+    languages = None if ALL_LANGUAGES in config.languages else frozenset(config.languages)
+    has_list = getattr(models.matcher, "has_list", None)  # a folder's matcher: one list per language
     passed = []
     for text in texts:
         reason = drop_reason(text, config.min_chars, config.max_chars)
@@ -148,15 +158,22 @@ def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> 
                 verdicts.errors[text] = error_text(exc)
                 reason = ERROR
             else:
-                if language not in languages:
+                if languages is not None and language not in languages:
                     reason = "wrong_language"
                 elif score < config.min_lang_score:
                     reason = "low_lang_score"
+                elif has_list is not None and not has_list(language):
+                    reason = NO_LIST
         if reason is None:
             passed.append((text, language, score))
         else:
             verdicts[text] = Drop(reason)
-    for (text, language, score), query_ids in zip(passed, models.matcher.match_many([t for t, _, _ in passed])):
+    texts = [t for t, _, _ in passed]
+    if has_list is None:
+        found = models.matcher.match_many(texts)
+    else:
+        found = models.matcher.match_many(texts, [language for _, language, _ in passed])
+    for (text, language, score), query_ids in zip(passed, found):
         verdicts[text] = (language, score, list(query_ids))
     return verdicts
 

@@ -117,10 +117,19 @@ def owners(lights: Lights) -> np.ndarray:
 _MISSING = np.iinfo(np.int64).min  # a query id absent from the counts
 
 
-def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed: int) -> np.ndarray:
+def per_entry_t(lights: Lights, t: int | Mapping[int, int]) -> int | np.ndarray:
+    """t, or with per-query thresholds (one per language, `language_t`) each query-id entry's."""
+    if isinstance(t, Mapping):
+        get = t.get
+        return np.fromiter((get(q) for q in lights.qids.tolist()), np.int64, len(lights.qids))
+    return t
+
+
+def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int | Mapping[int, int], seed: int) -> np.ndarray:
     """Per query-id entry (aligned with lights.qids), whether that query's own coin keeps the
     candidate: MetaCLIP's min(1, t/count), `balance.keeping_queries`' rule and draws, with a
-    coin (keys.uniforms, one numpy call for the bucket) only where a query has more than t candidates."""
+    coin (keys.uniforms, one numpy call for the bucket) only where a query has more than t candidates.
+    `t` may map each query id to its own (its language's) t."""
     qids = lights.qids.tolist()
     get = counts.get
     count = np.fromiter((get(q, _MISSING) for q in qids), np.int64, len(qids))
@@ -130,22 +139,25 @@ def keep_by_probability(lights: Lights, counts: Mapping[int, int], t: int, seed:
             raise KeyError(qids[bad])
         key = f"{int(lights.key[owners(lights)[bad]]):016x}"
         raise ValueError(f"query {qids[bad]} matched pair {key} but its count is {int(count[bad])}")
+    t = per_entry_t(lights, t)
     kept = count <= t
     over = np.flatnonzero(~kept)
     coins = uniforms(lights.key[owners(lights)[over]], lights.qids[over], seed)
-    kept[over] = coins < t / count[over]  # float64 as Python's: t / count correctly rounded
+    t_over = t[over] if isinstance(t, np.ndarray) else t
+    kept[over] = coins < t_over / count[over]  # float64 as Python's: t / count correctly rounded
     return kept
 
 
-def local_cap(lights: Lights, t: int, seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
+def local_cap(lights: Lights, t: int | Mapping[int, int], seed: int) -> Iterator[tuple[int, tuple[str, str]]]:
     """(query, (rank, key)) for each query's t smallest here: the global t smallest of a
-    query are among the union of the buckets' own."""
+    query are among the union of the buckets' own. `t` may map each query id to its own."""
     key = lights.key[owners(lights)]
     rank = salted_hashes(key, lights.qids, seed)  # balance.cap_rank's, as integers
     order = np.lexsort((key, rank, lights.qids))  # per query, by (rank, key) as cap_order sorts
     qids = lights.qids[order]
     first = np.searchsorted(qids, qids, side="left")  # where each entry's query starts
-    smallest = order[np.arange(len(order)) - first < t]
+    t = per_entry_t(lights, t)
+    smallest = order[np.arange(len(order)) - first < (t[order] if isinstance(t, np.ndarray) else t)]
     for q, r, k in zip(lights.qids[smallest].tolist(), rank[smallest].tolist(), key[smallest].tolist()):
         yield q, (f"{r:016x}", f"{k:016x}")
 
