@@ -34,6 +34,7 @@ from beam_jobs.transforms import DEAD_LETTER, CapPerQuery, Counted, WriteShards,
 from wit_pipeline import shards
 from wit_pipeline.core import fsio
 from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
+from wit_pipeline.core.lock import hold_output_lock, output_run
 from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image import blocklist
 from wit_pipeline.stages import curate as stage
@@ -237,6 +238,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 
 
+@output_run("curate")
 def run(argv: list[str] | None = None) -> int:
     args, beam_args = parse_args(argv)
     config: CurateConfig = args.config
@@ -260,8 +262,9 @@ def run(argv: list[str] | None = None) -> int:
         logging.info("curate: %d blocklist entries from %s", len(blocked), config.blocklist)
     try:
         if not dry_run:
+            hold_output_lock(config.output, "curate")
             stage.check_output(config.output)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         raise SystemExit(f"wit curate: {exc}") from None
     if not dry_run:
         fsio.makedirs(config.output)

@@ -37,6 +37,7 @@ from beam_jobs.consent import AskOrigins
 from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import config_flags, fsio, outputs
+from wit_pipeline.core.lock import OutputLocked, environment_fault, output_lock
 from wit_pipeline.stages import download as dl
 from wit_pipeline.stages.consent import CACHE_FILE
 
@@ -61,7 +62,7 @@ class DownloadFile:
 
     def __call__(self, path: str, shared_consent: str | None = None) -> str:
         sub = fsio.join(self.output, part_name(path))
-        doc = dl.download(path, sub, self.config, shared_consent=shared_consent)
+        doc = dl.download(path, sub, self.config, lock=False, shared_consent=shared_consent)  # the launcher holds the lock
         tally = BeamTally()
         for stage in doc["stages"]:
             tally.inc(stage["name"], "in", stage["in"])
@@ -83,9 +84,16 @@ def _run_beam(inputs: list[str], output: str, config: dl.DownloadConfig, pipelin
     if any(n.startswith("_") for n in names):
         raise ValueError(f"input file names must not start with '_' (reserved for img2dataset/wit): {inputs}")
     dry_run = is_dry_run(pipeline_args)
-    if not dry_run:
-        dl.check_output(output)
-        fsio.makedirs(output)
+    if dry_run:
+        return _run_pipeline(inputs, names, output, config, pipeline_args, dry_run)
+    dl.check_output(output)
+    with output_lock(output, dl.STAGE):
+        dl.claim_output(output)
+        return _run_pipeline(inputs, names, output, config, pipeline_args, dry_run)
+
+
+def _run_pipeline(inputs: list[str], names: list[str], output: str, config: dl.DownloadConfig,
+                  pipeline_args: list[str], dry_run: bool) -> dict[str, Any] | None:
     pipeline = make_pipeline(pipeline_args)
     files = pipeline | "Files" >> beam.Create(inputs)
     now = time.time()
@@ -142,7 +150,13 @@ def run(argv: list[str] | None = None) -> int:
             doc = dl.download(args.input, args.output, config)
         else:
             doc = _run_beam(dl.input_files(args.input), args.output, config, pipeline_args)
+    except OutputLocked as exc:  # another run is writing there
+        print(f"wit download: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
+        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem
+            print(f"wit download: {line}", file=sys.stderr)
+            return 1
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     if doc is None:

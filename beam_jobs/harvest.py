@@ -28,6 +28,7 @@ from beam_jobs.common import is_dry_run, make_pipeline, print_stages, reject_unk
 from wit_pipeline.core import fsio
 from wit_pipeline.core import outputs as core_outputs
 from wit_pipeline.core.config_flags import WitParser, add_config_flags, parse_config
+from wit_pipeline.core.lock import hold_output_lock, output_run
 from wit_pipeline.stages.harvest import outputs, per_file
 from wit_pipeline.stages.harvest.config import HarvestConfig, with_digests
 from wit_pipeline.stages.harvest.inputs import COMMON_CRAWL_PREFIX, check_sources, source_files
@@ -90,6 +91,7 @@ def build(p: beam.Pipeline, config: HarvestConfig, output: str, sources: list[tu
     harvest_global.build_global(parts, config, output)
 
 
+@output_run("harvest")
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, pipeline_args = parser.parse_known_args(argv)
@@ -106,6 +108,7 @@ def run(argv: list[str] | None = None) -> int:
         # a dry run checks what it can offline: local sources, not buckets nor the output
         check_sources([s for s in sources if fsio.is_local(s[1])] if dry_run else sources, args.input_prefix)
         if not dry_run:
+            hold_output_lock(args.output, "harvest")
             outputs.check_output(args.output)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"wit harvest: {exc}") from exc

@@ -228,7 +228,7 @@ def test_curate_full_run_then_rerun_on_two_processes_is_byte_identical(raw: dict
     again = shards.read_manifest(str(out))
     assert {s["name"]: s["sha256"] for s in again["shards"]} == shas
     assert {s["name"]: shards.sha256_of(str(out / s["name"])) for s in again["shards"]} == shas
-    assert sorted(p.name for p in out.iterdir()) == ["dead_letter", "manifest.json", STATS, "wit-000000.tar",
+    assert sorted(p.name for p in out.iterdir()) == [".wit-curate", "dead_letter", "manifest.json", STATS, "wit-000000.tar",
                                                      "wit-000001.tar"]
     assert _stages(out)["write"]["out"] == 6
     assert _dead_letters(out) == []

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.core import keys, schema
+from wit_pipeline.core import keys, ownership, schema
 from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
@@ -209,7 +209,7 @@ def test_beam_engine_gives_same_saved_keys(site, first_run, tmp_path):
          "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
     )
     assert code == 0
-    assert sorted(os.listdir(out)) == ["_consent", "selected-a", "selected-b", STATS]
+    assert sorted(os.listdir(out)) == [".wit-download", "_consent", "selected-a", "selected-b", STATS]
     assert dl.saved_keys(out) == dl.saved_keys(first_run["out"])
     found = tar_keys(out)
     assert sorted(found) == dl.saved_keys(out)
@@ -243,17 +243,21 @@ def test_outcome_reason(status, error, reason):
     assert dl.outcome_reason(status, error) == reason
 
 
-def test_clean_incomplete_keeps_only_complete_shards(tmp_path):
-    for name in ("00000.tar", "00000.parquet", "00001.tar", "00001.parquet", "00002.tar", STATS):
+def test_tidy_removes_only_shards_the_marker_numbered(tmp_path):
+    for name in ("00000.tar", "00000.parquet", "00001.tar", "00001.parquet", "00002.tar", "00007.tar", "2024.tar"):
         (tmp_path / name).write_bytes(b"x")
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "00000.parquet")
     (tmp_path / "00000_stats.json").write_text("{}")
     (tmp_path / "00001_stats.json").write_text('{"count": ')  # cut off mid-write
-    (tmp_path / "_tmp").mkdir()
+    (tmp_path / "_fetch").mkdir()
+    (tmp_path / "_tmp").mkdir()  # not the marker's scratch: someone else's
     (tmp_path / "keep-me.txt").write_text("not ours to delete")
+    marker = ownership.write_marker(str(tmp_path), dl.STAGE, shards=[[0, 3]], scratch=[dl.STAGING_DIR, dl.TODO_DIR])
     assert dl.complete_shards(str(tmp_path)) == ["00000"]
-    removed = dl.clean_incomplete(str(tmp_path))
-    assert removed == ["00001.parquet", "00001.tar", "00001_stats.json", "00002.tar", "_tmp", STATS]
-    assert sorted(os.listdir(tmp_path)) == ["00000.parquet", "00000.tar", "00000_stats.json", "keep-me.txt"]
+    removed = dl.tidy(str(tmp_path), marker, keep=["00000"])
+    assert removed == ["00001.parquet", "00001.tar", "00001_stats.json", "00002.tar", "_fetch"]
+    assert sorted(os.listdir(tmp_path)) == [".wit-download", "00000.parquet", "00000.tar", "00000_stats.json",
+                                            "00007.tar", "2024.tar", "_tmp", "keep-me.txt"]
 
 
 def test_missing_input_is_a_clear_error(tmp_path):

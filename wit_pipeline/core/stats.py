@@ -10,11 +10,9 @@ and every stage satisfies in == out + sum(dropped).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from wit_pipeline.core import fsio
 
 IN, OUT, DROPPED = "in", "out", "dropped"
 
@@ -117,26 +115,3 @@ def check_stages(stages: list[dict[str, Any]], chained: Iterable[tuple[str, str]
 def stats_document(stages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"stages": stages, **extra}
 
-
-def check_own_output(output: str, command: str, stats_is_ours: Callable[[Any], bool],
-                     names_are_ours: Callable[[list[str]], bool]) -> None:
-    """Refuse (ValueError) an --output that is not new, empty or `command`'s own: a rerun
-    rewrites its stats.json and removes files of its own kind there, which must never happen
-    to another stage's folder or someone's files. Ours: its stats.json says so, or (a run
-    killed before writing one) its names do."""
-    from wit_pipeline.core.outputs import STATS  # outputs builds on this module
-
-    names = fsio.names(output)
-    if not names:
-        return
-    if STATS in names:
-        url = fsio.join(output, STATS)
-        try:
-            ours = stats_is_ours(fsio.read_json(url))
-        except (OSError, ValueError, AttributeError, TypeError):
-            ours = False
-        if not ours:
-            raise ValueError(f"{output} holds another stage's output ({url} is not a {command}'s): "
-                             f"give wit {command} a new or empty --output")
-    elif not names_are_ours(names):
-        raise ValueError(f"{output} is not empty and is not a wit {command} output: give a new or empty --output")

@@ -14,7 +14,8 @@ stands in for it inside img2dataset's workers (`fetch.Guarded` installs it):
   tdmrep.json, from the run's cache (`consent.CACHE_FILE`, written before img2dataset starts)
   or, for an origin only a redirect leads to, asked once per worker process, through the
   same egress guard. A refused hop is never requested (`opted_out.robots_txt: redirect to ...`).
-  Redirects go to http(s) URLs only, as `fetch.HttpOnlyRedirects` rules.
+  Redirects go to http(s) URLs only, as `fetch.HttpOnlyRedirects` rules;
+- at most `max_bytes` of body (`web.fetch_limits.read_capped`) and `deadline` seconds in all.
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ import threading
 import time
 import urllib.request
 from typing import Any
-from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 from wit_pipeline.stages import consent
-from wit_pipeline.web.egress_proxy import REFUSED_PHRASE
+from wit_pipeline.web.fetch_limits import (
+    DEADLINE_MESSAGE,
+    TOO_LARGE_MESSAGE,
+    Deadline,
+    SchemeCheckedRedirects,
+    TooLarge,
+    read_capped,
+    watched_handlers,
+)
 from wit_pipeline.web.optout import IMAGE_DIRECTIVES, tdm_reserved, x_robots_opt_out
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES
 
@@ -50,16 +58,14 @@ class _Refused(Exception):
         super().__init__(REDIRECT_MESSAGE.format(reason, url[:300]))
 
 
-class _ConsentRedirects(urllib.request.HTTPRedirectHandler):
+class _ConsentRedirects(SchemeCheckedRedirects):
     """Follows a redirect to an http(s) URL that consent allows, else refuses the hop."""
 
     def __init__(self, fetcher: ImageFetch) -> None:
         self.fetcher = fetcher
 
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        if urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:
-            raise HTTPError(req.full_url, 403, REFUSED_PHRASE.format(reason="bad_scheme"), headers, fp)
-        if reason := self.fetcher.refusal(newurl):
+        if urlsplit(newurl).scheme.lower() in ALLOWED_SCHEMES and (reason := self.fetcher.refusal(newurl)):
             raise _Refused(reason, newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -68,8 +74,11 @@ class ImageFetch:
     """img2dataset's `download_image_with_retry(row, timeout, retries, ...)`, consent-aware."""
 
     def __init__(self, user_agent: str, agent: str, directives: frozenset[str] = IMAGE_DIRECTIVES,
-                 cache_url: str | None = None, settings: consent.Settings | None = None) -> None:
+                 cache_url: str | None = None, settings: consent.Settings | None = None,
+                 max_bytes: int = 32 * 1024 * 1024, deadline: float = 60.0) -> None:
         self.user_agent = user_agent
+        self.max_bytes = max_bytes
+        self.deadline = deadline
         self.agent = agent
         self.directives = frozenset(directives)
         self.cache_url = cache_url
@@ -96,7 +105,7 @@ class ImageFetch:
     def opener(self) -> urllib.request.OpenerDirector:
         """The environment's proxies (the egress guard) and consent-checked redirects."""
         if self._opener is None:
-            self._opener = urllib.request.build_opener(_ConsentRedirects(self))
+            self._opener = urllib.request.build_opener(_ConsentRedirects(self), *watched_handlers())
         return self._opener
 
     def refusal(self, url: str) -> str | None:
@@ -122,17 +131,23 @@ class ImageFetch:
     def fetch(self, url: str, timeout: float) -> tuple[io.BytesIO | None, str | None]:
         """One request: (the body, None), or (None, why not)."""
         request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
+        deadline = Deadline(self.deadline)
         try:
-            with self.opener().open(request, timeout=timeout) as response:
+            with deadline, self.opener().open(request, timeout=timeout) as response:
                 robots_tags = response.headers.get_all("X-Robots-Tag") or []
                 if x_robots_opt_out(robots_tags, self.agent, self.directives):
                     return None, X_ROBOTS_MESSAGE.format(", ".join(robots_tags)[:200])
                 reservations = response.headers.get_all("tdm-reservation") or []
                 if tdm_reserved(reservations):
                     return None, TDM_MESSAGE.format(", ".join(reservations)[:200])
-                return io.BytesIO(response.read()), None
+                body = read_capped(response, self.max_bytes)
+            if deadline.expired:  # a shutdown socket can look like the end of a body
+                return None, DEADLINE_MESSAGE
+            return io.BytesIO(body), None
+        except TooLarge:
+            return None, TOO_LARGE_MESSAGE
         except Exception as err:  # one image's failure, recorded as img2dataset records it
-            return None, str(err)
+            return None, DEADLINE_MESSAGE if deadline.expired else str(err)
 
 
 def install(fetcher: ImageFetch) -> None:

@@ -28,7 +28,8 @@ import numpy as np
 from wit_pipeline import shards
 from wit_pipeline.core import fsio, keys, outputs
 from wit_pipeline.core.config_flags import option
-from wit_pipeline.core.stats import Drop, Tally, check_own_output
+from wit_pipeline.core.ownership import claim_output
+from wit_pipeline.core.stats import Drop, Tally
 from wit_pipeline.image import neardup, phash
 from wit_pipeline.image.blocklist import BLOCKLISTED, Blocklist
 from wit_pipeline.image.decode import MAX_PIXELS, UNDECODABLE
@@ -365,7 +366,7 @@ def check_output(output: str) -> None:
     """Refuse (ValueError) an --output that is not new, empty or a curate's own. A rerun
     rewrites stats.json and removes the shards it did not write, which must never happen to
     another stage's folder (curate's own input, a download's folder)."""
-    check_own_output(output, "curate", lambda doc: doc.get("job") == "curate",
+    claim_output(output, "curate", lambda doc: doc.get("job") == "curate",
                      lambda names: all(_OURS.fullmatch(name) for name in names))
 
 

@@ -2,8 +2,7 @@
 
 img2dataset already downloads, resizes, writes
 `NNNNN.tar` + `NNNNN.parquet` (one row per attempted sample: status, error_message) +
-`NNNNN_stats.json`, and with `incremental_mode="extend"` numbers new shards after the
-highest existing one. What this module adds around it:
+`NNNNN_stats.json`. What this module adds around it:
 
 - URL safety: every URL goes through `urlsafety.check_url` first; refusals never reach
   img2dataset and are counted (`unsafe_host.<reason>`, `bad_url.<reason>`).
@@ -19,18 +18,29 @@ highest existing one. What this module adds around it:
   (`stages.consent_fetch`) every request names wit in its User-Agent, the response's
   X-Robots-Tag and tdm-reservation are honoured without a retry (`opted_out.x_robots_tag`,
   `opted_out.tdm_reservation`), and redirect hops pass the same checks.
-- The folder: `--output` must be new, empty or a download's own (`check_output`); a run
-  deletes only what downloads write there.
+- Limits per fetch (`fetch`, inside img2dataset's workers): `--max-image-bytes` read at most
+  (`failed_to_download.too_large`), `--fetch-deadline` seconds in all
+  (`failed_to_download.deadline`), the pixel count checked from the image's header before it
+  is decoded (`failed_to_resize.too_many_pixels`). A full disk or a read-only filesystem ends
+  the run with one line naming the path.
+- The folder: `--output` must be new, empty or a download's own, proven by the marker
+  `.wit-download` the first run wrote there (`core.ownership`; a folder of an earlier wit
+  without one is adopted once if its stats.json is a download's and it holds only names a
+  download writes). The marker lists the shard numbers this command handed to img2dataset and
+  its scratch folders; only those are ever deleted. One run at a time (`core.lock`).
 - Our sample key: img2dataset reserves the column name `key` (its own running number,
   also the tar member name), so our key travels as `sample_key` (KEY_COLUMN) in every
   sample's json and parquet row.
-- Resumable reruns. The rule: a shard is complete iff its `_stats.json` exists and parses
-  (img2dataset writes it last). At the start of a run, tar/parquet files of incomplete
-  shards and img2dataset's `_tmp` are deleted. Keys with `status == "success"` in complete
-  shards are done, and so are opt-outs (a site that said noai is not asked again); every
-  other selected pair (never tried, failed, or lost with an incomplete shard) is fed to
-  img2dataset again, into new shards after the highest complete one. A key is therefore
-  saved in at most one tar.
+- Resumable reruns. img2dataset writes into the scratch folder `_fetch/`, numbering shards
+  from the next number the marker has not used (recorded before it starts); complete shards
+  are moved into `--output`, the `_stats.json` last. The rule: a shard is complete iff the
+  marker numbered it, its `_stats.json` parses (img2dataset writes it last) and its parquet
+  reads. Keys with `status == "success"` in complete shards are done, and so are opt-outs (a
+  site that said noai is not asked again); every other selected pair (never tried, failed,
+  or lost with an incomplete or damaged shard) is fed to img2dataset again. Only after that
+  are incomplete and damaged shards and the scratch deleted, and stats.json and the dead
+  letters rewritten: a run that fails leaves the earlier ones in place. A key is therefore
+  saved in at most one tar once a run has finished.
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
@@ -42,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -51,12 +62,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wit_pipeline.core import config_flags, fsio, outputs, parquet_io, schema
+from wit_pipeline.core import config_flags, fsio, outputs, ownership, parquet_io, schema
 from wit_pipeline.core.config_flags import option
-from wit_pipeline.core.stats import DictTally, check_own_output, stages_from_counters
+from wit_pipeline.core.lock import output_lock
+from wit_pipeline.core.stats import DictTally, error_text, stages_from_counters
 from wit_pipeline.image.decode import MAX_PIXELS
 from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import failure_reason, refused_reason
+from wit_pipeline.web.fetch_limits import DEADLINE_MESSAGE, TOO_LARGE_MESSAGE
 from wit_pipeline.web.urlsafety import Resolver, UrlChecker
 
 log = logging.getLogger(__name__)
@@ -66,11 +79,13 @@ KEY_COLUMN = schema.RAW_KEY_COLUMN  # our keys.sample_key; img2dataset owns "key
 OPT_OUT_MESSAGE = "Use of image disallowed by X-Robots-Tag directive"
 STATS_FILE = outputs.STATS
 TODO_DIR = "_todo"
+STAGING_DIR = "_fetch"  # img2dataset's output folder; complete shards are moved out of it
 DEAD_LETTER_FILE = outputs.DOWNLOAD_DEAD_LETTERS
 DEFAULT_MAX_IMAGE_AREA = MAX_PIXELS  # the one pixel cap of every stage (image.decode): curate keeps what is fetched
+DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
 
-_SHARD_STATS = re.compile(r"^(\d+)_stats\.json$")
-_SHARD_FILE = re.compile(r"^(\d+)\.(tar|parquet)$")
+_SHARD_STATS = re.compile(r"^(\d{5,})_stats\.json$")
+_SHARD_FILE = re.compile(r"^(\d{5,})\.(tar|parquet)$")
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")  # RFC 9309 2.2.1
 _CONTACT = re.compile(r"(?:https?://|mailto:)[^\s();]+")
 RESIZE_MODES = ("no", "keep_ratio", "center_crop", "border", "keep_ratio_largest")
@@ -92,6 +107,10 @@ class DownloadConfig:
     processes: int = option(1, "img2dataset processes (per worker with --engine beam)")
     threads: int = option(32, "fetching threads per process")
     timeout: int = option(10, "seconds to connect and between bytes")
+    fetch_deadline: float = option(60.0, "seconds one fetch may take in all, redirects and body included "
+                                 "(failed_to_download.deadline)")
+    max_image_bytes: int = option(DEFAULT_MAX_IMAGE_BYTES, "bytes one response may have; a bigger one is not read "
+                                "(failed_to_download.too_large)")
     number_sample_per_shard: int = option(10_000, "samples per raw shard")
     encode_quality: int = option(95, "JPEG quality of the saved images (1..100)")
     allow_loopback: bool = option(False, "also fetch from loopback addresses (127.0.0.0/8, ::1, localhost): the "
@@ -110,11 +129,11 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         at_least = {"image_size": 1, "min_image_size": 0, "retries": 0, "processes": 1, "threads": 1,
-                    "timeout": 1, "number_sample_per_shard": 1, "encode_quality": 1}
+                    "timeout": 1, "number_sample_per_shard": 1, "encode_quality": 1, "max_image_bytes": 1}
         for name, low in at_least.items():
             if getattr(self, name) < low:
                 raise ValueError(f"{flag_of(name)} must be at least {low}, got {getattr(self, name)}")
-        for name in ("max_aspect_ratio", "max_image_area"):
+        for name in ("max_aspect_ratio", "max_image_area", "fetch_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{flag_of(name)} must be positive, got {getattr(self, name)}")
         if self.encode_quality > 100:
@@ -136,6 +155,10 @@ def download_reason(error_message: str | None) -> str:
     """A short, countable reason for one of img2dataset's download error messages."""
     if reason := failure_reason(error_message):  # the egress guard's 502/504 name the cause
         return reason
+    if error_message == TOO_LARGE_MESSAGE:
+        return "too_large"
+    if error_message == DEADLINE_MESSAGE:
+        return "deadline"
     msg = (error_message or "").lower()
     if m := re.search(r"http error (\d{3})", msg):
         return f"http_{m.group(1)}"
@@ -202,12 +225,40 @@ def outcome_reason(status: str | None, error_message: str | None) -> str | None:
     return f"unknown_status.{status}"
 
 
+# --- which shards are the folder's own --------------------------------------------------------
+# A download's folder carries its marker (`ownership`), which lists the shard numbers this
+# command handed to img2dataset ("shards": [[lo, hi), ...]) and its scratch folders. Only those
+# are ever deleted; a file that merely looks like a shard (`2024.tar`, `00042.tar` that no run
+# of this folder numbered) is never read as one, nor deleted.
+
+
+def _recorded(marker: dict[str, Any] | None, shard: str) -> bool:
+    """Whether the marker lists this shard (in a folder without a marker, every shard name: it
+    is only read then, never tidied)."""
+    if marker is None:
+        return True
+    n = int(shard)
+    return shard == f"{n:05d}" and any(lo <= n < hi for lo, hi in marker.get("shards", []))
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return merged
+
+
 def complete_shards(output: str) -> list[str]:
-    """Names ('00003') of shards whose `_stats.json` exists and parses, in shard order."""
+    """Names ('00003') of the complete shards in `output`, in shard order: the folder's own (its
+    marker numbered them) whose `_stats.json` parses (img2dataset writes it last)."""
+    marker = ownership.read_marker(output, STAGE)
     done = []
     for name in fsio.names(output):
         m = _SHARD_STATS.match(name)
-        if not m:
+        if not m or not _recorded(marker, m.group(1)):
             continue
         try:
             fsio.read_json(fsio.join(output, name))
@@ -217,30 +268,60 @@ def complete_shards(output: str) -> list[str]:
     return sorted(done, key=int)
 
 
-def clean_incomplete(output: str) -> list[str]:
-    """Delete what a killed or failed run left behind; returns the names deleted."""
+def read_outcomes(output: str) -> tuple[list[str], dict[str, str | None]]:
+    """The complete shards whose parquet reads, and sample_key -> latest drop reason (None =
+    saved) over them in order. A shard whose parquet does not read (cut short, missing) is left
+    out: its pairs are fetched again, and it is removed once that run has finished."""
+    outcomes: dict[str, str | None] = {}
+    good = []
+    columns = [KEY_COLUMN, "status", "error_message"]
+    for shard in complete_shards(output):
+        url = fsio.join(output, f"{shard}.parquet")
+        try:
+            table = parquet_io.read_parquet(url, columns=columns)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            log.warning("download: %s is damaged (%s): its pairs are fetched again", url, error_text(exc, 300))
+            continue
+        good.append(shard)
+        for key, status, error in zip(*(table.column(c).to_pylist() for c in columns)):
+            if outcomes.get(key, "") is None:
+                continue  # once saved, always saved
+            outcomes[key] = outcome_reason(status, error)
+    return good, outcomes
+
+
+def shard_outcomes(output: str) -> dict[str, str | None]:
+    """sample_key -> latest drop reason (None = saved), over complete shards in order."""
+    return read_outcomes(output)[1]
+
+
+def tidy(output: str, marker: dict[str, Any], keep: list[str]) -> list[str]:
+    """Delete what this command wrote in `output` and no longer needs: its scratch folders,
+    and the files of shards it numbered that are not in `keep` (cut short by a kill, or
+    damaged). Returns the names deleted; nothing else is touched."""
     fs, _ = fsio.filesystem(output)
-    done = set(complete_shards(output))
+    scratch = set(marker.get("scratch", []))
     removed = []
     for name in fsio.names(output):
         m = _SHARD_FILE.match(name) or _SHARD_STATS.match(name)
-        if (m and m.group(1) not in done) or name in ("_tmp", TODO_DIR, STATS_FILE, DEAD_LETTER_FILE.split("/")[0]):
+        if name in scratch or (m and _recorded(marker, m.group(1)) and m.group(1) not in keep):
             fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
             removed.append(name)
     return removed
 
 
-def shard_outcomes(output: str) -> dict[str, str | None]:
-    """sample_key -> latest drop reason (None = saved), over complete shards in order."""
-    outcomes: dict[str, str | None] = {}
-    for shard in complete_shards(output):
-        table = parquet_io.read_parquet(fsio.join(output, f"{shard}.parquet"),
-                                        columns=[KEY_COLUMN, "status", "error_message"])
-        for key, status, error in zip(*(table.column(c).to_pylist() for c in (KEY_COLUMN, "status", "error_message"))):
-            if outcomes.get(key, "") is None:
-                continue  # once saved, always saved
-            outcomes[key] = outcome_reason(status, error)
-    return outcomes
+def _move_in(output: str, marker: dict[str, Any]) -> list[str]:
+    """Move the complete shards img2dataset wrote in the staging folder (numbered by this
+    command) into `output`, the `_stats.json` last; returns their names."""
+    staging = fsio.join(output, STAGING_DIR)
+    moved = [s for s in complete_shards(staging) if _recorded(marker, s)] if fsio.isdir(staging) else []
+    fs, _ = fsio.filesystem(output)
+    for shard in moved:
+        for name in (f"{shard}.tar", f"{shard}.parquet", f"{shard}_stats.json"):
+            if fsio.exists(fsio.join(staging, name)):
+                fs.mv(fsio.filesystem(fsio.join(staging, name))[1],
+                      fsio.filesystem(fsio.join(output, name))[1])
+    return moved
 
 
 def read_selected(path: str) -> pa.Table:
@@ -265,15 +346,39 @@ def input_files(selected: str | list[str]) -> list[str]:
     return paths
 
 
-def check_output(output: str) -> None:
-    """Refuse (ValueError) an output folder that is not new, empty, or a download's own.
+def check_output(output: str) -> str:
+    """Refuse (ValueError) an output folder that is not new, empty, or a download's own (its
+    marker says so), before anything there is touched: a rerun tidies up after itself. Returns
+    `ownership.check_own_output`'s answer ("new", "ours", "legacy")."""
+    return ownership.check_own_output(output, STAGE, _is_download_stats, lambda names: _are_download_names(output, names))
 
-    A rerun cleans up after itself (`clean_incomplete` deletes shards it did not finish and its
-    stats.json), so pointing `--output` at a harvest folder, or any folder of someone else's,
-    must stop before anything there is touched. A download's folder has a download stats.json,
-    img2dataset's shard files or scratch, or (the Beam engine's) subfolders that are downloads.
-    """
-    check_own_output(output, "download", _is_download_stats, lambda names: _are_download_names(output, names))
+
+def claim_output(output: str) -> dict[str, Any]:
+    """`check_output`, then make `output` a download's: its marker, written before anything
+    else. A folder of an earlier wit without markers (a download stats.json, and only names a
+    download writes) is adopted once: its shards and `_tmp` are recorded as the command's."""
+    state = check_output(output)
+    if state == "ours":
+        return ownership.read_marker(output, STAGE) or {}
+    fsio.makedirs(output)
+    shards: list[list[int]] = []
+    scratch = [STAGING_DIR, TODO_DIR]
+    if state == "legacy":
+        names = fsio.names(output)
+        ids = {int(m.group(1)) for n in names if (m := _SHARD_FILE.match(n) or _SHARD_STATS.match(n))}
+        shards = _merge([(i, i + 1) for i in ids])
+        scratch += ["_tmp"] if "_tmp" in names else []
+        log.warning("download: %s was written by an earlier wit without a marker; adopting it (%d shards)",
+                    output, len(ids))
+    return ownership.write_marker(output, STAGE, shards=shards, scratch=scratch)
+
+
+def _record_shards(output: str, marker: dict[str, Any], count: int) -> tuple[int, dict[str, Any]]:
+    """Number the next `count` shards and record them in the marker before img2dataset writes them."""
+    start = max((hi for _, hi in marker.get("shards", [])), default=0)
+    fields = {k: v for k, v in marker.items() if k not in ("command", "written_by")}
+    fields["shards"] = _merge([*map(tuple, marker.get("shards", [])), (start, start + count)])
+    return start, ownership.write_marker(output, STAGE, **fields)
 
 
 def _is_download_stats(doc: Any) -> bool:
@@ -281,15 +386,14 @@ def _is_download_stats(doc: Any) -> bool:
 
 
 def _are_download_names(output: str, names: list[str]) -> bool:
-    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], consent.CONSENT_DIR}
-    if any(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours for n in names):
-        return True
-    subfolders = [n for n in names if not n.startswith("_")]
-    # the Beam engine's layout, before its first stats.json: one download per subfolder
-    return bool(subfolders) and all(_is_download_folder(fsio.join(output, n)) for n in subfolders)
+    """Whether every name is one an earlier wit download wrote (the rule for adopting a folder)."""
+    ours = {"_tmp", TODO_DIR, DEAD_LETTER_FILE.split("/")[0], consent.CONSENT_DIR, STATS_FILE}
+    return all(_SHARD_FILE.match(n) or _SHARD_STATS.match(n) or n in ours or _is_download_folder(fsio.join(output, n))
+               for n in names)
 
 
 def _is_download_folder(url: str) -> bool:
+    """A subfolder of the Beam engine's layout: a download of its own."""
     if not fsio.isdir(url) or not fsio.names(url):
         return False
     try:
@@ -305,19 +409,31 @@ def download(
     config: DownloadConfig = DownloadConfig(),  # noqa: B008 - frozen, so one shared default is safe
     *,
     resolve: Resolver = socket.getaddrinfo,
+    lock: bool = True,
     shared_consent: str | None = None,
 ) -> dict[str, Any]:
     """Download the selected pairs into `output`, resuming a previous run there; returns
     (and writes as `output/stats.json`, with the config) the stats document. See the
-    module docstring. `resolve` is for tests (a fake DNS); `shared_consent` is a consent cache
-    (stages.consent) to start from, the Beam engine's per-job answers."""
+    module docstring. `resolve` is for tests (a fake DNS); `lock=False` when the caller holds
+    the folder's lock (the Beam engine holds its whole output's); `shared_consent` is a consent
+    cache (stages.consent) to start from, the Beam engine's per-job answers."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     paths = input_files(selected)
     tables = [read_selected(path) for path in paths]  # every file checked before anything is written
     check_output(output)
-    fsio.makedirs(output)
-    clean_incomplete(output)
-    before = shard_outcomes(output)
+    with output_lock(output, STAGE) if lock else contextlib.nullcontext():
+        return _download(paths, tables, output, config, resolve, shared_consent)
+
+
+def _download(paths: list[str], tables: list[pa.Table], output: str, config: DownloadConfig,
+              resolve: Resolver, shared_consent: str | None) -> dict[str, Any]:
+    marker = claim_output(output)
+    _move_in(output, marker)  # shards a killed run finished but did not move
+    fs, _ = fsio.filesystem(output)
+    for name in (STAGING_DIR, TODO_DIR):  # a killed run's scratch: img2dataset needs a new folder
+        if fsio.exists(fsio.join(output, name)):
+            fs.rm(fsio.filesystem(fsio.join(output, name))[1], recursive=True)
+    _, before = read_outcomes(output)
 
     tally = DictTally()
     plan = _plan(tables, before, UrlChecker(config.allow_loopback, resolve), tally)
@@ -333,19 +449,25 @@ def download(
             plan.todo, consent_summary = screened.todo, screened.summary
             plan.refused.update(screened.refused)
             if plan.todo:
+                rows = sum(t.num_rows for t in plan.todo)
+                start, marker = _record_shards(output, marker, math.ceil(rows / config.number_sample_per_shard))
                 todo_file = fsio.join(output, TODO_DIR, "selected.parquet")
                 fsio.makedirs(fsio.join(output, TODO_DIR))
                 with fsio.atomic_open(todo_file, "wb") as f:
                     pq.write_table(pa.concat_tables(plan.todo), f)
-                log.info("download: %d of %d pairs to fetch into %s", sum(t.num_rows for t in plan.todo),
-                         len(plan.seen), output)
-                fetch.run_img2dataset(todo_file, output, config)
-    clean_incomplete(output)  # shards img2dataset gave up on, and the todo list
+                log.info("download: %d of %d pairs to fetch into %s", rows, len(plan.seen), output)
+                fetch.run_img2dataset(todo_file, fsio.join(output, STAGING_DIR), config, start, folder=output)
+                _move_in(output, marker)
+    shards, after = read_outcomes(output)
+    tidy(output, marker, shards)  # scratch, shards img2dataset gave up on, damaged shards
 
-    dead = _account(plan, shard_outcomes(output), tally)
-    outputs.write_dead_letters(fsio.join(output, DEAD_LETTER_FILE), dead, skip_empty=True)
+    dead = _account(plan, after, tally)
+    dead_url = fsio.join(output, DEAD_LETTER_FILE)
+    if not dead and fsio.exists(dead_url):  # an earlier run's, which this run's outcomes replace
+        fsio.rm(dead_url)
+    outputs.write_dead_letters(dead_url, dead, skip_empty=True)
     stages = stages_from_counters(tally.as_dict(), [STAGE])
-    return outputs.write_stats(output, stages, inputs=paths, shards=complete_shards(output), config=asdict(config),
+    return outputs.write_stats(output, stages, inputs=paths, shards=shards, config=asdict(config),
                                **({"consent": consent_summary} if consent_summary else {}))
 
 

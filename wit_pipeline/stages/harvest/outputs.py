@@ -10,7 +10,8 @@ from dataclasses import asdict
 from typing import Any
 
 from wit_pipeline.core import fsio, outputs, parquet_io, schema
-from wit_pipeline.core.stats import check_own_output, stages_from_counters
+from wit_pipeline.core.ownership import claim_output
+from wit_pipeline.core.stats import stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
 from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names
 
@@ -83,7 +84,7 @@ def check_output(url: str) -> None:
     rewrites stats.json and removes stale selected/ files), before any work is done."""
     if fsio.exists(url) and not fsio.isdir(url):
         raise ValueError(f"--output {url!r} is a file, not a folder")
-    check_own_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
+    claim_output(url, "harvest", lambda doc: doc.get("job") == "harvest",
                      lambda names: all(_OURS.fullmatch(name) for name in names) or _holds_parts(url, names))
 
 
