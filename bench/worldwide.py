@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harvest import HOST, _rehost  # noqa: E402  (the English bench's host rewriting)
 
+from wit_pipeline.core.outputs import STATS  # noqa: E402
+
 _SCRIPTS = {"zh": (0x4E00, 0x9FFF), "ja": (0x30A0, 0x30FF), "ar": (0x0627, 0x064A), "de": (0x61, 0x7A), "en": (0x61, 0x7A)}
 
 
@@ -102,7 +104,7 @@ def harvest(files: list[Path], allowlist: Path, languages: str) -> dict:
         with contextlib.redirect_stdout(io.StringIO()):
             job.run([*args, "--output", out, "--allowlist", str(allowlist), "--languages", languages,
                      "--num-shards", "2", "--no-progress"])
-        return json.loads(Path(out, "stats.json").read_text())
+        return json.loads(Path(out, STATS).read_text())
     finally:
         shutil.rmtree(out)
 

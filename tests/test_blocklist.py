@@ -125,7 +125,7 @@ def test_a_listed_file_is_dropped_after_download_resized_it(tmp_path):
     assert curate.run(["--input", str(tmp_path / "raw"), "--output", str(out), "--allowlist", str(allow),
                        "--blocklist", str(listed)]) == 0
     assert [json.loads(s["json"])["url"] for s in _read_all(out)] == [origin.url("/small.jpg")]
-    decode = {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}["decode"]
+    decode = {s["name"]: s for s in json.loads((out / STATS).read_text())["stages"]}["decode"]
     assert decode["dropped"] == {"blocklisted": 1}
 
     from wit_pipeline.inspect import cli as inspect_cli  # the raw shards' contact sheet leaves it out too

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from wit_pipeline import demo
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.core.stats import check_stages
 from wit_pipeline.shards import iter_tar_samples
 
@@ -22,7 +23,7 @@ def test_worldwide_demo_runs_every_stage(tmp_path: Path, capfd: pytest.CaptureFi
     printed = capfd.readouterr().out
     assert "--languages all" in printed
     assert sorted(p.name for p in (out / "allowlists").glob("*.tsv")) == ["ar.tsv", "de.tsv", "en.tsv", "ja.tsv", "zh.tsv"]
-    harvest = json.loads((out / "harvest" / "stats.json").read_text())
+    harvest = json.loads((out / "harvest" / STATS).read_text())
     check_stages(harvest["stages"])
     assert set(harvest["t_per_language"]) == {"ar", "de", "en", "ja", "zh"}
     languages = Counter(json.loads(s["json"])["language"] for tar in sorted((out / "shards").glob("*.tar"))

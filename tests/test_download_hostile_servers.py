@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline.core import keys, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import download as dl
 from wit_pipeline.synthetic.concepts import all_concepts
 from wit_pipeline.synthetic.images import encode, render
@@ -131,7 +132,7 @@ def hostile_run(tmp_path_factory):
         server.shutdown()
         server.server_close()
     code, max_rss_kib = map(int, done.stdout.split())
-    doc = json.loads((out / "stats.json").read_text())
+    doc = json.loads((out / STATS).read_text())
     dead = pq.read_table(out / dl.DEAD_LETTER_FILE).to_pylist() if (out / dl.DEAD_LETTER_FILE).exists() else []
     outcome = {base + p: None for p in PATHS}
     for shard in doc["shards"]:

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wit_pipeline.core import keys, lock, ownership, schema
+from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import curate as curate_stage
 from wit_pipeline.stages import download as dl
 from wit_pipeline.stages.harvest import outputs as harvest_stage
@@ -75,7 +76,7 @@ def finished(site, tmp_path_factory):
     lambda d: (d / "2024.tar").write_bytes(b"my archive"),
     lambda d: (d / "2023.parquet").write_bytes(b"my table"),
     lambda d: ((d / "_tmp").mkdir(), (d / "_tmp" / "draft.txt").write_text("mine")),
-    lambda d: ((d / "stats.json").write_text(json.dumps(DOWNLOAD_STATS)), (d / "2024.tar").write_bytes(b"mine")),
+    lambda d: ((d / STATS).write_text(json.dumps(DOWNLOAD_STATS)), (d / "2024.tar").write_bytes(b"mine")),
 ], ids=["2024.tar", "2023.parquet", "_tmp", "download-stats-beside-2024.tar"])
 def test_a_users_folder_is_refused_untouched(tmp_path, make):
     mine = tmp_path / "mine"
@@ -167,7 +168,7 @@ def test_a_rerun_that_fails_deletes_nothing_first(finished, tmp_path, monkeypatc
     with pytest.raises(RuntimeError):
         dl.download(finished["selected"], str(out), CONFIG)
     after = _files(out)
-    for name in ("stats.json", dl.DEAD_LETTER_FILE, "00000.tar", "00000.parquet", "00000_stats.json"):
+    for name in (STATS, dl.DEAD_LETTER_FILE, "00000.tar", "00000.parquet", "00000_stats.json"):
         assert after[name] == before[name], name
 
 
@@ -181,9 +182,9 @@ def test_a_second_run_into_a_locked_folder_is_refused_in_one_line(tmp_path):
         done = _cli("--input", selected, "--output", str(out))
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert "is in use by wit download (pid" in done.stderr
-    assert not (out / "stats.json").exists()
+    assert not (out / STATS).exists()
     assert _cli("--input", selected, "--output", str(out)).returncode == 1  # lock released: runs (saves nothing)
-    assert (out / "stats.json").exists() and not (out / lock.LOCK_NAME).exists()
+    assert (out / STATS).exists() and not (out / lock.LOCK_NAME).exists()
 
 
 def test_harvest_refuses_a_folder_another_run_holds(tmp_path):

@@ -306,7 +306,7 @@ def test_curate_blocklisted_images_are_found_and_never_shown(demo_run, tmp_path:
                  for s in shards.iter_tar_samples(str(tar)) if json.loads(s["json"]).get("sample_key") == victim["key"])
     blocklist = tmp_path / "blocklist.txt"
     blocklist.write_text(f"sha256 {hashlib.sha256(image).hexdigest()}\n")
-    stats_path = run_dir / "shards" / "stats.json"
+    stats_path = run_dir / "shards" / STATS
     doc = json.loads(stats_path.read_text())
     doc["config"]["blocklist"] = str(blocklist)
     decode = next(s for s in doc["stages"] if s["name"] == "decode")
@@ -326,7 +326,7 @@ def test_a_stats_json_with_counts_no_job_writes_is_a_problem_line(tmp_path: Path
     harvest = tmp_path / "run" / "harvest"
     harvest.mkdir(parents=True)
     stages = [{"name": "read<script>alert(1)</script>", "in": 1, "out": 0, "dropped": {"x</text><svg onload=y>": count}}]
-    (harvest / "stats.json").write_text(json.dumps({"job": "harvest", "stages": stages}))
+    (harvest / STATS).write_text(json.dumps({"job": "harvest", "stages": stages}))
     out = tmp_path / "report.html"
     assert cli.main(["report", str(tmp_path / "run"), "--out", str(out)]) == 0
     html = out.read_text(encoding="utf-8")

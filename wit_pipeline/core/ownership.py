@@ -20,10 +20,9 @@ from typing import Any
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio
+from wit_pipeline.core.outputs import STATS as STATS_FILE
 
 log = logging.getLogger(__name__)
-
-STATS_FILE = "stats.json"
 
 
 def marker_name(command: str) -> str:
