@@ -189,3 +189,26 @@ def test_byte_cap_and_deadline_are_flags_with_limits(tmp_path):
     assert dl.DownloadConfig().max_image_bytes == 32 * 1024 * 1024
     assert not Path(tmp_path / "o").exists()
 
+
+
+def test_an_image_with_transparency_gets_an_eighth_of_the_area():
+    """img2dataset blends alpha in float64 (~56 bytes a pixel): at the opaque cap one RGBA image
+    would cost ~4 GB, so transparency (an alpha band or a palette's transparent index) shares
+    the cap by ALPHA_AREA_SHARE; an opaque image of the same size passes."""
+    import io
+
+    from PIL import Image
+
+    from wit_pipeline.stages.fetch import ALPHA_AREA_SHARE, header_refusal
+
+    def png(mode: str, **info) -> io.BytesIO:
+        buf = io.BytesIO()
+        Image.new(mode, (100, 100)).save(buf, "PNG", **info)
+        return buf
+
+    cap = 100 * 100 * ALPHA_AREA_SHARE - 1  # an opaque 100x100 fits; with alpha, 1/8 of this does not
+    assert header_refusal(png("RGB"), cap) is None
+    assert header_refusal(png("L"), cap) is None
+    for image in (png("RGBA"), png("LA"), png("P", transparency=0)):
+        assert header_refusal(image, cap) == "image area too large"
+    assert header_refusal(png("RGBA"), cap + 1) is None

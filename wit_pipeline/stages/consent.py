@@ -20,14 +20,11 @@ which checks it passed. The image response's own opt-outs are checked at fetch t
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import logging
-import threading
 import time
 import urllib.request
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +37,7 @@ import pyarrow.parquet as pq
 
 from wit_pipeline import __version__
 from wit_pipeline.core import fsio, outputs, parquet_io
-from wit_pipeline.web import robots, tdmrep
+from wit_pipeline.web import fetch_limits, robots, tdmrep
 from wit_pipeline.web.egress_proxy import refused_reason
 from wit_pipeline.web.urlsafety import ALLOWED_SCHEMES
 
@@ -98,75 +95,6 @@ def origin_of(url: str) -> str | None:
 
 # --- fetching one policy file ---------------------------------------------------------------
 
-class _Watch:
-    """One policy fetch: its sockets, and whether its time is up (set by a timer thread)."""
-
-    def __init__(self) -> None:
-        self.socks: list[Any] = []
-        self.expired = False
-        self.lock = threading.Lock()
-
-    def add(self, sock: Any) -> None:
-        with self.lock:
-            self.socks.append(sock)
-            if self.expired:
-                _cut(sock)
-
-    def expire(self) -> None:
-        with self.lock:
-            self.expired = True
-            for sock in self.socks:
-                _cut(sock)
-
-
-_current = threading.local()  # .watch: the policy fetch running on this thread
-
-
-def _cut(sock: Any) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(2)  # a blocked read returns at once (urllib drops `conn.sock`, not the socket)
-
-
-class _Tracked:
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        if (watch := getattr(_current, "watch", None)) is not None:
-            watch.add(self.sock)  # type: ignore[attr-defined]
-
-
-class _HTTPConnection(_Tracked, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Tracked, http.client.HTTPSConnection):
-    pass
-
-
-class _DeadlineHTTP(urllib.request.HTTPHandler):
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(_HTTPConnection, req)
-
-
-class _DeadlineHTTPS(urllib.request.HTTPSHandler):
-    def https_open(self, req: Any) -> Any:
-        return self.do_open(_HTTPSConnection, req, context=self._context)
-
-
-@contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[_Watch]:
-    """Cut this thread's policy connections after `seconds` in all: a server that sends one
-    byte just inside every per-read time-out cannot hold the download."""
-    watch = _current.watch = _Watch()
-    timer = threading.Timer(seconds, watch.expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield watch
-    finally:
-        timer.cancel()
-        _current.watch = None
-
-
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     """Follows at most MAX_REDIRECTS redirects, to http(s) URLs only."""
 
@@ -184,8 +112,8 @@ def policy_opener(proxy_url: str | None) -> urllib.request.OpenerDirector:
     environment's proxies), http(s) only, at most 5 redirects."""
     proxies = urllib.request.ProxyHandler({"http": proxy_url, "https": proxy_url} if proxy_url else None)
     opener = urllib.request.OpenerDirector()
-    for handler in (proxies, urllib.request.UnknownHandler(), _DeadlineHTTP(),
-                    _DeadlineHTTPS(), urllib.request.HTTPDefaultErrorHandler(),
+    for handler in (proxies, urllib.request.UnknownHandler(), *fetch_limits.watched_handlers(),
+                    urllib.request.HTTPDefaultErrorHandler(),
                     _LimitedRedirects(), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
@@ -206,9 +134,9 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
     that drips a byte at a time (its head or its body) is unreachable, not a thread held for as
     long as it likes; a body cut by the deadline is never read as a short, complete file."""
     request = urllib.request.Request(url, headers={"User-Agent": agent_string})
-    watch = _Watch()
+    watch = fetch_limits.Deadline(timeout * DEADLINE_TIMEOUTS)
     try:
-        with _deadline(timeout * DEADLINE_TIMEOUTS) as watch:
+        with watch:
             with opener.open(request, timeout=timeout) as response:
                 body = response.read(robots.MAX_BYTES + 1)
                 status = response.status

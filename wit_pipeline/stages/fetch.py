@@ -300,6 +300,13 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+# img2dataset's resizer blends an alpha channel over white in float64 (~56 bytes a pixel in
+# temporaries, ~4 GB at the 8192 x 8192 cap): an image with transparency gets an eighth of the
+# area, so no one image costs more than an opaque one at the cap.
+ALPHA_AREA_SHARE = 8
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
 def header_refusal(stream: io.BytesIO, max_area: float) -> str | None:
     """img2dataset's resizer message for an image refused by its header alone, else None."""
     stream.seek(0)
@@ -308,6 +315,8 @@ def header_refusal(stream: io.BytesIO, max_area: float) -> str | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream) as im:
                 width, height = im.size
+                if im.mode in _ALPHA_MODES or "transparency" in im.info:
+                    max_area = max_area / ALPHA_AREA_SHARE
     except Image.DecompressionBombError:
         return "image area too large"
     except Exception:  # noqa: BLE001 - any header PIL cannot read

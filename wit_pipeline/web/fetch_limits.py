@@ -62,12 +62,13 @@ class Deadline:
         self._timer = threading.Timer(self.seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
+        self._outer = getattr(_call, "deadline", None)  # a policy fetch made inside an image's fetch
         _call.deadline = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
-        _call.deadline = None
+        _call.deadline = self._outer
         with self._lock:
             for sock in self._socks:
                 sock.close()
