@@ -84,7 +84,7 @@ def runner_problem(name: str) -> str | None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        extra = " (Dataflow needs the gcp extra: pip install 'wit[gcp]')" if "dataflow" in path.lower() else ""
+        extra = " (Dataflow needs the gcp extra: pip install -e '.[gcp]')" if "dataflow" in path.lower() else ""
         return f"--runner {name!r}: module {module} is not installed{extra}"
     return None
 

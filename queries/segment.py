@@ -114,7 +114,7 @@ def check(language: str, name: str | None) -> None:
             importlib.import_module(module)
         except ImportError:
             raise ValueError(f"language {language} needs the {name} segmenter ({engine.pip}), which is not installed: "
-                             f"pip install 'wit[{engine.extra}]'") from None
+                             f"pip install -e '.[{engine.extra}]'") from None
 
 
 def _icu(language: str) -> Callable[[str], list[str]]:

@@ -3,7 +3,7 @@ build-queries translated by the real DataflowRunner with `--dry_run=True` (Beam'
 from the CLI launchers, with a gs:// output and no credentials or network. Every GroupByKey of
 every graph must shuffle on a deterministic key coder (Dataflow groups by the encoded key).
 
-Needs the `gcp` extra (`pip install 'wit[gcp]'`); skips without it."""
+Needs the `gcp` extra (`pip install -e '.[gcp]'`); skips without it."""
 
 from __future__ import annotations
 

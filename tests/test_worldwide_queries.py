@@ -144,7 +144,7 @@ def test_missing_segmenter_is_a_one_line_error_before_any_work(site, tmp_path, m
     monkeypatch.setitem(sys.modules, "icu4py.breakers", None)
     code, said = _refused(capsys, ["--language", "zh", "--wikipedia", _dump(site, "zh"), "--output", str(out)])
     assert code == 2 and said == ("wit build-queries: error: language zh needs the icu segmenter (icu4py==1.2.0), "
-                                  "which is not installed: pip install 'wit[worldwide]' (see wit build-queries --help)")
+                                  "which is not installed: pip install -e '.[worldwide]' (see wit build-queries --help)")
     assert not out.exists()
     with pytest.raises(ValueError, match="needs the icu segmenter"):
         worldwide.build_language("ja", [_dump(site, "ja")], str(out))

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(STAGES[stage][0])
     except ModuleNotFoundError as exc:
         if exc.name in TRAIN_EXTRA:
-            print(f"wit {stage}: needs {exc.name}, which comes with the train extra: pip install 'wit[train]' "
+            print(f"wit {stage}: needs {exc.name}, which comes with the train extra: pip install -e '.[train]' "
                   "(on a GPU machine, the CUDA build of torch 2.13.0 first)", file=sys.stderr)
             return 2
         raise

@@ -83,7 +83,7 @@ def _stage(name: str, argv: list[str], timings: dict[str, float]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wit demo", description=__doc__, formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="wit demo", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--out", default="wit-demo",
                    help="a new or empty folder for everything the demo writes, or an earlier demo's folder (its "
                    "outputs are replaced; nothing else there is touched)")
@@ -109,9 +109,21 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.steps > 0 and importlib.util.find_spec("torch") is None:
-        parser.error("training needs the train extra: pip install 'wit[train]' (or --steps 0 to stop before it)")
+        parser.error("training needs the train extra: pip install -e '.[train]' (or --steps 0 to stop before it)")
+    if args.worldwide:  # a missing segmenter stops the demo now, not after the crawl is made
+        from queries import segment
+        from wit_pipeline.synthetic.worldwide import LANGUAGES
+
+        for language in LANGUAGES:
+            try:
+                segment.check(language, segment.default_segmenter(language))
+            except ValueError as exc:
+                parser.error(str(exc))
     out = Path(args.out).resolve()
-    prepare_out(out)
+    try:
+        prepare_out(out)
+    except SystemExit as exc:  # a folder that is not the demo's: a usage error, as in every stage
+        parser.error(str(exc).removeprefix("wit demo: "))
     web, harvest, raw, shards, run_dir = (out / n for n in ("web", "harvest", "raw", "shards", "train"))
     timings: dict[str, float] = {}
     total = time.perf_counter()
