@@ -223,7 +223,7 @@ def test_killed_harvest_resumes_with_identical_outputs(crawl, tmp_path: Path) ->
 
 @pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
 def test_plain_warc_streams_the_records_the_whole_file_holds(crawl, monkeypatch, chunk: int) -> None:
-    """A plain WARC is no longer read whole into memory: records are parsed as the stream
+    """A plain WARC is not read whole into memory: records are parsed as the stream
     arrives. Whatever the read size, crafted and fuzzed files give exactly what parsing the
     whole file at once gives (the reference: `parse_records` over all its bytes)."""
     from wit_pipeline.web import archive
