@@ -240,7 +240,7 @@ def run(argv: list[str] | None = None) -> int:
     common.reject_unknown_flags(parser, pipeline_args)
     cfg = config.config_from_args(parser, args)
     try:
-        inputs = config.resolve_inputs(cfg)
+        inputs = config.resolve_inputs(cfg, dry_run=common.is_dry_run(pipeline_args))
         cfg = dataclasses.replace(cfg, recipe=worldwide.with_site(cfg.recipe, [url for url, _ in inputs.dumps]))
     except ValueError as exc:
         raise SystemExit(str(exc)) from None

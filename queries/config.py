@@ -118,8 +118,9 @@ def _expand(flag: str, patterns: list[str]) -> list[str]:
     return files
 
 
-def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
-    """The files the job reads, or ValueError saying what is wrong with them."""
+def resolve_inputs(cfg: BuildQueriesConfig, dry_run: bool = False) -> Inputs:
+    """The files the job reads, or ValueError saying what is wrong with them. A dry run only
+    translates the graph: it never looks at the output (a gs:// one needs credentials)."""
     dumps = dumpset.dump_files(_expand("--wikipedia", cfg.wikipedia))
     if not dumps:
         raise ValueError("--wikipedia matches only multistream index files, no dump")
@@ -139,7 +140,8 @@ def resolve_inputs(cfg: BuildQueriesConfig) -> Inputs:
         paired.append((url, index if index and fsio.exists(index) else None))
     if cfg.omw is not None and not fsio.exists(cfg.omw):
         raise ValueError(f"--omw {cfg.omw!r} does not exist")
-    worldwide.check_output(cfg.allowlist_url, cfg.job_dir)
+    if not dry_run:
+        worldwide.check_output(cfg.allowlist_url, cfg.job_dir)
     note = worldwide.wordnet_note(cfg.recipe.language, cfg.omw)
     return Inputs(paired, _expand("--pageviews", cfg.pageviews), [note] if note else [])
 
