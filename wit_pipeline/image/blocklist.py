@@ -25,10 +25,10 @@ import numpy as np
 
 from wit_pipeline.core import fsio
 from wit_pipeline.image import phash as phash_mod
-from wit_pipeline.image.neardup import EvalIndex
+from wit_pipeline.image.neardup import DEFAULT_MAX_DISTANCE, EvalIndex
 
 BLOCKLISTED = "blocklisted"
-DEFAULT_DISTANCE = 4
+DEFAULT_DISTANCE = DEFAULT_MAX_DISTANCE  # curate's near-duplicate distance
 MAX_DISTANCE = 16  # beyond this a "near" match is most of the web
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _PHASH = re.compile(r"[0-9a-fA-F]{16}")
