@@ -144,7 +144,7 @@ def read_final(folder: str, manifest: dict[str, Any], seed: int, problems: list[
                                 picks[key].update(text=doc.get("text", ""), url=doc.get("url", ""),
                                                   queries=list(doc.get("queries") or []))
                 reader.drain()
-        except (OSError, EOFError, tarfile.TarError, ValueError) as exc:
+        except (OSError, EOFError, tarfile.TarError, ValueError, RecursionError) as exc:
             problems.append(f"{url} cannot be read to the end ({type(exc).__name__}: {exc}): "
                             f"{n} of its samples are in this report")
             out.complete = False
