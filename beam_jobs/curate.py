@@ -39,7 +39,6 @@ from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image import blocklist
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
-from wit_pipeline.text.allowlist import load_allowlist
 
 # ---------------------------------------------------------------- file-level reading
 
@@ -113,13 +112,10 @@ class WriteFinal:
 
 
 def query_strings(allowlist: str) -> list[str]:
-    """Query strings by id; duplicates after normalisation are fine here (we only name ids).
-    A folder of per-language lists names its ids as the harvest numbered them."""
-    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+    """Query strings by id, as the harvest numbered them (a folder's ids unique across its lists)."""
+    from wit_pipeline.stages.harvest import parts
 
-    if is_folder(allowlist):
-        return load_folder(allowlist).queries
-    return load_allowlist(allowlist, allow_duplicates=True).queries
+    return list(parts.query_names(allowlist, False))
 
 
 # ---------------------------------------------------------------- pipeline
