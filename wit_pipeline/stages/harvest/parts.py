@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,9 @@ import pyarrow.parquet as pq
 
 from wit_pipeline.core import fsio, keys, parquet_io, schema
 from wit_pipeline.stages.harvest.config import HarvestConfig
+
+if TYPE_CHECKING:
+    from wit_pipeline.text.allowlist_folder import FolderAllowlist
 
 META_STATS, META_DEAD, META_FINGERPRINT = b"wit.stats", b"wit.dead_letters", b"wit.fingerprint"
 META_INPUT = b"wit.input"  # the version of the crawl file the part was made from
@@ -136,13 +140,21 @@ def from_ipc(data: bytes) -> pa.Table:
 
 
 @functools.lru_cache(maxsize=4)
+def _folder(allowlist: str, case_sensitive: bool) -> FolderAllowlist:
+    """An allowlist folder, read once per worker process for both its names and languages."""
+    from wit_pipeline.text.allowlist_folder import load_folder
+
+    return load_folder(allowlist, case_sensitive)
+
+
+@functools.lru_cache(maxsize=4)
 def query_names(allowlist: str, case_sensitive: bool) -> tuple[str, ...]:
     """The allowlist's queries by id (a folder's: ids unique across its lists), read once per worker process."""
     from wit_pipeline.text.allowlist import load_allowlist
-    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+    from wit_pipeline.text.allowlist_folder import is_folder
 
     if is_folder(allowlist):
-        return tuple(load_folder(allowlist, case_sensitive).queries)
+        return tuple(_folder(allowlist, case_sensitive).queries)
     return tuple(load_allowlist(allowlist, case_sensitive=case_sensitive, allow_duplicates=True).queries)
 
 
@@ -150,8 +162,8 @@ def query_names(allowlist: str, case_sensitive: bool) -> tuple[str, ...]:
 def query_languages(allowlist: str, case_sensitive: bool) -> tuple[str, ...] | None:
     """The language of every query id of an allowlist folder; None for a single list (its
     queries serve every language)."""
-    from wit_pipeline.text.allowlist_folder import is_folder, load_folder
+    from wit_pipeline.text.allowlist_folder import is_folder
 
     if not is_folder(allowlist):
         return None
-    return tuple(load_folder(allowlist, case_sensitive).languages())
+    return tuple(_folder(allowlist, case_sensitive).languages())
