@@ -86,12 +86,13 @@ class ImageFetch:
         self._policies: consent.OriginPolicies | None = None
         self._opener: urllib.request.OpenerDirector | None = None
         self._lock = threading.Lock()
+        self._asking: dict[str, threading.Lock] = {}  # origin -> held while one thread asks it
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into img2dataset's workers
-        return {k: v for k, v in self.__dict__.items() if k not in ("_policies", "_opener", "_lock")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_policies", "_opener", "_lock", "_asking")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _policies=None, _opener=None, _lock=threading.Lock())
+        self.__dict__.update(state, _policies=None, _opener=None, _lock=threading.Lock(), _asking={})
 
     def __call__(self, row: tuple[Any, str], timeout: float, retries: int, *_: Any, **__: Any) -> tuple[Any, Any, str | None]:
         key, url = row
@@ -113,17 +114,24 @@ class ImageFetch:
         origin = consent.origin_of(url)
         if origin is None:
             return consent.UNAVAILABLE_ROBOTS
-        with self._lock:  # threads of one worker ask an origin once
+        with self._lock:  # the policies are read and written under this lock, never asked under it
             if self._policies is None:
                 self._policies = (consent.OriginPolicies.load(self.cache_url, self.agent) if self.cache_url
                                   else consent.OriginPolicies(agent=self.agent))
             policies = self._policies
-            if origin not in policies.rows or policies.rows[origin]["tdmrep_state"] is None:
+            asking = self._asking.setdefault(origin, threading.Lock())
+        with asking:  # threads of one worker ask an origin once; other origins' redirects go on meanwhile
+            with self._lock:
+                row = policies.rows.get(origin)
+                ask_robots = row is None
+                ask_tdm = row is not None and row["tdmrep_state"] is None and policies.robots(origin).allowed(url)
+            if ask_robots or ask_tdm:
                 opener = consent.policy_opener(None)  # the environment's proxy: the egress guard
-                if origin not in policies.rows:
-                    policies.put(consent.ask_origin(origin, [url], opener, self.settings, time.time()))
-                elif policies.robots(origin).allowed(url):
-                    policies.put(consent.ask_tdmrep(policies.rows[origin], opener, self.settings))
+                answer = (consent.ask_origin(origin, [url], opener, self.settings, time.time()) if ask_robots
+                          else consent.ask_tdmrep(row, opener, self.settings))
+                with self._lock:
+                    policies.put(answer)
+        with self._lock:
             if (policies.rows[origin]["robots_note"] or "").startswith("egress_refused."):
                 return None  # an unsafe host: the egress guard refuses the hop itself, with its own reason
             return consent.decide(policies, origin, url)[0]
