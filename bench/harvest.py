@@ -202,7 +202,7 @@ class Peer:
         import pyarrow.parquet as pq
 
         matched, seen = [], set()
-        for url, alt, _, _, page in cc2dataset_pairs(files):
+        for _, url, alt, _, page in cc2dataset_pairs(files):  # (uid, url, alt, cc_filename, page_url)
             if not alt:
                 continue
             labels, probs = self.lid.predict(alt.replace("\n", " "), k=1)
