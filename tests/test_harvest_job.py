@@ -71,8 +71,7 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
     assert len(buckets) > 100  # spread over many buckets, as a crawl's candidates are
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         pcoll = p | beam.Create([(b, (lights, len(lights))) for b, lights in buckets])
-        matched = (pcoll | beam.Map(lambda item: {"matched_by_query": select.query_counts(item[1][0])})
-                   | beam.CombineGlobally(select.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
+        matched = pcoll | beam.Map(lambda item: select.query_counts(item[1][0])) | beam.CombineGlobally(select.add_counts)
         assert_that(pcoll | Balance(mode, t, 0, matched), check)
 
 
@@ -83,18 +82,19 @@ def test_columnar_balancing_equals_the_per_candidate_rule():
     lights = _lights(records)
     counts, t = select.query_counts(lights), 20
     kept = select.keep_by_probability(lights, counts, t, 7)
-    expected = [keeping_queries(r["key"], r["query_ids"], counts, t, 7) for r in records]
+    expected = [keeping_queries(r["key"], r["query_ids"], counts.as_dict(), t, 7) for r in records]
     assert [[q for q, k in zip(r["query_ids"], ks) if k]
             for r, ks in zip(records, np.split(kept, lights.qstart[1:-1]))] == expected
     assert 0 < sum(map(bool, expected)) < len(records)
     report = select.selection_report(lights, kept, len(lights))
     assert report["selected"] == sum(map(bool, expected))
-    assert report["kept_by_query"] == dict(collections.Counter(q for ks in expected for q in ks))
-    assert report["selected_by_query"] == dict(collections.Counter(
+    assert report["kept_by_query"].as_dict() == dict(collections.Counter(q for ks in expected for q in ks))
+    assert report["selected_by_query"].as_dict() == dict(collections.Counter(
         q for r, ks in zip(records, expected) if ks for q in r["query_ids"]))
-    assert dict(select.selected_rows_by_part(lights, kept)) == {0: [i for i, ks in enumerate(expected) if ks]}
+    assert {part: rows.tolist() for part, rows in select.selected_rows_by_part(lights, kept)} == {
+        0: [i for i, ks in enumerate(expected) if ks]}
     with pytest.raises(ValueError, match="count is 0"):
-        select.keep_by_probability(lights, {**counts, records[0]["query_ids"][0]: 0}, t, 7)
+        select.keep_by_probability(lights, {**counts.as_dict(), records[0]["query_ids"][0]: 0}, t, 7)
 
 
 def test_dedup_keeps_the_lowest_page_hash_and_its_query_ids():

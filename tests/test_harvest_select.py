@@ -43,4 +43,4 @@ def test_cap_kept_by_query_counts_a_query_once_per_pick():
     picks = [(key, q) for q, (_, key) in hg.local_cap(lights, 1, 0)]
     assert picks == [("8000000000000005", 5)]
     report = hg.selection_report(lights, hg.keep_picked(lights, picks), 1)
-    assert report["kept_by_query"] == {5: 1}
+    assert report["kept_by_query"].as_dict() == {5: 1}
