@@ -118,16 +118,16 @@ def selected_rows(group: tuple[int, Iterable[Sequence[int]]], urls: dict[int, st
     records read back, columnar all the way (no Python object per row)."""
     pid, batches = group
     rows = np.sort(np.concatenate([np.asarray(batch, np.int64) for batch in batches]))
-    table = parquet_io.read_table([urls[pid]], schema.CANDIDATES, "part").take(rows)
-    shard = keys.shards_of(table.column("key").to_pylist(), config.num_shards, config.seed)
+    table = parquet_io.read_table([urls[pid]], schema.CANDIDATES, "part")
+    shard = keys.shards_of(table.column("key").take(rows).to_pylist(), config.num_shards, config.seed)
+    order = np.argsort(shard, kind="stable")  # the rows by shard, in row order within one
+    table, shard = table.take(rows[order]), shard[order]  # one take of the records
     ids = table.column("query_ids").combine_chunks()
     queries = pa.ListArray.from_arrays(ids.offsets, _names(config.allowlist, config.case_sensitive).take(ids.values))
     selected = pa.table({"url": table.column("url"), "caption": table.column("text"), "key": table.column("key"),
                          "page_url": table.column("page_url"), "language": table.column("language"),
                          "lang_score": table.column("lang_score"), "query_ids": ids, "queries": queries},
                         schema=schema.SELECTED)
-    order = np.argsort(shard, kind="stable")  # one take, then a slice per shard, rows in order
-    selected, shard = selected.take(order), shard[order]
     starts = np.flatnonzero(np.r_[True, shard[1:] != shard[:-1]]) if len(shard) else shard
     for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(shard)]):
         yield int(shard[a]), to_ipc(selected.slice(a, b - a))

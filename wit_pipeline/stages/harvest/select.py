@@ -141,13 +141,27 @@ class ByQuery(NamedTuple):
 
     def lookup(self, qids: np.ndarray, missing: int) -> np.ndarray:
         """The value of each of `qids` (any order, repeats), `missing` for an id not here."""
-        pos = np.minimum(np.searchsorted(self.ids, qids), max(len(self.ids) - 1, 0))
-        found = self.ids[pos] == qids if len(self.ids) else np.zeros(len(qids), bool)
-        return np.where(found, self.values[pos] if len(self.ids) else missing, missing)
+        qids = np.asarray(qids, np.int64)
+        if not len(self.ids) or not len(qids):
+            return np.full(len(qids), missing, np.int64)
+        top = int(self.ids[-1])
+        if top < _DENSE * len(qids):  # a table indexed by id: one gather, no binary search
+            table = np.full(top + 2, missing, np.int64)  # the last slot answers every id above top
+            table[self.ids] = self.values
+            return table[np.minimum(qids, top + 1)]
+        pos = np.minimum(np.searchsorted(self.ids, qids), len(self.ids) - 1)
+        return np.where(self.ids[pos] == qids, self.values[pos], missing)
+
+
+_DENSE = 4  # an array indexed by query id pays while the largest id is below 4 per entry
 
 
 def count_ids(ids: np.ndarray) -> ByQuery:
-    """How many times each id occurs."""
+    """How many times each id occurs (ids are non-negative: allowlist rows)."""
+    if len(ids) and int(ids.max()) < _DENSE * len(ids):  # bincount: no sort
+        counts = np.bincount(ids)
+        present = np.flatnonzero(counts)
+        return ByQuery(present.astype(np.int64), counts[present].astype(np.int64))
     values, counts = np.unique(ids, return_counts=True)
     return ByQuery(values.astype(np.int64), counts.astype(np.int64))
 
