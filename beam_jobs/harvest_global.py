@@ -119,7 +119,7 @@ def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str
                 | "SelectedRows" >> beam.FlatMap(lambda b: hg.selected_rows_by_part(b[0][0], b[1]))
                 | "GroupByPart" >> beam.GroupByKey()
                 | "ReadSelected" >> beam.FlatMap(parts.selected_rows, urls=by_id, config=config)
-                | "WriteSelected" >> WriteShards(functools.partial(outputs.write_selected, output, config.num_shards),
+                | "WriteSelected" >> WriteShards(functools.partial(outputs.write_selected, output, config),
                                                  config.num_shards))
     dead_letters = (footers
                     | "DeadLetters" >> beam.FlatMap(lambda footer: [(0, d) for d in footer[1]])

@@ -15,7 +15,7 @@ from wit_pipeline.core import fsio, outputs, parquet_io, schema
 from wit_pipeline.core.ownership import claim_output
 from wit_pipeline.core.stats import stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
-from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names
+from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names, with_queries
 from wit_pipeline.stages.harvest.select import ByQuery
 
 STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
@@ -26,9 +26,10 @@ _NAMES = (outputs.CANDIDATES, outputs.SELECTED, outputs.DEAD_LETTER, outputs.QUE
 _OURS = re.compile(f"({'|'.join(map(re.escape, _NAMES))})" + r"(\.tmp-[0-9a-f]+)?")
 
 
-def write_selected(output: str, num_shards: int, shard: int, batches: list[bytes]) -> str:
-    url = fsio.join(output, outputs.sharded(outputs.SELECTED, shard, num_shards))
-    parquet_io.write_tables(url, map(from_ipc, batches), schema.SELECTED, "key")
+def write_selected(output: str, config: HarvestConfig, shard: int, batches: list[bytes]) -> str:
+    """One shard of the selected pairs, from `parts.selected_rows`' batches."""
+    url = fsio.join(output, outputs.sharded(outputs.SELECTED, shard, config.num_shards))
+    parquet_io.write_tables(url, (with_queries(from_ipc(batch), config) for batch in batches), schema.SELECTED, "key")
     return url
 
 
