@@ -6,6 +6,7 @@ import collections
 import hashlib
 import json
 import random
+import shutil
 from pathlib import Path
 
 import apache_beam as beam
@@ -331,3 +332,20 @@ def test_rerun_with_fewer_shards_leaves_no_stale_parts(crawl, wat_run, tmp_path)
     assert sorted(p.name for p in (out / "selected").glob("*.parquet")) == ["part-00000-of-00001.parquet"]
     assert sorted(p.name for p in (out / "candidates").glob("*.parquet")) == sorted(
         p.name for p in (out_two / "candidates").glob("*.parquet"))  # one per crawl file, whatever the shards
+
+
+
+@pytest.mark.parametrize("mode", ["prob", "cap"])
+def test_outputs_do_not_depend_on_the_bucket_count(crawl, wat_run, tmp_path, monkeypatch, mode):
+    """A run's candidates are cut into as many key buckets as its size needs; the same parts
+    balanced in one bucket and in many write the same bytes (reruns: only the global half)."""
+    out = tmp_path / "out"
+    shutil.copytree(wat_run[0], out)
+    doc = _run_harvest(crawl, out, "--balance", mode)
+    one_bucket = _digest(out), (out / STATS).read_bytes()
+    candidates = {s["name"]: s for s in doc["stages"]}["dedup"]["in"]
+    assert select.bucket_bits(candidates) == 0
+    monkeypatch.setattr(select, "BUCKET_TARGET", 16)
+    assert select.bucket_bits(candidates) >= 4
+    _run_harvest(crawl, out, "--balance", mode)
+    assert (_digest(out), (out / STATS).read_bytes()) == one_bucket
