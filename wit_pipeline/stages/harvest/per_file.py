@@ -96,13 +96,15 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
     filtered = Counter()
     for i, reason in verdicts.dropped.items():
         filtered[reason] += pairs_of_text[i]
-    if verdicts.errors:
-        dead.extend({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[i]}
-                    for pair, i in zip(pairs, text_of.tolist()) if i in verdicts.errors)
+    for stage, errors in ((FILTER, verdicts.errors), (MATCH, verdicts.match_errors)):
+        if errors:
+            dead.extend({"stage": stage, "source": pair["page_url"], "error": errors[i]}
+                        for pair, i in zip(pairs, text_of.tolist()) if i in errors)
     rows = np.flatnonzero(verdicts.matched()[text_of])  # the pairs whose text matched some query
     matched = len(pairs) - filtered.total()
+    failed = sum(pairs_of_text[i] for i in verdicts.match_errors)
     _count(tally, FILTER, len(pairs), matched, filtered)
-    _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows)}))
+    _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows) - failed, ERROR: failed}))
     return candidate_table([pairs[i] for i in rows.tolist()], verdicts, text_of[rows]), tally.as_dict(), capped(dead)
 
 
@@ -139,12 +141,14 @@ def file_failed(file_url: str, dead: list[dict]) -> bool:
 class Verdicts:
     """The verdicts on a file's distinct texts, by their index in the list judged: `dropped`
     holds a dropped text's filter reason, `errors` why a text raised; the texts that passed are
-    `passed`, with their language, score and query ids in the same order."""
+    `passed`, with their language, score and query ids in the same order; `match_errors`
+    holds why the matcher raised on a text that passed."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.dropped: dict[int, str] = {}
         self.errors: dict[int, str] = {}
+        self.match_errors: dict[int, str] = {}  # texts that passed the filter but the matcher raised on
         self.passed: list[int] = []
         self.languages: list[str] = []
         self.scores: list[float] = []
@@ -195,13 +199,29 @@ def judge_texts(texts: list[str], config: HarvestConfig, models: Models) -> Verd
             verdicts.scores.append(score)
         else:
             verdicts.dropped[i] = reason
-    passed = [texts[i] for i in verdicts.passed]
-    if has_list is None:
-        found = models.matcher.match_many(passed)
-    else:
-        found = models.matcher.match_many(passed, verdicts.languages)
-    verdicts.query_ids = [list(ids) for ids in found]
+    verdicts.query_ids = match_passed([texts[i] for i in verdicts.passed], verdicts, models.matcher)
     return verdicts
+
+
+def match_passed(texts: list[str], verdicts: Verdicts, matcher: Any) -> list[list[int]]:
+    """The query ids of each text that passed the filter, matched as one batch; should the
+    batch raise, text by text, so that a text the matcher cannot take costs only itself (no
+    ids, its error in `verdicts.match_errors`)."""
+    def match(batch: list[str], languages: list[str]) -> list:
+        return matcher.match_many(batch) if not hasattr(matcher, "has_list") else matcher.match_many(batch, languages)
+
+    try:
+        return [list(ids) for ids in match(texts, verdicts.languages)]
+    except Exception:
+        logging.exception("matching a batch of %d texts failed: matching them one by one", len(texts))
+    found = []
+    for i, text, language in zip(verdicts.passed, texts, verdicts.languages):
+        try:
+            found.append(list(match([text], [language])[0]))
+        except Exception as exc:
+            verdicts.match_errors[i] = error_text(exc)
+            found.append([])
+    return found
 
 
 def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
