@@ -150,7 +150,7 @@ def run(argv: list[str] | None = None) -> int:
             doc = dl.download(args.input, args.output, config)
         else:
             doc = _run_beam(dl.input_files(args.input), args.output, config, pipeline_args)
-    except OutputLocked as exc:  # another run is writing there
+    except (OutputLocked, dl.ShardUnreadable) as exc:  # another run is writing there; a shard's store failed
         print(f"wit download: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
