@@ -37,7 +37,8 @@ from beam_jobs.consent import AskOrigins
 from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import config_flags, fsio, outputs
-from wit_pipeline.core.lock import OutputLocked, environment_fault, output_lock
+from wit_pipeline.core.faults import environment_fault
+from wit_pipeline.core.lock import OutputLocked, output_lock
 from wit_pipeline.stages import download as dl
 from wit_pipeline.stages.consent import CACHE_FILE
 
@@ -154,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"wit download: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
-        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem
+        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem, a denied permission
             print(f"wit download: {line}", file=sys.stderr)
             return 1
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)
