@@ -246,6 +246,7 @@ def _metaclip_spaced(text: str) -> str:
 
 
 def wit_per_file(files: list[Path], allowlist: str) -> int:
+    from wit_pipeline.core.gc_pause import paused_gc
     from wit_pipeline.stages.harvest import per_file
     from wit_pipeline.stages.harvest.config import HarvestConfig
     from wit_pipeline.text.langid import LanguageIdentifier
@@ -254,7 +255,8 @@ def wit_per_file(files: list[Path], allowlist: str) -> int:
     config = HarvestConfig(allowlist=allowlist)
     models = _MODELS.get(allowlist) or _MODELS.setdefault(
         allowlist, per_file.Models(LanguageIdentifier(), QueryMatcher.from_file(allowlist)))
-    return sum(per_file.harvest_file(str(f), config, models)[0].num_rows for f in files)
+    with paused_gc():  # as make_part runs it
+        return sum(per_file.harvest_file(str(f), config, models)[0].num_rows for f in files)
 
 
 _MODELS: dict = {}
