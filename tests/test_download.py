@@ -569,3 +569,18 @@ def test_a_download_whose_shard_cannot_be_read_ends_in_one_line_and_deletes_noth
     assert code == 1 and len(err) == 1, err
     assert err[0].startswith(f"wit download: cannot read witflaky://{out / '00001.parquet'} (OSError: [Errno 5]")
     assert _files(out) == before
+
+
+def test_curate_over_a_shard_that_cannot_be_read_ends_in_one_line(first_run, tmp_path, flaky):
+    """curate counts a raw shard complete by its _stats.json: a store failing to answer for it
+    ends curate with one line, as it ends download."""
+    from beam_jobs import curate as job
+
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    flaky["00001_stats.json"] = FAULTS["http_503"]
+    with pytest.raises(SystemExit) as exited:
+        job.run(["--input", f"witflaky://{out}", "--output", str(tmp_path / "curated")])
+    assert str(exited.value).startswith(f"wit curate: cannot read witflaky://{out / '00001_stats.json'} "
+                                        "(StoreUnavailable: 503 Service Unavailable)")
+    assert not (tmp_path / "curated").exists()
