@@ -15,7 +15,7 @@ from wit_pipeline.core import fsio, outputs, parquet_io, schema
 from wit_pipeline.core.ownership import claim_output
 from wit_pipeline.core.stats import stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
-from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names, with_queries
+from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_name_array, with_queries
 from wit_pipeline.stages.harvest.select import ByQuery
 
 STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
@@ -43,16 +43,17 @@ def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, 
                   files: dict[str, int], written: Iterable[str] = (), parts: Iterable[str] = (),
                   limits: dict[str, Any] | None = None) -> None:
     """query_counts.parquet, parts.txt and stats.json; raises (after writing it) if the counts
-    do not add up. `matched` and `report` are the candidates per query and the selection's
-    sums (`select.merge_reports`). `written`, the selected and dead-letter files, is a side input only so that
-    stats.json is written last: a run killed before has none (the launcher removed the earlier
-    run's). candidates/ may also hold parts of files an earlier run read and this one did not
-    (kept for a later run over them): parts.txt says which parts this run's counts cover.
+    do not add up. `matched` counts the candidates per query; `report` sums the selection
+    (`select.merge_reports`). `written`, the selected and dead-letter files, is a side input
+    only so that stats.json is written last: a run killed before has none (the launcher
+    removed the earlier run's). candidates/ may also hold parts of files an earlier run read
+    and this one did not (kept for a later run over them): parts.txt says which parts this
+    run's counts cover.
     `limits` (`language_t.thresholds`, an allowlist folder's run) gives stats.json its `p` and
     `t_per_language`, and query_counts.parquet each query's language."""
     part_names = sorted({url.rsplit("/", 1)[-1] for url in parts})
     fsio.write_bytes(fsio.join(output, outputs.PARTS_LIST), "".join(f"{name}\n" for name in part_names).encode())
-    names = pa.array(query_names(config.allowlist, config.case_sensitive), pa.string())
+    names = query_name_array(config.allowlist, config.case_sensitive)
     languages = query_languages(config.allowlist, config.case_sensitive)  # None: one list for every language
     ids = pa.array(matched.ids)  # a column per field: a crawl's list has 500k queries or more
     table = pa.table({"query_id": ids.cast(pa.int32()), "query": names.take(ids), "count": matched.values,

@@ -135,7 +135,7 @@ def selected_rows(group: tuple[int, Iterable[Sequence[int]]], urls: dict[int, st
 def with_queries(table: pa.Table, config: HarvestConfig) -> pa.Table:
     """`table` with a `queries` column: the names of its `query_ids`."""
     ids = table.column("query_ids").combine_chunks()
-    names = _names(config.allowlist, config.case_sensitive).take(ids.values)
+    names = query_name_array(config.allowlist, config.case_sensitive).take(ids.values)
     return table.append_column("queries", pa.ListArray.from_arrays(ids.offsets, names))
 
 
@@ -175,7 +175,7 @@ def query_names(allowlist: str, case_sensitive: bool) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _names(allowlist: str, case_sensitive: bool) -> pa.Array:
+def query_name_array(allowlist: str, case_sensitive: bool) -> pa.Array:
     """`query_names` as an Arrow array, made once per worker process: query ids index it."""
     return pa.array(query_names(allowlist, case_sensitive), pa.string())
 
