@@ -85,3 +85,13 @@ def test_bucket_count_follows_the_run_size():
             assert part.query_ids() == [lights.query_ids()[r] for r in part.row.tolist()]
         assert sorted(r for _, part in buckets for r in part.row.tolist()) == list(range(len(keys)))
     assert len(list(hg.by_bucket(lights, 0))) == 1 and len(list(hg.by_bucket(lights, 1))) == 2
+
+
+def test_lookup_answers_ids_outside_the_table():
+    """An id above the largest (or below 0) is missing on both of lookup's paths."""
+    counts = hg.ByQuery(np.array([2, 5], np.int64), np.array([7, 9], np.int64))
+    asked = np.array([-2, -1, 0, 2, 5, 6, 10**9], np.int64)
+    expected = [-1, -1, -1, 7, 9, -1, -1]
+    assert counts.lookup(asked, -1).tolist() == expected  # the table indexed by id
+    assert counts.lookup(asked[3:5], -1).tolist() == [7, 9]
+    assert counts.lookup(np.array([10**9, 5]), -1).tolist() == [-1, 9]  # the binary search

@@ -4,11 +4,12 @@ The production forms of `wit_pipeline.stages.balance`'s rules (which are the rea
 reference the tests compare these with).
 
 Candidates travel in `Lights`, columns of one key bucket (the key's top bits: as many
-buckets as the run's size needs, `bucket_bits`), not one Beam element each: a shuffle moves a few numpy arrays per (part, bucket), and the per-candidate
-work is numpy or a tight loop. Each candidate weighs tens of bytes: its 64-bit key, the hash
-of its page URL (dedup keeps the occurrence of lowest page hash, a property of the record),
-its part and row (where the record itself is read back), and its query ids. Counts per
-query travel as numpy columns too (`ByQuery`).
+buckets as the run's size needs, `bucket_bits`), not one Beam element each: a shuffle moves
+a few numpy arrays per (part, bucket), and the per-candidate work is numpy or a tight loop.
+Each candidate weighs tens of bytes: its 64-bit key, the hash of its page URL (dedup keeps
+the occurrence of lowest page hash, a property of the record), its part and row (where the
+record itself is read back), and its query ids. Counts per query travel as numpy columns
+too (`ByQuery`).
 """
 
 from __future__ import annotations
@@ -146,9 +147,9 @@ class ByQuery(NamedTuple):
             return np.full(len(qids), missing, np.int64)
         top = int(self.ids[-1])
         if top < _DENSE * len(qids):  # a table indexed by id: one gather, no binary search
-            table = np.full(top + 2, missing, np.int64)  # the last slot answers every id above top
+            table = np.full(top + 2, missing, np.int64)  # the last slot answers ids above top (or below 0)
             table[self.ids] = self.values
-            return table[np.minimum(qids, top + 1)]
+            return table[np.clip(qids, -1, top + 1)]
         pos = np.minimum(np.searchsorted(self.ids, qids), len(self.ids) - 1)
         return np.where(self.ids[pos] == qids, self.values[pos], missing)
 
@@ -158,7 +159,7 @@ _DENSE = 4  # an array indexed by query id pays while the largest id is below 4 
 
 def count_ids(ids: np.ndarray) -> ByQuery:
     """How many times each id occurs (ids are non-negative: allowlist rows)."""
-    if len(ids) and int(ids.max()) < _DENSE * len(ids):  # bincount: no sort
+    if len(ids) and 0 <= int(ids.min()) and int(ids.max()) < _DENSE * len(ids):  # bincount: no sort
         counts = np.bincount(ids)
         present = np.flatnonzero(counts)
         return ByQuery(present.astype(np.int64), counts[present].astype(np.int64))
@@ -167,8 +168,9 @@ def count_ids(ids: np.ndarray) -> ByQuery:
 
 
 def add_counts(counts: Iterable[ByQuery]) -> ByQuery:
-    """The sum of counts per query id. Query ids are allowlist rows, so a dense array up to the
-    largest id sums them at a few ns an entry (a sort, or a dict, costs tens of times that)."""
+    """The sum of counts per query id (ids summing to 0 are left out). Query ids are allowlist
+    rows, so a dense array up to the largest id sums them at a few ns an entry (a sort, or a
+    dict, costs tens of times that)."""
     counts = [c for c in counts if len(c.ids)]
     if not counts:
         return ByQuery(np.zeros(0, np.int64), np.zeros(0, np.int64))
