@@ -260,23 +260,26 @@ class QueryMatcher:
             longer = pids[at] >= 0
             pos, prefix = pos[longer], pids[at][longer]
         text_of = np.searchsorted(ends, np.concatenate(hit_pos))
-        pairs = np.unique((text_of << 32) | np.concatenate(hit_ids))
+        pairs = np.sort((text_of << 32) | np.concatenate(hit_ids))
+        pairs = pairs[np.diff(pairs, prepend=-1) != 0]  # unique: np.unique hashes before it sorts, slower here
         flat = (pairs & 0xFFFFFFFF).tolist()
         bounds = np.searchsorted(pairs >> 32, np.arange(n + 1)).tolist()
         out = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
         if self._extra:
             out = [self._expand(ids_) for ids_ in out]
         if self._automaton is not None:
-            self._match_substrings(words, ends.tolist(), out)
+            self._match_substrings(texts, words, ends.tolist(), out)
         return out
 
-    def _match_substrings(self, words: list[str], ends: list[int], out: list[list[int]]) -> None:
+    def _match_substrings(self, texts: Sequence[str], words: list[str], ends: list[int],
+                          out: list[list[int]]) -> None:
         """Add the matches of entries with an unbounded edge, for the texts holding a character
-        of an unspaced script (module docstring)."""
-        start = 0
-        for i, end in enumerate(ends):
-            padded = " " + " ".join(words[start:end]) + " "
-            start = end + 1
+        of an unspaced script (module docstring). Only a non-ASCII text can: an ASCII text's
+        normal form is ASCII."""
+        for i, text in enumerate(texts):
+            if text.isascii():
+                continue
+            padded = " " + " ".join(words[ends[i - 1] + 1 if i else 0:ends[i]]) + " "
             if not _UNSPACED.search(padded):
                 continue
             found = {q for _, qids in self._automaton.iter(padded) for q in qids}

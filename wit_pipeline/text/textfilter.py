@@ -41,8 +41,11 @@ _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
 _FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
 _CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*$", re.IGNORECASE)
-_LETTER_RUNS = re.compile("[a-z]+")
 _BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
+# A lower-case ASCII text whose every maximal run of letters is a generic word. Each letter run
+# can be read only one way, so the repetition is possessive (*+): no backtracking on a miss.
+_GENERIC_RUNS_ONLY = re.compile(r"(?:[^a-z]+|(?:%s)(?![a-z]))*+" % "|".join(sorted(GENERIC_WORDS)))
+_NOT_ASCII_LETTER = bytes(c for c in range(128) if not chr(c).isalpha())
 
 
 def _c1(m: re.Match) -> str:
@@ -65,12 +68,12 @@ def clean_text(text: str, unescape: bool = True) -> str:
 
 def junk_rule(text: str) -> str | None:
     """The name of the first junk rule the (cleaned) text meets, or None."""
-    if _URL.match(text) or _BARE_DOMAIN.match(text):
+    dotted = "." in text or ":" in text  # every URL and file-name pattern holds one (not a camera name)
+    if dotted and (_URL.match(text) or _BARE_DOMAIN.match(text)):
         return "url"
-    if _FILENAME.match(text) or _CAMERA_NAME.match(text):
+    if (dotted and _FILENAME.match(text)) or _CAMERA_NAME.match(text):
         return "filename"
-    chars = text.replace(" ", "")
-    if not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars):  # all letters: the common case
+    if _under_half_letters(text):
         return "non_letters"
     if not _may_be_generic(text):
         return None
@@ -79,12 +82,25 @@ def junk_rule(text: str) -> str | None:
     return None
 
 
+def _under_half_letters(text: str) -> bool:
+    """Whether under half the non-space characters are letters (str.isalpha); an ASCII text's
+    letters are counted in C, by deleting its other bytes."""
+    chars = text.replace(" ", "")
+    if chars.isalpha():  # the common case
+        return False
+    if chars.isascii():
+        letters = len(chars.encode("ascii").translate(None, _NOT_ASCII_LETTER))
+    else:
+        letters = sum(map(str.isalpha, chars))
+    return letters * 2 < len(chars)
+
+
 def _may_be_generic(text: str) -> bool:
     """False when an ASCII text has a run of letters that is no generic word: a generic token
     is a whole letter run (an ASCII token is letters, digits and inner apostrophes), so that
     run's token is neither generic nor a number, and normalising the text can be skipped.
     Other texts may be: NFKC can make letters ("ﬁ" is "fi")."""
-    return not text.isascii() or GENERIC_WORDS.issuperset(_LETTER_RUNS.findall(text.lower()))
+    return not text.isascii() or _GENERIC_RUNS_ONLY.fullmatch(text.lower()) is not None
 
 
 def drop_reason(text: str, min_chars: int = 5, max_chars: int = 1000) -> str | None:
