@@ -101,9 +101,12 @@ def test_batch_normalisation_equals_textnorm():
     alphabet = list("abcXYZ '_-.\t\n\x00\x1f\x85\xa0\u2019\u02bc") + [
         "Σ", "σ", "ς", "é", "e\u0301", "\ufb01", "①", "½", "ǅ", "İ", "ß", "ﾊﾟ", "\u2028", "\u200b", "Ω",
         "a\u0345", "'''", "_'_", "٣", "漢", "😀", "\u0300", "\ufeff", "Ⅻ", "\u00ad"]
+    alphabet += ["I\u0307\u0307", "\u0130\u0307", "A\u00b7\u03a3", "\u03a3.", "x\u2013y"]
     for case_sensitive in (False, True):
-        for _ in range(2000):
+        for i in range(4000):
             texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 5))]
+            if i % 2:  # mostly ASCII batches, normalised text by text
+                texts += ["".join(rng.choice("abcXYZ '_-.`\t") for _ in range(rng.randint(0, 12))) for _ in range(6)]
             segments = normalize_batch(texts, case_sensitive).split("\x00")
             assert len(segments) == len(texts)
             for seg, text in zip(segments, texts):
