@@ -156,3 +156,12 @@ def test_long_entries_and_shared_prefixes_agree_with_aho_corasick():
 def test_typographic_apostrophes_match_the_ascii_one():
     m = QueryMatcher.from_queries(["don't", "o'brien", "stop"])
     assert m.match_many(["Don\u2019t stop", "don\u02bct", "O\u2019Brien's", "dont"]) == [[0, 2], [0], [], []]
+
+
+def test_a_lone_surrogate_fails_the_batch_whatever_its_other_texts():
+    """A batch of mostly ASCII texts is normalised text by text, a mostly non-ASCII one as a
+    whole: a text that cannot be encoded fails either batch the same way."""
+    m = QueryMatcher.from_queries(["cat"])
+    for batch in (["\ud800 cat"], ["a cat", "the cat", "\ud800 cat"], ["\ud800 cat", "猫", "猫"]):
+        with pytest.raises(UnicodeEncodeError):
+            m.match_many(batch)

@@ -128,7 +128,10 @@ def _non_ascii_form(text: str, case_sensitive: bool) -> str:
     """A non-ASCII text folded, lower-cased (unless case-sensitive) and with its non-ASCII
     non-token characters as spaces (the ASCII ones are left to the batch's byte table)."""
     text = textnorm.fold(text)
-    return _NON_ASCII_NON_TOKEN.sub(" ", text if case_sensitive else textnorm.lower(text))
+    if not case_sensitive:
+        text = textnorm.lower(text)
+    text.encode("utf-8")  # a lone surrogate fails the batch here, as the batch's encoding does in the other path
+    return _NON_ASCII_NON_TOKEN.sub(" ", text)
 
 
 class QueryMatcher:
