@@ -47,7 +47,10 @@ def _local_copy(model_path: str) -> str:
 
 
 def _clean(text: str) -> str:
-    # fastText reads one line per prediction: a newline inside would cut the text.
+    # fastText reads one line per prediction: a newline inside would cut the text. Every
+    # newline character is unprintable, so a printable text (nearly all) skips the regex.
+    if text.isprintable():
+        return text.strip()
     return _NEWLINES.sub(" ", text).strip()
 
 
@@ -61,6 +64,8 @@ def case_folded(text: str) -> str:
     (German, whose nouns are capitalised, stays German): docs/real-web.md has the numbers,
     bench/lid.py measures them. One pass over the words, a few microseconds.
     """
+    if text.islower():  # no capital at all: nothing to count
+        return text
     if text.isupper():
         return text.lower()
     words = capitalised = 0
