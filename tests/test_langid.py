@@ -128,3 +128,16 @@ def test_model_line_is_the_plain_rule() -> None:
     for _ in range(30000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 8)))
         assert case_folded(_clean(text)) == plain_model_line(text), repr(text)
+
+
+def test_a_text_the_model_cannot_take_fails_the_same_way_on_every_run():
+    """A lone surrogate is refused by fastText's binding with a message naming the model's
+    memory address; the error (a dead letter's text) must be the same on every run."""
+    from wit_pipeline.core.stats import error_text
+
+    errors = set()
+    for _ in range(2):
+        with pytest.raises(UnicodeEncodeError) as raised:
+            LanguageIdentifier().predict("a red \ud800 fox")
+        errors.add(error_text(raised.value))
+    assert len(errors) == 1 and "0x" not in errors.pop()

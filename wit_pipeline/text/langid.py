@@ -88,7 +88,11 @@ class LanguageIdentifier:
 
     def predict(self, text: str) -> tuple[str, float]:
         line = case_folded(_clean(text))  # _clean leaves no newline: the wrapper's one check
-        found = self._predict(line + "\n", 1, 0.0, "strict")
+        try:
+            found = self._predict(line + "\n", 1, 0.0, "strict")
+        except TypeError:  # the binding's message names the model's address: a dead letter must not vary
+            line.encode("utf-8")  # a lone surrogate: UnicodeEncodeError, the same on every run
+            raise
         if not found:  # no label: the wrapper's own error, as before
             return self._wrapped(line)
         probability, label = found[0]
