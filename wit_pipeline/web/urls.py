@@ -135,7 +135,7 @@ class PageUrls:
         if not src:
             return None, EMPTY_SRC
         if len(src) <= MAX_URL_CHARS:
-            if _serialised(src):  # the most common source
+            if src[0] == "h" and _serialised(src):  # the most common source (it starts "http")
                 return src, None
             if self.origin is not None and (url := self._relative(src)) is not None and len(url) <= MAX_URL_CHARS:
                 return url, None
