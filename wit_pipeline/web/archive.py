@@ -372,7 +372,7 @@ def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) 
     stop = start + length
     if stop > len(data):
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
-    if len(data) - stop >= len(blank) and data[stop:stop + len(blank)] != blank:  # every record ends so: a lying length
+    if len(data) - stop >= len(blank) and not data.startswith(blank, stop):  # every record ends so: a lying length
         return Broken(offset, "record not followed by its end marker (its Content-Length is wrong)"), len(data)
     return Record(offset, headers, bytes(data[start:stop])), stop
 
