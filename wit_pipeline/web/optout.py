@@ -80,7 +80,7 @@ def meta_opt_out(metas: Iterable[tuple[str, str]], agent: str = DEFAULT_AGENT) -
             tdm.append(content or "")
     if robots and directives_for(robots, agent) & PAGE_DIRECTIVES:
         return META_ROBOTS
-    if tdm_reserved(tdm):
+    if tdm and tdm_reserved(tdm):  # most pages have no such meta: no generator for them
         return TDM_RESERVATION
     return None
 
