@@ -39,6 +39,7 @@ from wit_pipeline.core.stats import ERROR, error_text
 from wit_pipeline.image import blocklist
 from wit_pipeline.stages import curate as stage
 from wit_pipeline.stages.curate import CHAINED, EVAL_STAGE, STAGES, CurateConfig, expand_eval, expand_inputs
+from wit_pipeline.stages.download import ShardUnreadable
 
 # ---------------------------------------------------------------- file-level reading
 
@@ -238,7 +239,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def run(argv: list[str] | None = None) -> int:
     args, beam_args = parse_args(argv)
     config: CurateConfig = args.config
-    inputs, incomplete = expand_inputs(config.input)
+    try:
+        inputs, incomplete = expand_inputs(config.input)
+    except ShardUnreadable as exc:  # a raw shard's store failed to answer: nothing to judge yet
+        raise SystemExit(f"wit curate: {exc}") from None
     for url in incomplete:
         logging.warning("curate: skipping %s: its download has not finished (no _stats.json beside it)", url)
     if not inputs:

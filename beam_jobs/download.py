@@ -37,7 +37,8 @@ from beam_jobs.consent import AskOrigins
 from beam_jobs.consent import summary as consent_summary
 from beam_jobs.transforms import DEAD_LETTER, Counted
 from wit_pipeline.core import config_flags, fsio, outputs
-from wit_pipeline.core.lock import OutputLocked, environment_fault, output_lock
+from wit_pipeline.core.faults import environment_fault
+from wit_pipeline.core.lock import OutputLocked, output_lock
 from wit_pipeline.stages import download as dl
 from wit_pipeline.stages.consent import CACHE_FILE
 
@@ -150,11 +151,11 @@ def run(argv: list[str] | None = None) -> int:
             doc = dl.download(args.input, args.output, config)
         else:
             doc = _run_beam(dl.input_files(args.input), args.output, config, pipeline_args)
-    except OutputLocked as exc:  # another run is writing there
+    except (OutputLocked, dl.ShardUnreadable) as exc:  # another run is writing there; a shard's store failed
         print(f"wit download: {exc}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # a wrong path, a file that is not selected pairs, someone else's folder
-        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem
+        if line := environment_fault(exc, args.output):  # a full disk, a read-only filesystem, a denied permission
             print(f"wit download: {line}", file=sys.stderr)
             return 1
         print(f"wit download: {type(exc).__name__}: {exc}", file=sys.stderr)

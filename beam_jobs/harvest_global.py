@@ -30,18 +30,22 @@ def _dedup(group: tuple[int, Iterable[hg.Lights]]) -> tuple[int, Bucket]:
     return bucket, hg.dedup(blocks)
 
 
-def _by_probability(item: tuple[int, Bucket], counts: dict[int, int], t: int, seed: int,
-                    limits: dict[str, Any] | None = None) -> tuple[Bucket, list]:
+def _by_probability(item: tuple[int, Bucket], counts: hg.ByQuery, t: int, seed: int,
+                    limits: dict[str, Any] | None = None) -> tuple[Bucket, Any]:
     _, (lights, total) = item
-    by_query = limits and limits["t_by_query"]
-    return (lights, total), hg.keep_by_probability(lights, counts, by_query or t, seed)
+    by_query = limits and limits["t_of_query"]
+    return (lights, total), hg.keep_by_probability(lights, counts, t if by_query is None else by_query, seed)
 
 
-def _thresholds(matched: dict[int, int], config: HarvestConfig) -> dict[str, Any]:
-    return language_t.thresholds(matched, parts.query_languages(config.allowlist, config.case_sensitive), config.t)
+def _thresholds(matched: hg.ByQuery, config: HarvestConfig) -> dict[str, Any]:
+    """`language_t.thresholds`, plus its t per query as numpy columns (`t_of_query`) for the buckets."""
+    limits = language_t.thresholds(matched.as_dict(), parts.query_languages(config.allowlist, config.case_sensitive),
+                                   config.t)
+    by_query = limits["t_by_query"]
+    return {**limits, "t_of_query": None if by_query is None else hg.ByQuery.of(by_query)}
 
 
-def _by_pick(joined: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[Bucket, list]]:
+def _by_pick(joined: tuple[int, dict[str, list[Any]]]) -> Iterator[tuple[Bucket, Any]]:
     _, groups = joined
     for lights, total in groups["bucket"]:
         yield (lights, total), hg.keep_picked(lights, groups["picks"])
@@ -59,28 +63,29 @@ class Balance(beam.PTransform):
     """
 
     def __init__(self, mode: str, t: int, seed: int, matched: beam.PCollection,
-                 limits: beam.PCollection | None = None) -> None:
+                 limits: beam.PCollection | None = None, bits: beam.PCollection | None = None) -> None:
         super().__init__()
-        self.mode, self.t, self.seed, self.matched, self.limits = mode, t, seed, matched, limits
+        self.mode, self.t, self.seed, self.matched, self.limits, self.bits = mode, t, seed, matched, limits, bits
 
     def expand(self, buckets: beam.PCollection) -> beam.PCollection:
         limits = None if self.limits is None else beam.pvalue.AsSingleton(self.limits)
         if self.mode == "prob":
             return buckets | "KeepByProbability" >> beam.Map(
-                _by_probability, counts=beam.pvalue.AsSingleton(self.matched, default_value={}), t=self.t, seed=self.seed,
-                limits=limits)
+                _by_probability, counts=beam.pvalue.AsSingleton(self.matched, default_value=hg.add_counts([])), t=self.t,
+                seed=self.seed, limits=limits)
         if limits is None:
             picks = (buckets
                      | "LocalCap" >> beam.FlatMap(lambda item, t, seed: hg.local_cap(item[1][0], t, seed), self.t, self.seed)
                      | "CapPerQuery" >> CapPerQuery(self.t))
         else:  # a t per query: each bucket's t_q smallest, then each query's t_q smallest of those
             picks = (buckets
-                     | "LocalCap" >> beam.FlatMap(lambda item, limits, seed: hg.local_cap(item[1][0], limits["t_by_query"], seed),
+                     | "LocalCap" >> beam.FlatMap(lambda item, limits, seed: hg.local_cap(item[1][0], limits["t_of_query"], seed),
                                                   limits, self.seed)
                      | "GroupByQuery" >> beam.GroupByKey()
                      | "CapPerQuery" >> beam.FlatMap(lambda top, limits: language_t.smallest_per_query(
                          top, limits["t_by_query"]), limits))
-        picks = picks | "ToBucket" >> beam.Map(lambda kq: (hg.bucket_of(kq[0]), kq))
+        bits = hg.BUCKET_BITS if self.bits is None else beam.pvalue.AsSingleton(self.bits)
+        picks = picks | "ToBucket" >> beam.Map(lambda kq, bits: (hg.bucket_of(kq[0], bits), kq), bits)
         return ({"bucket": buckets, "picks": picks}
                 | "JoinPicks" >> beam.CoGroupByKey()
                 | "KeepPicked" >> beam.FlatMap(_by_pick))
@@ -88,17 +93,23 @@ class Balance(beam.PTransform):
 
 def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str) -> None:
     """Everything after the per-file stage, given the PCollection of part URLs."""
+    footers = part_urls | "PartFooters" >> beam.Map(parts.footer)
+    # as many key buckets as the run's candidates need (`hg.bucket_bits`): few parts, few buckets
+    bits = (footers
+            | "Candidates" >> beam.Map(lambda footer: footer[2])
+            | "AllCandidates" >> beam.CombineGlobally(sum)
+            | "BucketBits" >> beam.Map(hg.bucket_bits))
     buckets = (part_urls
-               | "ReadLights" >> beam.FlatMap(lambda url: hg.by_bucket(hg.read_lights(url)))
+               | "ReadLights" >> beam.FlatMap(lambda url, bits: hg.by_bucket(hg.read_lights(url), bits),
+                                              beam.pvalue.AsSingleton(bits))
                | "GroupBuckets" >> beam.GroupByKey()
                | "Dedup" >> beam.Map(_dedup))
     matched = (buckets
-               | "MatchedPerBucket" >> beam.Map(lambda item: {"matched_by_query": hg.query_counts(item[1][0])})
-               | "MatchedCounts" >> beam.CombineGlobally(hg.merge_reports)
-               | "MatchedDict" >> beam.Map(lambda report: report["matched_by_query"]))
+               | "MatchedPerBucket" >> beam.Map(lambda item: hg.query_counts(item[1][0]))
+               | "MatchedCounts" >> beam.CombineGlobally(hg.add_counts))
     # with an allowlist folder, each language's t from English's (MetaCLIP 2); else one t
     limits = matched | "Thresholds" >> beam.Map(_thresholds, config) if is_folder(config.allowlist) else None
-    balanced = buckets | "Balance" >> Balance(config.balance, config.t, config.seed, matched, limits)
+    balanced = buckets | "Balance" >> Balance(config.balance, config.t, config.seed, matched, limits, bits)
     report = (balanced
               | "Report" >> beam.Map(lambda b: hg.selection_report(b[0][0], b[1], b[0][1]))
               | "MergeReports" >> beam.CombineGlobally(hg.merge_reports))
@@ -108,9 +119,8 @@ def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str
                 | "SelectedRows" >> beam.FlatMap(lambda b: hg.selected_rows_by_part(b[0][0], b[1]))
                 | "GroupByPart" >> beam.GroupByKey()
                 | "ReadSelected" >> beam.FlatMap(parts.selected_rows, urls=by_id, config=config)
-                | "WriteSelected" >> WriteShards(functools.partial(outputs.write_selected, output, config.num_shards),
+                | "WriteSelected" >> WriteShards(functools.partial(outputs.write_selected, output, config),
                                                  config.num_shards))
-    footers = part_urls | "PartFooters" >> beam.Map(parts.counts_and_dead_letters)
     dead_letters = (footers
                     | "DeadLetters" >> beam.FlatMap(lambda footer: [(0, d) for d in footer[1]])
                     | "WriteDeadLetters" >> WriteShards(functools.partial(outputs.write_dead_letters, output), 1))
@@ -121,6 +131,7 @@ def build_global(part_urls: beam.PCollection, config: HarvestConfig, output: str
          | "Finish" >> beam.Create([None])
          | "WriteOutputs" >> beam.Map(outputs.write_summary, output, config,
                                       report=beam.pvalue.AsSingleton(report, default_value=hg.merge_reports([])),
+                                      matched=beam.pvalue.AsSingleton(matched, default_value=hg.add_counts([])),
                                       files=beam.pvalue.AsSingleton(file_counts, default_value={}),
                                       written=beam.pvalue.AsList(written), parts=beam.pvalue.AsList(part_urls),
                                       limits=(beam.pvalue.AsSingleton(limits) if limits is not None else None)))

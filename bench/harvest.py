@@ -1,7 +1,7 @@
 """Harvest cost against what a user would assemble from the peers, in CPU seconds per MB of WAT.
 
     pip install -e '.[bench]' && pip install --no-deps -r bench/requirements-cc2dataset.txt
-    python bench/harvest.py [--mb 60] [--rounds 3] [--entries 100000]
+    python bench/harvest.py [--mb 60] [--rounds 3] [--entries 100000] [--baseline DIR]
 
 Input: a crawl made by the project's generator (`wit_pipeline.synthetic`, seeded; images are
 not needed, so they are rendered as 8x8 placeholders) whose alt texts are then varied with
@@ -22,14 +22,18 @@ MetaCLIP's 500k list), used by both sides. Sides, one core each:
   (b) wit's extraction (`extract.iter_pairs`) and wit's per-file pass
       (`stages.harvest.per_file.harvest_file`: extraction, text rules, LID, matching);
   (c) the whole `wit harvest` on Beam's FnApiRunner in this process (parts, dedup,
-      balancing, selected pairs, stats.json).
+      balancing, selected pairs, stats.json);
+  (d) with `--baseline DIR` (a checkout of an earlier wit, e.g. `git worktree add DIR REV`):
+      `wit harvest` from DIR and from this checkout, each in a child process (CPU from the
+      children's rusage), so a change's cut in CPU per MB is measured by the same method.
 
 Every side runs once untimed first (imports, model loads, caches). Then `--rounds` interleaved
 rounds; in each, a side is timed on all files and on one file, and the difference over the
 difference in MB is its marginal cost, so start-up neither hides nor inflates the per-MB rate.
 The median round is reported. (a) and (b) must yield the same (page, alt text) pairs; wit's
 `title` fallbacks are counted apart. Last lines: `extract ratio: b/a` (extraction only),
-`ratio: c/p` (wit's whole harvest against the assembled peer).
+`ratio: c/p` (wit's whole harvest against the assembled peer), and with `--baseline`
+`cpu cut`: 1 - this checkout's CPU per MB / the baseline's.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -241,6 +246,7 @@ def _metaclip_spaced(text: str) -> str:
 
 
 def wit_per_file(files: list[Path], allowlist: str) -> int:
+    from wit_pipeline.core.gc_pause import paused_gc
     from wit_pipeline.stages.harvest import per_file
     from wit_pipeline.stages.harvest.config import HarvestConfig
     from wit_pipeline.text.langid import LanguageIdentifier
@@ -249,7 +255,8 @@ def wit_per_file(files: list[Path], allowlist: str) -> int:
     config = HarvestConfig(allowlist=allowlist)
     models = _MODELS.get(allowlist) or _MODELS.setdefault(
         allowlist, per_file.Models(LanguageIdentifier(), QueryMatcher.from_file(allowlist)))
-    return sum(per_file.harvest_file(str(f), config, models)[0].num_rows for f in files)
+    with paused_gc():  # as make_part runs it
+        return sum(per_file.harvest_file(str(f), config, models)[0].num_rows for f in files)
 
 
 _MODELS: dict = {}
@@ -268,7 +275,32 @@ def wit_harvest(files: list[Path], allowlist: str) -> int:
         shutil.rmtree(out)
 
 
+class HarvestIn:
+    """`wit harvest` from a checkout `tree`, in a child process: its CPU (user + system, from
+    the children's rusage) is the measure; returns the number of selected pairs."""
+
+    def __init__(self, tree: Path, allowlist: str) -> None:
+        self.tree, self.allowlist = tree.resolve(), allowlist
+
+    def __call__(self, files: list[Path]) -> int:
+        out = tempfile.mkdtemp(prefix="wit-bench-harvest-")
+        try:
+            args = [a for f in files for a in ("--input", str(f))]
+            env = {**os.environ, "PYTHONPATH": str(self.tree), "PYTHONWARNINGS": "ignore"}
+            subprocess.run([sys.executable, "-m", "beam_jobs.harvest", *args, "--output", out, "--allowlist",
+                            self.allowlist, "--num-shards", "4", "--no-progress"],
+                           cwd=self.tree, env=env, check=True, capture_output=True)
+            return json.loads(Path(out, STATS).read_text())["stages"][-1]["out"]
+        finally:
+            shutil.rmtree(out)
+
+
 def cpu(fn, files: list[Path]) -> tuple[float, object]:
+    if isinstance(fn, HarvestIn):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = fn(files)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), result
     start = time.process_time()
     result = fn(files)
     return time.process_time() - start, result
@@ -295,6 +327,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=60.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--entries", type=int, default=100_000, help="allowlist size (wordfreq's most frequent words)")
+    ap.add_argument("--baseline", type=Path, help="a checkout of an earlier wit: its harvest's CPU against this one's")
     args = ap.parse_args()
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     _stub_pyspark()
@@ -323,6 +356,9 @@ def main() -> None:
                  "(b) wit extraction": wit_pairs,
                  "(b) wit per-file pass": functools.partial(wit_per_file, allowlist=allowlist),
                  "(c) wit harvest (FnApiRunner)": functools.partial(wit_harvest, allowlist=allowlist)}
+        if args.baseline:
+            sides["(d) wit harvest, child process"] = HarvestIn(Path(__file__).resolve().parent.parent, allowlist)
+            sides["(d) baseline harvest, child"] = HarvestIn(args.baseline, allowlist)
         for fn in sides.values():  # warm: imports, models, caches
             fn(files[:1])
         marginal = {name: [] for name in sides}
@@ -345,6 +381,9 @@ def main() -> None:
         extraction = rate["(a) cc2dataset process_wat"]
         print(f"whole job / peer extraction alone: {rate['(c) wit harvest (FnApiRunner)'] / extraction:.2f}")
         print(f"extract ratio: {rate['(b) wit extraction'] / extraction:.2f}")
+        if args.baseline:
+            cut = 1 - rate["(d) baseline harvest, child"] / rate["(d) wit harvest, child process"]
+            print(f"cpu cut against {args.baseline}: {100 * cut:.0f}%")
         print(f"ratio: {rate['(c) wit harvest (FnApiRunner)'] / rate['(p) assembled peer']:.2f}")
     finally:
         shutil.rmtree(root)

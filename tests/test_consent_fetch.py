@@ -32,6 +32,24 @@ def test_statuses_and_bodies():
     assert refused.state == robots.UNREACHABLE and refused.note
 
 
+def test_redirects_are_followed_five_times_to_http_only():
+    """RFC 9309 2.3.1.2: at least five consecutive redirects are followed (wit: exactly five);
+    a redirect to any scheme but http(s) is never followed, whichever scheme it names."""
+    chain = {f"/hop{i}": Route(302, b"", {"Location": f"/hop{i + 1}"}) for i in range(6)}
+    chain["/hop6"] = Route(200, b"User-agent: *\nDisallow: /\n")
+    schemes = ("ftp://example.org/robots.txt", "file:///etc/passwd", "data:text/plain,User-agent", "gopher://x/1")
+    other = {f"/to-{i}": Route(301, b"", {"Location": target}) for i, target in enumerate(schemes)}
+    with Origin({**chain, **other}) as origin:
+        five = _get(origin.url("/hop1"))
+        assert (five.state, five.status) == (robots.OK, 200)
+        six = _get(origin.url("/hop0"))
+        assert (six.state, six.status, six.note) == (robots.UNREACHABLE, 302, "too_many_redirects")
+        for i, target in enumerate(schemes):
+            got = _get(origin.url(f"/to-{i}"))
+            assert (got.state, got.status, got.note) == (robots.UNREACHABLE, None, "redirect_scheme"), target
+        assert origin.paths()["/hop6"] == 1
+
+
 def test_a_server_that_drips_is_unreachable_at_the_deadline():
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

@@ -4,15 +4,19 @@ processes), so one module-scoped run serves several tests; 4 img2dataset runs in
 import collections
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import socket
 import tarfile
+from collections.abc import Callable
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from wit_pipeline.core import keys, ownership, schema
 from wit_pipeline.core.outputs import STATS
@@ -439,3 +443,144 @@ def test_beam_engine_one_failing_file_costs_only_itself(tmp_path, monkeypatch, c
     assert [(d["stage"], d["source"]) for d in dead] == [(job.FILES_STAGE, boom), (job.FILES_STAGE, str(inputs / "c.parquet"))]
     assert dead[0]["error"] == "RuntimeError: injected fault" and dead[1]["error"].startswith("SchemaError: ")
     assert good in doc["inputs"]
+
+
+# --- damaged shards and shards that cannot be read ------------------------------------------------
+
+
+def _footer_thrift(data: bytes) -> bytes:
+    """The footer length's low byte flipped: pyarrow then parses the footer from the wrong
+    place and raises a bare OSError ("Couldn't deserialize thrift")."""
+    b = bytearray(data)
+    b[-8] ^= 0xFF
+    return bytes(b)
+
+
+DAMAGE = {
+    "empty": lambda d: b"",
+    "cut_7": lambda d: d[:7],
+    "cut_100": lambda d: d[:100],
+    "cut_half": lambda d: d[: len(d) // 2],
+    "cut_1": lambda d: d[:-1],
+    "footer_thrift": _footer_thrift,
+    "tail_magic": lambda d: d[:-4] + b"XXXX",
+    "not_parquet": lambda d: b"<html>503 Service Unavailable</html>\n" * 40,
+    "other_schema": lambda d: _parquet_bytes(pa.table({"x": [1, 2]})),
+}
+
+
+def _parquet_bytes(table):
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_shard_parquet_is_left_out_to_be_fetched_again(first_run, tmp_path, damage, caplog):
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    path = out / "00001.parquet"
+    path.write_bytes(DAMAGE[damage](path.read_bytes()))
+    if damage == "footer_thrift":  # the damage pyarrow reports as an OSError, not ArrowInvalid
+        with pytest.raises(OSError, match="thrift") as raised:
+            pq.ParquetFile(str(path)).read()
+        assert type(raised.value) is OSError and raised.value.errno is None
+
+    shards, outcomes = dl.read_outcomes(str(out))
+
+    assert shards == [s for s in first_run["doc"]["shards"] if s != "00001"]
+    lost = set(pq.read_table(os.path.join(first_run["out"], "00001.parquet")).column(dl.KEY_COLUMN).to_pylist())
+    assert not lost & set(outcomes)  # its pairs are fetched again
+    assert f"{path} is damaged" in caplog.text
+
+
+def test_a_missing_shard_parquet_is_left_out_to_be_fetched_again(first_run, tmp_path, caplog):
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    os.remove(out / "00001.parquet")
+    shards, _ = dl.read_outcomes(str(out))
+    assert "00001" not in shards and "00000" in shards
+    assert f"{out / '00001.parquet'} is missing" in caplog.text
+
+
+class StoreUnavailable(Exception):
+    """What a store's client raises after its retries, not an OSError (as gcsfs's HttpError)."""
+
+
+FAULTS = {
+    "eio": lambda p: OSError(errno.EIO, os.strerror(errno.EIO), p),
+    "permission": lambda p: PermissionError(errno.EACCES, os.strerror(errno.EACCES), p),
+    "timeout": lambda p: TimeoutError("read timed out"),
+    "oserror_503": lambda p: OSError(f"503 Service Unavailable: {p}"),
+    "http_503": lambda p: StoreUnavailable("503 Service Unavailable"),
+}
+
+
+class FlakyFileSystem(LocalFileSystem):
+    """The local disk under `witflaky://`, whose `failing` files raise on open: a remote
+    store's passing fault."""
+
+    protocol = "witflaky"
+    failing: dict[str, Callable[[str], Exception]] = {}
+
+    def _open(self, path, mode="rb", **kwargs):
+        fault = self.failing.get(os.path.basename(path))
+        if fault is not None and "r" in mode:
+            raise fault(path)
+        return super()._open(path, mode, **kwargs)
+
+
+@pytest.fixture
+def flaky(monkeypatch):
+    fsspec.register_implementation(FlakyFileSystem.protocol, FlakyFileSystem, clobber=True)
+    monkeypatch.setattr(FlakyFileSystem, "failing", {})
+    return FlakyFileSystem.failing
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("name", ["00001.parquet", "00001_stats.json"])
+def test_a_shard_that_cannot_be_read_is_not_damage(first_run, tmp_path, flaky, fault, name):
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    flaky[name] = FAULTS[fault]
+    with pytest.raises(dl.ShardUnreadable, match=f"cannot read witflaky://{out / name} .*nothing was deleted"):
+        dl.read_outcomes(f"witflaky://{out}")
+    flaky.clear()
+    assert dl.read_outcomes(f"witflaky://{out}")[0] == first_run["doc"]["shards"]
+
+
+def test_a_download_whose_shard_cannot_be_read_ends_in_one_line_and_deletes_nothing(first_run, tmp_path, flaky,
+                                                                                   capsys):
+    """The shard is good, its store failed for a moment: refetching its pairs (some gone from
+    the web by now) and deleting it would lose them. The run ends; its rerun reads it."""
+    from beam_jobs import download as job
+
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    before = _files(out)
+    flaky["00001.parquet"] = FAULTS["eio"]
+    code = job.run(["--input", first_run["selected"], "--output", f"witflaky://{out}", "--allow-loopback",
+                    "--number-sample-per-shard", str(SHARD), "--threads", "4", "--timeout", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith(f"wit download: cannot read witflaky://{out / '00001.parquet'} (OSError: [Errno 5]")
+    assert _files(out) == before
+
+
+def test_curate_over_a_shard_that_cannot_be_read_ends_in_one_line(first_run, tmp_path, flaky):
+    """curate counts a raw shard complete by its _stats.json: a store failing to answer for it
+    ends curate with one line, as it ends download."""
+    from beam_jobs import curate as job
+
+    out = tmp_path / "raw"
+    shutil.copytree(first_run["out"], out)
+    flaky["00001_stats.json"] = FAULTS["http_503"]
+    with pytest.raises(SystemExit) as exited:
+        job.run(["--input", f"witflaky://{out}", "--output", str(tmp_path / "curated")])
+    assert str(exited.value).startswith(f"wit curate: cannot read witflaky://{out / '00001_stats.json'} "
+                                        "(StoreUnavailable: 503 Service Unavailable)")
+    assert not (tmp_path / "curated").exists()

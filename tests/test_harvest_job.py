@@ -6,6 +6,7 @@ import collections
 import hashlib
 import json
 import random
+import shutil
 from pathlib import Path
 
 import apache_beam as beam
@@ -71,8 +72,7 @@ def test_balance_in_a_pipeline_equals_the_reference(mode):
     assert len(buckets) > 100  # spread over many buckets, as a crawl's candidates are
     with test_pipeline.TestPipeline(runner=FnApiRunner()) as p:
         pcoll = p | beam.Create([(b, (lights, len(lights))) for b, lights in buckets])
-        matched = (pcoll | beam.Map(lambda item: {"matched_by_query": select.query_counts(item[1][0])})
-                   | beam.CombineGlobally(select.merge_reports) | beam.Map(lambda r: r["matched_by_query"]))
+        matched = pcoll | beam.Map(lambda item: select.query_counts(item[1][0])) | beam.CombineGlobally(select.add_counts)
         assert_that(pcoll | Balance(mode, t, 0, matched), check)
 
 
@@ -83,18 +83,19 @@ def test_columnar_balancing_equals_the_per_candidate_rule():
     lights = _lights(records)
     counts, t = select.query_counts(lights), 20
     kept = select.keep_by_probability(lights, counts, t, 7)
-    expected = [keeping_queries(r["key"], r["query_ids"], counts, t, 7) for r in records]
+    expected = [keeping_queries(r["key"], r["query_ids"], counts.as_dict(), t, 7) for r in records]
     assert [[q for q, k in zip(r["query_ids"], ks) if k]
             for r, ks in zip(records, np.split(kept, lights.qstart[1:-1]))] == expected
     assert 0 < sum(map(bool, expected)) < len(records)
     report = select.selection_report(lights, kept, len(lights))
     assert report["selected"] == sum(map(bool, expected))
-    assert report["kept_by_query"] == dict(collections.Counter(q for ks in expected for q in ks))
-    assert report["selected_by_query"] == dict(collections.Counter(
+    assert report["kept_by_query"].as_dict() == dict(collections.Counter(q for ks in expected for q in ks))
+    assert report["selected_by_query"].as_dict() == dict(collections.Counter(
         q for r, ks in zip(records, expected) if ks for q in r["query_ids"]))
-    assert dict(select.selected_rows_by_part(lights, kept)) == {0: [i for i, ks in enumerate(expected) if ks]}
+    assert {part: rows.tolist() for part, rows in select.selected_rows_by_part(lights, kept)} == {
+        0: [i for i, ks in enumerate(expected) if ks]}
     with pytest.raises(ValueError, match="count is 0"):
-        select.keep_by_probability(lights, {**counts, records[0]["query_ids"][0]: 0}, t, 7)
+        select.keep_by_probability(lights, {**counts.as_dict(), records[0]["query_ids"][0]: 0}, t, 7)
 
 
 def test_dedup_keeps_the_lowest_page_hash_and_its_query_ids():
@@ -331,3 +332,20 @@ def test_rerun_with_fewer_shards_leaves_no_stale_parts(crawl, wat_run, tmp_path)
     assert sorted(p.name for p in (out / "selected").glob("*.parquet")) == ["part-00000-of-00001.parquet"]
     assert sorted(p.name for p in (out / "candidates").glob("*.parquet")) == sorted(
         p.name for p in (out_two / "candidates").glob("*.parquet"))  # one per crawl file, whatever the shards
+
+
+
+@pytest.mark.parametrize("mode", ["prob", "cap"])
+def test_outputs_do_not_depend_on_the_bucket_count(crawl, wat_run, tmp_path, monkeypatch, mode):
+    """A run's candidates are cut into as many key buckets as its size needs; the same parts
+    balanced in one bucket and in many write the same bytes (reruns: only the global half)."""
+    out = tmp_path / "out"
+    shutil.copytree(wat_run[0], out)
+    doc = _run_harvest(crawl, out, "--balance", mode)
+    one_bucket = _digest(out), (out / STATS).read_bytes()
+    candidates = {s["name"]: s for s in doc["stages"]}["dedup"]["in"]
+    assert select.bucket_bits(candidates) == 0
+    monkeypatch.setattr(select, "BUCKET_TARGET", 16)
+    assert select.bucket_bits(candidates) >= 4
+    _run_harvest(crawl, out, "--balance", mode)
+    assert (_digest(out), (out / STATS).read_bytes()) == one_bucket

@@ -111,6 +111,38 @@ def test_fault_in_the_harvest_job_is_dead_lettered(crawl, tmp_path: Path, monkey
     assert all("RuntimeError: injected" in d["error"] for d in dead if d["stage"] == "filter")
 
 
+
+def test_fault_in_the_matcher_costs_only_its_text(crawl, tmp_path: Path, monkeypatch) -> None:
+    """The matcher raises for one text: the batch is matched text by text, that text's pairs
+    are the match stage's errors and dead letters, every other pair is matched as before."""
+    from wit_pipeline.text.matcher import QueryMatcher
+
+    clean = tmp_path / "clean"
+    assert harvest.run(["--input", crawl.wat_glob, "--output", str(clean), "--num-shards", "1", "--no-progress"]) == 0
+    real = QueryMatcher.match_many
+    victim = {}
+
+    def flaky(self, texts):
+        for text in texts:
+            if not victim and "red" in text:
+                victim["text"] = text
+        if victim.get("text") in texts:
+            raise RuntimeError("injected")
+        return real(self, texts)
+
+    monkeypatch.setattr(QueryMatcher, "match_many", flaky)
+    out = tmp_path / "h"
+    assert harvest.run(["--input", crawl.wat_glob, "--output", str(out), "--num-shards", "1", "--no-progress"]) == 0
+    by = {s["name"]: s for s in json.loads((out / STATS).read_text())["stages"]}
+    before = {s["name"]: s for s in json.loads((clean / STATS).read_text())["stages"]}
+    errors = by["match"]["dropped"]["error"]
+    assert errors >= 1 and by["match"]["in"] == before["match"]["in"]
+    assert by["match"]["out"] + errors == before["match"]["out"]  # the victim matched before
+    dead = parquet_io.read_table(str(out / "dead_letter" / "*.parquet"), schema.DEAD_LETTER).to_pylist()
+    assert sum(d["stage"] == "match" for d in dead) == errors
+    selected = parquet_io.read_table(str(out / "selected" / "*.parquet"), schema.SELECTED).column("caption").to_pylist()
+    assert selected and victim["text"] not in selected
+
 # --- fuzz: mutated archives never stop a file, and untouched records are still read ---------
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from wit_pipeline.core import keys, lock, ownership, schema
+from wit_pipeline.core import faults, keys, lock, ownership, schema
 from wit_pipeline.core.outputs import STATS
 from wit_pipeline.stages import curate as curate_stage
 from wit_pipeline.stages import download as dl
@@ -274,6 +274,52 @@ def test_a_full_disk_inside_a_beam_job_is_one_line_and_frees_the_lock(tmp_path):
 
     with pytest.raises(SystemExit) as exit_:
         run()
-    assert exit_.value.code == "wit curate: No space left on device: /x/wit-000001.tar"
+    assert exit_.value.code == "wit curate: No space left on device (errno ENOSPC): /x/wit-000001.tar"
     assert not (tmp_path / "out" / lock.LOCK_NAME).exists()
-    assert lock.environment_fault(ValueError("no")) is None
+    assert faults.environment_fault(ValueError("no")) is None
+
+
+def test_a_fault_without_a_path_names_the_output_folder(tmp_path):
+    @lock.output_run("curate")
+    def run():
+        lock.hold_output_lock(str(tmp_path / "out"), "curate")
+        raise RuntimeError("OSError: [Errno 30] Read-only file system [while running 'WriteShards']")
+
+    with pytest.raises(SystemExit) as exit_:
+        run()
+    assert exit_.value.code == f"wit curate: Read-only file system (errno EROFS): {tmp_path / 'out'}"
+
+
+def test_a_fault_is_the_same_line_from_every_command(tmp_path, monkeypatch, capsys):
+    """One wording, whichever of wit's entry points catches the fault: the CLI's, a Beam job's
+    launcher, or download's own (which tells these from a usage error, exit 2)."""
+    import types
+
+    from beam_jobs import download as job
+    from wit_pipeline import cli
+
+    denied = PermissionError(13, "Permission denied", "/data/out/00000.tar")
+    line = "Permission denied (errno EACCES): /data/out/00000.tar"
+
+    def fail(*_, **__):
+        raise denied
+
+    @lock.output_run("curate")
+    def run():
+        fail()
+
+    with pytest.raises(SystemExit) as exit_:
+        run()
+    assert exit_.value.code == f"wit curate: {line}"
+
+    module = types.ModuleType("wit_failing_stage")
+    module.run = fail
+    monkeypatch.setitem(sys.modules, "wit_failing_stage", module)
+    monkeypatch.setitem(cli.STAGES, "failing", ("wit_failing_stage", "a stage whose disk says no"))
+    assert cli.main(["failing"]) == 1
+    assert capsys.readouterr().err == f"wit failing: {line}\n"
+
+    selected = _selected(tmp_path / "s.parquet", ["http://img.example/0.jpg"])
+    monkeypatch.setattr(dl, "download", fail)
+    assert job.run(["--input", selected, "--output", str(tmp_path / "raw")]) == 1
+    assert capsys.readouterr().err == f"wit download: {line}\n"

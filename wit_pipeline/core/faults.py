@@ -13,14 +13,18 @@ import os
 import re
 from types import TracebackType
 
-ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})  # the disk refuses writes: no retry helps
+ENVIRONMENT_ERRNOS = STORAGE_ERRNOS | {errno.EACCES, errno.EPERM}
 # "OSError: [Errno 28] No space left on device: '/out/x.tar'" in a worker's traceback text
 _ERRNO_TEXT = re.compile(r"\[Errno (\d+)\] ([^\n:\[\]]+?)(?:: '([^'\n]+)')?(?: \[while running|\n|$)")
 _PATH_NAMES = ("path", "url", "tmp", "filename", "output", "out")
 
 
-def environment_fault(exc: BaseException) -> str | None:
-    """'<what>: <path>' when `exc` is, or wraps, an environment OSError; else None."""
+def environment_fault(exc: BaseException, path: str | None = None) -> str | None:
+    """'<what> (errno <NAME>): <path>' when `exc` is, or wraps, an environment OSError (or
+    names one in its text: Beam re-raises a worker's error as another type); else None. The
+    path is the error's own, else the file the failing frame was writing, else `path` (the
+    caller's output folder)."""
     seen: set[int] = set()
     chain: list[BaseException] = []
     current: BaseException | None = exc
@@ -31,12 +35,12 @@ def environment_fault(exc: BaseException) -> str | None:
     errors = [e for e in reversed(chain) if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS]
     if errors:  # innermost first, one that names its path before one that does not
         error = min(errors, key=lambda e: e.filename is None)
-        path = error.filename or _path_in_frames(error.__traceback__)
-        return _line(error.errno, error.strerror or os.strerror(error.errno), path)
+        where = error.filename or _path_in_frames(error.__traceback__) or path
+        return _line(error.errno, error.strerror or os.strerror(error.errno), where)
     found = [m for error in chain for m in _ERRNO_TEXT.finditer(str(error)) if int(m.group(1)) in ENVIRONMENT_ERRNOS]
     if found:
         m = min(found, key=lambda m: m.group(3) is None)
-        return _line(int(m.group(1)), m.group(2).strip(), m.group(3))
+        return _line(int(m.group(1)), m.group(2).strip(), m.group(3) or path)
     return None
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
-import errno
 import functools
 import json
 import os
-import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 from wit_pipeline.core import fsio
+from wit_pipeline.core.faults import environment_fault
 
 LOCK_NAME = ".wit-lock"
 P = ParamSpec("P")
@@ -150,8 +149,9 @@ _scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("
 
 def output_run(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a launcher's `run`: locks it takes with `hold_output_lock` are released when it
-    returns or raises (tests and the CLI call `run` many times in one process), and a full disk
-    or a read-only filesystem ends it with one line naming the path (SystemExit, exit 1)."""
+    returns or raises (tests and the CLI call `run` many times in one process), and a fault of
+    the machine (`core.faults`: a full disk, a read-only filesystem, a denied permission) ends
+    it with one line naming the path, else the locked folder (SystemExit, exit 1)."""
 
     def decorate(run: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(run)
@@ -187,22 +187,3 @@ def hold_output_lock(output: str, command: str) -> None:
         held[key] = lock
     else:
         atexit.register(lock.release)
-
-
-FAULTS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
-_FAULT_TEXT = re.compile(r"\[Errno (%s)\] ([^:\n\]]+)(?:: '([^'\n]+)')?" % "|".join(map(str, FAULTS)))
-
-
-def environment_fault(exc: BaseException, path: str | None = None) -> str | None:
-    """One line for a full disk, a quota, or a read-only filesystem (not the user's input, not
-    a bug) anywhere in `exc`'s chain, naming the file (else `path`); None for anything else.
-    Beam re-raises a worker's error as another type: its message is searched too."""
-    seen = 0
-    while exc is not None and seen < 20:
-        if isinstance(exc, OSError) and exc.errno in FAULTS:
-            return f"{exc.strerror or os.strerror(exc.errno)}: {exc.filename or path or '(unknown path)'}"
-        if m := _FAULT_TEXT.search(str(exc)):
-            return f"{m.group(2).strip()}: {m.group(3) or path or '(unknown path)'}"
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None

@@ -95,18 +95,6 @@ def origin_of(url: str) -> str | None:
 
 # --- fetching one policy file ---------------------------------------------------------------
 
-class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows at most MAX_REDIRECTS redirects, to http(s) URLs only."""
-
-    max_redirections = robots.MAX_REDIRECTS
-    max_repeats = robots.MAX_REDIRECTS
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        if urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:
-            raise HTTPError(req.full_url, 599, "redirect to a scheme other than http(s)", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def policy_opener(proxy_url: str | None) -> urllib.request.OpenerDirector:
     """An opener for policy files: through the egress guard at `proxy_url` (else the
     environment's proxies), http(s) only, at most 5 redirects."""
@@ -114,7 +102,7 @@ def policy_opener(proxy_url: str | None) -> urllib.request.OpenerDirector:
     opener = urllib.request.OpenerDirector()
     for handler in (proxies, urllib.request.UnknownHandler(), *fetch_limits.watched_handlers(),
                     urllib.request.HTTPDefaultErrorHandler(),
-                    _LimitedRedirects(), urllib.request.HTTPErrorProcessor()):
+                    fetch_limits.SchemeCheckedRedirects(robots.MAX_REDIRECTS), urllib.request.HTTPErrorProcessor()):
         opener.add_handler(handler)
     return opener
 
@@ -144,12 +132,12 @@ def fetch_policy(url: str, opener: urllib.request.OpenerDirector, agent_string: 
             if watch.expired:
                 return Fetched(robots.UNREACHABLE, None, b"", "deadline")
     except HTTPError as err:
-        if reason := refused_reason(str(err.reason)):  # the egress guard refused a hop
+        if (reason := refused_reason(str(err.reason))) == "bad_scheme":  # only a redirect names another scheme
+            return Fetched(robots.UNREACHABLE, None, b"", "redirect_scheme")
+        if reason:  # the egress guard refused a hop
             return Fetched(robots.UNREACHABLE, None, b"", f"egress_refused.{reason}")
         if 300 <= err.code < 400:
             return Fetched(robots.UNREACHABLE, err.code, b"", "too_many_redirects")
-        if err.code == 599:
-            return Fetched(robots.UNREACHABLE, None, b"", "redirect_scheme")
         state = robots.outcome_of_status(err.code)
         return Fetched(state, err.code, b"", None if state == robots.UNAVAILABLE else f"http_{err.code}")
     except (URLError, OSError, ValueError) as err:  # time-out, refused, reset, bad URL

@@ -35,12 +35,14 @@ img2dataset already downloads, resizes, writes
   from the next number the marker has not used (recorded before it starts); complete shards
   are moved into `--output`, the `_stats.json` last. The rule: a shard is complete iff the
   marker numbered it, its `_stats.json` parses (img2dataset writes it last) and its parquet
-  reads. Keys with `status == "success"` in complete shards are done, and so are opt-outs (a
-  site that said noai is not asked again); every other selected pair (never tried, failed,
-  or lost with an incomplete or damaged shard) is fed to img2dataset again. Only after that
-  are incomplete and damaged shards and the scratch deleted, and stats.json and the dead
-  letters rewritten: a run that fails leaves the earlier ones in place. A key is therefore
-  saved in at most one tar once a run has finished.
+  parses. A shard file that cannot be read at all (a remote store's 503, EIO, a denied
+  permission: not damage) ends the run, deleting nothing. Keys with `status == "success"` in
+  complete shards are done, and so are opt-outs (a site that said noai is not asked again);
+  every other selected pair (never tried, failed, or lost with an incomplete or damaged
+  shard) is fed to img2dataset again. Only after that are incomplete and damaged shards and
+  the scratch deleted, and stats.json and the dead letters rewritten: a run that fails leaves
+  the earlier ones in place. A key is therefore saved in at most one tar once a run has
+  finished.
 - Accounting: stats.json (stage `download`) counts every selected row exactly once by its
   latest outcome: `out` if saved in any complete shard, else the refusal of this run, else
   the outcome in the highest-numbered complete shard that tried it (`failed_to_download.*`
@@ -51,6 +53,8 @@ img2dataset already downloads, resizes, writes
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
 import math
 import os
@@ -251,18 +255,41 @@ def _merge(ranges: list[tuple[int, int]]) -> list[list[int]]:
     return merged
 
 
+class ShardUnreadable(OSError):
+    """A finished shard's file that could not be read (a remote store's 503 or timeout, EIO, a
+    denied permission): not damage, so the run ends, deleting nothing."""
+
+
+def _shard_bytes(url: str) -> bytes | None:
+    """A shard file's bytes; None when it is missing. Any other failure to read them is
+    ShardUnreadable: the bytes are read whole before they are parsed, so that only bytes in
+    hand are ever judged damaged."""
+    try:
+        with fsio.open(url, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # only I/O runs here, and a remote store's errors are not all OSErrors (gcsfs's HttpError)
+        raise ShardUnreadable(f"cannot read {url} ({error_text(exc, 300)}): nothing was deleted; "
+                              "rerun once it reads") from exc
+
+
 def complete_shards(output: str) -> list[str]:
     """Names ('00003') of the complete shards in `output`, in shard order: the folder's own (its
-    marker numbered them) whose `_stats.json` parses (img2dataset writes it last)."""
+    marker numbered them) whose `_stats.json` parses (img2dataset writes it last). A
+    `_stats.json` that cannot be read raises ShardUnreadable."""
     marker = ownership.read_marker(output, STAGE)
     done = []
     for name in fsio.names(output):
         m = _SHARD_STATS.match(name)
         if not m or not _recorded(marker, m.group(1)):
             continue
+        data = _shard_bytes(fsio.join(output, name))
+        if data is None:
+            continue
         try:
-            fsio.read_json(fsio.join(output, name))
-        except (ValueError, OSError):
+            json.loads(data)
+        except ValueError:  # cut off mid-write
             continue
         done.append(m.group(1))
     return sorted(done, key=int)
@@ -270,16 +297,24 @@ def complete_shards(output: str) -> list[str]:
 
 def read_outcomes(output: str) -> tuple[list[str], dict[str, str | None]]:
     """The complete shards whose parquet reads, and sample_key -> latest drop reason (None =
-    saved) over them in order. A shard whose parquet does not read (cut short, missing) is left
-    out: its pairs are fetched again, and it is removed once that run has finished."""
+    saved) over them in order. A shard whose parquet is missing or damaged (its bytes are not a
+    parquet file with our columns: cut short, overwritten) is left out: its pairs are fetched
+    again, and it is removed once that run has finished. One whose bytes cannot be read at all
+    raises ShardUnreadable: a good shard is never deleted for a passing fault of its store."""
     outcomes: dict[str, str | None] = {}
     good = []
     columns = [KEY_COLUMN, "status", "error_message"]
     for shard in complete_shards(output):
         url = fsio.join(output, f"{shard}.parquet")
+        data = _shard_bytes(url)
+        if data is None:
+            log.warning("download: %s is missing: its pairs are fetched again", url)
+            continue
         try:
-            table = parquet_io.read_parquet(url, columns=columns)
+            table = parquet_io.read_parquet(io.BytesIO(data), columns=columns)
         except (OSError, ValueError, pa.ArrowException) as exc:
+            # bytes in memory, so no I/O failed: pyarrow raises a bad thrift footer as a bare
+            # OSError, a bad magic, a short file or a missing column as ArrowInvalid
             log.warning("download: %s is damaged (%s): its pairs are fetched again", url, error_text(exc, 300))
             continue
         good.append(shard)

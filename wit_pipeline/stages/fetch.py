@@ -64,7 +64,7 @@ from img2dataset.reader import Reader
 from PIL import Image
 
 from wit_pipeline.core import fsio
-from wit_pipeline.core.lock import FAULTS
+from wit_pipeline.core.faults import STORAGE_ERRNOS as FAULTS
 from wit_pipeline.core.schema import RAW_EXTRA_COLUMNS
 from wit_pipeline.stages import consent, consent_fetch
 from wit_pipeline.web.egress_proxy import EgressProxy

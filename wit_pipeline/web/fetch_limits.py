@@ -33,7 +33,12 @@ _call = threading.local()  # this thread's running Deadline
 
 
 class SchemeCheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to http(s) URLs only; any other target is a 403 `bad_scheme` refusal."""
+    """Follows redirects to http(s) URLs only; any other target is a 403 `bad_scheme` refusal.
+    `max_redirections` caps one fetch's hops (and its visits to one URL), else urllib's 10 (4)."""
+
+    def __init__(self, max_redirections: int | None = None) -> None:
+        if max_redirections is not None:
+            self.max_redirections = self.max_repeats = max_redirections
 
     def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
         if urlsplit(newurl).scheme.lower() not in ALLOWED_SCHEMES:

@@ -9,11 +9,14 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
+import pyarrow as pa
+
 from wit_pipeline.core import fsio, outputs, parquet_io, schema
 from wit_pipeline.core.ownership import claim_output
 from wit_pipeline.core.stats import stages_from_counters
 from wit_pipeline.stages.harvest.config import HarvestConfig
-from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_names
+from wit_pipeline.stages.harvest.parts import from_ipc, is_part, query_languages, query_name_array, with_queries
+from wit_pipeline.stages.harvest.select import ByQuery
 
 STAGES = ("read", "extract", "filter", "match", "dedup", "balance")
 CHAINED = (("extract", "filter"), ("filter", "match"), ("match", "dedup"), ("dedup", "balance"))
@@ -23,9 +26,10 @@ _NAMES = (outputs.CANDIDATES, outputs.SELECTED, outputs.DEAD_LETTER, outputs.QUE
 _OURS = re.compile(f"({'|'.join(map(re.escape, _NAMES))})" + r"(\.tmp-[0-9a-f]+)?")
 
 
-def write_selected(output: str, num_shards: int, shard: int, batches: list[bytes]) -> str:
-    url = fsio.join(output, outputs.sharded(outputs.SELECTED, shard, num_shards))
-    parquet_io.write_tables(url, map(from_ipc, batches), schema.SELECTED, "key")
+def write_selected(output: str, config: HarvestConfig, shard: int, batches: list[bytes]) -> str:
+    """One shard of the selected pairs, from `parts.selected_rows`' batches."""
+    url = fsio.join(output, outputs.sharded(outputs.SELECTED, shard, config.num_shards))
+    parquet_io.write_tables(url, (with_queries(from_ipc(batch), config) for batch in batches), schema.SELECTED, "key")
     return url
 
 
@@ -35,24 +39,29 @@ def write_dead_letters(output: str, shard: int, rows: list[dict]) -> str:
     return url
 
 
-def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, Any], files: dict[str, int],
-                  written: Iterable[str] = (), parts: Iterable[str] = (), limits: dict[str, Any] | None = None) -> None:
+def write_summary(_: Any, output: str, config: HarvestConfig, report: dict[str, Any], matched: ByQuery,
+                  files: dict[str, int], written: Iterable[str] = (), parts: Iterable[str] = (),
+                  limits: dict[str, Any] | None = None) -> None:
     """query_counts.parquet, parts.txt and stats.json; raises (after writing it) if the counts
-    do not add up. `written`, the selected and dead-letter files, is a side input only so that
-    stats.json is written last: a run killed before has none (the launcher removed the earlier
-    run's). candidates/ may also hold parts of files an earlier run read and this one did not
-    (kept for a later run over them): parts.txt says which parts this run's counts cover.
+    do not add up. `matched` counts the candidates per query; `report` sums the selection
+    (`select.merge_reports`). `written`, the selected and dead-letter files, is a side input
+    only so that stats.json is written last: a run killed before has none (the launcher
+    removed the earlier run's). candidates/ may also hold parts of files an earlier run read
+    and this one did not (kept for a later run over them): parts.txt says which parts this
+    run's counts cover.
     `limits` (`language_t.thresholds`, an allowlist folder's run) gives stats.json its `p` and
     `t_per_language`, and query_counts.parquet each query's language."""
     part_names = sorted({url.rsplit("/", 1)[-1] for url in parts})
     fsio.write_bytes(fsio.join(output, outputs.PARTS_LIST), "".join(f"{name}\n" for name in part_names).encode())
-    names = query_names(config.allowlist, config.case_sensitive)
+    names = query_name_array(config.allowlist, config.case_sensitive)
     languages = query_languages(config.allowlist, config.case_sensitive)  # None: one list for every language
-    selected, kept = report["selected_by_query"], report["kept_by_query"]
-    rows = [{"query_id": q, "query": names[q], "language": languages[q] if languages else None, "count": int(n),
-             "selected": int(selected.get(q, 0)), "kept": int(kept.get(q, 0))}
-            for q, n in report["matched_by_query"].items()]
-    parquet_io.write_rows(fsio.join(output, outputs.QUERY_COUNTS), rows, schema.QUERY_COUNTS, "query_id")
+    ids = pa.array(matched.ids)  # a column per field: a crawl's list has 500k queries or more
+    table = pa.table({"query_id": ids.cast(pa.int32()), "query": names.take(ids), "count": matched.values,
+                      "selected": report["selected_by_query"].lookup(matched.ids, 0),
+                      "kept": report["kept_by_query"].lookup(matched.ids, 0),
+                      "language": (pa.array(languages, pa.string()).take(ids) if languages
+                                   else pa.nulls(len(ids), pa.string()))}, schema=schema.QUERY_COUNTS)
+    parquet_io.write_tables(fsio.join(output, outputs.QUERY_COUNTS), [table], schema.QUERY_COUNTS, "query_id")
 
     reason = "over_cap" if config.balance == "cap" else "balanced_out"
     d_in, d_out, sel = report["dedup_in"], report["dedup_out"], report["selected"]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from wit_pipeline.core import fsio, keys, schema
-from wit_pipeline.core.stats import ERROR, DictTally, Drop, Tally, error_text
+from wit_pipeline.core.gc_pause import paused_gc
+from wit_pipeline.core.stats import ERROR, DictTally, Tally, error_text
 from wit_pipeline.stages.harvest import parts
 from wit_pipeline.stages.harvest.config import ALL_LANGUAGES, HarvestConfig
 from wit_pipeline.text.textfilter import drop_reason
@@ -64,7 +65,8 @@ def make_part(file_url: str, parts_dir: str, config: HarvestConfig, fingerprint:
     version = parts.input_version(file_url)  # before the read: a file changing meanwhile is read again next run
     if not parts.part_is_complete(part, fingerprint, version):
         try:
-            table, counts, dead = harvest_file(file_url, config, models)
+            with paused_gc():  # a file's pairs and verdicts are many small objects, no cycles
+                table, counts, dead = harvest_file(file_url, config, models)
         except Exception as exc:
             logging.exception("harvest of %s failed", file_url)
             table, counts, dead = failed_file(file_url, exc)
@@ -78,7 +80,7 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
 
     The text rules, language ID and matching are functions of the text alone, and the same
     alt text recurs across a site's pages: each distinct text of the file is judged once,
-    each pair counted by its text's verdict."""
+    and its verdict spread back to its pairs by numpy indexing (no object per pair)."""
     tally = DictTally()
     dead: list[dict] = []
 
@@ -87,30 +89,34 @@ def harvest_file(file_url: str, config: HarvestConfig, models: Models) -> tuple[
 
     pairs = list(iter_pairs(file_url, tally, on_error))
     texts = [pair["text"] for pair in pairs]
-    verdicts = judge_texts(dict.fromkeys(texts), config, models)
-    filtered = Counter()  # per text, not per pair: a text's pairs share its verdict
-    for text, n in Counter(texts).items():
-        if isinstance(verdict := verdicts[text], Drop):
-            filtered[verdict.reason] += n
-    if verdicts.errors:
-        dead.extend({"stage": FILTER, "source": pair["page_url"], "error": verdicts.errors[pair["text"]]}
-                    for pair in pairs if pair["text"] in verdicts.errors)
-    candidates = [(pair, verdict) for pair, verdict in zip(pairs, map(verdicts.__getitem__, texts))
-                  if type(verdict) is tuple and verdict[2]]  # matched some query
+    index = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+    verdicts = judge_texts(list(index), config, models)
+    text_of = np.fromiter(map(index.__getitem__, texts), np.int64, len(texts))  # each pair's distinct text
+    pairs_of_text = np.bincount(text_of, minlength=len(index)).tolist()
+    filtered = Counter()
+    for i, reason in verdicts.dropped.items():
+        filtered[reason] += pairs_of_text[i]
+    for stage, errors in ((FILTER, verdicts.errors), (MATCH, verdicts.match_errors)):
+        if errors:
+            dead.extend({"stage": stage, "source": pair["page_url"], "error": errors[i]}
+                        for pair, i in zip(pairs, text_of.tolist()) if i in errors)
+    rows = np.flatnonzero(verdicts.matched()[text_of])  # the pairs whose text matched some query
     matched = len(pairs) - filtered.total()
+    failed = sum(pairs_of_text[i] for i in verdicts.match_errors)
     _count(tally, FILTER, len(pairs), matched, filtered)
-    _count(tally, MATCH, matched, len(candidates), Counter({"no_match": matched - len(candidates)}))
-    return candidate_table(candidates), tally.as_dict(), capped(dead)
+    _count(tally, MATCH, matched, len(rows), Counter({"no_match": matched - len(rows) - failed, ERROR: failed}))
+    return candidate_table([pairs[i] for i in rows.tolist()], verdicts, text_of[rows]), tally.as_dict(), capped(dead)
 
 
-def candidate_table(candidates: list[tuple[dict, tuple]]) -> pa.Table:
-    """schema.CANDIDATES of (pair, (language, score, query ids)), in order, built column by
-    column: a dict per row and Table.from_pylist cost more than the row's hash."""
-    urls = [pair["url"] for pair, _ in candidates]
-    texts = [pair["text"] for pair, _ in candidates]
-    columns = [keys.sample_keys(urls, texts), urls, texts, [pair["page_url"] for pair, _ in candidates],
-               *([verdict[i] for _, verdict in candidates] for i in range(3))]
+def candidate_table(candidates: list[dict], verdicts: Verdicts, text_of: np.ndarray) -> pa.Table:
+    """schema.CANDIDATES of the candidate pairs, in order, whose texts are `text_of` (indexes
+    of the judged texts), built column by column: a dict per row and Table.from_pylist cost
+    more than the row's hash."""
+    urls = [pair["url"] for pair in candidates]
+    texts = [pair["text"] for pair in candidates]
+    columns = [keys.sample_keys(urls, texts), urls, texts, [pair["page_url"] for pair in candidates]]
     arrays = [pa.array(column, type=f.type) for column, f in zip(columns, schema.CANDIDATES)]
+    arrays += verdicts.columns(text_of)
     return pa.Table.from_arrays(arrays, schema=schema.CANDIDATES)
 
 
@@ -132,30 +138,53 @@ def file_failed(file_url: str, dead: list[dict]) -> bool:
     return any(d["source"] == file_url for d in dead)
 
 
-class Verdicts(dict):
-    """text -> Drop(reason) or (language, score, query ids); `errors` holds why a text raised."""
+class Verdicts:
+    """The verdicts on a file's distinct texts, by their index in the list judged: `dropped`
+    holds a dropped text's filter reason, `errors` why a text raised; the texts that passed are
+    `passed`, with their language, score and query ids in the same order; `match_errors`
+    holds why the matcher raised on a text that passed."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: dict[str, str] = {}
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.dropped: dict[int, str] = {}
+        self.errors: dict[int, str] = {}
+        self.match_errors: dict[int, str] = {}  # texts that passed the filter but the matcher raised on
+        self.passed: list[int] = []
+        self.languages: list[str] = []
+        self.scores: list[float] = []
+        self.query_ids: list[list[int]] = []
+
+    def matched(self) -> np.ndarray:
+        """Per text, whether it passed and matched some query (its pairs are candidates)."""
+        mask = np.zeros(self.n, bool)
+        mask[[i for i, ids in zip(self.passed, self.query_ids) if ids]] = True
+        return mask
+
+    def columns(self, text_of: np.ndarray) -> list[pa.Array]:
+        """The language, lang_score and query_ids columns of rows whose texts (all passed) are `text_of`."""
+        slot = np.zeros(self.n, np.int64)
+        slot[self.passed] = np.arange(len(self.passed))
+        at = pa.array(slot[text_of])
+        values = (self.languages, self.scores, self.query_ids)
+        return [pa.array(column, schema.CANDIDATES.field(name).type).take(at)
+                for column, name in zip(values, ("language", "lang_score", "query_ids"))]
 
 
-def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> Verdicts:
+def judge_texts(texts: list[str], config: HarvestConfig, models: Models) -> Verdicts:
     """The filter stage's rules (text rules, then language ID) and the allowlist match, for
     each distinct text; a text the model cannot take costs only itself (a dead letter). With
     an allowlist folder a text is matched only against its language's list, and a text whose
     language has none is dropped (NO_LIST)."""
-    verdicts = Verdicts()
+    verdicts = Verdicts(len(texts))
     languages = None if ALL_LANGUAGES in config.languages else frozenset(config.languages)
     has_list = getattr(models.matcher, "has_list", None)  # a folder's matcher: one list per language
-    passed = []
-    for text in texts:
+    for i, text in enumerate(texts):
         reason = drop_reason(text, config.min_chars, config.max_chars)
         if reason is None:
             try:
                 language, score = models.lid.predict(text)
             except Exception as exc:
-                verdicts.errors[text] = error_text(exc)
+                verdicts.errors[i] = error_text(exc)
                 reason = ERROR
             else:
                 if languages is not None and language not in languages:
@@ -165,17 +194,34 @@ def judge_texts(texts: Iterable[str], config: HarvestConfig, models: Models) -> 
                 elif has_list is not None and not has_list(language):
                     reason = NO_LIST
         if reason is None:
-            passed.append((text, language, score))
+            verdicts.passed.append(i)
+            verdicts.languages.append(language)
+            verdicts.scores.append(score)
         else:
-            verdicts[text] = Drop(reason)
-    texts = [t for t, _, _ in passed]
-    if has_list is None:
-        found = models.matcher.match_many(texts)
-    else:
-        found = models.matcher.match_many(texts, [language for _, language, _ in passed])
-    for (text, language, score), query_ids in zip(passed, found):
-        verdicts[text] = (language, score, list(query_ids))
+            verdicts.dropped[i] = reason
+    verdicts.query_ids = match_passed([texts[i] for i in verdicts.passed], verdicts, models.matcher)
     return verdicts
+
+
+def match_passed(texts: list[str], verdicts: Verdicts, matcher: Any) -> list[list[int]]:
+    """The query ids of each text that passed the filter, matched as one batch; should the
+    batch raise, text by text, so that a text the matcher cannot take costs only itself (no
+    ids, its error in `verdicts.match_errors`)."""
+    def match(batch: list[str], languages: list[str]) -> list:
+        return matcher.match_many(batch) if not hasattr(matcher, "has_list") else matcher.match_many(batch, languages)
+
+    try:
+        return [list(ids) for ids in match(texts, verdicts.languages)]
+    except Exception:
+        logging.exception("matching a batch of %d texts failed: matching them one by one", len(texts))
+    found = []
+    for i, text, language in zip(verdicts.passed, texts, verdicts.languages):
+        try:
+            found.append(list(match([text], [language])[0]))
+        except Exception as exc:
+            verdicts.match_errors[i] = error_text(exc)
+            found.append([])
+    return found
 
 
 def _count(tally: Tally, stage: str, n_in: int, n_out: int, dropped: Counter[str]) -> None:
