@@ -6,7 +6,8 @@ payload is a WAT envelope whose `HTML-Metadata.Links` lists `IMG@/src` links wit
 `alt`/`title`. Both kinds may sit in one file; gzip (per-record members) or plain
 (`archive.iter_records`). A page's images become pairs in `page.pairs_from_images`.
 
-Counts go to a `Tally` (C4-style injectable counter), under two stages:
+Counts go to a `Tally` (C4-style injectable counter), each total once a file is read (or
+its reading stops), under two stages:
 - `read`: `in` = records read; `out` = records that carried an HTML page; dropped
   `not_response` (warcinfo, request, WARC metadata, WAT envelopes of non-responses, ...),
   `http_error` (status not 200), `not_html`, `bad_json` (WAT payload not a JSON envelope),
