@@ -60,21 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class HarvestFiles(beam.DoFn):
-    """Crawl file -> its part URL (`per_file.make_part`), with the models built once per worker."""
+    """Crawl file -> its part URL (`per_file.make_part`), with the models built once per worker,
+    when a file first needs them: a rerun whose parts are all complete builds none."""
 
     def __init__(self, config: HarvestConfig, parts: str, fingerprint: str) -> None:
         self.config, self.parts, self.fingerprint = config, parts, fingerprint
         self._lid_handle, self._matcher_handle = beam.utils.shared.Shared(), beam.utils.shared.Shared()
 
     def setup(self) -> None:
-        config = self.config
-        self.models = per_file.Models(
-            shared_load(self._lid_handle, f"lid:{config.lid_model}", lambda: per_file.load_lid(config)),
-            shared_load(self._matcher_handle, f"matcher:{config.allowlist}:{config.case_sensitive}:{','.join(config.languages)}",
-                        lambda: per_file.load_matcher(config)))
+        self.models: per_file.Models | None = None
+
+    def load_models(self) -> per_file.Models:
+        if self.models is None:
+            config = self.config
+            self.models = per_file.Models(
+                shared_load(self._lid_handle, f"lid:{config.lid_model}", lambda: per_file.load_lid(config)),
+                shared_load(self._matcher_handle,
+                            f"matcher:{config.allowlist}:{config.case_sensitive}:{','.join(config.languages)}",
+                            lambda: per_file.load_matcher(config)))
+        return self.models
 
     def process(self, file_url: str) -> Any:
-        yield per_file.make_part(file_url, self.parts, self.config, self.fingerprint, self.models)
+        yield per_file.make_part(file_url, self.parts, self.config, self.fingerprint, self.load_models)
 
 
 def build(p: beam.Pipeline, config: HarvestConfig, output: str, sources: list[tuple[str, str]],

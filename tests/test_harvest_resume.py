@@ -238,3 +238,21 @@ def test_the_fingerprint_leaves_out_exactly_the_settings_of_the_global_half() ->
     assert rebalanced.fingerprint() == base.fingerprint()
     for change in ({"min_chars": 6}, {"languages": ("en", "fr")}, {"allowlist_sha256": "0" * 64}):
         assert dataclasses.replace(base, **change).fingerprint() != base.fingerprint(), change
+
+
+def test_a_rerun_whose_parts_are_complete_builds_no_models(crawl, tmp_path: Path, monkeypatch) -> None:
+    """Building the matcher of a 500k-entry list takes seconds per worker: a rerun that has no
+    file to read must not pay it, and writes the same outputs."""
+    from wit_pipeline.stages.harvest import per_file
+
+    glob, out = _inputs(crawl, tmp_path / "in"), tmp_path / "out"
+    first = _harvest(glob, out)
+    before = {name: digest for name, digest in _tree(out).items() if not name.startswith(".wit")}
+
+    def refuse(config):
+        raise AssertionError("a model was built for a run with nothing to read")
+
+    monkeypatch.setattr(per_file, "load_matcher", refuse)
+    monkeypatch.setattr(per_file, "load_lid", refuse)
+    assert _harvest(glob, out) == first
+    assert {name: digest for name, digest in _tree(out).items() if not name.startswith(".wit")} == before

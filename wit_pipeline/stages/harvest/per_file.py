@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -57,13 +58,16 @@ def load_matcher(config: HarvestConfig) -> Any:
     return QueryMatcher.from_file(config.allowlist, config.case_sensitive)
 
 
-def make_part(file_url: str, parts_dir: str, config: HarvestConfig, fingerprint: str, models: Models) -> str:
-    """A crawl file's part URL, computing the part unless a complete one is there. A file
-    whose pass raises (a bug, a failing model) is this file's loss, counted; a file that
-    failed as a whole is accounted for now and marked to be read again by the next run."""
+def make_part(file_url: str, parts_dir: str, config: HarvestConfig, fingerprint: str,
+              load_models: Callable[[], Models]) -> str:
+    """A crawl file's part URL, computing the part unless a complete one is there (the models
+    are asked for only then). A file whose pass raises (a bug, a failing model) is this file's
+    loss, counted; a file that failed as a whole is accounted for now and marked to be read
+    again by the next run."""
     part = fsio.join(parts_dir, parts.part_name(file_url))
     version = parts.input_version(file_url)  # before the read: a file changing meanwhile is read again next run
     if not parts.part_is_complete(part, fingerprint, version):
+        models = load_models()  # one that cannot load fails the job, not each file
         try:
             with paused_gc():  # a file's pairs and verdicts are many small objects, no cycles
                 table, counts, dead = harvest_file(file_url, config, models)
