@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import random
+import re
 import shutil
 from pathlib import Path
 
@@ -101,3 +103,41 @@ def test_case_fold_rule(text: str, folded: str) -> None:
     from wit_pipeline.text.langid import case_folded
 
     assert case_folded(text) == folded
+
+
+def plain_model_line(text: str) -> str:
+    """The line the model is shown, as the rule states it: newlines to spaces, stripped;
+    lower-cased when all capitals or when at least half the words that start with a letter
+    start with a capital."""
+    text = re.sub("[\r\n\u2028\u2029\x0b\x0c\x85]+", " ", text).strip()
+    if text.isupper():
+        return text.lower()
+    starts = [word[0] for word in text.split() if word[0].isalpha()]
+    return text.lower() if starts and sum(map(str.isupper, starts)) * 2 >= len(starts) else text
+
+
+def test_model_line_is_the_plain_rule() -> None:
+    """The shortcuts (printable text has no newline, lower-case text has no capital) change
+    no line the model is shown."""
+    from wit_pipeline.text.langid import _clean, case_folded
+
+    rng = random.Random(2)
+    pieces = ["a", "A", "word", "Word", "WORD", "é", "É", "ǅ", "ǆ", "Ⓐ", "ⓐ", "ß", "İ", "Σ", "1", "日本", "\u0301",
+              " ", "  ", "\t", "\n", "\r\n", "\u2028", "\u2029", "\x0b", "\x0c", "\x85", "\x1c", "\x00", "\u200b",
+              "\u00a0", "\u3000", "\ud800", "-", "'", "\U0001d400"]
+    for _ in range(30000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 8)))
+        assert case_folded(_clean(text)) == plain_model_line(text), repr(text)
+
+
+def test_a_text_the_model_cannot_take_fails_the_same_way_on_every_run():
+    """A lone surrogate is refused by fastText's binding with a message naming the model's
+    memory address; the error (a dead letter's text) must be the same on every run."""
+    from wit_pipeline.core.stats import error_text
+
+    errors = set()
+    for _ in range(2):
+        with pytest.raises(UnicodeEncodeError) as raised:
+            LanguageIdentifier().predict("a red \ud800 fox")
+        errors.add(error_text(raised.value))
+    assert len(errors) == 1 and "0x" not in errors.pop()

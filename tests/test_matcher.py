@@ -101,9 +101,12 @@ def test_batch_normalisation_equals_textnorm():
     alphabet = list("abcXYZ '_-.\t\n\x00\x1f\x85\xa0\u2019\u02bc") + [
         "Σ", "σ", "ς", "é", "e\u0301", "\ufb01", "①", "½", "ǅ", "İ", "ß", "ﾊﾟ", "\u2028", "\u200b", "Ω",
         "a\u0345", "'''", "_'_", "٣", "漢", "😀", "\u0300", "\ufeff", "Ⅻ", "\u00ad"]
+    alphabet += ["I\u0307\u0307", "\u0130\u0307", "A\u00b7\u03a3", "\u03a3.", "x\u2013y"]
     for case_sensitive in (False, True):
-        for _ in range(2000):
+        for i in range(4000):
             texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 5))]
+            if i % 2:  # mostly ASCII batches, normalised text by text
+                texts += ["".join(rng.choice("abcXYZ '_-.`\t") for _ in range(rng.randint(0, 12))) for _ in range(6)]
             segments = normalize_batch(texts, case_sensitive).split("\x00")
             assert len(segments) == len(texts)
             for seg, text in zip(segments, texts):
@@ -153,3 +156,12 @@ def test_long_entries_and_shared_prefixes_agree_with_aho_corasick():
 def test_typographic_apostrophes_match_the_ascii_one():
     m = QueryMatcher.from_queries(["don't", "o'brien", "stop"])
     assert m.match_many(["Don\u2019t stop", "don\u02bct", "O\u2019Brien's", "dont"]) == [[0, 2], [0], [], []]
+
+
+def test_a_lone_surrogate_fails_the_batch_whatever_its_other_texts():
+    """A batch of mostly ASCII texts is normalised text by text, a mostly non-ASCII one as a
+    whole: a text that cannot be encoded fails either batch the same way."""
+    m = QueryMatcher.from_queries(["cat"])
+    for batch in (["\ud800 cat"], ["a cat", "the cat", "\ud800 cat"], ["\ud800 cat", "猫", "猫"]):
+        with pytest.raises(UnicodeEncodeError):
+            m.match_many(batch)

@@ -100,15 +100,21 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
     textnorm.fold only for non-ASCII texts (ASCII is already normal), then textnorm.lower and
     the token-character rule over the whole batch (neither acts across the spaces around a
     NUL), then edge apostrophes. A NUL inside a text is a space, as textnorm makes it.
+    The non-ASCII part of the rule is a regex that costs per character: in a batch of mostly
+    ASCII texts it runs on each non-ASCII text alone, lower-cased first as the rule wants.
     """
     if any(_SEP in t for t in texts):
         texts = [t.replace(_SEP, " ") for t in texts]
-    joined = " \x00 ".join(t if t.isascii() else textnorm.fold(t) for t in texts)
-    if not case_sensitive:
-        joined = textnorm.lower(joined)
-    ascii_only = joined.isascii()
-    text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
-    if not ascii_only:
+    if 2 * sum(map(str.isascii, texts)) >= len(texts):
+        joined = " \x00 ".join(t if t.isascii() else _non_ascii_form(t, case_sensitive) for t in texts)
+        if not case_sensitive:
+            joined = joined.lower()  # the ASCII texts: str.lower leaves the lower-cased others as they are
+        text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
+    else:
+        joined = " \x00 ".join(t if t.isascii() else textnorm.fold(t) for t in texts)
+        if not case_sensitive:
+            joined = textnorm.lower(joined)
+        text = joined.encode("utf-8").translate(_ASCII_TABLE).decode("utf-8")
         text = _NON_ASCII_NON_TOKEN.sub(" ", text)
     if "'" in text:
         # Apostrophes at token edges go, one per edge per pass (runs are short).
@@ -116,6 +122,16 @@ def batch_tokens(texts: Sequence[str], case_sensitive: bool = False) -> list[str
         while " '" in text or "' " in text:
             text = text.replace(" '", " ").replace("' ", " ")
     return text.split()
+
+
+def _non_ascii_form(text: str, case_sensitive: bool) -> str:
+    """A non-ASCII text folded, lower-cased (unless case-sensitive) and with its non-ASCII
+    non-token characters as spaces (the ASCII ones are left to the batch's byte table)."""
+    text = textnorm.fold(text)
+    if not case_sensitive:
+        text = textnorm.lower(text)
+    text.encode("utf-8")  # a lone surrogate fails the batch here, as the batch's encoding does in the other path
+    return _NON_ASCII_NON_TOKEN.sub(" ", text)
 
 
 class QueryMatcher:
@@ -260,23 +276,28 @@ class QueryMatcher:
             longer = pids[at] >= 0
             pos, prefix = pos[longer], pids[at][longer]
         text_of = np.searchsorted(ends, np.concatenate(hit_pos))
-        pairs = np.unique((text_of << 32) | np.concatenate(hit_ids))
+        pairs = np.sort((text_of << 32) | np.concatenate(hit_ids))
+        first = np.ones(len(pairs), bool)  # unique by hand: np.unique hashes before it sorts, slower here
+        first[1:] = pairs[1:] != pairs[:-1]
+        pairs = pairs[first]
         flat = (pairs & 0xFFFFFFFF).tolist()
         bounds = np.searchsorted(pairs >> 32, np.arange(n + 1)).tolist()
         out = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
         if self._extra:
             out = [self._expand(ids_) for ids_ in out]
         if self._automaton is not None:
-            self._match_substrings(words, ends.tolist(), out)
+            self._match_substrings(texts, words, ends.tolist(), out)
         return out
 
-    def _match_substrings(self, words: list[str], ends: list[int], out: list[list[int]]) -> None:
+    def _match_substrings(self, texts: Sequence[str], words: list[str], ends: list[int],
+                          out: list[list[int]]) -> None:
         """Add the matches of entries with an unbounded edge, for the texts holding a character
-        of an unspaced script (module docstring)."""
-        start = 0
-        for i, end in enumerate(ends):
-            padded = " " + " ".join(words[start:end]) + " "
-            start = end + 1
+        of an unspaced script (module docstring). Only a non-ASCII text can: an ASCII text's
+        normal form is ASCII."""
+        for i, text in enumerate(texts):
+            if text.isascii():
+                continue
+            padded = " " + " ".join(words[ends[i - 1] + 1 if i else 0:ends[i]]) + " "
             if not _UNSPACED.search(padded):
                 continue
             found = {q for _, qids in self._automaton.iter(padded) for q in qids}

@@ -42,8 +42,19 @@ _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
 _FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
 _CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)\S*$|^[\w-]+(?:\.[\w-]+)+/\S*$", re.IGNORECASE)
-_LETTER_RUNS = re.compile("[a-z]+")
 _BARE_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|edu|gov|io|co|de|fr|uk|info|biz)$", re.IGNORECASE)
+# A lower-case ASCII text whose every maximal run of letters is a generic word. Each letter run
+# can be read only one way, so the repetition is possessive (*+): no backtracking on a miss.
+_GENERIC_RUNS_ONLY = re.compile(r"(?:[^a-z]+|(?:%s)(?![a-z]))*+" % "|".join(sorted(GENERIC_WORDS)))
+_NOT_ASCII_LETTER = bytes(c for c in range(128) if not chr(c).isalpha())
+# Letters of common scripts that normalisation keeps as non-ASCII letters, whatever surrounds
+# them (tests/test_textfilter.py checks every one): a token holding one is neither a generic
+# word nor a number. Latin-1's i-based letters are left out (a dot above can make "i").
+_KEPT_NON_ASCII_LETTER = re.compile(
+    "[\u00c0-\u00cb\u00d0-\u00d6\u00d8-\u00eb\u00f0-\u00f6\u00f8-\u00ff\u0391-\u03a1\u03a3-\u03a9"
+    "\u03b1-\u03c9\u0410-\u044f\u05d0-\u05ea\u0620-\u064a\u0905-\u0939\u0e01-\u0e30\u3041-\u3096"
+    "\u30a1-\u30fa\u4e00-\u9fff\uac00-\ud7a3]"
+)
 
 
 def _c1(m: re.Match) -> str:
@@ -66,12 +77,12 @@ def clean_text(text: str, unescape: bool = True) -> str:
 
 def junk_rule(text: str) -> str | None:
     """The name of the first junk rule the (cleaned) text meets, or None."""
-    if _URL.match(text) or _BARE_DOMAIN.match(text):
+    dotted = "." in text or ":" in text  # every URL and file-name pattern holds one (not a camera name)
+    if dotted and (_URL.match(text) or _BARE_DOMAIN.match(text)):
         return "url"
-    if _FILENAME.match(text) or _CAMERA_NAME.match(text):
+    if (dotted and _FILENAME.match(text)) or _CAMERA_NAME.match(text):
         return "filename"
-    chars = text.replace(" ", "")
-    if not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars):  # all letters: the common case
+    if _under_half_letters(text):
         return "non_letters"
     if not _may_be_generic(text):
         return None
@@ -80,12 +91,25 @@ def junk_rule(text: str) -> str | None:
     return None
 
 
+def _under_half_letters(text: str) -> bool:
+    """Whether under half the non-space characters are letters (str.isalpha). An ASCII text is
+    read as bytes, whose isalpha and letter count (deleting the other bytes) run on a table."""
+    if text.isascii():
+        data = text.encode("ascii").replace(b" ", b"")
+        return not data.isalpha() and len(data.translate(None, _NOT_ASCII_LETTER)) * 2 < len(data)
+    chars = text.replace(" ", "")
+    return not chars.isalpha() and sum(map(str.isalpha, chars)) * 2 < len(chars)
+
+
 def _may_be_generic(text: str) -> bool:
-    """False when an ASCII text has a run of letters that is no generic word: a generic token
-    is a whole letter run (an ASCII token is letters, digits and inner apostrophes), so that
-    run's token is neither generic nor a number, and normalising the text can be skipped.
-    Other texts may be: NFKC can make letters ("ﬁ" is "fi")."""
-    return not text.isascii() or GENERIC_WORDS.issuperset(_LETTER_RUNS.findall(text.lower()))
+    """False when a text cannot be all generic words and numbers, so normalising it can be
+    skipped: an ASCII text with a run of letters that is no generic word (a generic token is a
+    whole letter run: an ASCII token is letters, digits and inner apostrophes), or a text
+    holding a letter that normalisation keeps non-ASCII. Other texts may be: NFKC can make
+    ASCII letters ("ﬁ" is "fi")."""
+    if text.isascii():
+        return _GENERIC_RUNS_ONLY.fullmatch(text.lower()) is not None
+    return _KEPT_NON_ASCII_LETTER.search(text) is None
 
 
 def drop_reason(text: str, min_chars: int = 5, max_chars: int = 1000) -> str | None:
