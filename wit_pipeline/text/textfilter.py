@@ -37,6 +37,7 @@ GENERIC_WORDS = frozenset(
 
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _C1 = re.compile("[\x80-\x9f]+")
+_C1_OR_INVISIBLE = re.compile("[\x80-\x9f\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _IMAGE_EXT = r"(?:jpe?g|png|gif|webp|bmp|svg|tiff?|avif|heic|ico)"
 _FILENAME = re.compile(rf"^[\w\-.()~+ ]*\.{_IMAGE_EXT}$", re.IGNORECASE)
 _CAMERA_NAME = re.compile(r"^(?:img|dsc[nf]?|dcim|pxl|pict?|mvc|gopr|sam|wp)[_\- ]?\d{2,}\w*$", re.IGNORECASE)
@@ -68,7 +69,7 @@ def clean_text(text: str, unescape: bool = True) -> str:
     whitespace collapsed and stripped."""
     if unescape:
         text = html.unescape(text)
-    if not text.isascii():
+    if not text.isascii() and _C1_OR_INVISIBLE.search(text):  # one scan for the common text with neither
         text = _C1.sub(_c1, text)
         text = _INVISIBLE.sub("", text)
     return " ".join(text.split())

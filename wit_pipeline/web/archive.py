@@ -245,9 +245,13 @@ def _inflate_member(buf: _Buffer) -> tuple[bytes | _MemberStream, str | None]:
     if any, known once it is read). A loop of calls, not a generator: most members (one
     record each) take one zlib call, and a generator per member costs more than the call."""
     inflater = zlib_ng.decompressobj(31)
-    out: list[bytes] = []
-    size = 0
     try:
+        first = _inflate_step(buf, inflater)
+        if inflater.eof and len(first) <= STREAM_BYTES:  # most members: one record, one call
+            return first, None
+        out, size = [first], len(first)
+        if size > STREAM_BYTES:
+            return _MemberStream(out, _inflate_pieces(buf, inflater)), None
         while not inflater.eof:
             piece = _inflate_step(buf, inflater)
             out.append(piece)
@@ -270,19 +274,23 @@ def _inflate_step(buf: _Buffer, inflater: zlib_ng._Decompress) -> bytes:
     """One zlib call, on what the last one left unread (it stopped at INFLATE_CHUNK) or else
     on the next FEED_BYTES; pos moves past what it consumed."""
     feed = inflater.unconsumed_tail
-    if not feed:
-        if not buf.available(FEED_BYTES):
-            raise _MemberError("gzip member truncated (no end-of-stream marker)")
-        feed = buf.data[buf.pos : buf.pos + FEED_BYTES]  # a copy: the bytearray may grow
     try:
-        piece = inflater.decompress(feed, INFLATE_CHUNK)
+        if feed:
+            fed = len(feed)
+            piece = inflater.decompress(feed, INFLATE_CHUNK)
+        else:
+            fed = min(FEED_BYTES, buf.available(FEED_BYTES))
+            if not fed:
+                raise _MemberError("gzip member truncated (no end-of-stream marker)")
+            # A view, not a copy: it is gone when the call returns, before the bytearray grows.
+            piece = inflater.decompress(memoryview(buf.data)[buf.pos : buf.pos + fed], INFLATE_CHUNK)
     except zlib_ng.error as exc:
         raise _MemberError(f"corrupt gzip member: {exc}") from None
     # At the member's end what follows it is unused_data; unconsumed_tail keeps a stale copy
     # of it when the call was fed a tail (CPython's zlib and zlib_ng alike): counting both put
     # pos before the next member, a false "bytes between records" after an 8 MiB+ record.
     left = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
-    buf.pos += len(feed) - len(left)
+    buf.pos += fed - len(left)
     return piece
 
 
@@ -364,7 +372,7 @@ def _parse_record(data: bytes | bytearray, i: int, offset: int, clear: int = 0) 
     stop = start + length
     if stop > len(data):
         return Broken(offset, f"record truncated: {stop - len(data)} bytes of its Content-Length missing"), len(data)
-    if len(data) - stop >= len(blank) and data[stop:stop + len(blank)] != blank:  # every record ends so: a lying length
+    if len(data) - stop >= len(blank) and not data.startswith(blank, stop):  # every record ends so: a lying length
         return Broken(offset, "record not followed by its end marker (its Content-Length is wrong)"), len(data)
     return Record(offset, headers, bytes(data[start:stop])), stop
 

@@ -80,7 +80,7 @@ def meta_opt_out(metas: Iterable[tuple[str, str]], agent: str = DEFAULT_AGENT) -
             tdm.append(content or "")
     if robots and directives_for(robots, agent) & PAGE_DIRECTIVES:
         return META_ROBOTS
-    if tdm_reserved(tdm):
+    if tdm and tdm_reserved(tdm):  # most pages have no such meta: no generator for them
         return TDM_RESERVATION
     return None
 
@@ -196,4 +196,11 @@ def wat_page_opt_out(response: Mapping[str, object], html_meta: Mapping[str, obj
     """Why a WAT envelope's page (its `HTTP-Response-Metadata` and `HTML-Metadata`) contributes
     no pairs, or None."""
     headers = response.get("Headers")
-    return page_opt_out(headers if isinstance(headers, Mapping) else {}, wat_metas(html_meta.get("Head")), agent)
+    metas = wat_metas(html_meta.get("Head"))
+    # Most pages send neither opt-out header: one pass over the names spares two searches.
+    if isinstance(headers, Mapping) and not _PAGE_HEADERS.isdisjoint(str(key).lower() for key in headers):
+        return page_opt_out(headers, metas, agent)
+    return meta_opt_out(metas, agent)
+
+
+_PAGE_HEADERS = frozenset({"x-robots-tag", "tdm-reservation"})  # the headers page_opt_out reads

@@ -46,22 +46,19 @@ def pairs_from_images(page_url: str, base_href: str | None, images: Iterable[tup
     for image in images:
         n += 1
         alt = image[1]
-        text = clean_text(alt, decode_entities) if alt else ""
-        source = "alt"
-        if not text:
-            title = image[2]
-            text = clean_text(title, decode_entities) if title else ""
+        if alt and (text := clean_text(alt, decode_entities)):
+            source = "alt"
+        elif (title := image[2]) and (text := clean_text(title, decode_entities)):
             source = "title"
-        if not text:
+        else:
             drops[NO_TEXT] = drops.get(NO_TEXT, 0) + 1
             continue
         url, reason = resolve(image[0])
         if url is None:
             drops[reason] = drops.get(reason, 0) + 1  # type: ignore[index]
             continue
-        origin = image[3] if len(image) > 3 else "src"
-        if origin != "src":
-            tally.inc(EXTRACT, f"url_from.{origin}")
+        if len(image) > 3 and image[3] != "src":
+            tally.inc(EXTRACT, f"url_from.{image[3]}")
         pairs.append({"url": url, "text": text, "page_url": page_url, "text_source": source})
     if n:
         tally.inc(EXTRACT, "in", n)

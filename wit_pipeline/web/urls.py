@@ -60,7 +60,8 @@ _SERIALISED = re.compile(rf"https?://{_HOST}{_PORT}{_PATH}{_QUERY}")
 _ROOT_RELATIVE = re.compile(rf"(?!//){_PATH}{_QUERY}")
 # Path-relative: the first segment holds no ":" (that would be a scheme) and is not a dot segment.
 _PATH_RELATIVE = re.compile(rf"(?![.]|%2[eE])[A-Za-z0-9\-._~!$&'()*+,;=@%\[\]|]++(?:{_PATH})?{_QUERY}")
-_DOTS = re.compile(r"(?:\.\.?/)+")  # leading "./" and "../" segments
+# Leading "./" and "../" segments (group 1), then a path-relative source.
+_DOTTED = re.compile(rf"((?:\.\.?/)++){_PATH_RELATIVE.pattern}")
 
 
 def _serialised(url: str) -> bool:
@@ -135,7 +136,7 @@ class PageUrls:
         if not src:
             return None, EMPTY_SRC
         if len(src) <= MAX_URL_CHARS:
-            if _serialised(src):  # the most common source
+            if src[0] == "h" and _serialised(src):  # the most common source (it starts "http")
                 return src, None
             if self.origin is not None and (url := self._relative(src)) is not None and len(url) <= MAX_URL_CHARS:
                 return url, None
@@ -151,11 +152,11 @@ class PageUrls:
                 return url if _serialised(url) else None
             return self.origin + src if _ROOT_RELATIVE.fullmatch(src) else None
         if src[0] == ".":
-            m = _DOTS.match(src)
-            if m is None or not _PATH_RELATIVE.fullmatch(src, m.end()):
+            m = _DOTTED.fullmatch(src)
+            if m is None:
                 return None
             directories = self.directories()
-            return directories[min(m.group().count("../"), len(directories) - 1)] + src[m.end():]
+            return directories[min(m.group(1).count("../"), len(directories) - 1)] + src[m.end(1):]
         return self.directories()[0] + src if _PATH_RELATIVE.fullmatch(src) else None
 
 
