@@ -58,3 +58,21 @@ def test_overlapping_threads_restore_only_after_the_last():
         t.join(10)
     assert seen == {"after the first left": False}
     assert gc.isenabled()
+
+
+def test_a_pauser_that_ends_while_others_run_collects_young_cycles():
+    """Bundles overlapping file after file would keep the collector off for the whole stage:
+    each one that ends still frees the cycles made meanwhile."""
+    import weakref
+
+    class Node:
+        pass
+
+    with paused_gc():  # another bundle, still running
+        with paused_gc():
+            cycle = Node()
+            cycle.self = cycle
+            alive = weakref.ref(cycle)
+            del cycle
+        assert alive() is None
+        assert not gc.isenabled()
