@@ -1,5 +1,7 @@
 """Fetching one policy file: outcomes of statuses, redirects, sizes and a server that drips."""
 
+import contextlib
+import itertools
 import socket
 import threading
 import time
@@ -50,65 +52,52 @@ def test_redirects_are_followed_five_times_to_http_only():
         assert origin.paths()["/hop6"] == 1
 
 
-def test_a_server_that_drips_is_unreachable_at_the_deadline():
+@contextlib.contextmanager
+def _dripping_server(chunks, pause):
+    """The port of a server that answers one request with `chunks`, `pause` seconds apart,
+    until they run out, the client goes or the test ends."""
     server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
     stop = threading.Event()
 
     def drip():
         conn, _ = server.accept()
         conn.recv(4096)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n")
-        while not stop.is_set():
+        for chunk in chunks:
+            if stop.is_set():
+                break
             try:
-                conn.sendall(b"#")
+                conn.sendall(chunk)
             except OSError:
                 break
-            time.sleep(0.2)
+            time.sleep(pause)
         conn.close()
 
     thread = threading.Thread(target=drip, daemon=True)
     thread.start()
     try:
-        got = _get(f"http://127.0.0.1:{port}/robots.txt", timeout=0.5)  # each byte comes in time
-        assert (got.state, got.note) == (robots.UNREACHABLE, "deadline")
+        yield server.getsockname()[1]
     finally:
         stop.set()
         server.close()
         thread.join(5)
+
+
+def test_a_server_that_drips_is_unreachable_at_the_deadline():
+    head = b"HTTP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\n"
+    with _dripping_server(itertools.chain([head], itertools.repeat(b"#")), 0.2) as port:
+        got = _get(f"http://127.0.0.1:{port}/robots.txt", timeout=0.5)  # each byte comes in time
+        assert (got.state, got.note) == (robots.UNREACHABLE, "deadline")
 
 
 def test_a_server_that_drips_its_head_is_unreachable_at_the_deadline():
     """The status line and headers one byte at a time, each inside the per-read time-out:
     only a deadline on the whole fetch (not a check between body reads) ends it."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    stop = threading.Event()
-
-    def drip():
-        conn, _ = server.accept()
-        conn.recv(4096)
-        for byte in b"HTTP/1.0 200 OK\r\nX-Padding: " + b"#" * 60000:
-            if stop.is_set():
-                break
-            try:
-                conn.sendall(bytes([byte]))
-            except OSError:
-                break
-            time.sleep(0.05)
-        conn.close()
-
-    thread = threading.Thread(target=drip, daemon=True)
-    thread.start()
-    try:
+    head = b"HTTP/1.0 200 OK\r\nX-Padding: " + b"#" * 60000
+    with _dripping_server((bytes([byte]) for byte in head), 0.05) as port:
         start = time.monotonic()
         got = _get(f"http://127.0.0.1:{port}/robots.txt", timeout=0.3)
         assert (got.state, got.note, got.body) == (robots.UNREACHABLE, "deadline", b"")
         assert time.monotonic() - start < 0.3 * consent.DEADLINE_TIMEOUTS + 2
-    finally:
-        stop.set()
-        server.close()
-        thread.join(5)
 
 
 def test_a_policy_file_compressed_unasked_is_inflated_or_unreachable():
