@@ -37,7 +37,7 @@ import fsspec
 import orjson
 
 from wit_pipeline.core import fsio
-from wit_pipeline.core.stats import Tally, error_text
+from wit_pipeline.core.stats import Tally, TallyBase, error_text
 from wit_pipeline.web import optout
 from wit_pipeline.web.archive import Broken, Record, iter_records, target_uri
 from wit_pipeline.web.page import EXTRACT, Image, html_images, pairs_from_images
@@ -74,35 +74,20 @@ def iter_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]
         counts.add_to(tally)
 
 
-class _Counts:
+class _Counts(TallyBase):
     """A Tally that adds up a file's counts in a dict and hands each total to the caller's
     Tally at the end: several counts per record cost less than a Tally call each."""
 
-    __slots__ = ("totals",)
-
     def __init__(self) -> None:
-        self.totals: dict[tuple[str, str, str | None], int] = {}
+        self.totals: dict[tuple[str, str], int] = {}
 
     def inc(self, stage: str, field: str, n: int = 1) -> None:
-        key = (stage, field, None)
-        self.totals[key] = self.totals.get(key, 0) + n
-
-    def kept(self, stage: str, n: int = 1) -> None:
-        key = (stage, "out", None)
-        self.totals[key] = self.totals.get(key, 0) + n
-
-    def dropped(self, stage: str, reason: str, n: int = 1) -> None:
-        key = (stage, "dropped", reason)
+        key = (stage, field)
         self.totals[key] = self.totals.get(key, 0) + n
 
     def add_to(self, tally: Tally) -> None:
-        for (stage, field, reason), n in self.totals.items():
-            if reason is not None:
-                tally.dropped(stage, reason, n)
-            elif field == "out":
-                tally.kept(stage, n)
-            else:
-                tally.inc(stage, field, n)
+        for (stage, field), n in self.totals.items():
+            tally.inc(stage, field, n)
 
 
 def _file_pairs(file_url: str, tally: Tally, on_error: OnError) -> Iterator[dict]:
