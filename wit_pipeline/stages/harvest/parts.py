@@ -62,13 +62,19 @@ def write_part(url: str, table: pa.Table, counts: dict[str, int], dead: list[dic
         pq.write_table(table, f, compression="zstd")
 
 
-def read_part_meta(url: str) -> dict[bytes, bytes] | None:
-    """A part's metadata, or None when there is no readable part at `url`."""
+def _read_footer(url: str) -> pq.FileMetaData | None:
+    """A part's parquet footer, or None when there is no readable part at `url`."""
     try:
         with fsio.open(url, "rb") as f:
-            return pq.read_schema(f).metadata or {}
+            return pq.read_metadata(f)
     except (FileNotFoundError, OSError, pa.ArrowInvalid):
         return None
+
+
+def read_part_meta(url: str) -> dict[bytes, bytes] | None:
+    """A part's key-value metadata, or None when there is no readable part at `url`."""
+    found = _read_footer(url)
+    return None if found is None else found.metadata or {}
 
 
 def is_part(url: str) -> bool:
@@ -101,15 +107,11 @@ def input_version(file_url: str) -> str:
 
 def footer(url: str) -> tuple[dict[str, int], list[dict], int]:
     """A part's counts, dead letters and number of candidates, from one read of its footer."""
-    try:
-        with fsio.open(url, "rb") as f:
-            meta = pq.read_metadata(f)
-    except (FileNotFoundError, OSError, pa.ArrowInvalid):
-        return {}, [], 0
-    kv = meta.metadata or {}
+    found = _read_footer(url)
+    kv = None if found is None else found.metadata
     if not kv:
         return {}, [], 0
-    return json.loads(kv[META_STATS]), json.loads(kv[META_DEAD]), meta.num_rows
+    return json.loads(kv[META_STATS]), json.loads(kv[META_DEAD]), found.num_rows
 
 
 def selected_rows(group: tuple[int, Iterable[Sequence[int]]], urls: dict[int, str],
